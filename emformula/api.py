@@ -1,0 +1,213 @@
+"""Public entry points: :func:`emglm`, :func:`small_em`, :func:`select_best`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from formulaic.utils.context import capture_context
+
+from . import _em
+from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
+
+__all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
+
+
+def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
+          exposure=None, trials=None, link=None, start="random", n_init=DEFAULT_N_INIT,
+          max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, na_action="drop",
+          scale_floor=None, context=None):
+    """Fit a finite mixture of generalized linear models from a formula.
+
+    The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
+    ``g(mu_k) = x' b_k + offset``, fitted by maximum likelihood with EM.
+
+    Parameters
+    ----------
+    formula : str
+        Two-sided formulaic formula: ``"y ~ x1 + C(g) + np.log(x2)"``,
+        ``"y ~ 0 + x"`` without intercept, ``"successes + failures ~ x"``
+        for binomial counts.
+    data : pandas.DataFrame
+        Never modified.
+    family : str or statsmodels family, default "poisson"
+        ``"poisson"``, ``"binomial"``, ``"gaussian"``, ``"gamma"``,
+        ``"inverse_gaussian"``, ``"negative_binomial"`` or a statsmodels
+        family instance with any link it allows.
+    K : int, default 2
+        Number of components.
+    weights, offset, exposure, trials : str or array_like, optional
+        Column names or arrays (one value per row of ``data``): frequency
+        weights, offset, exposure (``log(exposure)`` joins the offset) and
+        the binomial number of trials of a proportion response.
+    link : str, optional
+        A link for a family given by name.
+    start : "random", results, or dict
+        See :meth:`EMGLM.fit`; :func:`select_best` returns a suitable dict.
+    n_init : int, default 10
+        Random starts when ``start="random"``; the best log-likelihood wins.
+    max_iter : int, default 5000
+    tol : float, default 1e-10
+        Relative change of the log-likelihood at convergence.
+    random_state : int, numpy Generator or None
+        Same value, same result.
+    na_action : {"drop", "raise"}
+        Rows with missing values are dropped with a warning, or refused.
+    scale_floor : float, optional
+        Smallest dispersion a component may take.
+    context : mapping, optional
+        Names the formula may use; by default the caller's namespace.
+
+    Returns
+    -------
+    EMGLMResults
+
+    Examples
+    --------
+    >>> from emformula import emglm, datasets
+    >>> sim2 = datasets.load_sim2()
+    >>> res = emglm("y ~ 0 + V1 + V2 + V3 + V4 + V5", sim2.data, family="poisson",
+    ...             K=2, random_state=1)
+    >>> res.params.round(1)                                   # doctest: +SKIP
+        comp1  comp2
+    V1   -1.6   -1.4
+    ...
+    """
+    if context is None:
+        context = capture_context(1)
+    model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
+                               exposure=exposure, trials=trials, link=link,
+                               na_action=na_action, context=context)
+    return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
+                     random_state=random_state, scale_floor=scale_floor)
+
+
+class WarmupTrials:
+    """Short EM runs from random starts (what :func:`small_em` returns).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per trial: ``trial``, ``llf`` (log-likelihood on the full
+        data), ``n_iter``, the mixing proportions and coefficients.
+    starts : list of dict
+        Each trial's estimates, usable as ``emglm(start=...)``.
+    """
+
+    def __init__(self, table, starts):
+        self.table = table
+        self.starts = starts
+
+    def __repr__(self):
+        return f"WarmupTrials({len(self.starts)} trials)\n{self.table.to_string()}"
+
+    def _repr_html_(self):
+        return self.table.to_html()
+
+    def __len__(self):
+        return len(self.starts)
+
+
+def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
+             sample_size=None, random_state=None, weights=None, offset=None, exposure=None,
+             trials=None, link=None, na_action="drop", context=None):
+    """Short EM trials from random starts: the warm-up of the original package.
+
+    Each trial starts from a random partition and runs ``max_iter`` EM
+    iterations; with ``sample_size`` each trial runs on its own random
+    subsample of the rows (cheap on large data) and its log-likelihood is then
+    scored on the full data, so trials are comparable.
+
+    Parameters
+    ----------
+    formula, data, family, K, weights, offset, exposure, trials, link, na_action
+        As in :func:`emglm`.
+    repeats : int, default 20
+        Number of trials.
+    max_iter : int, default 5
+        EM iterations per trial.
+    sample_size : int, optional
+        Rows per trial (drawn without replacement).
+    random_state : int, numpy Generator or None
+
+    Returns
+    -------
+    WarmupTrials
+        Its ``table`` lists the trials; :func:`select_best` picks the best.
+
+    Examples
+    --------
+    >>> from emformula import small_em, select_best, emglm, datasets
+    >>> sim2 = datasets.load_sim2()
+    >>> f = "y ~ 0 + V1 + V2 + V3 + V4 + V5"
+    >>> warm = small_em(f, sim2.data, "poisson", K=2, repeats=5, random_state=1)
+    >>> res = emglm(f, sim2.data, "poisson", K=2, start=select_best(warm))
+    """
+    if context is None:
+        context = capture_context(1)
+    model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
+                               exposure=exposure, trials=trials, link=link,
+                               na_action=na_action, context=context)
+    return _warmup(model, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
+                   random_state=random_state)
+
+
+def _warmup(model, *, repeats, max_iter, sample_size, random_state):
+    data = model.data
+    n = data.nobs
+    if sample_size is not None and not (1 <= int(sample_size) <= n):
+        raise ValueError(f"sample_size must be between 1 and the number of rows ({n}), "
+                         f"got {sample_size}")
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    floor = model._scale_floor(None)
+    rows, starts = [], []
+    for trial, seed in enumerate(_seed_sequence(random_state).spawn(int(repeats)), start=1):
+        rng = np.random.default_rng(seed)
+        sub = data
+        if sample_size is not None and int(sample_size) < n:
+            take = np.sort(rng.choice(n, size=int(sample_size), replace=False))
+            sub = _em.EMData(data.endog[take], data.exog[take], data.weights[take],
+                             data.offset[take], data.trials[take], data.family)
+        est = _em.initial_estimates(sub, model.K, rng, floor)
+        run = _em.run_em(sub, est, max_iter=int(max_iter), tol=0.0, scale_floor=floor)
+        run = _em.order_components(run)
+        est = run.estimates
+        llf = run.llf if sub is data else _em.e_step(data, est).llf
+        row = {"trial": trial, "llf": llf, "n_iter": run.n_iter}
+        for k in range(model.K):
+            row[f"prior_comp{k + 1}"] = est.prior[k]
+        for k in range(model.K):
+            for j, name in enumerate(model.exog_names):
+                row[f"comp{k + 1}:{name}"] = est.coef[j, k]
+        rows.append(row)
+        starts.append({"params": pd.DataFrame(est.coef, index=model.exog_names,
+                                              columns=[f"comp{k + 1}" for k in range(model.K)]),
+                       "prior": est.prior.copy(), "scale": est.scale.copy()})
+    return WarmupTrials(pd.DataFrame(rows).set_index("trial"), starts)
+
+
+def select_best(warm):
+    """The start of the warm-up trial with the highest log-likelihood.
+
+    Parameters
+    ----------
+    warm : WarmupTrials
+        What :func:`small_em` returned.
+
+    Returns
+    -------
+    dict
+        ``params``, ``prior`` and ``scale``, for ``emglm(start=...)``.
+
+    Examples
+    --------
+    >>> start = select_best(warm)                              # doctest: +SKIP
+    >>> res = emglm(formula, data, K=2, start=start)           # doctest: +SKIP
+    """
+    if not isinstance(warm, WarmupTrials):
+        raise TypeError(f"select_best takes what small_em returns, got {type(warm).__name__}")
+    llf = warm.table["llf"].to_numpy()
+    if not np.any(np.isfinite(llf)):
+        raise ValueError("no warm-up trial has a finite log-likelihood")
+    best = int(np.nanargmax(np.where(np.isfinite(llf), llf, -np.inf)))
+    return warm.starts[best]

@@ -1,0 +1,387 @@
+"""Exponential-family building blocks for the EM engine.
+
+One :class:`MixtureFamily` wraps a statsmodels family instance (its link and
+variance function drive IRLS) and adds what a mixture fit needs beyond
+statsmodels: the complete log-density with every constant, the maximum
+likelihood dispersion update, and the per-row score and *observed*
+information of ``eta`` and ``log(scale)`` used by Louis' method.
+
+Every family handled here is an exponential dispersion family
+
+    log f(y; mu, phi) = (a / phi) * (y * theta - b(theta)) + c(y, phi, a)
+
+with prior weight ``a`` (the number of binomial trials, else 1), so the
+derivatives with respect to the linear predictor have one general form; only
+the log-density itself and the dispersion derivatives are family specific.
+
+All functions broadcast: ``mu`` may be ``(n,)`` or ``(n, K)`` with ``scale``
+of shape ``(K,)``, which is how the E-step evaluates every component at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+from scipy import special
+from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.families import links as sm_links
+
+__all__ = ["MixtureFamily", "as_family", "FAMILY_NAMES", "LINK_NAMES"]
+
+#: Family names accepted wherever a family is asked for.
+FAMILY_NAMES = {
+    "poisson": sm_families.Poisson,
+    "binomial": sm_families.Binomial,
+    "gaussian": sm_families.Gaussian,
+    "normal": sm_families.Gaussian,
+    "gamma": sm_families.Gamma,
+    "inverse_gaussian": sm_families.InverseGaussian,
+    "negative_binomial": sm_families.NegativeBinomial,
+}
+
+#: Link names accepted by :func:`as_family` (statsmodels link classes).
+LINK_NAMES = {
+    "log": sm_links.Log,
+    "logit": sm_links.Logit,
+    "probit": sm_links.Probit,
+    "cloglog": sm_links.CLogLog,
+    "loglog": sm_links.LogLog,
+    "cauchy": sm_links.Cauchy,
+    "identity": sm_links.Identity,
+    "inverse": sm_links.InversePower,
+    "inverse_power": sm_links.InversePower,
+    "inverse_squared": sm_links.InverseSquared,
+    "sqrt": sm_links.Sqrt,
+}
+
+# Mean clipping keeps logs and divisions finite at the edge of the parameter
+# space (a Poisson mean of 0, a binomial probability of exactly 0 or 1).
+_TINY = np.finfo(float).tiny
+_EPS = np.finfo(float).eps
+# exp(709) is the largest finite double; eta beyond it is clipped so that an
+# extreme start produces a huge but finite mean rather than inf.
+_MAX_ETA = 700.0
+
+
+def as_family(family, link=None):
+    """Return a :class:`MixtureFamily` from a name or a statsmodels family.
+
+    Parameters
+    ----------
+    family : str or statsmodels.genmod.families.Family or MixtureFamily
+        ``"poisson"``, ``"binomial"``, ``"gaussian"``, ``"gamma"``,
+        ``"inverse_gaussian"``, ``"negative_binomial"``, or an instance of the
+        corresponding statsmodels family with any link statsmodels allows.
+    link : str or statsmodels link, optional
+        Only with a family name: the link to use instead of the canonical
+        one (``"log"``, ``"identity"``, ``"logit"``, ...).
+
+    Returns
+    -------
+    MixtureFamily
+
+    Examples
+    --------
+    >>> import statsmodels.api as sm
+    >>> as_family("gamma", link="log").link_name
+    'Log'
+    >>> as_family(sm.families.Poisson()).name
+    'poisson'
+    """
+    if isinstance(family, MixtureFamily):
+        if link is not None:
+            raise ValueError("link= is only accepted together with a family name")
+        return family
+    if isinstance(family, str):
+        key = family.strip().lower().replace("-", "_").replace(" ", "_")
+        if key not in FAMILY_NAMES:
+            raise ValueError(
+                f"unknown family {family!r}; choose one of "
+                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}))}"
+            )
+        kwargs = {}
+        if link is not None:
+            kwargs["link"] = _as_link(link)
+        try:
+            sm_family = FAMILY_NAMES[key](**kwargs)
+        except ValueError as exc:
+            raise ValueError(f"link {link!r} is not allowed for family {family!r}: {exc}") from None
+        return MixtureFamily(sm_family)
+    if isinstance(family, sm_families.Family):
+        if link is not None:
+            raise ValueError("link= is only accepted together with a family name; "
+                             "give the link to the statsmodels family instead")
+        return MixtureFamily(family)
+    raise TypeError(
+        f"family must be a name or a statsmodels family instance, got {type(family).__name__}"
+    )
+
+
+def _as_link(link):
+    if isinstance(link, sm_links.Link):
+        return link
+    if isinstance(link, str):
+        key = link.strip().lower()
+        if key not in LINK_NAMES:
+            raise ValueError(f"unknown link {link!r}; choose one of {', '.join(sorted(LINK_NAMES))}")
+        return LINK_NAMES[key]()
+    raise TypeError(f"link must be a name or a statsmodels link instance, got {type(link).__name__}")
+
+
+class MixtureFamily:
+    """A statsmodels family plus what EM and Louis' method need.
+
+    Parameters
+    ----------
+    sm_family : statsmodels.genmod.families.Family
+        Copied, so the caller's instance is never changed.
+
+    Attributes
+    ----------
+    name : str
+        ``"poisson"``, ``"binomial"``, ``"gaussian"``, ``"gamma"``,
+        ``"inverse_gaussian"`` or ``"negative_binomial"``.
+    estimates_scale : bool
+        Whether each component has a dispersion estimated by maximum
+        likelihood (gaussian, gamma, inverse gaussian).
+    """
+
+    _NAMES = {
+        sm_families.Poisson: "poisson",
+        sm_families.Binomial: "binomial",
+        sm_families.Gaussian: "gaussian",
+        sm_families.Gamma: "gamma",
+        sm_families.InverseGaussian: "inverse_gaussian",
+        sm_families.NegativeBinomial: "negative_binomial",
+    }
+
+    def __init__(self, sm_family):
+        kind = type(sm_family)
+        if kind not in self._NAMES:
+            raise TypeError(
+                f"family {kind.__name__} is not supported: its density is needed for the "
+                f"mixture likelihood; use one of {', '.join(c.__name__ for c in self._NAMES)}"
+            )
+        # statsmodels' Binomial keeps the number of trials as state: never share it.
+        self.sm_family = copy.deepcopy(sm_family)
+        self.name = self._NAMES[kind]
+        self.link = self.sm_family.link
+        self.variance = self.sm_family.variance
+        self.estimates_scale = self.name in ("gaussian", "gamma", "inverse_gaussian")
+        self.alpha = float(getattr(self.sm_family, "alpha", np.nan))
+        self.canonical = _is_canonical(self.name, self.link)
+
+    # ------------------------------------------------------------------ names
+    @property
+    def link_name(self):
+        """Name of the link class, as statsmodels prints it."""
+        return type(self.link).__name__
+
+    @property
+    def family_name(self):
+        """Name of the statsmodels family class, as statsmodels prints it."""
+        return type(self.sm_family).__name__
+
+    def __repr__(self):
+        return f"MixtureFamily({self.family_name}, link={self.link_name})"
+
+    def __eq__(self, other):
+        return (isinstance(other, MixtureFamily) and self.name == other.name
+                and self.link_name == other.link_name
+                and (self.name != "negative_binomial" or self.alpha == other.alpha))
+
+    __hash__ = None
+
+    # ------------------------------------------------------------- the mean
+    def mean(self, eta):
+        """Inverse link with eta clipped so the mean stays finite."""
+        if isinstance(self.link, sm_links.Log):
+            return np.exp(np.clip(eta, -_MAX_ETA, _MAX_ETA))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mu = self.link.inverse(eta)
+        return self.clip_mean(mu)
+
+    def clip_mean(self, mu):
+        """Clip a mean into the open support of the family."""
+        if self.name == "binomial":
+            return np.clip(mu, _EPS, 1.0 - _EPS)
+        if self.name == "gaussian":
+            return mu
+        return np.clip(mu, _TINY, None)
+
+    def start_mean(self, y, trials):
+        """A starting mean from the data (as statsmodels' ``starting_mu``)."""
+        if self.name == "binomial":
+            return (trials * y + 0.5) / (trials + 1.0)
+        if self.name == "gaussian":
+            return np.asarray(y, dtype=float).copy()
+        return (y + np.average(y)) / 2.0 + _TINY
+
+    # -------------------------------------------------------- log-density
+    def loglike(self, y, mu, scale=1.0, trials=1.0):
+        """Log-density of every row with all constants (broadcasts).
+
+        Equals statsmodels' ``family.loglike_obs`` (binomial: with the number
+        of trials that ``family.initialize`` would set).
+        """
+        name = self.name
+        if name == "poisson":
+            return special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
+        if name == "binomial":
+            successes = trials * y
+            failures = trials - successes
+            return (special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0)
+                    - special.gammaln(failures + 1.0)
+                    + special.xlogy(successes, mu) + special.xlog1py(failures, -mu))
+        if name == "gaussian":
+            return -0.5 * ((y - mu) ** 2 / scale + np.log(2.0 * np.pi * scale))
+        if name == "gamma":
+            shape = 1.0 / scale
+            ratio = y / mu
+            return (shape * np.log(shape * ratio) - shape * ratio
+                    - special.gammaln(shape) - np.log(y))
+        if name == "inverse_gaussian":
+            return -0.5 * ((y - mu) ** 2 / (y * mu ** 2 * scale)
+                           + np.log(2.0 * np.pi * scale * y ** 3))
+        # negative binomial (NB2) with statsmodels' fixed alpha
+        alpha = self.alpha
+        return (special.gammaln(y + 1.0 / alpha) - special.gammaln(y + 1.0)
+                - special.gammaln(1.0 / alpha) + special.xlogy(y, alpha * mu)
+                - (y + 1.0 / alpha) * np.log1p(alpha * mu))
+
+    # ------------------------------------------------- IRLS and derivatives
+    def eta_derivatives(self, y, mu, trials=1.0, observed=True):
+        """Per-row quantities of the linear predictor, without the dispersion.
+
+        Returns ``(score, info, irls_weight, link_deriv)`` where, for
+        ``log f`` with unit dispersion, ``score = d log f / d eta``,
+        ``info = -d^2 log f / d eta^2`` (observed; with ``observed=False``
+        the expected information, which is the IRLS weight),
+        ``irls_weight = a / (V g'^2)`` and ``link_deriv = g'(mu)``. Divide
+        score and information by the dispersion for the actual density.
+        """
+        g1 = self.link.deriv(mu)
+        v = self.variance(mu)
+        resid = y - mu
+        irls_weight = trials / (v * g1 ** 2)
+        score = trials * resid / (v * g1)
+        if not observed or self.canonical:
+            return score, irls_weight, irls_weight, g1
+        g2 = self.link.deriv2(mu)
+        v1 = self.variance.deriv(mu)
+        info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
+        return score, info, irls_weight, g1
+
+    # ----------------------------------------------------------- dispersion
+    def mle_scale(self, y, mu, weight):
+        """Maximum likelihood dispersion given means and row weights.
+
+        ``weight`` is the frequency weight times the posterior. Returns 1 for
+        families without a dispersion.
+        """
+        if not self.estimates_scale:
+            return 1.0
+        total = weight.sum()
+        if self.name == "gaussian":
+            return float(np.dot(weight, (y - mu) ** 2) / total)
+        if self.name == "inverse_gaussian":
+            return float(np.dot(weight, (y - mu) ** 2 / (y * mu ** 2)) / total)
+        # Gamma: the shape nu = 1/phi solves log(nu) - digamma(nu) = d with
+        # d = -mean(1 + log(y/mu) - y/mu) >= 0; Newton on log(nu) converges in
+        # a handful of steps from the approximation of Minka (2002).
+        ratio = y / mu
+        d = -float(np.dot(weight, 1.0 + np.log(ratio) - ratio) / total)
+        if not d > 1e-12:
+            return 1e-12
+        nu = (3.0 - d + np.sqrt((d - 3.0) ** 2 + 24.0 * d)) / (12.0 * d)
+        log_nu = np.log(nu)
+        for _ in range(100):
+            nu = np.exp(log_nu)
+            f = log_nu - special.digamma(nu) - d
+            fprime = 1.0 - nu * special.polygamma(1, nu)
+            step = f / fprime
+            log_nu -= step
+            if abs(step) < 1e-14:
+                break
+        return float(np.exp(-log_nu))
+
+    def logscale_derivatives(self, y, mu, scale):
+        """First and minus second derivative of log f in ``log(scale)``.
+
+        Returns ``(score, info)``, both per row; zeros when the family has no
+        dispersion. The cross term with eta is ``info_eta_logscale = score_eta``
+        for every exponential dispersion family (see :mod:`emformula.inference`).
+        """
+        if self.name in ("gaussian", "inverse_gaussian"):
+            if self.name == "gaussian":
+                q = (y - mu) ** 2 / scale
+            else:
+                q = (y - mu) ** 2 / (y * mu ** 2 * scale)
+            return 0.5 * q - 0.5, 0.5 * q
+        if self.name == "gamma":
+            nu = 1.0 / scale
+            ratio = y / mu
+            g = np.log(nu * ratio) + 1.0 - ratio - special.digamma(nu)
+            score = -nu * g
+            second = nu * g + nu * (1.0 - nu * special.polygamma(1, nu))
+            return score, -second
+        zeros = np.zeros(np.broadcast(y, mu).shape)
+        return zeros, zeros
+
+    # ------------------------------------------------------------ deviance
+    def unit_deviance(self, y, mu, trials=1.0):
+        """Unit deviance per row (statsmodels' ``_resid_dev``, unit dispersion)."""
+        fam = self.sm_family
+        if self.name == "binomial":
+            # A fresh statsmodels Binomial has n = 1: scale by our own trials.
+            return fam._resid_dev(y, mu) * trials
+        return fam._resid_dev(y, mu)
+
+    def check_response(self, y, trials, name="response"):
+        """Raise a ValueError naming the rows where y is outside the support."""
+        y = np.asarray(y, dtype=float)
+        bad = None
+        if self.name in ("poisson", "negative_binomial"):
+            bad = y < 0
+            what = "negative counts"
+        elif self.name == "binomial":
+            bad = (y < 0) | (y > 1)
+            what = "proportions outside [0, 1] (or successes above trials)"
+        elif self.name in ("gamma", "inverse_gaussian"):
+            bad = y <= 0
+            what = "non-positive values"
+        if bad is not None and bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"{name} has {what} for the {self.name} family at "
+                f"{bad.sum()} row(s), first at positions {rows[:5].tolist()}"
+            )
+        if self.name in ("poisson", "negative_binomial"):
+            if np.any(y != np.round(y)):
+                warnings.warn(
+                    f"{name} has non-integer values for the {self.name} family; "
+                    "the log-likelihood is then a quasi-likelihood with the "
+                    "gamma-function continuation", UserWarning, stacklevel=4)
+
+
+def _is_canonical(name, link):
+    canonical = {
+        "poisson": sm_links.Log,
+        "binomial": sm_links.Logit,
+        "gaussian": sm_links.Identity,
+        "gamma": sm_links.InversePower,
+        "inverse_gaussian": sm_links.InverseSquared,
+    }
+    kind = canonical.get(name)
+    if kind is None:
+        return False
+    if kind is sm_links.Identity:
+        return isinstance(link, sm_links.Identity) or (
+            isinstance(link, sm_links.Power) and float(link.power) == 1.0)
+    if kind is sm_links.InversePower:
+        return isinstance(link, sm_links.Power) and float(link.power) == -1.0
+    if kind is sm_links.InverseSquared:
+        return isinstance(link, sm_links.Power) and float(link.power) == -2.0
+    return type(link) is kind

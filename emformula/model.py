@@ -1,0 +1,356 @@
+"""The array-level model: ``EMGLM(endog, exog, ...)`` and its ``fit``.
+
+``EMGLM`` validates arrays, turns them into the engine's :class:`EMData`,
+runs EM from one or several starts and hands the best run to
+:class:`~emformula.results.EMGLMResults`. ``EMGLM.from_formula`` builds the
+arrays with the formula layer first, so the formula route and the array route
+share everything after the design.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import _em
+from ._design import build_design
+from .families import as_family
+from .results import EMGLMResults
+from .warnings import ConvergenceWarning
+
+__all__ = ["EMGLM"]
+
+#: Default relative tolerance on the change of the log-likelihood. Tight
+#: enough that the observed score at the returned estimate is negligible
+#: against its standard error, which Louis' standard errors rely on.
+DEFAULT_TOL = 1e-10
+DEFAULT_MAX_ITER = 5000
+DEFAULT_N_INIT = 10
+
+
+class EMGLM:
+    """Finite mixture of generalized linear models, fitted by EM.
+
+    Parameters
+    ----------
+    endog : array_like, (n,) or (n, 2)
+        Response. For the binomial family: 0/1, proportions with
+        ``trials``, or two columns (successes, failures).
+    exog : array_like (n, p)
+        Design matrix (include a column of ones for an intercept).
+    family : str or statsmodels family, default "poisson"
+        See :func:`emformula.families.as_family`.
+    K : int, default 2
+        Number of components.
+    weights : array_like, optional
+        Frequency (case) weights: non-negative, non-integer allowed.
+    offset, exposure : array_like, optional
+        As in statsmodels: ``eta = X b + offset + log(exposure)``.
+    trials : array_like, optional
+        Binomial number of trials when ``endog`` is a proportion.
+    link : str, optional
+        With a family name, a non-canonical link.
+    exog_names, endog_names : list of str, optional
+        Labels for the tables.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emformula import EMGLM
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.column_stack([np.ones(400), rng.normal(size=400)])
+    >>> z = rng.integers(0, 2, 400)
+    >>> y = rng.poisson(np.exp(np.where(z == 0, 0.5 + x[:, 1], 2.0 - x[:, 1])))
+    >>> res = EMGLM(y, x, family="poisson", K=2).fit(random_state=0)
+    >>> res.params.shape
+    (2, 2)
+    """
+
+    def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
+                 exposure=None, trials=None, link=None, exog_names=None, endog_names=None,
+                 missing_rows=0):
+        self.family = as_family(family, link)
+        self.K = _check_k(K)
+        endog = _as_float_array(endog, "endog")
+        exog = _as_float_array(exog, "exog")
+        if exog.ndim == 1:
+            exog = exog[:, None]
+        if exog.ndim != 2:
+            raise ValueError(f"exog must be two-dimensional, got shape {exog.shape}")
+        n = exog.shape[0]
+        if n == 0:
+            raise ValueError("exog has no rows")
+        if endog.shape[0] != n:
+            raise ValueError(f"endog has {endog.shape[0]} rows but exog has {n}")
+        if not np.all(np.isfinite(exog)):
+            cols = np.flatnonzero(~np.all(np.isfinite(exog), axis=0))
+            names = [exog_names[c] for c in cols] if exog_names else cols.tolist()
+            raise ValueError(f"exog has missing or infinite values in column(s) {names}")
+        self.endog_names = list(endog_names) if endog_names is not None else (
+            ["y"] if endog.ndim == 1 else ["successes", "failures"])
+        self.exog_names = (list(exog_names) if exog_names is not None
+                           else [f"x{j}" for j in range(exog.shape[1])])
+        if len(self.exog_names) != exog.shape[1]:
+            raise ValueError(f"exog_names has {len(self.exog_names)} names for "
+                             f"{exog.shape[1]} columns")
+        y, n_trials = self._response(endog, trials, n)
+        self.weights = _check_weights(weights, n)
+        self.offset = _check_vector(offset, n, "offset")
+        self.exposure = _check_vector(exposure, n, "exposure")
+        if self.exposure is not None and np.any(self.exposure <= 0):
+            rows = np.flatnonzero(self.exposure <= 0)
+            raise ValueError(f"exposure must be positive; {rows.size} row(s) are not, "
+                             f"first at positions {rows[:5].tolist()}")
+        total_offset = np.zeros(n)
+        if self.offset is not None:
+            total_offset += self.offset
+        if self.exposure is not None:
+            total_offset += np.log(self.exposure)
+        self.family.check_response(y, n_trials, name=self.endog_names[0])
+        self.endog = endog
+        self.exog = exog
+        self.missing_rows = missing_rows
+        self.data = _em.EMData(y, np.ascontiguousarray(exog), self.weights, total_offset,
+                               n_trials, self.family)
+        # Filled by from_formula: the design, to rebuild X for new data.
+        self.design = None
+        self.formula = None
+
+    # ----------------------------------------------------------- building
+    def _response(self, endog, trials, n):
+        family = self.family
+        if endog.ndim == 2 and endog.shape[1] == 1:
+            endog = endog[:, 0]
+        if not np.all(np.isfinite(endog)):
+            raise ValueError(f"the response {self.endog_names[0]!r} has missing or "
+                             "infinite values")
+        if endog.ndim == 2:
+            if endog.shape[1] != 2 or family.name != "binomial":
+                raise ValueError("a two-column response (successes, failures) needs the "
+                                 f"binomial family and two columns, got {endog.shape[1]} "
+                                 f"columns with the {family.name} family")
+            if trials is not None:
+                raise ValueError("trials= cannot be combined with a two-column response")
+            if np.any(endog < 0):
+                raise ValueError("successes and failures must be non-negative")
+            n_trials = endog.sum(axis=1)
+            y = np.divide(endog[:, 0], n_trials, out=np.zeros(n), where=n_trials > 0)
+            return y, n_trials
+        if trials is not None:
+            if family.name != "binomial":
+                raise ValueError(f"trials= is only for the binomial family, not {family.name}")
+            n_trials = _check_vector(trials, n, "trials")
+            if np.any(n_trials < 0):
+                raise ValueError("trials must be non-negative")
+            return endog, n_trials
+        return endog, np.ones(n)
+
+    @classmethod
+    def from_formula(cls, formula, data, family="poisson", K=2, *, weights=None,
+                     offset=None, exposure=None, trials=None, link=None,
+                     na_action="drop", context=None):
+        """Build the model from a formula (see :func:`emformula.emglm`)."""
+        design = build_design(formula, data, context=context, weights=weights,
+                              offset=offset, exposure=exposure, trials=trials,
+                              na_action=na_action)
+        model = cls(design.endog, design.exog, family, K, weights=design.weights,
+                    offset=design.offset, exposure=design.exposure, trials=design.trials,
+                    link=link, exog_names=design.exog_names, endog_names=design.endog_names,
+                    missing_rows=int((~design.kept).sum()))
+        model.design = design
+        model.formula = formula
+        model.context = context
+        return model
+
+    @property
+    def nobs(self):
+        """Number of rows used in the fit."""
+        return self.data.nobs
+
+    @property
+    def row_index(self):
+        """Labels of the rows used (a RangeIndex for the array route)."""
+        if self.design is not None:
+            return self.design.row_index
+        return pd.RangeIndex(self.nobs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # The formula's namespace may hold modules and functions that do not
+        # pickle; predict() after unpickling then needs them in scope again.
+        state["context"] = None
+        return state
+
+    # -------------------------------------------------------------- fit
+    def fit(self, start="random", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
+            tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        start : "random", EMGLMResults, dict
+            ``"random"``: ``n_init`` random partitions of the rows, each
+            followed by an M-step. A results object (same K and design), or a
+            dict with ``params`` (p x K), ``prior`` (K) and, for families with
+            a dispersion, ``scale`` (K); or a dict with ``posterior`` (n x K).
+            :func:`emformula.select_best` returns such a dict.
+        n_init : int
+            Random starts (only with ``start="random"``); the run with the
+            highest log-likelihood is kept.
+        max_iter : int
+            EM iterations per start.
+        tol : float
+            Convergence when ``|llf_new - llf_old| <= tol * (|llf_new| + 1)``.
+        random_state : int, numpy Generator or None
+        scale_floor : float, optional
+            Smallest dispersion allowed (default ``1e-8`` times the response
+            variance), which keeps a Gaussian component that collapses onto a
+            few points from an unbounded likelihood.
+        polish : bool, default True
+            After EM has converged, take safeguarded Newton steps on the
+            observed log-likelihood (Louis' information as the Hessian) until
+            the score vanishes: EM's linear convergence leaves slow directions
+            short of the maximum, and standard errors need the maximum.
+
+        Returns
+        -------
+        EMGLMResults
+        """
+        n_init = _check_positive_int(n_init, "n_init")
+        max_iter = _check_positive_int(max_iter, "max_iter")
+        if not (isinstance(tol, numbers.Real) and tol > 0):
+            raise ValueError(f"tol must be a positive number, got {tol!r}")
+        floor = self._scale_floor(scale_floor)
+        starts = self._starts(start, n_init, random_state, floor)
+        best = None
+        runs_llf = []
+        for est in starts:
+            run = _em.run_em(self.data, est, max_iter=max_iter, tol=tol, scale_floor=floor)
+            runs_llf.append(run.llf)
+            if best is None or run.llf > best.llf:
+                best = run
+        if best.converged and polish:
+            best = _em.newton_polish(self.data, best, scale_floor=floor)
+        best = _em.order_components(best)
+        if not best.converged:
+            warnings.warn(
+                f"EM did not converge in {max_iter} iterations (last change of the "
+                f"log-likelihood {np.diff(best.history[-2:])[0]:.3g}); increase max_iter",
+                ConvergenceWarning, stacklevel=2)
+        return EMGLMResults(self, best, fit_options=dict(
+            start=start if isinstance(start, str) else type(start).__name__,
+            n_init=len(starts), max_iter=max_iter, tol=tol, scale_floor=floor,
+            start_llfs=np.asarray(runs_llf)))
+
+    def _scale_floor(self, scale_floor):
+        if scale_floor is not None:
+            return float(scale_floor)
+        if not self.family.estimates_scale:
+            return 0.0
+        y = self.data.endog
+        spread = np.var(y) if self.family.name == "gaussian" else np.var(np.log(y))
+        return 1e-8 * max(float(spread), np.finfo(float).tiny) if spread > 0 else 1e-12
+
+    def _starts(self, start, n_init, random_state, floor):
+        data = self.data
+        if isinstance(start, str):
+            if start != "random":
+                raise ValueError(f"start must be 'random', a results object or a dict, "
+                                 f"got {start!r}")
+            seeds = _seed_sequence(random_state).spawn(n_init)
+            return [_em.initial_estimates(data, self.K, np.random.default_rng(s), floor)
+                    for s in seeds]
+        if isinstance(start, EMGLMResults):
+            return [self._check_start(start.estimates)]
+        if isinstance(start, dict):
+            if "posterior" in start:
+                post = np.asarray(start["posterior"], dtype=float)
+                if post.shape != (self.nobs, self.K):
+                    raise ValueError(f"start['posterior'] has shape {post.shape}, expected "
+                                     f"{(self.nobs, self.K)}")
+                return [_em.estimates_from_posterior(data, post, floor)]
+            missing = {"params", "prior"} - set(start)
+            if missing:
+                raise ValueError(f"start dict lacks {sorted(missing)}")
+            coef = np.asarray(start["params"], dtype=float)
+            prior = np.asarray(start["prior"], dtype=float)
+            scale = np.asarray(start.get("scale", np.ones(self.K)), dtype=float)
+            return [self._check_start(_em.Estimates(coef, scale, prior))]
+        raise TypeError(f"start must be 'random', a results object or a dict, got "
+                        f"{type(start).__name__}")
+
+    def _check_start(self, est):
+        p, K = self.data.n_coef, self.K
+        if est.coef.shape != (p, K):
+            raise ValueError(f"start params have shape {est.coef.shape}, expected {(p, K)} "
+                             f"({p} coefficients x {K} components)")
+        if est.prior.shape != (K,) or np.any(est.prior < 0) or not np.isclose(est.prior.sum(), 1):
+            raise ValueError(f"start prior must be {K} non-negative numbers summing to 1")
+        if est.scale.shape != (K,) or np.any(est.scale <= 0):
+            raise ValueError(f"start scale must be {K} positive numbers")
+        if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))):
+            raise ValueError("start has missing or infinite values")
+        return _em.Estimates(est.coef.copy(), est.scale.copy(), est.prior / est.prior.sum())
+
+
+# ------------------------------------------------------------ validation
+def _seed_sequence(random_state):
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    return np.random.SeedSequence(random_state)
+
+
+def _check_k(K):
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral):
+        raise TypeError(f"K must be a whole number, got {K!r}")
+    if K < 1:
+        raise ValueError(f"K must be at least 1, got {K}")
+    return int(K)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _as_float_array(value, name):
+    if isinstance(value, pd.Series | pd.DataFrame):
+        value = value.to_numpy()
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numeric") from None
+
+
+def _check_vector(value, n, name):
+    if value is None:
+        return None
+    array = _as_float_array(value, name)
+    if array.ndim == 0:
+        array = np.full(n, float(array))
+    if array.shape != (n,):
+        raise ValueError(f"{name} must have one value per row ({n}), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        rows = np.flatnonzero(~np.isfinite(array))
+        raise ValueError(f"{name} has missing or infinite values at {rows.size} row(s), "
+                         f"first at positions {rows[:5].tolist()}")
+    return array
+
+
+def _check_weights(weights, n):
+    if weights is None:
+        return np.ones(n)
+    w = _check_vector(weights, n, "weights")
+    if np.any(w < 0):
+        rows = np.flatnonzero(w < 0)
+        raise ValueError(f"weights must be non-negative; {rows.size} row(s) are negative, "
+                         f"first at positions {rows[:5].tolist()}")
+    if not w.sum() > 0:
+        raise ValueError("weights are all zero")
+    return w

@@ -1,0 +1,209 @@
+"""statsmodels-style tables: :func:`summarize` and :func:`compare`."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from statsmodels.iolib.summary import Summary, summary_params
+from statsmodels.iolib.table import SimpleTable
+
+__all__ = ["summarize", "compare", "ComparisonTable"]
+
+
+def _fmt(value, digits=4):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "nan"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:#.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e6 else f"{value:.{digits}f}"
+
+
+def summarize(res, alpha=0.05):
+    """Build the statsmodels ``Summary`` of a mixture fit.
+
+    Parameters
+    ----------
+    res : EMGLMResults
+    alpha : float
+        Significance level of the confidence intervals.
+
+    Returns
+    -------
+    statsmodels.iolib.summary.Summary
+    """
+    model = res.model
+    family = res.family
+    now = time.localtime()
+    yname = " + ".join(model.endog_names)
+    gleft = [
+        ("Dep. Variable:", [yname]),
+        ("Model:", ["EMGLM"]),
+        ("Model Family:", [family.family_name]),
+        ("Link Function:", [family.link_name]),
+        ("Method:", ["EM"]),
+        ("Date:", [time.strftime("%a, %d %b %Y", now)]),
+        ("Time:", [time.strftime("%H:%M:%S", now)]),
+        ("No. Iterations:", [str(res.n_iter)]),
+        ("Converged:", [str(res.converged)]),
+    ]
+    gright = [
+        ("No. Observations:", [str(res.nobs)]),
+        ("Components:", [str(res.n_components)]),
+        ("Df Model:", [str(res.df_model)]),
+        ("Log-Likelihood:", [f"{res.llf:.2f}"]),
+        ("AIC:", [f"{res.aic:.2f}"]),
+        ("BIC:", [f"{res.bic:.2f}"]),
+        ("ICL:", [f"{res.icl:.2f}"]),
+        ("Covariance Type:", ["Louis"]),
+        ("", [""]),
+    ]
+    smry = Summary()
+    smry.add_table_2cols(res, gleft=gleft, gright=gright, yname=yname,
+                         xname=list(model.exog_names),
+                         title="Finite Mixture of Generalized Linear Models (EM)")
+    ci = res.conf_int(alpha)
+    bse, tvalues = res.bse, res.tvalues
+    pvalues = pd.DataFrame(res.pvalues, index=res.params.index, columns=res.params.columns)
+    for k, name in enumerate(res.component_names):
+        interval = ci[name].to_numpy()
+        table = summary_params(
+            (res, res.params[name].to_numpy(), bse[name].to_numpy(), tvalues[name].to_numpy(),
+             pvalues[name].to_numpy(), interval),
+            yname=yname, xname=list(model.exog_names), alpha=alpha, use_t=False,
+            title=f"Component {k + 1} (prior {res.prior.iloc[k]:.4f})")
+        smry.tables.append(table)
+    smry.tables.append(_mixing_table(res))
+    if not res.converged:
+        smry.add_extra_txt(["EM did not converge: the estimates and standard errors are "
+                            "not at a maximum of the likelihood."])
+    return smry
+
+
+def _mixing_table(res):
+    rows = []
+    for k, name in enumerate(res.component_names):
+        scale = res.scale.iloc[k]
+        scale_se = res.scale_bse.iloc[k]
+        rows.append([name, _fmt(res.prior.iloc[k]), _fmt(res.prior_bse.iloc[k]),
+                     _fmt(scale) if res.family.estimates_scale else "1 (fixed)",
+                     _fmt(scale_se) if res.family.estimates_scale else ""])
+    return SimpleTable(rows, headers=["", "prior", "std err", "scale", "std err"],
+                       title="Mixing proportions and dispersions",
+                       txt_fmt={"data_aligns": "r", "header_align": "r"})
+
+
+class ComparisonTable(pd.DataFrame):
+    """A DataFrame of fit statistics (rows) by model (columns), with text,
+    HTML and LaTeX renderings that format each statistic for reading."""
+
+    @property
+    def _constructor(self):
+        return ComparisonTable
+
+    def formatted(self):
+        """The table as strings: counts as integers, the rest with 3 decimals."""
+        def cell(value):
+            if isinstance(value, str):
+                return value
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                return ""
+            if isinstance(value, (int, np.integer)) or float(value).is_integer() and abs(value) < 1e9:
+                return f"{int(value)}"
+            return f"{value:.3f}"
+        return pd.DataFrame([[cell(v) for v in row] for row in self.itertuples(index=False)],
+                            index=self.index, columns=self.columns)
+
+    def as_text(self):
+        return self.formatted().to_string()
+
+    def as_html(self):
+        return self.formatted().to_html()
+
+    def as_latex(self):
+        return self.formatted().style.to_latex()
+
+    def __str__(self):
+        return self.as_text()
+
+
+def _statsmodels_row(glm):
+    family = glm.model.family
+    # Count the dispersion where the family estimates one, as emformula does,
+    # so the criteria of a GLM and a K=1 mixture are on the same footing.
+    has_scale = type(family).__name__ in ("Gaussian", "Gamma", "InverseGaussian")
+    dk = 1 if has_scale else 0
+    return {
+        "model": f"GLM {type(family).__name__}({type(family.link).__name__})",
+        "K": 1,
+        "nobs": int(glm.nobs),
+        "df": int(round(glm.df_model + 1 + dk)),
+        "llf": float(glm.llf),
+        "aic": float(glm.info_criteria("aic", dk_params=dk)),
+        "bic": float(glm.info_criteria("bic", dk_params=dk)),
+        "icl": np.nan,
+        "deviance": float(glm.deviance),
+    }
+
+
+def _emformula_row(res):
+    return {
+        "model": f"EMGLM {res.family.family_name}({res.family.link_name})",
+        "K": res.n_components,
+        "nobs": int(res.nobs),
+        "df": int(res.df_model),
+        "llf": float(res.llf),
+        "aic": float(res.aic),
+        "bic": float(res.bic),
+        "icl": float(res.icl),
+        "deviance": float(res.deviance) if res.n_components == 1 else np.nan,
+    }
+
+
+def compare(*results, names=None):
+    """Fit statistics of several models side by side.
+
+    Parameters
+    ----------
+    *results : EMGLMResults or statsmodels GLMResults
+        Any mix, with any K.
+    names : list of str, optional
+        Column labels (default ``model 1``, ``model 2``, ...).
+
+    Returns
+    -------
+    ComparisonTable
+        Rows: model, components, observations, free parameters (``df``),
+        log-likelihood, AIC, BIC, ICL (mixtures only) and deviance (GLMs and
+        K = 1 fits); one column per model. For a GLM the log-likelihood is
+        statsmodels' own; AIC and BIC are statsmodels' ``info_criteria``,
+        counting the dispersion as a parameter where the family has one
+        (for Poisson and binomial they equal ``GLMResults.aic`` and ``bic``).
+
+    Examples
+    --------
+    >>> import statsmodels.api as sm                        # doctest: +SKIP
+    >>> glm = sm.GLM.from_formula("y ~ V1", df, family=sm.families.Poisson()).fit()
+    >>> print(compare(glm, res).as_text())                  # doctest: +SKIP
+    """
+    from .results import EMGLMResults
+
+    if not results:
+        raise ValueError("compare needs at least one results object")
+    rows = []
+    for i, res in enumerate(results):
+        if isinstance(res, EMGLMResults):
+            rows.append(_emformula_row(res))
+        elif hasattr(res, "model") and hasattr(res.model, "family") and hasattr(res, "llf"):
+            rows.append(_statsmodels_row(res))
+        else:
+            raise TypeError(f"argument {i + 1} of compare is a {type(res).__name__}, "
+                            "not an emformula or statsmodels GLM results object")
+    if names is None:
+        names = [f"model {i + 1}" for i in range(len(rows))]
+    names = list(names)
+    if len(names) != len(rows):
+        raise ValueError(f"names has {len(names)} entries for {len(rows)} results")
+    table = pd.DataFrame(rows, index=names).T
+    return ComparisonTable(table)
