@@ -29,7 +29,7 @@ from scipy.special import logsumexp
 
 from .inference import louis_information, observed_score, pack_theta, unpack_theta
 
-__all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_polish",
+__all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_steps", "newton_polish",
            "initial_estimates", "random_partition", "order_components"]
 
 # Largest number of step halvings in one IRLS step before it is abandoned.
@@ -293,73 +293,141 @@ def has_converged(llf_old, llf_new, tol):
     return abs(llf_new - llf_old) <= tol * (abs(llf_new) + 1.0)
 
 
-def run_em(data, est, *, max_iter, tol, scale_floor, callback=None):
+def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=True,
+           newton=True):
     """Iterate EM from ``est`` until the log-likelihood settles.
+
+    Plain EM converges linearly, and very slowly where components overlap
+    (an over-fitted K can take thousands of iterations). Two safeguarded
+    accelerations keep the log-likelihood monotone:
+
+    * ``accelerate``: SQUAREM (Varadhan and Roland 2008, scheme S3) on the
+      free parameters; an extrapolated point is kept only when, after one
+      more EM step, it beats two plain EM steps;
+    * ``newton``: once the relative change per iteration falls below
+      ``NEWTON_SWITCH``, Newton steps with Louis' information
+      (:func:`newton_steps`); when they drive the Newton decrement to rounding
+      level the run has converged. Where the information is not yet positive
+      definite EM goes on and Newton is tried again later.
+
+    ``max_iter`` counts M-steps and Newton steps.
 
     Returns
     -------
     EMRun
-        With the estimates of the last M-step and the posterior of the
-        E-step at those estimates.
+        With the final estimates and the posterior of the E-step at them.
     """
     estep = e_step(data, est)
     history = [estep.llf]
     converged = False
     stuck = set()
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        est, notes = m_step(data, est, estep, scale_floor)
+    next_newton = 0
+    while n_iter < max_iter:
+        if accelerate and max_iter - n_iter >= 3:
+            est, estep, used, notes = _squarem_cycle(data, est, estep, scale_floor)
+        else:
+            est, notes = m_step(data, est, estep, scale_floor)
+            estep, used = e_step(data, est), 1
+        n_iter += used
         stuck.update(notes)
-        estep = e_step(data, est)
         history.append(estep.llf)
         if callback is not None:
             callback(n_iter, estep.llf)
         if has_converged(history[-2], history[-1], tol):
             converged = True
             break
+        if (newton and n_iter >= next_newton
+                and has_converged(history[-2], history[-1], NEWTON_SWITCH)):
+            est, estep, llfs, done = newton_steps(data, est, estep, scale_floor=scale_floor,
+                                                  max_steps=min(10, max_iter - n_iter))
+            history.extend(llfs)
+            n_iter += len(llfs)
+            if done:
+                converged = True
+                break
+            next_newton = n_iter + 25
     notes = tuple(f"component {k + 1}: an IRLS step could not improve the fit"
                   for k in sorted(stuck))
     return EMRun(est, estep.llf, np.asarray(history), n_iter, converged,
                  estep.posterior, notes)
 
 
-def newton_polish(data, run, *, scale_floor, max_steps=20):
-    """Finish a converged EM run with safeguarded Newton steps.
+def _squarem_cycle(data, est0, estep0, scale_floor):
+    """One SQUAREM cycle: two EM steps, an extrapolation, one stabilising step.
 
-    EM converges linearly, so a run stopped by a relative tolerance can sit
-    visibly short of the maximum along slow directions (often the mixing
-    proportions). Newton steps on the observed log-likelihood, with Louis'
-    information as the exact negative Hessian, converge quadratically from
-    there. A step is halved until the log-likelihood does not decrease and is
-    never taken when the information is not positive definite, so the
-    history stays monotone.
+    Returns ``(est, estep, m_steps_used, notes)``; the result is never worse
+    than the two plain EM steps.
+    """
+    family = data.family
+    est1, notes1 = m_step(data, est0, estep0, scale_floor)
+    estep1 = e_step(data, est1)
+    est2, notes2 = m_step(data, est1, estep1, scale_floor)
+    estep2 = e_step(data, est2)
+    notes = notes1 + notes2
+    if np.any(est0.prior <= 0) or np.any(est1.prior <= 0) or np.any(est2.prior <= 0):
+        return est2, estep2, 2, notes
+    theta0 = pack_theta(est0, family.estimates_scale)
+    r = pack_theta(est1, family.estimates_scale) - theta0
+    v = pack_theta(est2, family.estimates_scale) - theta0 - 2.0 * r
+    norm_v = np.linalg.norm(v)
+    if not (norm_v > 0 and np.all(np.isfinite(v))):
+        return est2, estep2, 2, notes
+    alpha = -np.linalg.norm(r) / norm_v
+    used = 2
+    # alpha = -1 reproduces est2; only a longer step is worth the extra E-step.
+    while alpha < -1.0:
+        cand = unpack_theta(theta0 - 2.0 * alpha * r + alpha ** 2 * v, data.n_coef,
+                            est0.n_components, family.estimates_scale)
+        if np.all(cand.scale >= scale_floor) and np.all(cand.prior > 0):
+            cand_estep = e_step(data, cand)
+            if np.isfinite(cand_estep.llf) and cand_estep.llf >= estep0.llf:
+                est3, notes3 = m_step(data, cand, cand_estep, scale_floor)
+                estep3 = e_step(data, est3)
+                used += 1
+                if estep3.llf >= estep2.llf:
+                    return est3, estep3, used, notes + notes3
+                break
+        alpha = (alpha - 1.0) / 2.0
+    return est2, estep2, used, notes
+
+
+#: Relative change of the log-likelihood per EM iteration below which
+#: run_em tries Newton steps.
+NEWTON_SWITCH = 1e-6
+
+
+def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
+    """Safeguarded Newton steps on the observed log-likelihood.
+
+    Louis' information is the exact negative Hessian of the observed
+    log-likelihood, so near a maximum Newton converges quadratically where EM
+    crawls. A step is taken only when the information is positive definite,
+    and halved until the log-likelihood does not decrease, so a history that
+    includes Newton steps stays monotone.
 
     Returns
     -------
-    EMRun
-        The same run extended by the accepted Newton steps (``n_iter``
-        counts them too).
+    est, estep, llfs, converged
+        ``llfs`` lists the log-likelihood after each accepted step;
+        ``converged`` is True when the predicted gain of a further step is at
+        rounding level.
     """
-    est = run.estimates
-    if np.any(est.prior <= 0) or np.any(run.posterior.sum(axis=0) <= 0):
-        return run
     family = data.family
-    estep = e_step(data, est)
-    history = list(run.history)
-    steps = 0
+    llfs = []
+    if np.any(est.prior <= 0):
+        return est, estep, llfs, False
     for _ in range(max_steps):
         info = louis_information(data, est, estep.posterior, estep.mu)
         score = observed_score(data, est, estep.posterior, estep.mu)
         if not (np.all(np.isfinite(info)) and np.all(np.isfinite(score))):
-            break
-        try:
-            chol = np.linalg.cholesky(info)
-        except np.linalg.LinAlgError:
-            break
-        direction = np.linalg.solve(chol.T, np.linalg.solve(chol, score))
+            return est, estep, llfs, False
+        direction, definite = _ascent_direction(info, score)
+        if direction is None:
+            return est, estep, llfs, False
         # Half the Newton decrement: the predicted gain of the full step.
-        if 0.5 * score @ direction <= 1e-15 * (abs(estep.llf) + 1.0):
-            break
+        if definite and 0.5 * score @ direction <= 1e-15 * (abs(estep.llf) + 1.0):
+            return est, estep, llfs, True
         theta = pack_theta(est, family.estimates_scale)
         step, accepted = 1.0, None
         for _ in range(30):
@@ -372,17 +440,51 @@ def newton_polish(data, run, *, scale_floor, max_steps=20):
                     break
             step *= 0.5
         if accepted is None:
-            break
-        gain = accepted[1].llf - estep.llf
+            # No step gains anything: the maximum is reached to rounding.
+            return est, estep, llfs, step < 1e-6
         est, estep = accepted
-        history.append(estep.llf)
-        steps += 1
-        if gain <= 1e-15 * (abs(estep.llf) + 1.0):
-            break
-    if steps == 0:
+        llfs.append(estep.llf)
+    return est, estep, llfs, False
+
+
+def _ascent_direction(info, score):
+    """Newton direction, or a saddle-free one where the information is indefinite.
+
+    Away from the maximum of an over-fitted mixture the observed information
+    is often indefinite; replacing its eigenvalues by their absolute values
+    (floored) still gives an ascent direction that follows the curvature,
+    which moves along flat ridges far faster than EM. Returns
+    ``(direction, positive_definite)``, or ``(None, False)`` when the
+    information is unusable.
+    """
+    try:
+        chol = np.linalg.cholesky(info)
+        return np.linalg.solve(chol.T, np.linalg.solve(chol, score)), True
+    except np.linalg.LinAlgError:
+        pass
+    eigval, eigvec = np.linalg.eigh(info)
+    top = np.abs(eigval).max()
+    if not top > 0:
+        return None, False
+    modified = np.maximum(np.abs(eigval), 1e-8 * top)
+    return eigvec @ ((eigvec.T @ score) / modified), False
+
+
+def newton_polish(data, run, *, scale_floor, max_steps=20):
+    """Finish a converged EM run with :func:`newton_steps`.
+
+    A run stopped by a relative tolerance can sit short of the maximum along
+    slow directions (often the mixing proportions); standard errors need the
+    maximum. Returns the run extended by the accepted steps.
+    """
+    estep = e_step(data, run.estimates)
+    est, estep, llfs, _ = newton_steps(data, run.estimates, estep, scale_floor=scale_floor,
+                                       max_steps=max_steps)
+    if not llfs:
         return run
-    return replace(run, estimates=est, llf=estep.llf, history=np.asarray(history),
-                   n_iter=run.n_iter + steps, posterior=estep.posterior)
+    return replace(run, estimates=est, llf=estep.llf,
+                   history=np.concatenate([run.history, llfs]),
+                   n_iter=run.n_iter + len(llfs), posterior=estep.posterior)
 
 
 def order_components(run):
