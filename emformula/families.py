@@ -262,16 +262,19 @@ class MixtureFamily:
         ``irls_weight = a / (V g'^2)`` and ``link_deriv = g'(mu)``. Divide
         score and information by the dispersion for the actual density.
         """
-        g1 = self.link.deriv(mu)
-        v = self.variance(mu)
-        resid = y - mu
-        irls_weight = trials / (v * g1 ** 2)
-        score = trials * resid / (v * g1)
-        if not observed or self.canonical:
-            return score, irls_weight, irls_weight, g1
-        g2 = self.link.deriv2(mu)
-        v1 = self.variance.deriv(mu)
-        info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
+        # At the edge of the mean's range (a gamma mean clipped to tiny under
+        # the inverse link) these overflow; callers drop non-finite rows.
+        with np.errstate(all="ignore"):
+            g1 = self.link.deriv(mu)
+            v = self.variance(mu)
+            resid = y - mu
+            irls_weight = trials / (v * g1 ** 2)
+            score = trials * resid / (v * g1)
+            if not observed or self.canonical:
+                return score, irls_weight, irls_weight, g1
+            g2 = self.link.deriv2(mu)
+            v1 = self.variance.deriv(mu)
+            info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
         return score, info, irls_weight, g1
 
     # ----------------------------------------------------------- dispersion
@@ -314,6 +317,10 @@ class MixtureFamily:
         dispersion. The cross term with eta is ``info_eta_logscale = score_eta``
         for every exponential dispersion family (see :mod:`emformula.inference`).
         """
+        with np.errstate(all="ignore"):
+            return self._logscale_derivatives(y, mu, scale)
+
+    def _logscale_derivatives(self, y, mu, scale):
         if self.name in ("gaussian", "inverse_gaussian"):
             if self.name == "gaussian":
                 q = (y - mu) ** 2 / scale

@@ -85,7 +85,7 @@ def observed_score(data, est, posterior, mu):
     K = est.n_components
     coef_index, scale_index, alpha_index, size = parameter_layout(
         data.n_coef, K, family.estimates_scale)
-    s, _, t, _ = _row_derivatives(data, est, mu)
+    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
     weighted = data.weights[:, None] * posterior
     score = np.zeros(size)
     for k in range(K):
@@ -96,8 +96,13 @@ def observed_score(data, est, posterior, mu):
     return score
 
 
-def _row_derivatives(data, est, mu):
-    """Per row and component: score and information of eta and log(scale)."""
+def _row_derivatives(data, est, mu, posterior):
+    """Per row and component: score and information of eta and log(scale).
+
+    Rows a component cannot explain (posterior exactly 0) contribute nothing
+    to its blocks; their derivatives are set to 0 so that an overflow there
+    (a mean at the edge of its range) cannot turn 0 * inf into NaN.
+    """
     family = data.family
     y = data.endog[:, None]
     trials = data.trials[:, None]
@@ -107,7 +112,9 @@ def _row_derivatives(data, est, mu):
         score_eta = score_eta / scale
         info_eta = info_eta / scale
         score_log, info_log = family.logscale_derivatives(y, mu, scale)
-    return score_eta, info_eta, score_log, info_log
+    present = posterior > 0
+    return tuple(np.where(present, value, 0.0)
+                 for value in (score_eta, info_eta, score_log, info_log))
 
 
 def louis_information(data, est, posterior, mu):
@@ -134,7 +141,7 @@ def louis_information(data, est, posterior, mu):
     K = est.n_components
     coef_index, scale_index, alpha_index, size = parameter_layout(
         data.n_coef, K, family.estimates_scale)
-    s, h, t, r = _row_derivatives(data, est, mu)
+    s, h, t, r = _row_derivatives(data, est, mu, tau)
     info = np.zeros((size, size))
 
     for k in range(K):
