@@ -43,9 +43,11 @@ def simulate_mixture(kind, n, K, seed, p=2, separation=1.5):
             y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))
     elif kind == "poisson_sqrt":
         y = rng.poisson((1.5 + 0.5 * np.abs(lin)) ** 2)
-    elif kind in ("binomial", "binomial_probit"):
+    elif kind == "binomial":
         y = rng.binomial(1, 1 / (1 + np.exp(-lin)))
-    elif kind == "binomial_counts":
+    elif kind in ("binomial_counts", "binomial_probit"):
+        # A mixture of Bernoulli regressions is not identified from 0/1
+        # responses alone; counts with several trials are.
         trials = rng.integers(1, 12, size=n)
         succ = rng.binomial(trials, 1 / (1 + np.exp(-lin)))
         data["succ"], data["fail"] = succ.astype(float), (trials - succ).astype(float)

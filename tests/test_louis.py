@@ -1,0 +1,91 @@
+"""Louis' observed information against a numerical Hessian of the
+observed log-likelihood (statsmodels.tools.numdiff.approx_hess)."""
+
+import numpy as np
+import pytest
+from statsmodels.tools.numdiff import approx_fprime, approx_hess
+
+from emformula import EMGLM
+from emformula import _em
+from emformula.inference import pack_theta, unpack_theta
+from simulate import FAMILIES, simulate_mixture
+
+
+def _loglike_of_theta(model):
+    data = model.data
+    scale = data.family.estimates_scale
+
+    def llf(theta):
+        est = unpack_theta(theta, data.n_coef, model.K, scale)
+        return _em.e_step(data, est).llf
+    return llf
+
+
+CASES = [
+    # kind, K, n, weights, offset
+    ("poisson", 2, 400, False, False),
+    ("poisson", 2, 400, True, True),
+    ("binomial_counts", 2, 400, False, False),
+    ("gaussian", 3, 600, False, False),
+    ("gaussian", 2, 400, True, True),
+    ("gamma_log", 2, 500, False, False),
+    ("gamma_log", 2, 500, True, True),
+    ("binomial_probit", 2, 600, False, False),
+    ("inverse_gaussian_log", 2, 500, False, False),
+    ("negative_binomial", 2, 500, True, False),
+]
+
+
+@pytest.mark.parametrize("kind, K, n, weighted, offset", CASES)
+def test_louis_standard_errors_equal_numerical_hessian(kind, K, n, weighted, offset):
+    data, formula = simulate_mixture(kind, n, K, seed=123, separation=3.0)
+    rng = np.random.default_rng(9)
+    kwargs = {}
+    if weighted:
+        kwargs["weights"] = rng.integers(1, 4, size=n).astype(float)
+    if offset:
+        kwargs["offset"] = rng.normal(scale=0.2, size=n)
+    model = EMGLM.from_formula(formula, data, FAMILIES[kind](), K, **kwargs)
+    res = model.fit(random_state=1, n_init=5)
+    assert res.converged
+    theta = pack_theta(res.estimates, model.family.estimates_scale)
+    llf = _loglike_of_theta(model)
+    # The estimate is a stationary point: the numerical score vanishes
+    # relative to the standard errors.
+    grad = approx_fprime(theta, llf, centered=True)
+    se_louis = np.sqrt(np.diag(res.cov_params().to_numpy()))
+    assert np.max(np.abs(grad) * se_louis) < 1e-4
+    hess = approx_hess(theta, llf)
+    se_numeric = np.sqrt(np.diag(np.linalg.inv(-hess)))
+    np.testing.assert_allclose(se_louis, se_numeric, rtol=1e-4)
+    # And the whole matrices agree, not only their diagonals.
+    info = res.information().to_numpy()
+    np.testing.assert_allclose(info, -hess, rtol=2e-4, atol=2e-4 * np.abs(info).max())
+
+
+def test_delta_method_for_priors_and_scales():
+    data, formula = simulate_mixture("gaussian", 500, 3, seed=4, separation=3.0)
+    res = EMGLM.from_formula(formula, data, "gaussian", 3).fit(random_state=0, n_init=5)
+    cov = res.cov_params().to_numpy()
+    theta = pack_theta(res.estimates, True)
+    names = res.param_names
+
+    def numeric_se(fn):
+        jac = approx_fprime(theta, fn, centered=True)
+        return np.sqrt(np.diag(np.atleast_2d(jac) @ cov @ np.atleast_2d(jac).T))
+
+    prior_se = numeric_se(lambda th: unpack_theta(th, 3, 3, True).prior)
+    scale_se = numeric_se(lambda th: unpack_theta(th, 3, 3, True).scale)
+    np.testing.assert_allclose(res.prior_bse.to_numpy(), prior_se, rtol=1e-6)
+    np.testing.assert_allclose(res.scale_bse.to_numpy(), scale_se, rtol=1e-6)
+    assert names[3] == "comp1:log(scale)" and names[-1] == "alpha:comp3"
+
+
+def test_confidence_intervals_and_tests_follow_from_bse():
+    data, formula = simulate_mixture("poisson", 400, 2, seed=8, separation=3.0)
+    res = EMGLM.from_formula(formula, data, "poisson", 2).fit(random_state=0)
+    ci = res.conf_int(0.1)
+    np.testing.assert_allclose(ci["comp2"]["upper"] - res.params["comp2"],
+                               1.6448536269514722 * res.bse["comp2"], rtol=1e-12)
+    from scipy import stats
+    np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(np.abs(res.params / res.bse)))
