@@ -4,14 +4,26 @@
 """
 
 from . import datasets
+from .residuals import residuals
 from .api import WarmupTrials, emglm, select_best, small_em
 from .families import MixtureFamily, as_family
 from .model import EMGLM
 from .results import EMGLMResults
+from .summary import compare
 from .warnings import ConvergenceWarning, EstimationWarning
 
 __version__ = "0.1.0"
 
+_PLOTTING = ("plot_params", "plot_diagnostics", "plot_qq", "plot_posterior")
+
+
+def __getattr__(name):
+    # Plots import matplotlib, which the core does not need: load on first use.
+    if name in _PLOTTING:
+        from . import plotting
+        return getattr(plotting, name)
+    raise AttributeError(f"module 'emformula' has no attribute {name!r}")
+
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
            "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
-           "EstimationWarning", "__version__"]
+           "EstimationWarning", "compare", "residuals", "__version__", *_PLOTTING]

@@ -364,6 +364,35 @@ class EMGLMResults:
                   if i is not None else np.nan for k, i in enumerate(scale_index)]
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
+    # -------------------------------------------------------- diagnostics
+    def residuals(self, type="deviance", component=None, random_state=None):
+        """Residuals of the fit; see :func:`emformula.residuals.residuals`."""
+        from .residuals import residuals
+        return residuals(self, type=type, component=component, random_state=random_state)
+
+    def plot_params(self, known=None, alpha=0.05, ax=None):
+        """Estimates with confidence intervals, against known values if given;
+        see :func:`emformula.plotting.plot_params`."""
+        from .plotting import plot_params
+        return plot_params(self, known=known, alpha=alpha, ax=ax)
+
+    def plot_diagnostics(self, type="deviance", random_state=None):
+        """Residual panels as R's plot of a glm; see
+        :func:`emformula.plotting.plot_diagnostics`."""
+        from .plotting import plot_diagnostics
+        return plot_diagnostics(self, type=type, random_state=random_state)
+
+    def plot_qq(self, type="quantile", ax=None, random_state=None):
+        """Normal QQ plot of residuals; see :func:`emformula.plotting.plot_qq`."""
+        from .plotting import plot_qq
+        return plot_qq(self, type=type, ax=ax, random_state=random_state)
+
+    def plot_posterior(self, bins=20):
+        """Histogram of the posterior probabilities per component (as flexmix's
+        rootogram); see :func:`emformula.plotting.plot_posterior`."""
+        from .plotting import plot_posterior
+        return plot_posterior(self, bins=bins)
+
     # ----------------------------------------------------------- display
     def summary(self, alpha=0.05):
         """A statsmodels ``Summary``: header, one coefficient table per
