@@ -94,6 +94,11 @@ def _mixing_table(res):
                        txt_fmt={"data_aligns": "r", "header_align": "r"})
 
 
+_LABELS = {"model": "Model", "K": "Components", "nobs": "No. Observations",
+           "df": "Free parameters", "llf": "Log-Likelihood", "aic": "AIC", "bic": "BIC",
+           "icl": "ICL", "deviance": "Deviance"}
+
+
 class ComparisonTable(pd.DataFrame):
     """A DataFrame of fit statistics (rows) by model (columns), with text,
     HTML and LaTeX renderings that format each statistic for reading."""
@@ -115,14 +120,22 @@ class ComparisonTable(pd.DataFrame):
         return pd.DataFrame([[cell(v) for v in row] for row in self.itertuples(index=False)],
                             index=self.index, columns=self.columns)
 
+    def as_table(self):
+        """The table as a statsmodels ``SimpleTable`` (the look of a summary)."""
+        cells = self.formatted()
+        return SimpleTable(cells.to_numpy().tolist(), headers=[str(c) for c in cells.columns],
+                           stubs=[_LABELS.get(i, str(i)) for i in cells.index],
+                           title="Model comparison",
+                           txt_fmt={"data_aligns": "r", "header_align": "r"})
+
     def as_text(self):
-        return self.formatted().to_string()
+        return self.as_table().as_text()
 
     def as_html(self):
-        return self.formatted().to_html()
+        return self.as_table().as_html()
 
     def as_latex(self):
-        return self.formatted().style.to_latex()
+        return self.as_table().as_latex_tabular()
 
     def __str__(self):
         return self.as_text()
