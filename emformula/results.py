@@ -325,7 +325,7 @@ class EMGLMResults:
     @property
     def pvalues(self):
         """Two-sided p-values of the z statistics (normal reference)."""
-        return 2.0 * stats.norm.sf(np.abs(self.tvalues))
+        return self._frame(2.0 * stats.norm.sf(np.abs(self.tvalues.to_numpy())))
 
     def conf_int(self, alpha=0.05):
         """Wald confidence intervals of the coefficients.

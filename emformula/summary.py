@@ -65,7 +65,7 @@ def summarize(res, alpha=0.05):
                          title="Finite Mixture of Generalized Linear Models (EM)")
     ci = res.conf_int(alpha)
     bse, tvalues = res.bse, res.tvalues
-    pvalues = pd.DataFrame(res.pvalues, index=res.params.index, columns=res.params.columns)
+    pvalues = res.pvalues
     for k, name in enumerate(res.component_names):
         interval = ci[name].to_numpy()
         table = summary_params(

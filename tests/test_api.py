@@ -218,3 +218,24 @@ def test_bundled_sim2_glm_is_overdispersed():
     glm = sm.GLM.from_formula("y ~ V1 + V2 + V3 + V4 + V5", sim2.data,
                               family=sm.families.Poisson()).fit()
     assert glm.pearson_chi2 / glm.df_resid > 10
+
+
+def test_one_convergence_warning_when_max_iter_is_reached():
+    from emformula import ConvergenceWarning
+    sim2 = datasets.load_sim2()
+    with pytest.warns(ConvergenceWarning, match="did not converge in 2 iterations") as record:
+        res = emglm(sim2.formula, sim2.data, "poisson", K=2, max_iter=2, n_init=3,
+                    random_state=0)
+    assert len([w for w in record if issubclass(w.category, ConvergenceWarning)]) == 1
+    assert not res.converged and res.n_iter == 2
+    assert len(res.llf_history) == 3  # the start and two plain EM steps
+    assert "EM did not converge" in res.summary().as_text()
+
+
+def test_history_is_monotone_and_ends_at_llf():
+    sim2 = datasets.load_sim2()
+    res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=5, n_init=2)
+    history = res.llf_history
+    assert history[-1] == res.llf
+    assert np.all(np.diff(history) >= -1e-10 * np.abs(history[1:]))
+    assert res.converged and res.n_iter >= len(history) - 1
