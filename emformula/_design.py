@@ -98,10 +98,30 @@ def _materialize(formula, frame, context, na_action):
     try:
         return Formula(formula).get_model_matrix(frame, context=context, na_action=na_action)
     except FormulaicError as exc:
+        missing = _missing_name(exc)
+        if missing is not None:
+            raise ValueError(f"formula {formula!r} uses {missing!r}, which is neither a column "
+                             "of the data nor a name in scope") from None
         raise ValueError(f"cannot build the design of formula {formula!r}: {exc}") from None
     except (NameError, KeyError) as exc:
         raise ValueError(f"formula {formula!r} names something the data does not have: "
                          f"{exc}") from None
+
+
+def _missing_name(exc):
+    """The name a formulaic evaluation error complains about, if any."""
+    import re
+    match = re.search(r"`([^`]+)` is not present in the dataset", str(exc))
+    return match.group(1) if match else None
+
+
+def _categorical_response(model_spec):
+    """Names of left-hand side variables that formulaic encoded as categories."""
+    try:
+        state = model_spec.lhs.encoder_state
+    except AttributeError:
+        return []
+    return [name for name, (kind, _) in state.items() if getattr(kind, "value", kind) != "numerical"]
 
 
 def build_design(formula, data, *, context=None, weights=None, offset=None,
@@ -146,15 +166,19 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
     }
     matrices = _materialize(formula, frame, context, "drop")
     lhs, rhs = matrices.lhs, matrices.rhs
+    categorical = _categorical_response(matrices.model_spec)
+    if categorical:
+        raise TypeError(f"the response {', '.join(map(repr, categorical))} is not numeric; "
+                        "code it as numbers (for example 0/1 for a binomial response)")
     kept = np.zeros(n_rows, dtype=bool)
     kept[np.asarray(rhs.index, dtype=int)] = True
+    # Weights, offsets, exposures and trials describe the rows rather than
+    # measure them: a missing one is an error, never a reason to drop the row.
     for name, array in extras.items():
-        if array is not None:
-            missing = np.isnan(array)
-            if missing.any() and na_action == "raise":
-                raise ValueError(f"{name} has {missing.sum()} missing value(s), first at rows "
-                                 f"{data.index[missing][:5].tolist()}")
-            kept &= ~missing
+        if array is not None and not np.all(np.isfinite(array)):
+            bad = ~np.isfinite(array)
+            raise ValueError(f"{name} has {bad.sum()} missing or infinite value(s), first at "
+                             f"rows {data.index[bad][:5].tolist()}")
     n_dropped = n_rows - int(kept.sum())
     if n_dropped:
         dropped = data.index[~kept]

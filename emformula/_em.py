@@ -353,6 +353,12 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
                  estep.posterior, notes)
 
 
+def _admissible(est, scale_floor):
+    """Whether extrapolated or Newton-stepped estimates are worth evaluating."""
+    return bool(np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))
+                and np.all(est.scale >= scale_floor) and np.all(est.prior > 0))
+
+
 def _squarem_cycle(data, est0, estep0, scale_floor):
     """One SQUAREM cycle: two EM steps, an extrapolation, one stabilising step.
 
@@ -379,7 +385,7 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     while alpha < -1.0:
         cand = unpack_theta(theta0 - 2.0 * alpha * r + alpha ** 2 * v, data.n_coef,
                             est0.n_components, family.estimates_scale)
-        if np.all(cand.scale >= scale_floor) and np.all(cand.prior > 0):
+        if _admissible(cand, scale_floor):
             cand_estep = e_step(data, cand)
             if np.isfinite(cand_estep.llf) and cand_estep.llf >= estep0.llf:
                 est3, notes3 = m_step(data, cand, cand_estep, scale_floor)
@@ -433,7 +439,7 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
         for _ in range(30):
             cand = unpack_theta(theta + step * direction, data.n_coef, est.n_components,
                                 family.estimates_scale)
-            if np.all(cand.scale >= scale_floor) and np.all(cand.prior > 0):
+            if _admissible(cand, scale_floor):
                 cand_estep = e_step(data, cand)
                 if cand_estep.llf >= estep.llf:
                     accepted = cand, cand_estep
@@ -485,6 +491,41 @@ def newton_polish(data, run, *, scale_floor, max_steps=20):
     return replace(run, estimates=est, llf=estep.llf,
                    history=np.concatenate([run.history, llfs]),
                    n_iter=run.n_iter + len(llfs), posterior=estep.posterior)
+
+
+def diagnose(data, run, scale_floor):
+    """Messages about degenerate features of a finished run.
+
+    A component whose prior vanishes, a dispersion held at its floor (a
+    Gaussian component collapsing onto a few points, where the likelihood is
+    unbounded), fitted binomial probabilities of exactly 0 or 1 (separation
+    within a component), a linear predictor at the overflow clip, and IRLS
+    steps that could not improve a component.
+    """
+    est, family = run.estimates, data.family
+    messages = list(run.notes)
+    tau = run.posterior
+    eta = linear_predictor(data, est.coef)
+    mu = family.mean(eta)
+    for k in range(est.n_components):
+        name = f"component {k + 1}"
+        weight = float(np.dot(data.weights, tau[:, k]))
+        if est.prior[k] < 1e-8 or weight < data.n_coef:
+            messages.append(f"{name} has collapsed: prior {est.prior[k]:.3g}, posterior "
+                            f"weight {weight:.3g} for {data.n_coef} coefficients")
+        if family.estimates_scale and est.scale[k] <= scale_floor * (1 + 1e-6):
+            messages.append(f"{name} has its dispersion at the floor {scale_floor:.3g}: it "
+                            "sits on a few points, where the likelihood is unbounded")
+        owned = tau[:, k] > 0.5
+        if family.name == "binomial" and owned.any():
+            edge = np.minimum(mu[owned, k], 1.0 - mu[owned, k]) <= 1e-10
+            if edge.any():
+                messages.append(f"{name} fits probabilities of 0 or 1 to {edge.sum()} row(s): "
+                                "perfect separation, its coefficients diverge")
+        if family.link_name == "Log" and np.any(np.abs(eta[tau[:, k] > 0, k]) >= 700.0):
+            messages.append(f"{name} has linear predictors beyond +-700, where exp overflows; "
+                            "its means were clipped")
+    return tuple(messages)
 
 
 def order_components(run):

@@ -106,8 +106,10 @@ def as_family(family, link=None):
             kwargs["link"] = _as_link(link)
         try:
             sm_family = FAMILY_NAMES[key](**kwargs)
-        except ValueError as exc:
-            raise ValueError(f"link {link!r} is not allowed for family {family!r}: {exc}") from None
+        except ValueError:
+            allowed = ", ".join(c.__name__ for c in FAMILY_NAMES[key].links)
+            raise ValueError(f"link {link!r} is not allowed for family {family!r}; statsmodels "
+                             f"allows {allowed}") from None
         return MixtureFamily(sm_family)
     if isinstance(family, sm_families.Family):
         if link is not None:
@@ -294,10 +296,15 @@ class MixtureFamily:
         # Gamma: the shape nu = 1/phi solves log(nu) - digamma(nu) = d with
         # d = -mean(1 + log(y/mu) - y/mu) >= 0; Newton on log(nu) converges in
         # a handful of steps from the approximation of Minka (2002).
-        ratio = y / mu
-        d = -float(np.dot(weight, 1.0 + np.log(ratio) - ratio) / total)
+        with np.errstate(all="ignore"):
+            ratio = y / mu
+            d = -float(np.dot(weight, 1.0 + np.log(ratio) - ratio) / total)
         if not d > 1e-12:
             return 1e-12
+        if not d < 1e10:
+            # Means far from the data (clipped at the edge of their range):
+            # log(nu) - digamma(nu) ~ 1/nu for small nu, so phi ~ d.
+            return min(d, 1e300)
         nu = (3.0 - d + np.sqrt((d - 3.0) ** 2 + 24.0 * d)) / (12.0 * d)
         log_nu = np.log(nu)
         for _ in range(100):

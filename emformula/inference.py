@@ -65,6 +65,7 @@ def pack_theta(est, estimates_scale):
     return theta
 
 
+@np.errstate(over="ignore")  # an extrapolated log-scale may overflow: callers reject it
 def unpack_theta(theta, n_coef, n_components, estimates_scale):
     """Coefficients, dispersions and priors from a parameter vector."""
     from ._em import Estimates  # the engine's container; no import cycle at load
@@ -78,6 +79,10 @@ def unpack_theta(theta, n_coef, n_components, estimates_scale):
     return Estimates(coef, scale, prior / prior.sum())
 
 
+# Rows at the edge of a mean's range (a mean clipped to zero under an identity
+# link) can make single terms infinite; the callers check the result for
+# finiteness, so numpy's floating-point warnings are noise here.
+@np.errstate(all="ignore")
 def observed_score(data, est, posterior, mu):
     """Gradient of the mixture log-likelihood in theta (Fisher's identity:
     the posterior expectation of the complete-data score)."""
@@ -117,6 +122,7 @@ def _row_derivatives(data, est, mu, posterior):
                  for value in (score_eta, info_eta, score_log, info_log))
 
 
+@np.errstate(all="ignore")
 def louis_information(data, est, posterior, mu):
     """Observed information matrix of the mixture log-likelihood.
 

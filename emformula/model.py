@@ -14,12 +14,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
+from statsmodels.tools.sm_exceptions import DomainWarning
 
 from . import _em
 from ._design import build_design
 from .families import as_family
 from .results import EMGLMResults
-from .warnings import ConvergenceWarning
+from .warnings import ConvergenceWarning, EstimationWarning
 
 __all__ = ["EMGLM"]
 
@@ -74,6 +76,12 @@ class EMGLM:
                  missing_rows=0):
         self.family = as_family(family, link)
         self.K = _check_k(K)
+        safe = getattr(self.family.sm_family, "safe_links", None)
+        if safe and not isinstance(self.family.link, tuple(safe)):
+            # As statsmodels' GLM does: the mean may leave the family's domain.
+            warnings.warn(f"The {self.family.link_name} link function does not respect the "
+                          f"domain of the {self.family.family_name} family.", DomainWarning,
+                          stacklevel=3)
         endog = _as_float_array(endog, "endog")
         exog = _as_float_array(exog, "exog")
         if exog.ndim == 1:
@@ -110,6 +118,13 @@ class EMGLM:
         if self.exposure is not None:
             total_offset += np.log(self.exposure)
         self.family.check_response(y, n_trials, name=self.endog_names[0])
+        _check_rank(exog, self.exog_names)
+        n_free = (self.K * exog.shape[1] + self.K - 1
+                  + (self.K if self.family.estimates_scale else 0))
+        n_rows = int(np.count_nonzero(self.weights))
+        if n_free > n_rows:
+            raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
+                             f"but only {n_rows} rows with positive weight")
         self.endog = endog
         self.exog = exog
         self.missing_rows = missing_rows
@@ -235,6 +250,10 @@ class EMGLM:
         if best.converged and polish:
             best = _em.newton_polish(self.data, best, scale_floor=floor)
         best = _em.order_components(best)
+        problems = _em.diagnose(self.data, best, floor)
+        if problems:
+            warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
+                          stacklevel=2)
         if not best.converged:
             warnings.warn(
                 f"EM did not converge in {max_iter} iterations (last change of the "
@@ -243,7 +262,7 @@ class EMGLM:
         return EMGLMResults(self, best, fit_options=dict(
             start=start if isinstance(start, str) else type(start).__name__,
             n_init=len(starts), max_iter=max_iter, tol=tol, scale_floor=floor,
-            start_llfs=np.asarray(runs_llf)))
+            start_llfs=np.asarray(runs_llf)), problems=problems)
 
     def _scale_floor(self, scale_floor):
         if scale_floor is not None:
@@ -303,6 +322,33 @@ def _seed_sequence(random_state):
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
     return np.random.SeedSequence(random_state)
+
+
+def _check_rank(exog, names):
+    """Refuse a rank-deficient design, naming the collinear columns.
+
+    R's glm would report NA coefficients; in a mixture an unidentified
+    coefficient poisons every component's information matrix, so emformula
+    asks the user to remove the column instead.
+    """
+    norms = np.linalg.norm(exog, axis=0)
+    if np.any(norms == 0):
+        zero = [names[j] for j in np.flatnonzero(norms == 0)]
+        raise ValueError(f"the design has all-zero column(s) {zero}; remove them")
+    scaled = exog / norms
+    _, r, pivot = scipy.linalg.qr(scaled, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.sum(diag > diag[0] * max(exog.shape) * np.finfo(float).eps * 10))
+    if rank == exog.shape[1]:
+        return
+    kept, dropped = pivot[:rank], pivot[rank:]
+    details = []
+    for j in dropped:
+        coef = np.linalg.lstsq(scaled[:, kept], scaled[:, j], rcond=None)[0]
+        involved = [names[kept[i]] for i in np.flatnonzero(np.abs(coef) > 1e-8)]
+        details.append(f"{names[j]!r} = combination of {involved}")
+    raise ValueError("the design matrix is rank deficient (collinear columns): "
+                     + "; ".join(details) + ". Remove the redundant column(s)")
 
 
 def _check_k(K):

@@ -42,13 +42,17 @@ class EMGLMResults:
         Mixture log-likelihood with every constant.
     converged : bool
     n_iter : int
+    problems : tuple of str
+        Degenerate features of the fit (a collapsed component, separation,
+        a dispersion at its floor), each also issued as an EstimationWarning.
     """
 
-    def __init__(self, model, run, fit_options=None):
+    def __init__(self, model, run, fit_options=None, problems=()):
         d = self.__dict__
         d["model"] = model
         d["_run"] = run
         d["fit_options"] = dict(fit_options or {})
+        d["problems"] = tuple(problems)
 
     def __setattr__(self, name, value):
         raise AttributeError("EMGLMResults is immutable; fit again to change it")
@@ -417,7 +421,8 @@ class EMGLMResults:
         return frame
 
     def __getstate__(self):
-        return {"model": self.model, "_run": self._run, "fit_options": self.fit_options}
+        return {"model": self.model, "_run": self._run, "fit_options": self.fit_options,
+                "problems": self.problems}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
