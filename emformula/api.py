@@ -7,6 +7,7 @@ import pandas as pd
 from formulaic.utils.context import capture_context
 
 from . import _em
+from ._parallel import map_tasks
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
@@ -15,7 +16,7 @@ __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
           exposure=None, trials=None, link=None, start="random", n_init=DEFAULT_N_INIT,
           max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, na_action="drop",
-          scale_floor=None, context=None):
+          scale_floor=None, context=None, n_jobs=1, progress=None):
     """Fit a finite mixture of generalized linear models from a formula.
 
     The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
@@ -41,7 +42,7 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         the binomial number of trials of a proportion response.
     link : str, optional
         A link for a family given by name.
-    start : "random", results, or dict
+    start : "random", "warmup", results, or dict
         See :meth:`EMGLM.fit`; :func:`select_best` returns a suitable dict.
     n_init : int, default 10
         Random starts when ``start="random"``; the best log-likelihood wins.
@@ -56,6 +57,10 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         Smallest dispersion a component may take.
     context : mapping, optional
         Names the formula may use; by default the caller's namespace.
+    n_jobs : int, default 1
+        Processes for the starts (-1: every core); results do not depend on it.
+    progress : bool or None
+        Progress bar over the starts (``None``: only on an interactive terminal).
 
     Returns
     -------
@@ -78,7 +83,8 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context)
     return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
-                     random_state=random_state, scale_floor=scale_floor)
+                     random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
+                     progress=progress)
 
 
 class WarmupTrials:
@@ -109,7 +115,7 @@ class WarmupTrials:
 
 def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
              sample_size=None, random_state=None, weights=None, offset=None, exposure=None,
-             trials=None, link=None, na_action="drop", context=None):
+             trials=None, link=None, na_action="drop", context=None, n_jobs=1, progress=None):
     """Short EM trials from random starts: the warm-up of the original package.
 
     Each trial starts from a random partition and runs ``max_iter`` EM
@@ -128,6 +134,10 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     sample_size : int, optional
         Rows per trial (drawn without replacement).
     random_state : int, numpy Generator or None
+    n_jobs : int, default 1
+        Processes for the trials (-1: every core); results do not depend on it.
+    progress : bool or None
+        Progress bar (``None``: only on an interactive terminal).
 
     Returns
     -------
@@ -148,10 +158,10 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context)
     return _warmup(model, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
-                   random_state=random_state)
+                   random_state=random_state, n_jobs=n_jobs, progress=progress)
 
 
-def _warmup(model, *, repeats, max_iter, sample_size, random_state):
+def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, progress=None):
     data = model.data
     n = data.nobs
     if sample_size is not None and not (1 <= int(sample_size) <= n):
@@ -160,20 +170,15 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state):
     if int(repeats) < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     floor = model._scale_floor(None)
+    seeds = _seed_sequence(random_state).spawn(int(repeats))
+    shared = (data, model.K, int(max_iter), None if sample_size is None else int(sample_size),
+              floor)
+    results = map_tasks(_warmup_trial, seeds, shared=shared, n_jobs=n_jobs, progress=progress,
+                        desc=f"warm-up trials (K={model.K})")
     rows, starts = [], []
-    for trial, seed in enumerate(_seed_sequence(random_state).spawn(int(repeats)), start=1):
-        rng = np.random.default_rng(seed)
-        sub = data
-        if sample_size is not None and int(sample_size) < n:
-            take = np.sort(rng.choice(n, size=int(sample_size), replace=False))
-            sub = _em.EMData(data.endog[take], data.exog[take], data.weights[take],
-                             data.offset[take], data.trials[take], data.family)
-        est = _em.initial_estimates(sub, model.K, rng, floor)
-        run = _em.run_em(sub, est, max_iter=int(max_iter), tol=0.0, scale_floor=floor)
-        run = _em.order_components(run)
-        est = run.estimates
-        llf = run.llf if sub is data else _em.e_step(data, est).llf
-        row = {"trial": trial, "llf": llf, "n_iter": run.n_iter}
+    components = [f"comp{k + 1}" for k in range(model.K)]
+    for trial, (est, llf, n_iter) in enumerate(results, start=1):
+        row = {"trial": trial, "llf": llf, "n_iter": n_iter}
         for k in range(model.K):
             row[f"prior_comp{k + 1}"] = est.prior[k]
         for k in range(model.K):
@@ -181,9 +186,25 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state):
                 row[f"comp{k + 1}:{name}"] = est.coef[j, k]
         rows.append(row)
         starts.append({"params": pd.DataFrame(est.coef, index=model.exog_names,
-                                              columns=[f"comp{k + 1}" for k in range(model.K)]),
+                                              columns=components),
                        "prior": est.prior.copy(), "scale": est.scale.copy()})
     return WarmupTrials(pd.DataFrame(rows).set_index("trial"), starts)
+
+
+def _warmup_trial(shared, seed):
+    """One short EM run from a random start, scored on the full data."""
+    data, K, max_iter, sample_size, floor = shared
+    rng = np.random.default_rng(seed)
+    sub = data
+    if sample_size is not None and sample_size < data.nobs:
+        take = np.sort(rng.choice(data.nobs, size=sample_size, replace=False))
+        sub = _em.EMData(data.endog[take], data.exog[take], data.weights[take],
+                         data.offset[take], data.trials[take], data.family)
+    est = _em.initial_estimates(sub, K, rng, floor)
+    run = _em.order_components(_em.run_em(sub, est, max_iter=max_iter, tol=0.0,
+                                          scale_floor=floor, newton=False))
+    llf = run.llf if sub is data else _em.e_step(data, run.estimates).llf
+    return run.estimates, llf, run.n_iter
 
 
 def select_best(warm):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from statsmodels.tools.sm_exceptions import DomainWarning
 
 from . import _em
 from ._design import build_design
+from ._parallel import map_tasks
 from .families import as_family
 from .results import EMGLMResults
 from .warnings import ConvergenceWarning, EstimationWarning
@@ -201,22 +203,27 @@ class EMGLM:
 
     # -------------------------------------------------------------- fit
     def fit(self, start="random", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
-            tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True):
+            tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True, n_jobs=1,
+            progress=None):
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        start : "random", EMGLMResults, dict
+        start : "random", "warmup", EMGLMResults, dict
             ``"random"``: ``n_init`` random partitions of the rows, each
-            followed by an M-step. A results object (same K and design), or a
-            dict with ``params`` (p x K), ``prior`` (K) and, for families with
-            a dispersion, ``scale`` (K); or a dict with ``posterior`` (n x K).
-            :func:`emformula.select_best` returns such a dict.
+            followed by an M-step and run to convergence. ``"warmup"``: the
+            warm-up of :func:`emformula.small_em` (``max(20, 2 n_init)``
+            short trials), then full EM from the ``n_init`` best. A results
+            object (same K and design), or a dict with ``params`` (p x K),
+            ``prior`` (K) and, for families with a dispersion, ``scale`` (K);
+            or a dict with ``posterior`` (n x K). :func:`emformula.select_best`
+            returns such a dict.
         n_init : int
-            Random starts (only with ``start="random"``); the run with the
-            highest log-likelihood is kept.
+            Starts run to convergence (with ``"random"`` or ``"warmup"``);
+            the run with the highest log-likelihood is kept (the first of
+            equals).
         max_iter : int
-            EM iterations per start.
+            EM iterations (M-steps and Newton steps) per start.
         tol : float
             Convergence when ``|llf_new - llf_old| <= tol * (|llf_new| + 1)``.
         random_state : int, numpy Generator or None
@@ -229,6 +236,12 @@ class EMGLM:
             observed log-likelihood (Louis' information as the Hessian) until
             the score vanishes: EM's linear convergence leaves slow directions
             short of the maximum, and standard errors need the maximum.
+        n_jobs : int, default 1
+            Processes for the starts (-1: every core). Results do not depend
+            on it.
+        progress : bool or None
+            Progress bar over the starts; ``None`` shows it only on an
+            interactive terminal.
 
         Returns
         -------
@@ -239,14 +252,13 @@ class EMGLM:
         if not (isinstance(tol, numbers.Real) and tol > 0):
             raise ValueError(f"tol must be a positive number, got {tol!r}")
         floor = self._scale_floor(scale_floor)
-        starts = self._starts(start, n_init, random_state, floor)
-        best = None
-        runs_llf = []
-        for est in starts:
-            run = _em.run_em(self.data, est, max_iter=max_iter, tol=tol, scale_floor=floor)
-            runs_llf.append(run.llf)
-            if best is None or run.llf > best.llf:
-                best = run
+        tasks = self._start_tasks(start, n_init, random_state, floor, n_jobs, progress)
+        runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
+                         n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
+        runs_llf = np.array([run.llf for run in runs])
+        best = runs[int(np.argmax(np.where(np.isnan(runs_llf), -np.inf, runs_llf)))]
+        # Workers return runs without their n x K posterior; recompute it once.
+        best = replace(best, posterior=_em.e_step(self.data, best.estimates).posterior)
         if best.converged and polish:
             best = _em.newton_polish(self.data, best, scale_floor=floor)
         best = _em.order_components(best)
@@ -261,8 +273,8 @@ class EMGLM:
                 ConvergenceWarning, stacklevel=2)
         return EMGLMResults(self, best, fit_options=dict(
             start=start if isinstance(start, str) else type(start).__name__,
-            n_init=len(starts), max_iter=max_iter, tol=tol, scale_floor=floor,
-            start_llfs=np.asarray(runs_llf)), problems=problems)
+            n_init=len(tasks), max_iter=max_iter, tol=tol, scale_floor=floor,
+            start_llfs=runs_llf), problems=problems)
 
     def _scale_floor(self, scale_floor):
         if scale_floor is not None:
@@ -273,15 +285,21 @@ class EMGLM:
         spread = np.var(y) if self.family.name == "gaussian" else np.var(np.log(y))
         return 1e-8 * max(float(spread), np.finfo(float).tiny) if spread > 0 else 1e-12
 
-    def _starts(self, start, n_init, random_state, floor):
+    def _start_tasks(self, start, n_init, random_state, floor, n_jobs, progress):
+        """Each start as a task for :func:`_run_start`: a seed or estimates."""
         data = self.data
         if isinstance(start, str):
-            if start != "random":
-                raise ValueError(f"start must be 'random', a results object or a dict, "
-                                 f"got {start!r}")
-            seeds = _seed_sequence(random_state).spawn(n_init)
-            return [_em.initial_estimates(data, self.K, np.random.default_rng(s), floor)
-                    for s in seeds]
+            if start == "random":
+                return list(_seed_sequence(random_state).spawn(n_init))
+            if start == "warmup":
+                from .api import _warmup
+                warm = _warmup(self, repeats=max(20, 2 * n_init), max_iter=5, sample_size=None,
+                               random_state=random_state, n_jobs=n_jobs, progress=progress)
+                best = np.argsort(-warm.table["llf"].to_numpy(), kind="stable")[:n_init]
+                return [self._check_start(_start_estimates(warm.starts[i], self.K))
+                        for i in best]
+            raise ValueError(f"start must be 'random', 'warmup', a results object or a dict, "
+                             f"got {start!r}")
         if isinstance(start, EMGLMResults):
             return [self._check_start(start.estimates)]
         if isinstance(start, dict):
@@ -294,11 +312,8 @@ class EMGLM:
             missing = {"params", "prior"} - set(start)
             if missing:
                 raise ValueError(f"start dict lacks {sorted(missing)}")
-            coef = np.asarray(start["params"], dtype=float)
-            prior = np.asarray(start["prior"], dtype=float)
-            scale = np.asarray(start.get("scale", np.ones(self.K)), dtype=float)
-            return [self._check_start(_em.Estimates(coef, scale, prior))]
-        raise TypeError(f"start must be 'random', a results object or a dict, got "
+            return [self._check_start(_start_estimates(start, self.K))]
+        raise TypeError(f"start must be 'random', 'warmup', a results object or a dict, got "
                         f"{type(start).__name__}")
 
     def _check_start(self, est):
@@ -313,6 +328,22 @@ class EMGLM:
         if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))):
             raise ValueError("start has missing or infinite values")
         return _em.Estimates(est.coef.copy(), est.scale.copy(), est.prior / est.prior.sum())
+
+
+def _run_start(shared, task):
+    """One EM run from a seed (a random start) or from given estimates."""
+    data, K, max_iter, tol, floor = shared
+    if isinstance(task, np.random.SeedSequence):
+        task = _em.initial_estimates(data, K, np.random.default_rng(task), floor)
+    run = _em.run_em(data, task, max_iter=max_iter, tol=tol, scale_floor=floor)
+    return replace(run, posterior=None)
+
+
+def _start_estimates(start, K):
+    coef = np.asarray(start["params"], dtype=float)
+    prior = np.asarray(start["prior"], dtype=float)
+    scale = np.asarray(start.get("scale", np.ones(K)), dtype=float)
+    return _em.Estimates(coef, scale, prior)
 
 
 # ------------------------------------------------------------ validation

@@ -342,8 +342,11 @@ class EMGLMResults:
         q = stats.norm.ppf(1.0 - alpha / 2.0)
         lower = self.params - q * self.bse
         upper = self.params + q * self.bse
-        return pd.concat({"lower": lower, "upper": upper}, axis=1).swaplevel(
-            axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+        # Interleave by component in the order of params (a string sort would
+        # put comp10 before comp2).
+        columns = pd.MultiIndex.from_product([self.component_names, ["lower", "upper"]])
+        table = pd.concat({"lower": lower, "upper": upper}, axis=1).swaplevel(axis=1)
+        return table.reindex(columns=columns)
 
     @cached_property
     def prior_bse(self):

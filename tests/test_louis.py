@@ -89,3 +89,17 @@ def test_confidence_intervals_and_tests_follow_from_bse():
                                1.6448536269514722 * res.bse["comp2"], rtol=1e-12)
     from scipy import stats
     np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(np.abs(res.params / res.bse)))
+
+
+def test_conf_int_columns_follow_the_component_order_beyond_nine():
+    rng = np.random.default_rng(0)
+    n = 1100
+    z = np.repeat(np.arange(11), 100)
+    y = rng.normal(loc=z * 8.0, scale=1.0)
+    x = np.ones((n, 1))
+    res = EMGLM(y, x, "gaussian", K=11).fit(
+        start={"posterior": np.eye(11)[z]})
+    ci = res.conf_int()
+    assert list(ci.columns.get_level_values(0)[::2]) == res.component_names
+    np.testing.assert_allclose(ci["comp10"]["lower"], res.params["comp10"]
+                               - 1.959963984540054 * res.bse["comp10"])
