@@ -9,6 +9,7 @@ from .api import WarmupTrials, emglm, select_best, small_em
 from .families import MixtureFamily, as_family
 from .model import EMGLM
 from .results import EMGLMResults
+from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
 from .summary import compare
 from .warnings import ConvergenceWarning, EstimationWarning
 
@@ -26,4 +27,5 @@ def __getattr__(name):
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
            "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
-           "EstimationWarning", "compare", "residuals", "__version__", *_PLOTTING]
+           "EstimationWarning", "compare", "select_k", "SelectKResult", "bootstrap_lrt",
+           "BootstrapLRT", "residuals", "__version__", *_PLOTTING]

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .inference import louis_information, observed_score, pack_theta, unpack_theta
 
@@ -137,11 +136,23 @@ def e_step(data, est, eta=None):
         log_joint = loglike + np.log(est.prior)[None, :]
     # A row impossible under a component (log f = -inf) is fine as long as
     # another component can explain it; NaN would poison everything.
-    log_joint = np.where(np.isnan(log_joint), -np.inf, log_joint)
-    row_llf = logsumexp(log_joint, axis=1)
-    with np.errstate(invalid="ignore"):
-        posterior = np.exp(log_joint - row_llf[:, None])
-    posterior = np.where(np.isfinite(row_llf)[:, None], posterior, 1.0 / est.n_components)
+    log_joint[np.isnan(log_joint)] = -np.inf
+    # Log-sum-exp by hand: the shifted exponentials are the unnormalised
+    # posterior, so one exp pass serves both (scipy's logsumexp would need a
+    # second one for the posterior).
+    top = log_joint.max(axis=1)
+    finite = np.isfinite(top)
+    top[~finite] = 0.0
+    log_joint -= top[:, None]
+    posterior = np.exp(log_joint, out=log_joint)
+    total = posterior.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        row_llf = top + np.log(total)
+    posterior /= np.where(total > 0, total, 1.0)[:, None]
+    if not finite.all():
+        # A row no component can explain: llf -inf, posterior uniform.
+        row_llf[~finite] = -np.inf
+        posterior[~finite] = 1.0 / est.n_components
     llf = float(np.dot(data.weights, row_llf))
     return EStep(eta, mu, loglike, posterior, row_llf, llf)
 
@@ -431,10 +442,20 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
         direction, definite = _ascent_direction(info, score)
         if direction is None:
             return est, estep, llfs, False
+        theta = pack_theta(est, family.estimates_scale)
         # Half the Newton decrement: the predicted gain of the full step.
         if definite and 0.5 * score @ direction <= 1e-15 * (abs(estep.llf) + 1.0):
+            # The gain is at rounding level but the parameters, whose error
+            # is the square root of it, are not: one last full step, taken
+            # unless the log-likelihood visibly falls.
+            cand = unpack_theta(theta + direction, data.n_coef, est.n_components,
+                                family.estimates_scale)
+            if _admissible(cand, scale_floor):
+                cand_estep = e_step(data, cand)
+                if cand_estep.llf >= estep.llf - 1e-13 * (abs(estep.llf) + 1.0):
+                    est, estep = cand, cand_estep
+                    llfs.append(estep.llf)
             return est, estep, llfs, True
-        theta = pack_theta(est, family.estimates_scale)
         step, accepted = 1.0, None
         for _ in range(30):
             cand = unpack_theta(theta + step * direction, data.n_coef, est.n_components,

@@ -360,6 +360,30 @@ class MixtureFamily:
             return fam._resid_dev(y, mu) * trials
         return fam._resid_dev(y, mu)
 
+    def simulate(self, mu, scale, trials, rng):
+        """Draw one response per row from the family (binomial: a proportion).
+
+        Parameters
+        ----------
+        mu, scale, trials : ndarray (n,)
+        rng : numpy Generator
+        """
+        name = self.name
+        if name == "poisson":
+            return rng.poisson(mu).astype(float)
+        if name == "binomial":
+            n = np.asarray(trials)
+            counts = rng.binomial(np.round(n).astype(np.int64), mu).astype(float)
+            return np.divide(counts, n, out=np.zeros_like(counts), where=n > 0)
+        if name == "gaussian":
+            return rng.normal(mu, np.sqrt(scale))
+        if name == "gamma":
+            return rng.gamma(1.0 / scale, mu * scale)
+        if name == "inverse_gaussian":
+            return rng.wald(mu, 1.0 / scale)
+        alpha = self.alpha
+        return rng.negative_binomial(1.0 / alpha, 1.0 / (1.0 + alpha * mu)).astype(float)
+
     def check_response(self, y, trials, name="response"):
         """Raise a ValueError naming the rows where y is outside the support."""
         y = np.asarray(y, dtype=float)

@@ -10,7 +10,9 @@ used to simulate them, long format: model, component, parameter, value).
 Parameter names follow flexmix's naming (see README.md): "(Intercept)", the
 covariate name, "sigma", "prior", and "concomitant:<term>" for the
 multinomial-logit coefficients of the mixing proportions, component 1 being
-the reference (its concomitant coefficients are 0).
+the reference (its concomitant coefficients are 0); for constant mixing
+proportions "concomitant:alpha" = log(prior_k / prior_1). For the concomitant
+model "prior" is the mean over the data set's z of the true P(component k | z).
 
 Everything is seeded; the output is identical on every run with the same
 numpy version (numpy.random.Generator / PCG64 streams are stable).
@@ -43,6 +45,9 @@ def concomitant_poisson(rng, truth):
     for k, (a, b) in beta.items():
         truth += [("concomitant_poisson", k, "(Intercept)", a),
                   ("concomitant_poisson", k, "x", b)]
+    p2 = expit(gamma[0] + gamma[1] * z).mean()  # mean true P(component 2) over this z
+    truth += [("concomitant_poisson", 1, "prior", 1.0 - p2),
+              ("concomitant_poisson", 2, "prior", p2)]
     truth += [("concomitant_poisson", 1, "concomitant:(Intercept)", 0.0),
               ("concomitant_poisson", 1, "concomitant:z", 0.0),
               ("concomitant_poisson", 2, "concomitant:(Intercept)", gamma[0]),
@@ -134,8 +139,18 @@ def main():
         rng = np.random.default_rng([SEED, i])  # one independent stream per data set
         data = make(rng, truth)
         data.to_csv(HERE / f"{make.__name__}.csv", index=False, float_format="%.10g")
-    pd.DataFrame(truth, columns=["model", "component", "parameter", "value"]).to_csv(
-        HERE / "truth.csv", index=False)
+    truth = pd.DataFrame(truth, columns=["model", "component", "parameter", "value"])
+    # constant mixing proportions as flexmix's concomitant parameter:
+    # alpha_k = log(prior_k / prior_1)
+    alpha = []
+    for model, sub in truth[truth.parameter == "prior"].groupby("model", sort=False):
+        if model == "concomitant_poisson":
+            continue
+        p1 = sub.value.iloc[0]
+        alpha += [(model, k, "concomitant:alpha", float(np.log(p / p1)))
+                  for k, p in zip(sub.component, sub.value)]
+    truth = pd.concat([truth, pd.DataFrame(alpha, columns=truth.columns)], ignore_index=True)
+    truth.to_csv(HERE / "truth.csv", index=False, float_format="%.10g")
 
 
 if __name__ == "__main__":

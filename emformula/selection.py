@@ -1,0 +1,283 @@
+"""Choosing the number of components: information criteria and the
+parametric bootstrap likelihood-ratio test."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from formulaic.utils.context import capture_context
+
+from . import _em
+from ._parallel import map_tasks
+from .model import EMGLM, _check_positive_int, _seed_sequence
+from .warnings import ConvergenceWarning, EstimationWarning
+
+__all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
+
+_CRITERIA = ("aic", "bic", "icl")
+
+
+class SelectKResult:
+    """What :func:`select_k` returns.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per K: log-likelihood, free parameters, AIC, BIC, ICL,
+        converged, iterations.
+    fits : dict
+        K -> EMGLMResults.
+    criterion : str
+    best_k : int
+    best : EMGLMResults
+        The fit with the smallest criterion.
+    """
+
+    def __init__(self, table, fits, criterion):
+        self.table = table
+        self.fits = fits
+        self.criterion = criterion
+        self.best_k = int(table[criterion].idxmin())
+        self.best = fits[self.best_k]
+
+    def __repr__(self):
+        return (f"{self.table.to_string(float_format=lambda v: f'{v:.3f}')}\n"
+                f"chosen by {self.criterion.upper()}: K = {self.best_k}")
+
+    def _repr_html_(self):
+        return self.table.to_html() + f"<p>chosen by {self.criterion.upper()}: K = {self.best_k}</p>"
+
+    def plot(self, ax=None):
+        """AIC, BIC and ICL against K, the chosen K marked.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from .plotting import _figure_and_axes
+        fig, ax = _figure_and_axes(ax, (6, 4))
+        for name, marker in zip(_CRITERIA, "osd"):
+            ax.plot(self.table.index, self.table[name], marker=marker, label=name.upper())
+        ax.axvline(self.best_k, color="grey", linestyle=":", label=f"chosen K = {self.best_k}")
+        ax.set_xlabel("K (components)")
+        ax.set_ylabel("criterion (smaller is better)")
+        ax.set_xticks(list(self.table.index))
+        ax.legend()
+        return fig
+
+
+def _fit_quietly(model, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EstimationWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(**kwargs)
+
+
+def _select_k_task(shared, task):
+    model, n_init, fit_kwargs = shared
+    K, seed = task
+    one = copy.copy(model)
+    one.K = K
+    return _fit_quietly(one, start="warmup", n_init=n_init, random_state=seed, **fit_kwargs)
+
+
+def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criterion="bic",
+             random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
+             exposure=None, trials=None, link=None, na_action="drop", context=None,
+             **fit_kwargs):
+    """Fit every K and choose one by an information criterion.
+
+    Each K is fitted with warm-up starts (``start="warmup"``: short EM
+    trials, then full EM from the ``n_init`` best), as flexmix's
+    ``stepFlexmix`` refits each K from several starts.
+
+    Parameters
+    ----------
+    formula, data, family, weights, offset, exposure, trials, link, na_action
+        As in :func:`emformula.emglm`.
+    K : iterable of int, default range(1, 6)
+    n_init : int, default 3
+        Full EM runs per K.
+    criterion : {"bic", "aic", "icl"}
+    random_state : int, Generator or None
+    n_jobs : int, default 1
+        Processes across the K values (-1: every core); the result does not
+        depend on it.
+    progress : bool or None
+        Progress bar over K (``None``: only on an interactive terminal).
+    **fit_kwargs
+        Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``).
+
+    Returns
+    -------
+    SelectKResult
+
+    Examples
+    --------
+    >>> from emformula import select_k, datasets
+    >>> sim2 = datasets.load_sim2()
+    >>> choice = select_k(sim2.formula, sim2.data, "poisson", K=[1, 2, 3], random_state=1)
+    >>> choice.best_k
+    2
+    """
+    criterion = str(criterion).lower()
+    if criterion not in _CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(_CRITERIA)}, got {criterion!r}")
+    ks = sorted({int(_check_positive_int(k, "K")) for k in K})
+    if not ks:
+        raise ValueError("K must list at least one number of components")
+    n_init = _check_positive_int(n_init, "n_init")
+    if context is None:
+        context = capture_context(1)
+    model = EMGLM.from_formula(formula, data, family, max(ks), weights=weights, offset=offset,
+                               exposure=exposure, trials=trials, link=link,
+                               na_action=na_action, context=context)
+    seeds = _seed_sequence(random_state).spawn(len(ks))
+    fits = map_tasks(_select_k_task, list(zip(ks, seeds)), shared=(model, n_init, fit_kwargs),
+                     n_jobs=n_jobs, progress=progress, desc="select_k")
+    rows = [{"K": k, "llf": r.llf, "df": r.df_model, "aic": r.aic, "bic": r.bic, "icl": r.icl,
+             "converged": r.converged, "n_iter": r.n_iter} for k, r in zip(ks, fits)]
+    table = pd.DataFrame(rows).set_index("K")
+    return SelectKResult(table, dict(zip(ks, fits)), criterion)
+
+
+# ------------------------------------------------------------- bootstrap
+def simulate(results, rng=None):
+    """Draw a new response from a fitted mixture, at the fitted design.
+
+    Each row's component is drawn from the mixing proportions, then its
+    response from that component (binomial: a proportion of the row's trials).
+
+    Returns
+    -------
+    ndarray (n,)
+    """
+    rng = np.random.default_rng(rng)
+    est = results.estimates
+    data = results.model.data
+    labels = rng.choice(est.n_components, size=data.nobs, p=est.prior)
+    mu = results.family.mean(_em.linear_predictor(data, est.coef))
+    rows = np.arange(data.nobs)
+    return results.family.simulate(mu[rows, labels], est.scale[labels], data.trials, rng)
+
+
+class BootstrapLRT:
+    """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
+
+    Attributes
+    ----------
+    statistic : float
+        ``2 (llf_K1 - llf_K0)`` on the data.
+    pvalue : float
+        ``(1 + #{null >= statistic}) / (n_boot + 1)``.
+    null_distribution : ndarray
+        The statistic on each bootstrap sample (simulated from the K0 fit).
+    fit0, fit1 : EMGLMResults
+    """
+
+    def __init__(self, statistic, null_distribution, fit0, fit1):
+        self.statistic = float(statistic)
+        self.null_distribution = np.asarray(null_distribution)
+        self.pvalue = float((1 + np.sum(self.null_distribution >= self.statistic))
+                            / (self.null_distribution.size + 1))
+        self.fit0, self.fit1 = fit0, fit1
+
+    @property
+    def k0(self):
+        return self.fit0.n_components
+
+    @property
+    def k1(self):
+        return self.fit1.n_components
+
+    def __repr__(self):
+        return (f"Bootstrap LR test of K={self.k0} against K={self.k1}: "
+                f"LR = {self.statistic:.3f}, p = {self.pvalue:.4g} "
+                f"({self.null_distribution.size} bootstrap samples)")
+
+
+def _with_response(model, endog, K):
+    """The same design with a new response and K (no revalidation)."""
+    clone = copy.copy(model)
+    clone.K = K
+    clone.data = replace(model.data, endog=endog)
+    return clone
+
+
+def _bootstrap_task(shared, seed):
+    fit0, k0, k1, n_init, fit_kwargs = shared
+    rng = np.random.default_rng(seed)
+    y = simulate(fit0, rng)
+    seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(2)
+    # K = 1 has a single maximum for the usual links: one start is enough.
+    llf = [_fit_quietly(_with_response(fit0.model, y, k), start="random",
+                        n_init=1 if k == 1 else n_init, random_state=s, **fit_kwargs).llf
+           for k, s in zip((k0, k1), seeds)]
+    return 2.0 * (llf[1] - llf[0])
+
+
+def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, n_init=3,
+                  random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
+                  exposure=None, trials=None, link=None, na_action="drop", context=None,
+                  **fit_kwargs):
+    """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
+
+    The likelihood ratio of mixtures with different K has no chi-squared
+    limit (the null sits on the boundary of the parameter space), so its
+    distribution is simulated: ``n_boot`` responses are drawn from the K0
+    fit (McLachlan 1987; flexmix's ``LR_test``, mixtools' ``boot.comp``),
+    both models are refitted to each and the statistic recomputed.
+
+    Parameters
+    ----------
+    formula, data, family, weights, offset, exposure, trials, link, na_action
+        As in :func:`emformula.emglm`. Bootstrap responses keep the
+        frequency weights of their rows.
+    K0 : int, default 1
+    K1 : int, default K0 + 1
+    n_boot : int, default 99
+    n_init : int, default 3
+        Random starts per fit (the fits to the data themselves use warm-up
+        starts); one for K = 1.
+    random_state : int, Generator or None
+    n_jobs : int, default 1
+        Processes across bootstrap samples; the result does not depend on it.
+    progress : bool or None
+
+    Returns
+    -------
+    BootstrapLRT
+
+    Examples
+    --------
+    >>> from emformula import bootstrap_lrt, datasets
+    >>> sim2 = datasets.load_sim2()
+    >>> test = bootstrap_lrt(sim2.formula, sim2.data, "poisson", 1, 2, n_boot=19,
+    ...                      random_state=0)
+    >>> test.pvalue
+    0.05
+    """
+    K0 = _check_positive_int(K0, "K0")
+    K1 = K0 + 1 if K1 is None else _check_positive_int(K1, "K1")
+    if K1 <= K0:
+        raise ValueError(f"K1 must exceed K0, got K0={K0}, K1={K1}")
+    n_boot = _check_positive_int(n_boot, "n_boot")
+    n_init = _check_positive_int(n_init, "n_init")
+    if context is None:
+        context = capture_context(1)
+    model = EMGLM.from_formula(formula, data, family, K0, weights=weights, offset=offset,
+                               exposure=exposure, trials=trials, link=link,
+                               na_action=na_action, context=context)
+    seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
+    fit0 = _fit_quietly(model, start="warmup", n_init=n_init, random_state=seed0, **fit_kwargs)
+    fit1 = _fit_quietly(_with_response(model, model.data.endog, K1), start="warmup",
+                        n_init=n_init, random_state=seed1, **fit_kwargs)
+    statistic = 2.0 * (fit1.llf - fit0.llf)
+    null = map_tasks(_bootstrap_task, seed_boot.spawn(n_boot),
+                     shared=(fit0, K0, K1, n_init, fit_kwargs), n_jobs=n_jobs,
+                     progress=progress, desc="bootstrap")
+    return BootstrapLRT(statistic, null, fit0, fit1)
