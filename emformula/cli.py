@@ -1,18 +1,72 @@
-"""The ``emformula`` command."""
+"""The ``emformula`` command: ``demo``, ``fit`` and ``select-k``.
+
+Every error a user can cause (a missing file, a bad column, formula or
+family) ends in one line on stderr naming it and exit status 2, never a
+traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 import warnings
+from pathlib import Path
 
-__all__ = ["main"]
+import numpy as np
+
+__all__ = ["main", "build_parser"]
 
 
+class UsageError(Exception):
+    """A problem with the command line or its inputs (exit status 2)."""
+
+
+# ------------------------------------------------------------------ input
+def _read_data(path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"data file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except ImportError as exc:
+        raise UsageError(f"cannot read {str(path)!r}: {exc}") from None
+    except Exception as exc:  # pandas raises many parser errors
+        raise UsageError(f"cannot read {str(path)!r} as {suffix[1:]}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    raise UsageError(f"data file {str(path)!r} must be .csv or .parquet")
+
+
+def _model_kwargs(args, data):
+    kwargs = {}
+    for name in ("weights", "offset", "exposure"):
+        column = getattr(args, name, None)
+        if column is not None:
+            if column not in data.columns:
+                raise UsageError(f"--{name} column {column!r} is not in the data "
+                                 f"(columns: {', '.join(map(str, data.columns))})")
+            kwargs[name] = column
+    return kwargs
+
+
+def _family(args):
+    from .families import as_family
+
+    return as_family(args.family, args.link)
+
+
+# --------------------------------------------------------------- commands
 def _demo(args):
     import statsmodels.api as sm
 
-    from . import datasets, emglm, small_em, select_best
+    from . import datasets, emglm, select_best, small_em
     from .summary import compare
 
     sim2 = datasets.load_sim2()
@@ -28,7 +82,125 @@ def _demo(args):
     print(res.summary())
     print("\nTrue coefficients:")
     print(sim2.params.to_string())
+    if args.plots:
+        for path in _demo_plots(Path(args.plots), glm, res, sim2):
+            print(f"wrote {path}")
     return 0
+
+
+def _demo_plots(folder, glm, res, sim2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_qq
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --plots folder {str(folder)!r}: {exc}") from None
+    figures = {
+        "glm_pearson_qq.png": plot_qq(glm, type="pearson"),
+        "em_quantile_qq.png": res.plot_qq(random_state=1),
+        "em_params_vs_known.png": res.plot_params(known=sim2.params),
+        "em_posterior.png": res.plot_posterior(),
+    }
+    written = []
+    for name, fig in figures.items():
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        written.append(folder / name)
+    return written
+
+
+def _fit(args):
+    from . import emglm
+
+    data = _read_data(args.data)
+    family = _family(args)
+    res = emglm(args.formula, data, family=family, K=args.K, n_init=args.n_init,
+                random_state=args.seed, start="warmup", **_model_kwargs(args, data))
+    if args.format == "json":
+        print(json.dumps(_as_json(res), indent=2))
+    elif args.format == "html":
+        print(res.summary().as_html())
+    elif args.format == "latex":
+        print(res.summary().as_latex())
+    else:
+        print(res.summary().as_text())
+    if args.posterior:
+        try:
+            res.posterior.to_csv(args.posterior)
+        except OSError as exc:
+            raise UsageError(f"cannot write --posterior {args.posterior!r}: {exc}") from None
+    return 0
+
+
+def _as_json(res):
+    def clean(value):
+        value = float(value)
+        return value if np.isfinite(value) else None
+
+    return {
+        "formula": res.model.formula,
+        "family": res.family.family_name,
+        "link": res.family.link_name,
+        "K": res.n_components,
+        "nobs": int(res.nobs),
+        "df_model": int(res.df_model),
+        "llf": clean(res.llf),
+        "aic": clean(res.aic),
+        "bic": clean(res.bic),
+        "icl": clean(res.icl),
+        "converged": bool(res.converged),
+        "n_iter": int(res.n_iter),
+        "components": [
+            {
+                "name": name,
+                "prior": clean(res.prior[name]),
+                "prior_se": clean(res.prior_bse[name]),
+                "scale": clean(res.scale[name]),
+                "scale_se": clean(res.scale_bse[name]),
+                "params": {term: {"estimate": clean(res.params.loc[term, name]),
+                                  "se": clean(res.bse.loc[term, name])}
+                           for term in res.params.index},
+            }
+            for name in res.component_names
+        ],
+        "problems": list(res.problems),
+    }
+
+
+def _select_k(args):
+    from .selection import select_k
+
+    if args.kmax < 1:
+        raise UsageError(f"--kmax must be at least 1, got {args.kmax}")
+    data = _read_data(args.data)
+    family = _family(args)
+    choice = select_k(args.formula, data, family, K=range(1, args.kmax + 1),
+                      criterion=args.criterion, n_init=args.n_init, random_state=args.seed,
+                      **_model_kwargs(args, data))
+    print(choice)
+    return 0
+
+
+# ----------------------------------------------------------------- parser
+def _add_model_arguments(parser):
+    parser.add_argument("data", help="a .csv or .parquet file")
+    parser.add_argument("formula", help="two-sided formula, e.g. 'y ~ x1 + C(g)'")
+    parser.add_argument("--family", default="poisson",
+                        help="poisson (default), binomial, gaussian, gamma, "
+                             "inverse_gaussian, negative_binomial")
+    parser.add_argument("--link", default=None, help="a non-canonical link, e.g. log, identity")
+    parser.add_argument("--weights", metavar="COL", help="column of frequency weights")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--offset", metavar="COL", help="column of offsets")
+    group.add_argument("--exposure", metavar="COL", help="column of exposures")
+    parser.add_argument("--n-init", type=int, default=3, dest="n_init",
+                        help="full EM runs after the warm-up (default 3)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
 
 
 def build_parser():
@@ -36,24 +208,58 @@ def build_parser():
         prog="emformula",
         description="Finite mixtures of generalized linear models fitted by EM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = sub.add_parser("demo", help="fit the bundled sim2 data and print the results",
                           description="Fit a Poisson GLM and a two-component EM mixture "
                                       "to the bundled sim2 data and print both.")
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.add_argument("--plots", metavar="DIR", help="also write the vignette's figures here")
     demo.set_defaults(handler=_demo)
+
+    fit = sub.add_parser("fit", help="fit a mixture and print its summary",
+                         description="Fit a finite mixture of GLMs to a data file.")
+    _add_model_arguments(fit)
+    fit.add_argument("-K", type=int, default=2, help="number of components (default 2)")
+    fit.add_argument("--format", choices=["text", "html", "latex", "json"], default="text",
+                     help="output format (default text)")
+    fit.add_argument("--posterior", metavar="FILE", help="write the posterior to this CSV")
+    fit.set_defaults(handler=_fit)
+
+    select = sub.add_parser("select-k", help="fit K = 1..kmax and choose K",
+                            description="Fit K = 1..kmax components and choose K by an "
+                                        "information criterion.")
+    _add_model_arguments(select)
+    select.add_argument("--kmax", type=int, default=5, help="largest K (default 5)")
+    select.add_argument("--criterion", choices=["bic", "aic", "icl"], default="bic")
+    select.set_defaults(handler=_select_k)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``emformula`` console script."""
+    if hasattr(signal, "SIGPIPE"):
+        # `emformula demo | head` should end quietly, as Unix tools do.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        return args.handler(args)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = _one_line_warning
+            return args.handler(args)
+    except (UsageError, ValueError, TypeError, KeyError) as exc:
+        # One line: formulaic's parser errors add a drawing of the formula.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        message = lines[0].strip("'\"") if lines else type(exc).__name__
+        print(f"emformula {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {category.__name__}: {message}\n"
 
 
 if __name__ == "__main__":
