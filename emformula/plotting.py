@@ -26,7 +26,7 @@ _STANDARDISED = ("pearson", "deviance", "quantile")
 
 
 # ------------------------------------------------------------ parameters
-def plot_params(results, known=None, alpha=0.05, ax=None):
+def plot_params(results, known=None, alpha=0.05, ax=None, match=True):
     """Estimates with confidence intervals, one group of points per term.
 
     Each term gets one x position; the components are dodged side by side
@@ -46,12 +46,16 @@ def plot_params(results, known=None, alpha=0.05, ax=None):
         term name when its index shares term names with ``params`` (terms it
         lacks are not drawn), else by position. An ndarray of shape
         ``(p, K)`` (or ``(p,)`` when K = 1) is matched by position, a list
-        holds one vector of length ``p`` per component. Components are not
-        re-matched: with label switching, reorder ``known`` first.
+        holds one vector of length ``p`` per component.
     alpha : float, default 0.05
         One minus the confidence level of the intervals.
     ax : matplotlib Axes, optional
         Draw into this panel instead of a new figure.
+    match : bool, default True
+        Mixture components carry arbitrary labels (label switching), so the
+        known components are first permuted to the estimated ones: the
+        permutation with the smallest sum of squared differences over the
+        terms. ``False`` keeps the order given.
 
     Returns
     -------
@@ -70,6 +74,8 @@ def plot_params(results, known=None, alpha=0.05, ax=None):
     terms, names = list(params.index), list(params.columns)
     p, K = params.shape
     truth = None if known is None else _known_frame(known, params)
+    if truth is not None and match and K > 1:
+        truth = _match_components(truth, params)
     fig, ax = _figure_and_axes(ax, figsize=(max(4.0, 0.9 * p * max(K, 2) / 2 + 2), 4))
 
     positions = np.arange(p, dtype=float)
@@ -111,6 +117,19 @@ def _param_frames(results, alpha):
     lower = pd.DataFrame({c: ci[(c, "lower")] for c in params.columns}, index=params.index)
     upper = pd.DataFrame({c: ci[(c, "upper")] for c in params.columns}, index=params.index)
     return params, lower, upper
+
+
+def _match_components(truth, params):
+    """Permute the columns of ``truth`` to the closest components of ``params``."""
+    from itertools import permutations
+
+    est, ref = params.to_numpy(), truth.to_numpy()
+    usable = np.all(np.isfinite(ref), axis=1)
+    K = est.shape[1]
+    candidates = permutations(range(K)) if K <= 7 else [tuple(range(K))]
+    best = min(candidates, key=lambda order: float(
+        np.sum((est[usable] - ref[usable][:, list(order)]) ** 2)))
+    return pd.DataFrame(ref[:, list(best)], index=truth.index, columns=truth.columns)
 
 
 def _known_frame(known, params):

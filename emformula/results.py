@@ -377,11 +377,11 @@ class EMGLMResults:
         from .residuals import residuals
         return residuals(self, type=type, component=component, random_state=random_state)
 
-    def plot_params(self, known=None, alpha=0.05, ax=None):
+    def plot_params(self, known=None, alpha=0.05, ax=None, match=True):
         """Estimates with confidence intervals, against known values if given;
         see :func:`emformula.plotting.plot_params`."""
         from .plotting import plot_params
-        return plot_params(self, known=known, alpha=alpha, ax=ax)
+        return plot_params(self, known=known, alpha=alpha, ax=ax, match=match)
 
     def plot_diagnostics(self, type="deviance", random_state=None):
         """Residual panels as R's plot of a glm; see

@@ -271,3 +271,23 @@ def test_plot_posterior_refuses_a_glm():
 def test_lazy_top_level_names_are_the_plotting_functions():
     for name in ("plot_params", "plot_diagnostics", "plot_qq", "plot_posterior"):
         assert getattr(emformula, name) is getattr(plotting, name)
+
+
+def test_plot_params_matches_known_components_through_label_switching():
+    import matplotlib.pyplot as plt
+    from emformula import datasets, emglm
+    sim2 = datasets.load_sim2()
+    res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1, n_init=2)
+    swapped = sim2.params[["comp2", "comp1"]].set_axis(["comp1", "comp2"], axis=1)
+    for known in (sim2.params, swapped):
+        fig = res.plot_params(known=known)
+        line = next(l for l in fig.axes[0].lines if l.get_label() == "known")
+        drawn = np.asarray(line.get_ydata()).reshape(res.params.shape)
+        # Each known value is drawn at the estimate of its own component.
+        assert np.abs(drawn - res.params.to_numpy()).max() < 0.05
+        plt.close(fig)
+    fig = res.plot_params(known=swapped, match=False)
+    line = next(l for l in fig.axes[0].lines if l.get_label() == "known")
+    np.testing.assert_array_equal(np.asarray(line.get_ydata()).reshape(res.params.shape),
+                                  swapped.to_numpy())
+    plt.close(fig)
