@@ -17,7 +17,8 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
-__all__ = ["Design", "build_design", "new_design_matrix", "as_frame", "resolve_vector"]
+__all__ = ["Design", "build_design", "new_design_matrix", "new_response", "as_frame",
+           "resolve_vector", "resolve_labels"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,16 @@ class Design:
     model_spec : formulaic ModelSpecs
         To rebuild the design for new data.
     column_args : dict
-        The names of columns given for weights/offset/exposure/trials, so
-        ``predict`` can find them in new data.
+        The names of columns given for weights/offset/exposure/trials/groups/
+        cov_groups, so ``predict`` can find them in new data.
+    fixed, concomitant : ndarray (n, r), (n, q) or None
+        Designs of the shared effects and of the mixing proportions.
+    fixed_names, concomitant_names : list of str
+    fixed_spec, concomitant_spec : formulaic ModelSpec or None
+        To rebuild those designs for new data (``fixed_names`` selects the
+        columns kept from ``fixed_spec``).
+    groups, cov_groups : pandas Series or None
+        Group and cluster labels of the kept rows.
     """
 
     endog: np.ndarray
@@ -56,6 +65,14 @@ class Design:
     model_spec: object
     column_args: dict
     formula: str
+    fixed: np.ndarray | None = None
+    fixed_names: list | None = None
+    fixed_spec: object = None
+    concomitant: np.ndarray | None = None
+    concomitant_names: list | None = None
+    concomitant_spec: object = None
+    groups: pd.Series | None = None
+    cov_groups: pd.Series | None = None
 
 
 def as_frame(data, name="data"):
@@ -94,6 +111,44 @@ def resolve_vector(value, data, argument, n_rows):
     return array
 
 
+def resolve_labels(value, data, argument, n_rows):
+    """A per-row label argument (groups, clusters) as a column name or array.
+
+    Returns a pandas Series of the labels (any type) or ``None``; a missing
+    label is a ValueError naming the rows.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if data is None or value not in data.columns:
+            raise ValueError(f"{argument}={value!r}: no column {value!r} in the data")
+        labels = data[value].reset_index(drop=True)
+    else:
+        labels = pd.Series(np.asarray(value))
+    if labels.shape != (n_rows,):
+        raise ValueError(f"{argument} has {labels.shape[0]} labels but the data has "
+                         f"{n_rows} rows")
+    if labels.isna().any():
+        rows = np.flatnonzero(labels.isna().to_numpy())
+        raise ValueError(f"{argument} has {rows.size} missing label(s), first at row "
+                         f"positions {rows[:5].tolist()}")
+    return labels
+
+
+def _one_sided(formula, argument):
+    """``"~ z"`` (or ``"z"``) as a one-sided formula string."""
+    if not isinstance(formula, str):
+        raise TypeError(f"{argument} must be a one-sided formula string such as '~ z', "
+                        f"got {type(formula).__name__}")
+    text = formula.strip()
+    if not text.startswith("~"):
+        if "~" in text:
+            raise ValueError(f"{argument}={formula!r} must be one-sided (no response): "
+                             "write '~ z'")
+        text = "~ " + text
+    return text
+
+
 def _materialize(formula, frame, context, na_action):
     try:
         return Formula(formula).get_model_matrix(frame, context=context, na_action=na_action)
@@ -125,7 +180,8 @@ def _categorical_response(model_spec):
 
 
 def build_design(formula, data, *, context=None, weights=None, offset=None,
-                 exposure=None, trials=None, na_action="drop"):
+                 exposure=None, trials=None, na_action="drop", fixed=None,
+                 concomitant=None, groups=None, cov_groups=None):
     """Build the arrays of a fit from a two-sided formula.
 
     Parameters
@@ -142,6 +198,12 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
     na_action : {"drop", "raise"}
         Rows with a missing value in any variable used are dropped with a
         warning, or reported by a ValueError.
+    fixed, concomitant : str, optional
+        One-sided formulas (``"~ x2"``) of the shared effects and of the
+        mixing proportions. The intercept of ``fixed`` is dropped when the
+        main formula has one (each component has its own).
+    groups, cov_groups : str or array_like, optional
+        Column names or per-row labels of the groups and of the clusters.
 
     Returns
     -------
@@ -164,6 +226,8 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
         for name, value in (("weights", weights), ("offset", offset),
                             ("exposure", exposure), ("trials", trials))
     }
+    labels = {name: resolve_labels(value, frame, name, n_rows)
+              for name, value in (("groups", groups), ("cov_groups", cov_groups))}
     matrices = _materialize(formula, frame, context, "drop")
     lhs, rhs = matrices.lhs, matrices.rhs
     categorical = _categorical_response(matrices.model_spec)
@@ -172,6 +236,18 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
                         "code it as numbers (for example 0/1 for a binomial response)")
     kept = np.zeros(n_rows, dtype=bool)
     kept[np.asarray(rhs.index, dtype=int)] = True
+    # The designs of the shared effects and of the mixing proportions: a row
+    # missing one of their variables is dropped like any other.
+    side = {}
+    for name, one_sided in (("fixed", fixed), ("concomitant", concomitant)):
+        if one_sided is None:
+            continue
+        text = _one_sided(one_sided, name)
+        matrix = _materialize(text, frame, context, "drop")
+        present = np.zeros(n_rows, dtype=bool)
+        present[np.asarray(matrix.index, dtype=int)] = True
+        kept &= present
+        side[name] = (text, matrix)
     # Weights, offsets, exposures and trials describe the rows rather than
     # measure them: a missing one is an error, never a reason to drop the row.
     for name, array in extras.items():
@@ -199,14 +275,29 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
         raise ValueError(f"the left side of {formula!r} gives {endog.shape[1]} columns; "
                          "use one response or two (successes + failures)")
     column_args = {name: value for name, value in (("weights", weights), ("offset", offset),
-                                                   ("exposure", exposure), ("trials", trials))
+                                                   ("exposure", exposure), ("trials", trials),
+                                                   ("groups", groups),
+                                                   ("cov_groups", cov_groups))
                    if isinstance(value, str)}
+    exog_names = [str(c) for c in rhs.columns]
+    extra_designs = {}
+    for name, (text, matrix) in side.items():
+        names = [str(c) for c in matrix.columns]
+        if name == "fixed" and "Intercept" in names and "Intercept" in exog_names:
+            # Every component has its own intercept already.
+            names.remove("Intercept")
+        values = _numeric(matrix.loc[positions, names], f"{name} design")
+        extra_designs[name] = values if values.shape[1] else None
+        extra_designs[f"{name}_names"] = names
+        extra_designs[f"{name}_spec"] = matrix.model_spec
     return Design(
         endog=endog, exog=exog,
-        endog_names=[str(c) for c in lhs.columns], exog_names=[str(c) for c in rhs.columns],
+        endog_names=[str(c) for c in lhs.columns], exog_names=exog_names,
         **{name: (None if array is None else array[positions]) for name, array in extras.items()},
         row_index=data.index[positions], kept=kept, model_spec=matrices.model_spec,
-        column_args=column_args, formula=formula,
+        column_args=column_args, formula=formula, **extra_designs,
+        **{name: (None if values is None else values.iloc[positions].reset_index(drop=True))
+           for name, values in labels.items()},
     )
 
 
@@ -218,24 +309,46 @@ def _numeric(frame, what):
         raise TypeError(f"the {what} column(s) {bad} are not numeric") from None
 
 
-def new_design_matrix(model_spec, data, context=None):
-    """Encode new data with the training ``ModelSpec`` (right-hand side).
+def new_design_matrix(model_spec, data, context=None, columns=None):
+    """Encode new data with the training ``ModelSpec``.
 
-    Rows with missing values are kept (as NaN). A categorical level that
-    was not seen in training is a ValueError naming it, instead of formulaic's
-    warning and silent recoding to the reference level.
+    ``model_spec`` is the ModelSpecs of a two-sided formula (its right-hand
+    side is used) or the ModelSpec of a one-sided one; ``columns`` selects
+    columns by name (those the training design kept). Rows with missing
+    values are kept (as NaN). A categorical level that was not seen in
+    training is a ValueError naming it, instead of formulaic's warning and
+    silent recoding to the reference level.
     """
+    spec = getattr(model_spec, "rhs", model_spec)
+    matrix = _new_matrix(spec, data, context, "design")
+    if columns is not None:
+        matrix = matrix.loc[:, list(columns)]
+    return _numeric(matrix, "design")
+
+
+def new_response(model_spec, data, context=None):
+    """The response of new data, from the left-hand side of the training spec.
+
+    Returns an ``(n,)`` or ``(n, 2)`` array (NaN where missing); a ValueError
+    names the response when the data lack it.
+    """
+    matrix = _new_matrix(model_spec.lhs, data, context, "response")
+    values = _numeric(matrix, "response")
+    return values[:, 0] if values.shape[1] == 1 else values
+
+
+def _new_matrix(spec, data, context, what):
     data = as_frame(data)
     frame = data.reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataMismatchWarning)
         try:
-            matrix = model_spec.rhs.get_model_matrix(frame, context=context, na_action="ignore")
+            matrix = spec.get_model_matrix(frame, context=context, na_action="ignore")
         except DataMismatchWarning as exc:
             raise ValueError(f"new data does not match the training data: {exc}") from None
         except FormulaicError as exc:
             raise ValueError(f"cannot build the design for new data: {exc}") from None
         except (NameError, KeyError) as exc:
-            raise ValueError(f"new data lacks a variable of the formula: {exc}") from None
-    matrix = matrix.reindex(range(len(frame)))
-    return _numeric(matrix, "design")
+            raise ValueError(f"new data lacks a variable of the formula ({what}): "
+                             f"{exc}") from None
+    return matrix.reindex(range(len(frame)))

@@ -18,23 +18,47 @@ with frequency weights ``w_i``. One EM iteration is
 Because every M-step increases the expected complete-data log-likelihood,
 this is a generalised EM algorithm: the observed log-likelihood never
 decreases (Dempster, Laird and Rubin 1977, theorem 1).
+
+Extensions (all optional, all in the same arrays-in, arrays-out style):
+
+* **concomitant variables**: per-unit mixing proportions
+  ``pi_uk = softmax(W_u Gamma)_k`` with ``gamma_1 = 0``; their M-step is
+  Newton's method on the weighted multinomial log-likelihood
+  ``sum_u v_u sum_k tau_uk log pi_uk`` (concave), halved until it rises;
+* **shared effects**: ``eta_ik = x_i' b_k + z_i' c + offset_i``; the M-step
+  for ``(b_1, ..., b_K, c)`` is one IRLS step of the stacked K-fold problem,
+  solved from its block normal equations without stacking the rows;
+* **one common dispersion** (``equal_scale``): its ML value over all
+  components (posterior weighted);
+* **grouped data**: all rows of a group share one latent component, so the
+  E-step sums the component log-densities within groups before the
+  log-sum-exp, and "units" (whose weights, posteriors and log-likelihood
+  contributions the mixing part sees) are groups instead of rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse
 
-from .inference import louis_information, observed_score, pack_theta, unpack_theta
+from .inference import (ParameterLayout, log_softmax, louis_information, mean_prior,
+                        observed_score)
 
 __all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_steps", "newton_polish",
-           "initial_estimates", "random_partition", "order_components"]
+           "initial_estimates", "random_partition", "order_components", "log_prior",
+           "concomitant_step"]
 
 # Largest number of step halvings in one IRLS step before it is abandoned.
 _MAX_HALVINGS = 30
 # IRLS iterations when coefficients are fitted from scratch (a start).
 _START_IRLS_ITER = 50
+# Newton iterations of the concomitant M-step (each one is cheap: units x q).
+_CONCOMITANT_NEWTON = 10
+# Largest change of a concomitant coefficient in one Newton step.
+_MAX_CONCOMITANT_STEP = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,14 +70,25 @@ class EMData:
     endog : ndarray (n,)
         Response; for the binomial family the proportion of successes.
     exog : ndarray (n, p)
-        Design matrix.
+        Design matrix of the component-specific coefficients.
     weights : ndarray (n,)
-        Frequency weights (non-negative).
+        Frequency weights (non-negative). With ``groups`` they are the same
+        for all rows of a group and weight the group as a whole.
     offset : ndarray (n,)
         Offset of the linear predictor (including log exposure).
     trials : ndarray (n,)
         Binomial number of trials; ones for every other family.
     family : MixtureFamily
+    fixed : ndarray (n, r) or None
+        Design of the coefficients shared by all components.
+    concomitant : ndarray (n, q) or None
+        Design of the multinomial logit of the mixing proportions; ``None``
+        for constant proportions. With ``groups`` it is constant within groups.
+    groups : ndarray of int (n,) or None
+        Group codes ``0..G-1``: the rows of a group share one component.
+    equal_scale : bool
+        One dispersion for all components (only meaningful for families
+        with a dispersion).
     """
 
     endog: np.ndarray
@@ -62,6 +97,10 @@ class EMData:
     offset: np.ndarray
     trials: np.ndarray
     family: object
+    fixed: np.ndarray | None = None
+    concomitant: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    equal_scale: bool = False
 
     @property
     def nobs(self):
@@ -71,24 +110,115 @@ class EMData:
     def n_coef(self):
         return self.exog.shape[1]
 
+    @property
+    def n_fixed(self):
+        return 0 if self.fixed is None else self.fixed.shape[1]
+
+    @property
+    def n_concomitant(self):
+        return 0 if self.concomitant is None else self.concomitant.shape[1]
+
+    # Units are what the latent component is attached to: groups, else rows.
+    @cached_property
+    def unit_rows(self):
+        """First row of each group (``None`` without groups)."""
+        if self.groups is None:
+            return None
+        return np.unique(self.groups, return_index=True)[1]
+
+    @property
+    def n_units(self):
+        return self.nobs if self.groups is None else self.unit_rows.size
+
+    @cached_property
+    def unit_weights(self):
+        """Frequency weight of each unit."""
+        return self.weights if self.groups is None else self.weights[self.unit_rows]
+
+    @cached_property
+    def unit_concomitant(self):
+        """Concomitant design per unit."""
+        if self.concomitant is None or self.groups is None:
+            return self.concomitant
+        return self.concomitant[self.unit_rows]
+
+    @cached_property
+    def _group_matrix(self):
+        n = self.nobs
+        return scipy.sparse.csr_matrix((np.ones(n), (self.groups, np.arange(n))),
+                                       shape=(self.n_units, n))
+
+    def unit_sum(self, values):
+        """Sum a per-row array (n, ...) within units (a sparse product, never n x n)."""
+        if self.groups is None:
+            return values
+        return np.asarray(self._group_matrix @ values)
+
+    def to_rows(self, values):
+        """Broadcast a per-unit array to the rows of each unit."""
+        return values if self.groups is None else values[self.groups]
+
+    @cached_property
+    def component_design(self):
+        """``[X, Z]``: the columns of a component's linear predictor."""
+        if self.fixed is None:
+            return self.exog
+        return np.hstack([self.exog, self.fixed])
+
+    def take(self, rows):
+        """The same model on a subset of the rows (groups recoded)."""
+        rows = np.asarray(rows)
+        groups = None
+        if self.groups is not None:
+            groups = np.unique(self.groups[rows], return_inverse=True)[1]
+        pick = (lambda a: None if a is None else a[rows])
+        return EMData(self.endog[rows], self.exog[rows], self.weights[rows], self.offset[rows],
+                      self.trials[rows], self.family, pick(self.fixed), pick(self.concomitant),
+                      groups, self.equal_scale)
+
 
 @dataclass(frozen=True)
 class Estimates:
-    """Parameters of a mixture: ``coef (p, K)``, ``scale (K,)``, ``prior (K,)``."""
+    """Parameters of a mixture.
+
+    Attributes
+    ----------
+    coef : ndarray (p, K)
+        Component-specific coefficients.
+    scale : ndarray (K,)
+        Dispersions (all equal with ``equal_scale``; ones without a dispersion).
+    prior : ndarray (K,)
+        Mixing proportions; for a concomitant model the weighted mean over
+        units of the per-unit proportions.
+    gamma : ndarray (q, K) or None
+        Concomitant coefficients, column 1 (the reference) zero.
+    fixed_coef : ndarray (r,) or None
+        Coefficients shared by all components.
+    """
 
     coef: np.ndarray
     scale: np.ndarray
     prior: np.ndarray
+    gamma: np.ndarray | None = None
+    fixed_coef: np.ndarray | None = None
 
     @property
     def n_components(self):
         return self.coef.shape[1]
 
     def permuted(self, order):
-        """The same mixture with its components in ``order``."""
+        """The same mixture with its components in ``order``.
+
+        Concomitant coefficients are re-based on the new first component,
+        which becomes the reference.
+        """
         order = np.asarray(order)
+        gamma = None
+        if self.gamma is not None:
+            gamma = self.gamma[:, order] - self.gamma[:, order[:1]]
+        fixed = None if self.fixed_coef is None else self.fixed_coef.copy()
         return Estimates(self.coef[:, order].copy(), self.scale[order].copy(),
-                         self.prior[order].copy())
+                         self.prior[order].copy(), gamma, fixed)
 
 
 @dataclass(frozen=True)
@@ -98,9 +228,10 @@ class EStep:
     eta: np.ndarray         # (n, K) linear predictors
     mu: np.ndarray          # (n, K) component means
     loglike: np.ndarray     # (n, K) log f_k(y_i), all constants included
-    posterior: np.ndarray   # (n, K)
-    row_llf: np.ndarray     # (n,) log of the mixture density per row
-    llf: float              # sum_i w_i row_llf_i
+    posterior: np.ndarray   # (n, K) per row (a group's posterior on each of its rows)
+    row_llf: np.ndarray     # (n_units,) log of the mixture density per unit
+    llf: float              # sum_u v_u row_llf_u
+    unit_posterior: np.ndarray | None = None  # (n_units, K); None: same as posterior
 
 
 @dataclass(frozen=True)
@@ -117,23 +248,40 @@ class EMRun:
 
 
 # ---------------------------------------------------------------- E-step
-def linear_predictor(data, coef):
-    """``X b_k + offset`` for every component, shape ``(n, K)``."""
+def linear_predictor(data, coef, fixed_coef=None):
+    """``X b_k + Z c + offset`` for every component, shape ``(n, K)``."""
     eta = data.exog @ coef
+    if fixed_coef is not None and data.fixed is not None:
+        eta += (data.fixed @ fixed_coef)[:, None]
     eta += data.offset[:, None]
     return eta
+
+
+def log_prior(data, est):
+    """Log mixing proportions: ``(n_units, K)`` for a concomitant model,
+    else ``(1, K)`` (broadcasts over the units)."""
+    if est.gamma is None:
+        with np.errstate(divide="ignore"):
+            return np.log(est.prior)[None, :]
+    return log_softmax(data.unit_concomitant @ est.gamma)
 
 
 def e_step(data, est, eta=None):
     """Posterior probabilities and log-likelihood at ``est``."""
     if eta is None:
-        eta = linear_predictor(data, est.coef)
+        eta = linear_predictor(data, est.coef, est.fixed_coef)
     family = data.family
     mu = family.mean(eta)
     y = data.endog[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         loglike = family.loglike(y, mu, est.scale[None, :], data.trials[:, None])
-        log_joint = loglike + np.log(est.prior)[None, :]
+        if data.groups is None:
+            log_joint = loglike + log_prior(data, est)
+        else:
+            # A group's density under component k is the product over its
+            # rows: sum the log-densities within the group.
+            finite_ll = np.where(np.isnan(loglike), -np.inf, loglike)
+            log_joint = data.unit_sum(finite_ll) + log_prior(data, est)
     # A row impossible under a component (log f = -inf) is fine as long as
     # another component can explain it; NaN would poison everything.
     log_joint[np.isnan(log_joint)] = -np.inf
@@ -147,14 +295,26 @@ def e_step(data, est, eta=None):
     posterior = np.exp(log_joint, out=log_joint)
     total = posterior.sum(axis=1)
     with np.errstate(divide="ignore"):
-        row_llf = top + np.log(total)
+        unit_llf = top + np.log(total)
     posterior /= np.where(total > 0, total, 1.0)[:, None]
     if not finite.all():
-        # A row no component can explain: llf -inf, posterior uniform.
-        row_llf[~finite] = -np.inf
+        # A unit no component can explain: llf -inf, posterior uniform.
+        unit_llf[~finite] = -np.inf
         posterior[~finite] = 1.0 / est.n_components
-    llf = float(np.dot(data.weights, row_llf))
-    return EStep(eta, mu, loglike, posterior, row_llf, llf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        llf = float(np.dot(data.unit_weights, unit_llf))
+    if np.isnan(llf) or llf == np.inf:
+        # Log-densities beyond the float range (a mean far outside the data
+        # at an extrapolated point): treat the point as impossible.
+        llf = -np.inf
+    if data.groups is None:
+        return EStep(eta, mu, loglike, posterior, unit_llf, llf)
+    return EStep(eta, mu, loglike, data.to_rows(posterior), unit_llf, llf, posterior)
+
+
+def unit_posterior(data, estep):
+    """The posterior per unit (groups, else rows)."""
+    return estep.posterior if estep.unit_posterior is None else estep.unit_posterior
 
 
 # ---------------------------------------------------------------- M-step
@@ -202,8 +362,11 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     x = data.exog
     _, _, irls_weight, link_deriv = family.eta_derivatives(
         data.endog, mu_k, data.trials, observed=False)
-    w = row_weight * irls_weight
-    z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
+    # At the edge of the mean's range the IRLS weight can be infinite where
+    # the row weight is 0 (0 * inf); such rows are dropped just below.
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = row_weight * irls_weight
+        z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
     w = np.where(np.isfinite(w) & np.isfinite(z), w, 0.0)
     z = np.where(w > 0, z, 0.0)
     xtw = x.T * w
@@ -230,6 +393,183 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     return coef_k, eta_k, mu_k, q_old, False
 
 
+def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale):
+    """One Fisher-scoring step of all components and the shared effects at once.
+
+    The shared coefficients ``c`` tie the components together, so the step
+    solves the stacked K-fold weighted least-squares problem (row ``i`` once
+    per component, weight ``w_i tau_ik`` times its IRLS weight) from its
+    block normal equations: ``X'W_k X`` on the diagonal, ``X'W_k Z`` against
+    ``c`` and ``sum_k Z'W_k Z``; the stacked matrix is never formed. The step
+    is halved until the expected complete-data log-likelihood summed over
+    the components does not fall.
+
+    Parameters
+    ----------
+    row_weights : ndarray (n, K)
+        ``w_i * tau_ik``.
+    coef, fixed_coef : ndarray (p, K), (r,) or None
+        Current coefficients; ``None`` to accept the full step from ``eta``
+        and ``mu`` (a start).
+    eta, mu : ndarray (n, K)
+    q_old : float or None
+        ``sum_k sum_i row_weights_ik log f_k(y_i)`` at the current point.
+    scale : ndarray (K,)
+
+    Returns
+    -------
+    coef, fixed_coef, eta, mu, q, ok
+    """
+    family = data.family
+    x, z = data.exog, data.fixed
+    p, r = data.n_coef, data.n_fixed
+    K = row_weights.shape[1]
+    size = K * p + r
+    shared = slice(K * p, size)
+    normal = np.zeros((size, size))
+    rhs = np.zeros(size)
+    for k in range(K):
+        _, _, irls_weight, link_deriv = family.eta_derivatives(
+            data.endog, mu[:, k], data.trials, observed=False)
+        with np.errstate(invalid="ignore", over="ignore"):
+            w = row_weights[:, k] * irls_weight
+            work = (eta[:, k] - data.offset) + (data.endog - mu[:, k]) * link_deriv
+        w = np.where(np.isfinite(w) & np.isfinite(work), w, 0.0)
+        work = np.where(w > 0, work, 0.0)
+        own = slice(k * p, (k + 1) * p)
+        xtw, ztw = x.T * w, z.T * w
+        normal[own, own] = xtw @ x
+        normal[own, shared] = xtw @ z
+        normal[shared, own] = normal[own, shared].T
+        normal[shared, shared] += ztw @ z
+        rhs[own] = xtw @ work
+        rhs[shared] += ztw @ work
+    candidate, regular = _solve_normal_equations(normal, rhs)
+    if not np.all(np.isfinite(candidate)):
+        return coef, fixed_coef, eta, mu, q_old, False
+    new_coef = candidate[:K * p].reshape(K, p).T
+    new_fixed = candidate[shared]
+
+    def evaluate(b, c):
+        eta_new = linear_predictor(data, b, c)
+        q, mus = 0.0, np.empty_like(eta_new)
+        for k in range(K):
+            q_k, mus[:, k] = _weighted_q(data, row_weights[:, k], eta_new[:, k], scale[k])
+            q += q_k
+        return q, eta_new, mus
+
+    if coef is None or q_old is None:
+        q, eta_new, mu_new = evaluate(new_coef, new_fixed)
+        return new_coef, new_fixed, eta_new, mu_new, q, regular
+    d_coef, d_fixed = new_coef - coef, new_fixed - fixed_coef
+    step = 1.0
+    slack = 1e-13 * (abs(q_old) + 1.0)
+    for _ in range(_MAX_HALVINGS):
+        b, c = coef + step * d_coef, fixed_coef + step * d_fixed
+        q, eta_new, mu_new = evaluate(b, c)
+        if q >= q_old - slack:
+            if q < q_old:  # rounding-level loss: keep the old point exactly
+                return coef, fixed_coef, eta, mu, q_old, regular
+            return b, c, eta_new, mu_new, q, regular
+        step *= 0.5
+    return coef, fixed_coef, eta, mu, q_old, False
+
+
+def _common_scale(data, mu, row_weights, scale_floor):
+    """ML dispersion shared by all components: the family's dispersion update
+    on the stacked K-fold data (rows repeated per component, weights w tau)."""
+    K = mu.shape[1]
+    y = np.repeat(data.endog[:, None], K, axis=1)
+    keep = row_weights > 0
+    if not keep.any():
+        return 1.0
+    return max(data.family.mle_scale(y[keep], mu[keep], row_weights[keep]), scale_floor)
+
+
+def _multinomial_objective(W, v, tau, gamma):
+    logp = log_softmax(W @ gamma)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(tau > 0, tau * logp, 0.0)
+    return float(v @ terms.sum(axis=1)), logp
+
+
+def concomitant_step(W, v, tau, gamma, max_steps=_CONCOMITANT_NEWTON):
+    """M-step of a concomitant model: Newton on ``sum_u v_u sum_k tau_uk log pi_uk``.
+
+    The weighted multinomial log-likelihood is concave in ``Gamma`` (columns
+    ``2..K``; column 1 stays 0), so Newton's method converges from any start
+    where the maximum exists; each step is halved until the objective rises,
+    which keeps the M-step a GEM step even where it does not (separated
+    posteriors). The gradient is ``W' v (tau_k - pi_k)`` and the negative
+    Hessian has blocks ``W' diag(v (delta_kl pi_k - pi_k pi_l)) W``.
+
+    Parameters
+    ----------
+    W : ndarray (n_units, q)
+    v : ndarray (n_units,)
+    tau : ndarray (n_units, K)
+    gamma : ndarray (q, K)
+        Start (the current coefficients).
+
+    Returns
+    -------
+    ndarray (q, K)
+    """
+    q, K = gamma.shape
+    if K == 1:
+        return gamma.copy()
+    gamma = gamma - gamma[:, :1]
+    objective, logp = _multinomial_objective(W, v, tau, gamma)
+    for _ in range(max_steps):
+        pi = np.exp(logp)
+        resid = v[:, None] * (tau - pi)
+        grad = np.concatenate([W.T @ resid[:, k] for k in range(1, K)])
+        hess = np.zeros(((K - 1) * q, (K - 1) * q))
+        for k in range(1, K):
+            for l in range(k, K):
+                delta = 1.0 if k == l else 0.0
+                block = W.T @ ((v * (delta * pi[:, k] - pi[:, k] * pi[:, l]))[:, None] * W)
+                hess[(k - 1) * q:k * q, (l - 1) * q:l * q] = block
+                hess[(l - 1) * q:l * q, (k - 1) * q:k * q] = block.T
+        direction, _ = _solve_normal_equations(hess, grad)
+        if not np.all(np.isfinite(direction)):
+            break
+        decrement = float(grad @ direction)
+        if not decrement > 1e-14 * (abs(objective) + 1.0):
+            break
+        step_matrix = np.zeros_like(gamma)
+        step_matrix[:, 1:] = direction.reshape(K - 1, q).T
+        # Where the concomitant variables separate the posteriors the maximum
+        # is at infinity and Newton steps explode; a bounded step lets the
+        # coefficients diverge slowly (diagnose() reports it) without overflow.
+        largest = np.abs(step_matrix).max()
+        if largest > _MAX_CONCOMITANT_STEP:
+            step_matrix *= _MAX_CONCOMITANT_STEP / largest
+        step, accepted = 1.0, False
+        for _ in range(_MAX_HALVINGS):
+            candidate = gamma + step * step_matrix
+            value, cand_logp = _multinomial_objective(W, v, tau, candidate)
+            if value >= objective:
+                gamma, objective, logp, accepted = candidate, value, cand_logp, True
+                break
+            step *= 0.5
+        if not accepted:
+            break
+    return gamma
+
+
+def _prior_update(data, est, tau_units):
+    """Mixing parameters from the unit posteriors: ``(prior, gamma)``."""
+    v = data.unit_weights
+    if data.concomitant is None:
+        # Closed form: the weighted mean posterior.
+        return (v[:, None] * tau_units).sum(axis=0) / v.sum(), None
+    gamma = est.gamma if est.gamma is not None else np.zeros(
+        (data.n_concomitant, tau_units.shape[1]))
+    gamma = concomitant_step(data.unit_concomitant, v, tau_units, gamma)
+    return mean_prior(data, gamma), gamma
+
+
 def m_step(data, est, estep, scale_floor):
     """One generalised M-step from the E-step at ``est``."""
     family = data.family
@@ -237,52 +577,109 @@ def m_step(data, est, estep, scale_floor):
     row_weights = data.weights[:, None] * estep.posterior
     coef = est.coef.copy()
     scale = est.scale.copy()
+    fixed_coef = est.fixed_coef
     notes = []
-    for k in range(K):
-        c = row_weights[:, k]
-        positive = c > 0
-        q_old = float(np.dot(c[positive], estep.loglike[positive, k]))
-        coef_k, _, mu_k, _, ok = irls_step(
-            data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k])
-        coef[:, k] = coef_k
+    common = family.estimates_scale and data.equal_scale
+    if data.fixed is None:
+        mus = np.empty_like(estep.mu) if common else None
+        for k in range(K):
+            c = row_weights[:, k]
+            positive = c > 0
+            q_old = float(np.dot(c[positive], estep.loglike[positive, k]))
+            coef_k, _, mu_k, _, ok = irls_step(
+                data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k])
+            coef[:, k] = coef_k
+            if not ok:
+                notes.append(k)
+            if common:
+                mus[:, k] = mu_k
+            elif family.estimates_scale and c.sum() > 0:
+                scale[k] = max(family.mle_scale(data.endog, mu_k, c), scale_floor)
+    else:
+        positive = row_weights > 0
+        q_old = float(np.sum(row_weights[positive] * estep.loglike[positive]))
+        coef, fixed_coef, _, mus, _, ok = shared_irls_step(
+            data, row_weights, est.coef, est.fixed_coef, estep.eta, estep.mu, q_old, est.scale)
+        coef = coef.copy()
         if not ok:
-            notes.append(k)
-        if family.estimates_scale and c.sum() > 0:
-            scale[k] = max(family.mle_scale(data.endog, mu_k, c), scale_floor)
-    total = data.weights.sum()
-    prior = row_weights.sum(axis=0) / total
-    return Estimates(coef, scale, prior), notes
+            notes.extend(range(K))
+        if family.estimates_scale and not common:
+            for k in range(K):
+                c = row_weights[:, k]
+                if c.sum() > 0:
+                    scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
+    if common:
+        scale[:] = _common_scale(data, mus, row_weights, scale_floor)
+    prior, gamma = _prior_update(data, est, unit_posterior(data, estep))
+    return Estimates(coef, scale, prior, gamma, fixed_coef), notes
 
 
 def estimates_from_posterior(data, posterior, scale_floor):
-    """Fit every component from scratch to posterior weights (a start)."""
+    """Fit every component from scratch to posterior weights (a start).
+
+    ``posterior`` is per row (with groups, every row of a group carries the
+    group's posterior).
+    """
     family = data.family
     n, K = posterior.shape
     p = data.n_coef
     coef = np.zeros((p, K))
     scale = np.ones(K)
+    fixed_coef = None
     start_mu = family.start_mean(data.endog, data.trials)
     with np.errstate(divide="ignore", invalid="ignore"):
         start_eta = np.asarray(family.link(start_mu), dtype=float)
-    for k in range(K):
-        c = data.weights * posterior[:, k]
-        coef_k, eta, mu, q = None, start_eta, start_mu, None
+    row_weights = data.weights[:, None] * posterior
+    mus = np.empty((n, K))
+    if data.fixed is None:
+        for k in range(K):
+            c = row_weights[:, k]
+            coef_k, eta, mu, q = None, start_eta, start_mu, None
+            for _ in range(_START_IRLS_ITER):
+                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, 1.0)
+                done = (q is not None and q_new is not None
+                        and abs(q_new - q) <= 1e-10 * (abs(q_new) + 1.0))
+                coef_k, q = coef_new, q_new
+                if done:
+                    break
+            if coef_k is None:
+                coef_k = np.zeros(p)
+                mu = family.mean(data.offset)
+            coef[:, k] = coef_k
+            mus[:, k] = mu
+    else:
+        b, c_fixed, q = None, None, None
+        eta = np.repeat(start_eta[:, None], K, axis=1)
+        mu = np.repeat(start_mu[:, None], K, axis=1)
+        ones = np.ones(K)
         for _ in range(_START_IRLS_ITER):
-            coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, 1.0)
+            b_new, c_new, eta, mu, q_new, _ = shared_irls_step(
+                data, row_weights, b, c_fixed, eta, mu, q, ones)
             done = (q is not None and q_new is not None
                     and abs(q_new - q) <= 1e-10 * (abs(q_new) + 1.0))
-            coef_k, q = coef_new, q_new
+            b, c_fixed, q = b_new, c_new, q_new
             if done:
                 break
-        if coef_k is None:
-            coef_k = np.zeros(p)
-            mu = family.mean(data.offset)
-        coef[:, k] = coef_k
-        if family.estimates_scale and c.sum() > 0:
-            scale[k] = max(family.mle_scale(data.endog, mu, c), scale_floor)
-    prior = (data.weights[:, None] * posterior).sum(axis=0) / data.weights.sum()
-    prior = np.clip(prior, 1e-300, None)
-    return Estimates(coef, scale, prior / prior.sum())
+        if b is None:
+            b, c_fixed = np.zeros((p, K)), np.zeros(data.n_fixed)
+            mu = family.mean(linear_predictor(data, b, c_fixed))
+        coef, fixed_coef, mus = b.copy(), c_fixed, mu
+    if family.estimates_scale:
+        if data.equal_scale:
+            scale[:] = _common_scale(data, mus, row_weights, scale_floor)
+        else:
+            for k in range(K):
+                c = row_weights[:, k]
+                if c.sum() > 0:
+                    scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
+    tau_units = posterior if data.groups is None else posterior[data.unit_rows]
+    if data.concomitant is None:
+        prior = (data.unit_weights[:, None] * tau_units).sum(axis=0) / data.unit_weights.sum()
+        prior = np.clip(prior, 1e-300, None)
+        return Estimates(coef, scale, prior / prior.sum(), None, fixed_coef)
+    gamma = concomitant_step(data.unit_concomitant, data.unit_weights, tau_units,
+                             np.zeros((data.n_concomitant, K)), max_steps=25)
+    return Estimates(coef, scale, mean_prior(data, gamma), gamma, fixed_coef)
 
 
 def random_partition(rng, n, K):
@@ -294,8 +691,9 @@ def random_partition(rng, n, K):
 
 
 def initial_estimates(data, K, rng, scale_floor):
-    """A random start: a random partition of the rows, then an M-step."""
-    return estimates_from_posterior(data, random_partition(rng, data.nobs, K), scale_floor)
+    """A random start: a random partition of the units, then an M-step."""
+    posterior = data.to_rows(random_partition(rng, data.n_units, K))
+    return estimates_from_posterior(data, posterior, scale_floor)
 
 
 # -------------------------------------------------------------- the loop
@@ -366,8 +764,10 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
 
 def _admissible(est, scale_floor):
     """Whether extrapolated or Newton-stepped estimates are worth evaluating."""
+    extra = [a for a in (est.gamma, est.fixed_coef) if a is not None]
     return bool(np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))
-                and np.all(est.scale >= scale_floor) and np.all(est.prior > 0))
+                and np.all(est.scale >= scale_floor) and np.all(est.prior > 0)
+                and all(np.all(np.isfinite(a)) for a in extra))
 
 
 def _squarem_cycle(data, est0, estep0, scale_floor):
@@ -376,7 +776,7 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     Returns ``(est, estep, m_steps_used, notes)``; the result is never worse
     than the two plain EM steps.
     """
-    family = data.family
+    layout = ParameterLayout.for_data(data, est0.n_components)
     est1, notes1 = m_step(data, est0, estep0, scale_floor)
     estep1 = e_step(data, est1)
     est2, notes2 = m_step(data, est1, estep1, scale_floor)
@@ -384,18 +784,18 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     notes = notes1 + notes2
     if np.any(est0.prior <= 0) or np.any(est1.prior <= 0) or np.any(est2.prior <= 0):
         return est2, estep2, 2, notes
-    theta0 = pack_theta(est0, family.estimates_scale)
-    r = pack_theta(est1, family.estimates_scale) - theta0
-    v = pack_theta(est2, family.estimates_scale) - theta0 - 2.0 * r
-    norm_v = np.linalg.norm(v)
-    if not (norm_v > 0 and np.all(np.isfinite(v))):
+    theta0 = layout.pack(est0)
+    r = layout.pack(est1) - theta0
+    v = layout.pack(est2) - theta0 - 2.0 * r
+    with np.errstate(over="ignore", invalid="ignore"):  # diverging coefficients: no step
+        norm_v, norm_r = np.linalg.norm(v), np.linalg.norm(r)
+    if not (norm_v > 0 and np.isfinite(norm_v) and np.isfinite(norm_r)):
         return est2, estep2, 2, notes
-    alpha = -np.linalg.norm(r) / norm_v
+    alpha = -norm_r / norm_v
     used = 2
     # alpha = -1 reproduces est2; only a longer step is worth the extra E-step.
     while alpha < -1.0:
-        cand = unpack_theta(theta0 - 2.0 * alpha * r + alpha ** 2 * v, data.n_coef,
-                            est0.n_components, family.estimates_scale)
+        cand = layout.unpack(theta0 - 2.0 * alpha * r + alpha ** 2 * v, data)
         if _admissible(cand, scale_floor):
             cand_estep = e_step(data, cand)
             if np.isfinite(cand_estep.llf) and cand_estep.llf >= estep0.llf:
@@ -430,26 +830,25 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
         ``converged`` is True when the predicted gain of a further step is at
         rounding level.
     """
-    family = data.family
+    layout = ParameterLayout.for_data(data, est.n_components)
     llfs = []
     if np.any(est.prior <= 0):
         return est, estep, llfs, False
     for _ in range(max_steps):
-        info = louis_information(data, est, estep.posterior, estep.mu)
-        score = observed_score(data, est, estep.posterior, estep.mu)
+        info = louis_information(data, est, estep.posterior, estep.mu, layout)
+        score = observed_score(data, est, estep.posterior, estep.mu, layout)
         if not (np.all(np.isfinite(info)) and np.all(np.isfinite(score))):
             return est, estep, llfs, False
         direction, definite = _ascent_direction(info, score)
         if direction is None:
             return est, estep, llfs, False
-        theta = pack_theta(est, family.estimates_scale)
+        theta = layout.pack(est)
         # Half the Newton decrement: the predicted gain of the full step.
         if definite and 0.5 * score @ direction <= 1e-15 * (abs(estep.llf) + 1.0):
             # The gain is at rounding level but the parameters, whose error
             # is the square root of it, are not: one last full step, taken
             # unless the log-likelihood visibly falls.
-            cand = unpack_theta(theta + direction, data.n_coef, est.n_components,
-                                family.estimates_scale)
+            cand = layout.unpack(theta + direction, data)
             if _admissible(cand, scale_floor):
                 cand_estep = e_step(data, cand)
                 if cand_estep.llf >= estep.llf - 1e-13 * (abs(estep.llf) + 1.0):
@@ -458,8 +857,7 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
             return est, estep, llfs, True
         step, accepted = 1.0, None
         for _ in range(30):
-            cand = unpack_theta(theta + step * direction, data.n_coef, est.n_components,
-                                family.estimates_scale)
+            cand = layout.unpack(theta + step * direction, data)
             if _admissible(cand, scale_floor):
                 cand_estep = e_step(data, cand)
                 if cand_estep.llf >= estep.llf:
@@ -520,13 +918,14 @@ def diagnose(data, run, scale_floor):
     A component whose prior vanishes, a dispersion held at its floor (a
     Gaussian component collapsing onto a few points, where the likelihood is
     unbounded), fitted binomial probabilities of exactly 0 or 1 (separation
-    within a component), a linear predictor at the overflow clip, and IRLS
-    steps that could not improve a component.
+    within a component), a linear predictor at the overflow clip, IRLS
+    steps that could not improve a component, and concomitant variables that
+    separate the components (mixing proportions of 0 or 1).
     """
     est, family = run.estimates, data.family
     messages = list(run.notes)
     tau = run.posterior
-    eta = linear_predictor(data, est.coef)
+    eta = linear_predictor(data, est.coef, est.fixed_coef)
     mu = family.mean(eta)
     for k in range(est.n_components):
         name = f"component {k + 1}"
@@ -543,6 +942,12 @@ def diagnose(data, run, scale_floor):
             if edge.any():
                 messages.append(f"{name} fits probabilities of 0 or 1 to {edge.sum()} row(s): "
                                 "perfect separation, its coefficients diverge")
+        if est.gamma is not None and k >= 1:
+            logits = data.unit_concomitant @ (est.gamma[:, k] - est.gamma[:, 0])
+            if np.abs(logits).max() > 35.0:
+                messages.append(f"{name}: the concomitant model gives mixing proportions of "
+                                "0 or 1 (log-odds beyond +-35): the concomitant variables "
+                                "separate the components and their coefficients diverge")
         if family.link_name == "Log" and np.any(np.abs(eta[tau[:, k] > 0, k]) >= 700.0):
             messages.append(f"{name} has linear predictors beyond +-700, where exp overflows; "
                             "its means were clipped")

@@ -16,11 +16,15 @@ __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
           exposure=None, trials=None, link=None, start="random", n_init=DEFAULT_N_INIT,
           max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, na_action="drop",
-          scale_floor=None, context=None, n_jobs=1, progress=None):
+          scale_floor=None, context=None, n_jobs=1, progress=None, concomitant=None,
+          fixed=None, equal_scale=False, groups=None, cov_type="louis", cov_groups=None):
     """Fit a finite mixture of generalized linear models from a formula.
 
     The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
     ``g(mu_k) = x' b_k + offset``, fitted by maximum likelihood with EM.
+    Optionally the mixing proportions depend on covariates (``concomitant``),
+    some effects are shared by all components (``fixed``, ``equal_scale``)
+    and rows come in groups that share a component (``groups``).
 
     Parameters
     ----------
@@ -61,6 +65,30 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         Processes for the starts (-1: every core); results do not depend on it.
     progress : bool or None
         Progress bar over the starts (``None``: only on an interactive terminal).
+    concomitant : str, optional
+        One-sided formula of the mixing proportions, ``"~ z"``: a
+        multinomial logit ``log(pi_ik / pi_i1) = w_i' gamma_k`` with
+        component 1 as the reference (flexmix's ``FLXPmultinom``). Without
+        it the proportions are constant.
+    fixed : str, optional
+        One-sided formula of effects shared by all components, ``"~ x2"``
+        (flexmix's ``FLXMRglmfix(fixed=)``): one coefficient each. Its
+        intercept is dropped when ``formula`` has one.
+    equal_scale : bool, default False
+        One dispersion for all components (flexmix's ``varFix = TRUE``);
+        ignored by families without a dispersion.
+    groups : str or array_like, optional
+        A column (or labels) grouping the rows: all rows of a group belong to
+        the same component (flexmix's ``y ~ x | id``). Posteriors are per
+        group; weights and concomitant variables must be constant within a
+        group; the BIC counts groups.
+    cov_type : {"louis", "robust", "cluster"}, default "louis"
+        Covariance of the estimates: Louis' observed information, a sandwich
+        with per-unit scores (rows, or groups), or clustered by
+        ``cov_groups``. See :meth:`EMGLM.fit`.
+    cov_groups : str or array_like, optional
+        A column (or labels) of clusters for ``cov_type="cluster"``; it may
+        also be given for a later ``results.with_cov_type("cluster")``.
 
     Returns
     -------
@@ -76,15 +104,23 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         comp1  comp2
     V1   -1.6   -1.4
     ...
+
+    Mixing proportions that depend on ``z``, groups of rows, robust errors:
+
+    >>> res = emglm("y ~ x", df, K=2, concomitant="~ z", groups="id",
+    ...             cov_type="robust")                        # doctest: +SKIP
+    >>> res.predict(new_df, type="prior")                     # doctest: +SKIP
     """
     if context is None:
         context = capture_context(1)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context)
+                               na_action=na_action, context=context, fixed=fixed,
+                               concomitant=concomitant, groups=groups,
+                               equal_scale=equal_scale, cov_groups=cov_groups)
     return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
                      random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
-                     progress=progress)
+                     progress=progress, cov_type=cov_type)
 
 
 class WarmupTrials:
@@ -115,7 +151,8 @@ class WarmupTrials:
 
 def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
              sample_size=None, random_state=None, weights=None, offset=None, exposure=None,
-             trials=None, link=None, na_action="drop", context=None, n_jobs=1, progress=None):
+             trials=None, link=None, na_action="drop", context=None, n_jobs=1, progress=None,
+             concomitant=None, fixed=None, equal_scale=False, groups=None):
     """Short EM trials from random starts: the warm-up of the original package.
 
     Each trial starts from a random partition and runs ``max_iter`` EM
@@ -127,12 +164,15 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     ----------
     formula, data, family, K, weights, offset, exposure, trials, link, na_action
         As in :func:`emglm`.
+    concomitant, fixed, equal_scale, groups
+        As in :func:`emglm`.
     repeats : int, default 20
         Number of trials.
     max_iter : int, default 5
         EM iterations per trial.
     sample_size : int, optional
-        Rows per trial (drawn without replacement).
+        Rows per trial (drawn without replacement); with ``groups``, groups
+        per trial.
     random_state : int, numpy Generator or None
     n_jobs : int, default 1
         Processes for the trials (-1: every core); results do not depend on it.
@@ -156,16 +196,19 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
         context = capture_context(1)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context)
+                               na_action=na_action, context=context, fixed=fixed,
+                               concomitant=concomitant, groups=groups,
+                               equal_scale=equal_scale)
     return _warmup(model, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
                    random_state=random_state, n_jobs=n_jobs, progress=progress)
 
 
 def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, progress=None):
     data = model.data
-    n = data.nobs
+    n = data.n_units
     if sample_size is not None and not (1 <= int(sample_size) <= n):
-        raise ValueError(f"sample_size must be between 1 and the number of rows ({n}), "
+        what = "groups" if data.groups is not None else "rows"
+        raise ValueError(f"sample_size must be between 1 and the number of {what} ({n}), "
                          f"got {sample_size}")
     if int(repeats) < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -185,9 +228,14 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
             for j, name in enumerate(model.exog_names):
                 row[f"comp{k + 1}:{name}"] = est.coef[j, k]
         rows.append(row)
-        starts.append({"params": pd.DataFrame(est.coef, index=model.exog_names,
-                                              columns=components),
-                       "prior": est.prior.copy(), "scale": est.scale.copy()})
+        start = {"params": pd.DataFrame(est.coef, index=model.exog_names, columns=components),
+                 "prior": est.prior.copy(), "scale": est.scale.copy()}
+        if est.fixed_coef is not None:
+            start["fixed"] = pd.Series(est.fixed_coef, index=model.fixed_names)
+        if est.gamma is not None:
+            start["concomitant"] = pd.DataFrame(est.gamma, index=model.concomitant_names,
+                                                columns=components)
+        starts.append(start)
     return WarmupTrials(pd.DataFrame(rows).set_index("trial"), starts)
 
 
@@ -196,10 +244,12 @@ def _warmup_trial(shared, seed):
     data, K, max_iter, sample_size, floor = shared
     rng = np.random.default_rng(seed)
     sub = data
-    if sample_size is not None and sample_size < data.nobs:
-        take = np.sort(rng.choice(data.nobs, size=sample_size, replace=False))
-        sub = _em.EMData(data.endog[take], data.exog[take], data.weights[take],
-                         data.offset[take], data.trials[take], data.family)
+    if sample_size is not None and sample_size < data.n_units:
+        take = np.sort(rng.choice(data.n_units, size=sample_size, replace=False))
+        if data.groups is not None:
+            # Whole groups: the rows of the drawn groups.
+            take = np.flatnonzero(np.isin(data.groups, take))
+        sub = data.take(take)
     est = _em.initial_estimates(sub, K, rng, floor)
     run = _em.order_components(_em.run_em(sub, est, max_iter=max_iter, tol=0.0,
                                           scale_floor=floor, newton=False))

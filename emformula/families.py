@@ -296,10 +296,14 @@ class MixtureFamily:
         if not self.estimates_scale:
             return 1.0
         total = weight.sum()
-        if self.name == "gaussian":
-            return float(np.dot(weight, (y - mu) ** 2) / total)
-        if self.name == "inverse_gaussian":
-            return float(np.dot(weight, (y - mu) ** 2 / (y * mu ** 2)) / total)
+        if self.name in ("gaussian", "inverse_gaussian"):
+            value = self._mean_square(y, mu, weight) / total
+            if not np.isfinite(value):
+                # A mean at the edge of its range where the row has no
+                # weight gives 0 * inf: leave such rows out.
+                keep = weight > 0
+                value = self._mean_square(y[keep], mu[keep], weight[keep]) / total
+            return float(value)
         # Gamma: the shape nu = 1/phi solves log(nu) - digamma(nu) = d with
         # d = -mean(1 + log(y/mu) - y/mu) >= 0; Newton on log(nu) converges in
         # a handful of steps from the approximation of Minka (2002).
@@ -323,6 +327,13 @@ class MixtureFamily:
             if abs(step) < 1e-14:
                 break
         return float(np.exp(-log_nu))
+
+    def _mean_square(self, y, mu, weight):
+        """``sum w (y - mu)^2`` (gaussian) or ``sum w (y - mu)^2 / (y mu^2)``."""
+        with np.errstate(all="ignore"):
+            if self.name == "gaussian":
+                return np.dot(weight, (y - mu) ** 2)
+            return np.dot(weight, (y - mu) ** 2 / (y * mu ** 2))
 
     def logscale_derivatives(self, y, mu, scale):
         """First and minus second derivative of log f in ``log(scale)``.

@@ -1,106 +1,267 @@
-"""Observed information of the mixture log-likelihood by Louis' method.
+"""Observed information, scores and covariance of the mixture log-likelihood.
 
-For independent rows with a discrete latent component (Louis 1982, JRSS B
-44:226-233; ``shared/notes/louis.md`` writes it out for this model)
+For independent units (rows, or whole groups of rows with ``groups=``) with
+a discrete latent component (Louis 1982, JRSS B 44:226-233;
+``shared/notes/louis.md`` writes it out for this model)
 
-    I_obs = sum_i w_i [ E(B_ci | y_i) - Cov(S_ci | y_i) ],
+    I_obs = sum_u v_u [ E(B_cu | y_u) - Cov(S_cu | y_u) ],
 
-with ``S_c`` and ``B_c`` the complete-data score and negative Hessian. This
-is exactly minus the Hessian of the observed log-likelihood. The free
-parameters are, in this order,
+with ``S_c`` and ``B_c`` the complete-data score and negative Hessian of a
+unit and ``v_u`` its frequency weight. This is exactly minus the Hessian of
+the observed log-likelihood. The free parameters are, in this order,
 
-    theta = (b_1, [log phi_1], ..., b_K, [log phi_K], alpha_2, ..., alpha_K)
+    theta = (b_1, [log phi_1], ..., b_K, [log phi_K],      component-specific
+             c, [log phi],                                  shared (fixed=, equal_scale=)
+             alpha_2, ..., alpha_K  or  gamma_2, ..., gamma_K)   mixing proportions
 
-where ``pi_k = softmax(alpha)_k`` with ``alpha_1 = 0``. Every block is a
-sandwich product ``A' diag(c) B`` over the rows: no ``n x n`` or
-``n x P x P`` array is formed.
+``b_k`` are component ``k``'s coefficients and ``phi_k`` its dispersion
+(only for families that estimate one); ``c`` are the coefficients shared by
+every component and ``phi`` the one common dispersion of ``equal_scale``
+(which then replaces the per-component ones). Constant mixing proportions
+are ``pi_k = softmax(alpha)_k`` with ``alpha_1 = 0``; a concomitant model has
+per-unit proportions ``pi_uk = softmax(W_u Gamma)_k`` with a coefficient
+vector ``gamma_k`` (one entry per column of the concomitant design ``W``)
+for each ``k >= 2`` and ``gamma_1 = 0``: component 1 is the reference, as
+in flexmix's ``FLXPmultinom``. Without any of these features the vector is
+the original ``(b_1, [log phi_1], ..., alpha_K)``.
+
+Every block is a sandwich product over the rows or units: no ``n x n`` and
+no ``n x P x P`` array is formed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-__all__ = ["louis_information", "observed_score", "parameter_layout", "pack_theta",
-           "unpack_theta", "invert_information", "prior_delta_jacobian"]
+__all__ = ["ParameterLayout", "louis_information", "observed_score", "unit_scores",
+           "sandwich_covariance", "parameter_layout", "pack_theta", "unpack_theta",
+           "invert_information", "prior_delta_jacobian", "mean_prior_jacobian",
+           "log_softmax", "mean_prior", "unit_prior"]
 
 
-def parameter_layout(n_coef, n_components, estimates_scale):
-    """Positions of each block of theta.
+# ------------------------------------------------------------ the layout
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Where each block of the free parameters sits in theta.
 
-    Returns
-    -------
+    Parameters
+    ----------
+    n_coef : int
+        Component-specific coefficients per component (``p``).
+    n_components : int
+    estimates_scale : bool
+        Whether the family has a dispersion.
+    n_fixed : int, default 0
+        Coefficients shared by all components (``r``).
+    equal_scale : bool, default False
+        One dispersion for all components (only with ``estimates_scale``).
+    n_concomitant : int, default 0
+        Columns of the concomitant design (``q``); 0 for constant mixing
+        proportions.
+
+    Attributes
+    ----------
     coef_index : list of ndarray
         For each component, the positions of its coefficients.
     scale_index : list of int or None
-        For each component, the position of its log-dispersion.
-    alpha_index : ndarray
-        Positions of ``alpha_2 .. alpha_K``.
+        For each component, the position of its log-dispersion (the same
+        position for every component with ``equal_scale``).
+    fixed_index : ndarray
+        Positions of the shared coefficients.
+    prior_index : ndarray
+        Positions of the mixing parameters: ``alpha_2 .. alpha_K``, or
+        ``gamma_2`` (q entries) ... ``gamma_K``.
     size : int
+        Number of free parameters.
+
+    Examples
+    --------
+    >>> lay = ParameterLayout(2, 2, True, n_fixed=1, equal_scale=True, n_concomitant=2)
+    >>> lay.coef_index[1].tolist(), lay.fixed_index.tolist(), lay.scale_index
+    ([2, 3], [4], [5, 5])
+    >>> lay.prior_index.tolist(), lay.size
+    ([6, 7], 8)
     """
-    coef_index, scale_index = [], []
-    pos = 0
-    for _ in range(n_components):
-        coef_index.append(np.arange(pos, pos + n_coef))
-        pos += n_coef
-        if estimates_scale:
-            scale_index.append(pos)
+
+    n_coef: int
+    n_components: int
+    estimates_scale: bool
+    n_fixed: int = 0
+    equal_scale: bool = False
+    n_concomitant: int = 0
+    coef_index: list = field(init=False, repr=False, compare=False)
+    scale_index: list = field(init=False, repr=False, compare=False)
+    fixed_index: np.ndarray = field(init=False, repr=False, compare=False)
+    prior_index: np.ndarray = field(init=False, repr=False, compare=False)
+    size: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        K, p = self.n_components, self.n_coef
+        own_scale = self.estimates_scale and not self.equal_scale
+        coef_index, scale_index = [], []
+        pos = 0
+        for _ in range(K):
+            coef_index.append(np.arange(pos, pos + p))
+            pos += p
+            if own_scale:
+                scale_index.append(pos)
+                pos += 1
+            else:
+                scale_index.append(None)
+        fixed_index = np.arange(pos, pos + self.n_fixed)
+        pos += self.n_fixed
+        if self.estimates_scale and self.equal_scale:
+            scale_index = [pos] * K
             pos += 1
+        n_prior = (K - 1) * (self.n_concomitant if self.n_concomitant else 1)
+        prior_index = np.arange(pos, pos + n_prior)
+        pos += n_prior
+        for name, value in (("coef_index", coef_index), ("scale_index", scale_index),
+                            ("fixed_index", fixed_index), ("prior_index", prior_index),
+                            ("size", pos)):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def for_data(cls, data, n_components):
+        """The layout of a fit of :class:`~emformula._em.EMData` with K components."""
+        return cls(data.n_coef, n_components, data.family.estimates_scale,
+                   n_fixed=data.n_fixed, equal_scale=data.equal_scale,
+                   n_concomitant=data.n_concomitant)
+
+    @property
+    def has_concomitant(self):
+        return self.n_concomitant > 0
+
+    def eta_index(self, k):
+        """Positions of every coefficient in component ``k``'s linear predictor
+        (its own, then the shared ones): the columns of ``[X, Z]``."""
+        return np.concatenate([self.coef_index[k], self.fixed_index])
+
+    def gamma_index(self, k):
+        """Positions of the mixing parameters of component ``k >= 1`` (0-based):
+        ``alpha_k`` (one position) or ``gamma_k`` (``q`` positions)."""
+        width = self.n_concomitant if self.n_concomitant else 1
+        start = self.prior_index[0] + (k - 1) * width if self.prior_index.size else 0
+        return np.arange(start, start + width)
+
+    def pack(self, est):
+        """The free parameters of ``est`` as one vector (the order above)."""
+        theta = np.empty(self.size)
+        for k in range(self.n_components):
+            theta[self.coef_index[k]] = est.coef[:, k]
+            if self.scale_index[k] is not None:
+                theta[self.scale_index[k]] = np.log(est.scale[k])
+        if self.n_fixed:
+            theta[self.fixed_index] = est.fixed_coef
+        if self.has_concomitant:
+            gamma = np.asarray(est.gamma)
+            # Re-based on component 1 in case the caller's gamma is not.
+            theta[self.prior_index] = (gamma[:, 1:] - gamma[:, :1]).T.ravel()
         else:
-            scale_index.append(None)
-    alpha_index = np.arange(pos, pos + n_components - 1)
-    return coef_index, scale_index, alpha_index, pos + n_components - 1
+            with np.errstate(divide="ignore"):
+                theta[self.prior_index] = np.log(est.prior[1:]) - np.log(est.prior[0])
+        return theta
+
+    @np.errstate(over="ignore")  # an extrapolated log-scale may overflow: callers reject it
+    def unpack(self, theta, data=None):
+        """Estimates from a parameter vector.
+
+        ``data`` (the fit's :class:`~emformula._em.EMData`) is needed for a
+        concomitant model: the reported ``prior`` of its estimates is the
+        weighted mean over units of the per-unit mixing proportions.
+        """
+        from ._em import Estimates  # the engine's container; no import cycle at load
+
+        K = self.n_components
+        coef = np.column_stack([theta[idx] for idx in self.coef_index])
+        scale = np.array([np.exp(theta[i]) if i is not None else 1.0
+                          for i in self.scale_index])
+        fixed = theta[self.fixed_index].copy() if self.n_fixed else None
+        if self.has_concomitant:
+            if data is None:
+                raise ValueError("unpacking a concomitant model needs the data")
+            gamma = np.zeros((self.n_concomitant, K))
+            gamma[:, 1:] = theta[self.prior_index].reshape(K - 1, self.n_concomitant).T
+            return Estimates(coef, scale, mean_prior(data, gamma), gamma, fixed)
+        logits = np.concatenate([[0.0], theta[self.prior_index]])
+        prior = np.exp(logits - logits.max())
+        return Estimates(coef, scale, prior / prior.sum(), None, fixed)
 
 
-def pack_theta(est, estimates_scale):
-    """The free parameters of ``est`` as one vector (the order above)."""
-    coef_index, scale_index, alpha_index, size = parameter_layout(
-        est.coef.shape[0], est.n_components, estimates_scale)
-    theta = np.empty(size)
-    for k in range(est.n_components):
-        theta[coef_index[k]] = est.coef[:, k]
-        if scale_index[k] is not None:
-            theta[scale_index[k]] = np.log(est.scale[k])
-    with np.errstate(divide="ignore"):
-        theta[alpha_index] = np.log(est.prior[1:]) - np.log(est.prior[0])
-    return theta
+def parameter_layout(n_coef, n_components, estimates_scale, *, n_fixed=0, equal_scale=False,
+                     n_concomitant=0):
+    """Positions of each block of theta, as a tuple.
+
+    Returns
+    -------
+    coef_index, scale_index, alpha_index, size
+        See :class:`ParameterLayout` (``alpha_index`` is its ``prior_index``:
+        the mixing parameters, concomitant coefficients included); its
+        ``fixed_index`` is not in the tuple.
+    """
+    lay = ParameterLayout(n_coef, n_components, estimates_scale, n_fixed=n_fixed,
+                          equal_scale=equal_scale, n_concomitant=n_concomitant)
+    return lay.coef_index, lay.scale_index, lay.prior_index, lay.size
 
 
-@np.errstate(over="ignore")  # an extrapolated log-scale may overflow: callers reject it
-def unpack_theta(theta, n_coef, n_components, estimates_scale):
-    """Coefficients, dispersions and priors from a parameter vector."""
-    from ._em import Estimates  # the engine's container; no import cycle at load
-
-    coef_index, scale_index, alpha_index, _ = parameter_layout(
-        n_coef, n_components, estimates_scale)
-    coef = np.column_stack([theta[idx] for idx in coef_index])
-    scale = np.array([np.exp(theta[i]) if i is not None else 1.0 for i in scale_index])
-    logits = np.concatenate([[0.0], theta[alpha_index]])
-    prior = np.exp(logits - logits.max())
-    return Estimates(coef, scale, prior / prior.sum())
+def _default_layout(est, estimates_scale):
+    n_fixed = 0 if est.fixed_coef is None else len(est.fixed_coef)
+    n_conc = 0 if est.gamma is None else est.gamma.shape[0]
+    return ParameterLayout(est.coef.shape[0], est.n_components, estimates_scale,
+                           n_fixed=n_fixed, n_concomitant=n_conc)
 
 
-# Rows at the edge of a mean's range (a mean clipped to zero under an identity
-# link) can make single terms infinite; the callers check the result for
-# finiteness, so numpy's floating-point warnings are noise here.
-@np.errstate(all="ignore")
-def observed_score(data, est, posterior, mu):
-    """Gradient of the mixture log-likelihood in theta (Fisher's identity:
-    the posterior expectation of the complete-data score)."""
-    family = data.family
-    K = est.n_components
-    coef_index, scale_index, alpha_index, size = parameter_layout(
-        data.n_coef, K, family.estimates_scale)
-    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
-    weighted = data.weights[:, None] * posterior
-    score = np.zeros(size)
-    for k in range(K):
-        score[coef_index[k]] = data.exog.T @ (weighted[:, k] * s[:, k])
-        if scale_index[k] is not None:
-            score[scale_index[k]] = np.dot(weighted[:, k], t[:, k])
-    score[alpha_index] = weighted[:, 1:].sum(axis=0) - data.weights.sum() * est.prior[1:]
-    return score
+def pack_theta(est, estimates_scale, layout=None):
+    """The free parameters of ``est`` as one vector.
+
+    ``layout`` (a :class:`ParameterLayout`) is required with ``equal_scale``;
+    otherwise it is inferred from ``est``.
+    """
+    return (layout or _default_layout(est, estimates_scale)).pack(est)
 
 
+def unpack_theta(theta, n_coef, n_components, estimates_scale, layout=None, data=None):
+    """Coefficients, dispersions and priors from a parameter vector (the
+    inverse of :func:`pack_theta`; ``data`` for a concomitant model)."""
+    if layout is None:
+        layout = ParameterLayout(n_coef, n_components, estimates_scale)
+    return layout.unpack(theta, data)
+
+
+# ----------------------------------------------------- mixing proportions
+def log_softmax(logits):
+    """Row-wise ``log softmax``: log mixing proportions from logits (n, K)."""
+    # Column by column: numpy's reductions along a short last axis are
+    # several times slower than K elementwise passes.
+    top = logits[:, 0].copy()
+    for k in range(1, logits.shape[1]):
+        np.maximum(top, logits[:, k], out=top)
+    shifted = logits - top[:, None]
+    expo = np.exp(shifted)
+    total = expo[:, 0].copy()
+    for k in range(1, logits.shape[1]):
+        total += expo[:, k]
+    return shifted - np.log(total)[:, None]
+
+
+def mean_prior(data, gamma):
+    """Weighted mean over the units of the concomitant model's proportions:
+    the single ``prior`` a concomitant fit reports (as flexmix's ``prior``)."""
+    pi = np.exp(log_softmax(data.unit_concomitant @ gamma))
+    v = data.unit_weights
+    return (v @ pi) / v.sum()
+
+
+def unit_prior(data, est):
+    """Mixing proportions per unit, ``(n_units, K)``, or ``(1, K)`` when constant."""
+    if est.gamma is None:
+        return est.prior[None, :]
+    return np.exp(log_softmax(data.unit_concomitant @ est.gamma))
+
+
+# ------------------------------------------------------------ derivatives
 def _row_derivatives(data, est, mu, posterior):
     """Per row and component: score and information of eta and log(scale).
 
@@ -122,8 +283,67 @@ def _row_derivatives(data, est, mu, posterior):
                  for value in (score_eta, info_eta, score_log, info_log))
 
 
+# Rows at the edge of a mean's range (a mean clipped to zero under an identity
+# link) can make single terms infinite; the callers check the result for
+# finiteness, so numpy's floating-point warnings are noise here.
 @np.errstate(all="ignore")
-def louis_information(data, est, posterior, mu):
+def observed_score(data, est, posterior, mu, layout=None):
+    """Gradient of the mixture log-likelihood in theta (Fisher's identity:
+    the posterior expectation of the complete-data score)."""
+    K = est.n_components
+    lay = layout or ParameterLayout.for_data(data, K)
+    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
+    design = data.component_design
+    weighted = data.weights[:, None] * posterior
+    score = np.zeros(lay.size)
+    for k in range(K):
+        score[lay.eta_index(k)] += design.T @ (weighted[:, k] * s[:, k])
+        if lay.scale_index[k] is not None:
+            score[lay.scale_index[k]] += np.dot(weighted[:, k], t[:, k])
+    if K > 1:
+        v = data.unit_weights
+        tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
+        if lay.has_concomitant:
+            resid = v[:, None] * (tau - unit_prior(data, est))
+            for k in range(1, K):
+                score[lay.gamma_index(k)] = data.unit_concomitant.T @ resid[:, k]
+        else:
+            score[lay.prior_index] = (v[:, None] * tau)[:, 1:].sum(axis=0) - v.sum() * est.prior[1:]
+    return score
+
+
+def _local_scores(data, est, posterior, mu, lay):
+    """Each component's complete-data score per unit, on the parameters it touches.
+
+    Returns ``(scores, tau, v)``: ``scores[k] = (L_k, pos_k)`` with ``L_k`` of
+    shape ``(n_units, m_k)`` and ``pos_k`` the positions in theta of its
+    columns: the eta scores ``s_ik [x_i, z_i]`` summed within units, the
+    log-dispersion score, and for ``k >= 2`` the indicator of the mixing
+    block (1, or ``W_u`` for a concomitant model; the ``-pi`` part is the
+    same for every component and cancels in a covariance). ``tau`` and ``v``
+    are the unit posteriors and weights.
+    """
+    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
+    design = data.component_design
+    n_units = data.n_units
+    scores = []
+    for k in range(est.n_components):
+        parts = [data.unit_sum(design * s[:, k:k + 1])]
+        positions = [lay.eta_index(k)]
+        if lay.scale_index[k] is not None:
+            parts.append(data.unit_sum(t[:, k])[:, None])
+            positions.append([lay.scale_index[k]])
+        if k >= 1:
+            parts.append(data.unit_concomitant if lay.has_concomitant
+                         else np.ones((n_units, 1)))
+            positions.append(lay.gamma_index(k))
+        scores.append((np.hstack(parts), np.concatenate(positions).astype(np.intp)))
+    tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
+    return scores, tau, data.unit_weights
+
+
+@np.errstate(all="ignore")
+def louis_information(data, est, posterior, mu, layout=None):
     """Observed information matrix of the mixture log-likelihood.
 
     Parameters
@@ -131,15 +351,92 @@ def louis_information(data, est, posterior, mu):
     data : EMData
     est : Estimates
     posterior : ndarray (n, K)
-        Posterior probabilities at ``est``.
+        Posterior probabilities at ``est`` (per row; with groups every row
+        of a group carries the group's posterior).
     mu : ndarray (n, K)
         Component means at ``est``.
+    layout : ParameterLayout, optional
+        Default: the layout of ``data``.
 
     Returns
     -------
     ndarray (P, P)
-        Minus the Hessian of ``sum_i w_i log f(y_i)`` in theta.
+        Minus the Hessian of ``sum_u v_u log f(y_u)`` in theta.
+
+    Notes
+    -----
+    The complete-data part ``E(B_c | y)`` is accumulated per row (it is
+    linear in the posterior); the missing-information part ``Cov(S_c | y)``
+    needs the complete-data score of each *unit*, so with groups the row
+    scores are summed within groups first. Its weights
+    ``delta_kl tau_uk - tau_uk tau_ul`` are formed per unit, so a unit that
+    belongs to one component for certain contributes exactly nothing.
     """
+    lay = layout or ParameterLayout.for_data(data, est.n_components)
+    if (data.groups is None and not lay.n_fixed and not lay.equal_scale
+            and not lay.has_concomitant):
+        return _louis_plain(data, est, posterior, mu)
+    return _louis_general(data, est, posterior, mu, lay)
+
+
+def _louis_general(data, est, posterior, mu, lay):
+    """:func:`louis_information` for any layout (shared effects, common
+    dispersion, concomitant variables, groups)."""
+    K = est.n_components
+    design = data.component_design
+    w = data.weights
+    tau_rows = posterior
+    s, h, t, r = _row_derivatives(data, est, mu, tau_rows)
+    info = np.zeros((lay.size, lay.size))
+
+    # E(B_c | y): each component's complete-data information, posterior weighted.
+    for k in range(K):
+        cols = lay.eta_index(k)
+        c = w * tau_rows[:, k]
+        info[np.ix_(cols, cols)] += design.T @ ((c * h[:, k])[:, None] * design)
+        l = lay.scale_index[k]
+        if l is not None:
+            # (eta, log phi): the complete-data cross term is the eta score itself.
+            cross = design.T @ (c * s[:, k])
+            info[cols, l] += cross
+            info[l, cols] += cross
+            info[l, l] += np.dot(c, r[:, k])
+    scores, tau, v = _local_scores(data, est, tau_rows, mu, lay)
+    if K > 1:
+        # The mixing parameters: complete-data information (diag(pi) - pi pi')
+        # per unit (times W_u W_u' for a concomitant model); no cross terms.
+        if lay.has_concomitant:
+            W = data.unit_concomitant
+            pi = unit_prior(data, est)
+            for k in range(1, K):
+                for l in range(1, K):
+                    delta = 1.0 if k == l else 0.0
+                    c = v * (delta * pi[:, k] - pi[:, k] * pi[:, l])
+                    info[np.ix_(lay.gamma_index(k), lay.gamma_index(l))] += W.T @ (c[:, None] * W)
+        else:
+            prior = est.prior
+            complete = v.sum() * (np.diag(prior[1:]) - np.outer(prior[1:], prior[1:]))
+            info[np.ix_(lay.prior_index, lay.prior_index)] += complete
+    # - Cov(S_c | y) = - sum_u v_u sum_kl (delta_kl tau_uk - tau_uk tau_ul) S_uk S_ul',
+    # block by block on the parameters each component touches.
+    for k in range(K):
+        L_k, pos_k = scores[k]
+        for l in range(k, K):
+            L_l, pos_l = scores[l]
+            delta = 1.0 if k == l else 0.0
+            cov_w = v * (delta * tau[:, k] - tau[:, k] * tau[:, l])
+            block = L_k.T @ (cov_w[:, None] * L_l)
+            info[np.ix_(pos_k, pos_l)] -= block
+            if k != l:
+                info[np.ix_(pos_l, pos_k)] -= block.T
+    return 0.5 * (info + info.T)
+
+
+def _louis_plain(data, est, posterior, mu):
+    """:func:`louis_information` of a model without shared effects, common
+    dispersion, concomitant variables or groups, with the row weights of each
+    block combined before one sandwich product (the original computation,
+    kept so that the numbers of such fits do not move by rounding)."""
     family = data.family
     x = data.exog
     w = data.weights
@@ -149,7 +446,6 @@ def louis_information(data, est, posterior, mu):
         data.n_coef, K, family.estimates_scale)
     s, h, t, r = _row_derivatives(data, est, mu, tau)
     info = np.zeros((size, size))
-
     for k in range(K):
         for l in range(k, K):
             delta = 1.0 if k == l else 0.0
@@ -157,8 +453,7 @@ def louis_information(data, est, posterior, mu):
             cov_w = w * (delta * tau[:, k] - tau[:, k] * tau[:, l])
             expected = w * tau[:, k] * delta
             c_bb = expected * h[:, k] - cov_w * s[:, k] * s[:, l]
-            block = x.T @ (c_bb[:, None] * x)
-            info[np.ix_(coef_index[k], coef_index[l])] = block
+            info[np.ix_(coef_index[k], coef_index[l])] = x.T @ (c_bb[:, None] * x)
             if family.estimates_scale:
                 # (b_k, log phi_l): the complete-data cross term is s_k itself.
                 c_bs = expected * s[:, k] - cov_w * s[:, k] * t[:, l]
@@ -189,6 +484,76 @@ def louis_information(data, est, posterior, mu):
                 complete = w.sum() * (delta * prior[k] - prior[k] * prior[l])
                 info[alpha_index[a], alpha_index[l - 1]] = complete - cov_w.sum()
     return info
+
+
+@np.errstate(all="ignore")
+def unit_scores(data, est, posterior, mu, layout=None):
+    """Observed score of every unit (row, or group with ``groups=``).
+
+    ``s_u = sum_k tau_uk S_uk - E_pi(S_u)``: the coefficient and dispersion
+    parts are ``sum_k tau_uk u_uk``, the mixing parts ``tau_uk - pi_uk``
+    (times ``W_u`` for a concomitant model). Not multiplied by the unit
+    weights: ``observed_score = sum_u v_u s_u``.
+
+    Returns
+    -------
+    ndarray (n_units, P)
+    """
+    K = est.n_components
+    lay = layout or ParameterLayout.for_data(data, K)
+    scores, tau, _ = _local_scores(data, est, posterior, mu, lay)
+    out = np.zeros((tau.shape[0], lay.size))
+    for k in range(K):
+        L_k, pos_k = scores[k]
+        out[:, pos_k] += tau[:, k:k + 1] * L_k
+    if K > 1:
+        pi = np.broadcast_to(unit_prior(data, est), tau.shape)
+        for k in range(1, K):
+            if lay.has_concomitant:
+                out[:, lay.gamma_index(k)] -= pi[:, k:k + 1] * data.unit_concomitant
+            else:
+                out[:, lay.gamma_index(k)] -= pi[:, k:k + 1]
+    return out
+
+
+def sandwich_covariance(cov, scores, weights, clusters=None):
+    """Robust covariance ``I^-1 M I^-1`` from per-unit scores.
+
+    Parameters
+    ----------
+    cov : ndarray (P, P)
+        The inverse observed information (NaN rows for unidentified
+        parameters, which stay NaN).
+    scores : ndarray (n_units, P)
+        Per-unit observed scores (:func:`unit_scores`).
+    weights : ndarray (n_units,)
+        Frequency weights of the units.
+    clusters : ndarray of int (n_units,), optional
+        Cluster codes ``0..C-1``. Without them ``M = sum_u v_u s_u s_u'``
+        (a unit with frequency weight ``v`` stands for ``v`` independent
+        units); with them the weighted scores are summed within clusters
+        first, ``M = sum_c (sum_{u in c} v_u s_u)(...)'``.
+
+    Returns
+    -------
+    ndarray (P, P)
+        No small-sample correction is applied.
+    """
+    keep = np.flatnonzero(np.isfinite(np.diag(cov)))
+    out = np.full_like(cov, np.nan)
+    if keep.size == 0:
+        return out
+    s = scores[:, keep]
+    if clusters is None:
+        meat = s.T @ (weights[:, None] * s)
+    else:
+        n_clusters = int(clusters.max()) + 1
+        summed = np.zeros((n_clusters, keep.size))
+        np.add.at(summed, clusters, weights[:, None] * s)
+        meat = summed.T @ summed
+    bread = cov[np.ix_(keep, keep)]
+    out[np.ix_(keep, keep)] = bread @ meat @ bread
+    return out
 
 
 def invert_information(info, rtol=1e-10):
@@ -251,4 +616,22 @@ def prior_delta_jacobian(prior):
     for j in range(1, K):
         jac[:, j - 1] = -prior * prior[j]
         jac[j, j - 1] += prior[j]
+    return jac
+
+
+def mean_prior_jacobian(data, gamma):
+    """Jacobian of :func:`mean_prior` in ``(gamma_2, ..., gamma_K)``.
+
+    Returns an array of shape ``(K, (K - 1) q)`` in the order of theta:
+    ``d pibar_k / d gamma_j = sum_u v_u pi_uk (delta_kj - pi_uj) W_u / sum v``.
+    """
+    W, v = data.unit_concomitant, data.unit_weights
+    pi = np.exp(log_softmax(W @ gamma))
+    K, q = gamma.shape[1], gamma.shape[0]
+    jac = np.zeros((K, (K - 1) * q))
+    for j in range(1, K):
+        cols = slice((j - 1) * q, j * q)
+        for k in range(K):
+            delta = 1.0 if k == j else 0.0
+            jac[k, cols] = (v * pi[:, k] * (delta - pi[:, j])) @ W / v.sum()
     return jac

@@ -22,6 +22,7 @@ from . import _em
 from ._design import build_design
 from ._parallel import map_tasks
 from .families import as_family
+from .inference import ParameterLayout, mean_prior
 from .results import EMGLMResults
 from .warnings import ConvergenceWarning, EstimationWarning
 
@@ -59,6 +60,23 @@ class EMGLM:
         With a family name, a non-canonical link.
     exog_names, endog_names : list of str, optional
         Labels for the tables.
+    fixed : array_like (n, r), optional
+        Design of effects shared by all components (one coefficient each,
+        the same in every component). ``fixed_names`` labels its columns.
+    concomitant : array_like (n, q), optional
+        Design of the mixing proportions: ``log(pi_ik / pi_i1) = w_i' gamma_k``
+        (a multinomial logit with component 1 as reference; include a column
+        of ones for an intercept). ``concomitant_names`` labels its columns.
+        Without it the mixing proportions are constant.
+    groups : array_like (n,), optional
+        Group labels: all rows of a group belong to the same component
+        (panels, repeated measures). Weights and concomitant variables must
+        be constant within a group; a group's weight counts the group once.
+    equal_scale : bool, default False
+        One dispersion shared by all components (families with a dispersion;
+        ignored otherwise).
+    cov_groups : array_like (n,), optional
+        Cluster labels for ``fit(cov_type="cluster")``.
 
     Examples
     --------
@@ -75,7 +93,8 @@ class EMGLM:
 
     def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
                  exposure=None, trials=None, link=None, exog_names=None, endog_names=None,
-                 missing_rows=0):
+                 missing_rows=0, fixed=None, fixed_names=None, concomitant=None,
+                 concomitant_names=None, groups=None, equal_scale=False, cov_groups=None):
         self.family = as_family(family, link)
         self.K = _check_k(K)
         safe = getattr(self.family.sm_family, "safe_links", None)
@@ -120,18 +139,35 @@ class EMGLM:
         if self.exposure is not None:
             total_offset += np.log(self.exposure)
         self.family.check_response(y, n_trials, name=self.endog_names[0])
-        _check_rank(exog, self.exog_names)
-        n_free = (self.K * exog.shape[1] + self.K - 1
-                  + (self.K if self.family.estimates_scale else 0))
-        n_rows = int(np.count_nonzero(self.weights))
-        if n_free > n_rows:
-            raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
-                             f"but only {n_rows} rows with positive weight")
+        fixed, self.fixed_names = _extra_design(fixed, fixed_names, n, "fixed", "z")
+        concomitant, self.concomitant_names = _extra_design(
+            concomitant, concomitant_names, n, "concomitant", "w")
+        if fixed is None:
+            _check_rank(exog, self.exog_names)
+        else:
+            # Shared and component-specific columns share each linear predictor.
+            _check_rank(np.hstack([exog, fixed]), self.exog_names + self.fixed_names)
+        if concomitant is not None:
+            _check_rank(concomitant, self.concomitant_names)
+        self.group_labels, codes = _group_codes(groups, n, "groups")
+        if codes is not None:
+            _check_constant_within(self.weights, codes, self.group_labels, "weights")
+            if concomitant is not None:
+                _check_constant_within(concomitant, codes, self.group_labels,
+                                       "the concomitant variables")
+        self.cov_group_labels, self.cov_groups = _group_codes(cov_groups, n, "cov_groups")
+        self.equal_scale = bool(equal_scale)
         self.endog = endog
         self.exog = exog
         self.missing_rows = missing_rows
         self.data = _em.EMData(y, np.ascontiguousarray(exog), self.weights, total_offset,
-                               n_trials, self.family)
+                               n_trials, self.family, fixed, concomitant, codes,
+                               self.equal_scale and self.family.estimates_scale)
+        n_free = self.layout.size
+        n_rows = int(np.count_nonzero(self.weights))
+        if n_free > n_rows:
+            raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
+                             f"but only {n_rows} rows with positive weight")
         # Filled by from_formula: the design, to rebuild X for new data.
         self.design = None
         self.formula = None
@@ -168,19 +204,44 @@ class EMGLM:
     @classmethod
     def from_formula(cls, formula, data, family="poisson", K=2, *, weights=None,
                      offset=None, exposure=None, trials=None, link=None,
-                     na_action="drop", context=None):
+                     na_action="drop", context=None, fixed=None, concomitant=None,
+                     groups=None, equal_scale=False, cov_groups=None):
         """Build the model from a formula (see :func:`emformula.emglm`)."""
         design = build_design(formula, data, context=context, weights=weights,
                               offset=offset, exposure=exposure, trials=trials,
-                              na_action=na_action)
+                              na_action=na_action, fixed=fixed, concomitant=concomitant,
+                              groups=groups, cov_groups=cov_groups)
         model = cls(design.endog, design.exog, family, K, weights=design.weights,
                     offset=design.offset, exposure=design.exposure, trials=design.trials,
                     link=link, exog_names=design.exog_names, endog_names=design.endog_names,
-                    missing_rows=int((~design.kept).sum()))
+                    missing_rows=int((~design.kept).sum()), fixed=design.fixed,
+                    fixed_names=design.fixed_names, concomitant=design.concomitant,
+                    concomitant_names=design.concomitant_names, groups=design.groups,
+                    equal_scale=equal_scale, cov_groups=design.cov_groups)
         model.design = design
         model.formula = formula
         model.context = context
         return model
+
+    @property
+    def layout(self):
+        """The :class:`~emformula.inference.ParameterLayout` of the free parameters."""
+        return ParameterLayout.for_data(self.data, self.K)
+
+    @property
+    def groups_name(self):
+        """The name of the grouping column (formula route), else ``"groups"``."""
+        if self.design is not None and isinstance(self.design.column_args.get("groups"), str):
+            return self.design.column_args["groups"]
+        return "groups"
+
+    @property
+    def cov_groups_name(self):
+        """The name of the cluster column (formula route), else ``"cov_groups"``."""
+        if self.design is not None and isinstance(self.design.column_args.get("cov_groups"),
+                                                  str):
+            return self.design.column_args["cov_groups"]
+        return "cov_groups"
 
     @property
     def nobs(self):
@@ -204,7 +265,7 @@ class EMGLM:
     # -------------------------------------------------------------- fit
     def fit(self, start="random", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
             tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True, n_jobs=1,
-            progress=None):
+            progress=None, cov_type="louis", cov_groups=None):
         """Fit the mixture by EM.
 
         Parameters
@@ -215,9 +276,12 @@ class EMGLM:
             warm-up of :func:`emformula.small_em` (``max(20, 2 n_init)``
             short trials), then full EM from the ``n_init`` best. A results
             object (same K and design), or a dict with ``params`` (p x K),
-            ``prior`` (K) and, for families with a dispersion, ``scale`` (K);
-            or a dict with ``posterior`` (n x K). :func:`emformula.select_best`
-            returns such a dict.
+            ``prior`` (K) and, for families with a dispersion, ``scale`` (K),
+            plus ``fixed`` (r shared coefficients, default 0) and
+            ``concomitant`` (q x K, default: the log-odds of ``prior`` on a
+            constant column) where the model has them; or a dict with
+            ``posterior`` (n x K). :func:`emformula.select_best` returns
+            such a dict.
         n_init : int
             Starts run to convergence (with ``"random"`` or ``"warmup"``);
             the run with the highest log-likelihood is kept (the first of
@@ -242,6 +306,17 @@ class EMGLM:
         progress : bool or None
             Progress bar over the starts; ``None`` shows it only on an
             interactive terminal.
+        cov_type : {"louis", "robust", "cluster"}, default "louis"
+            Covariance of the estimates behind ``bse``, ``cov_params`` and
+            the summary: the inverse of Louis' observed information; the
+            sandwich ``I^-1 (sum_u v_u s_u s_u') I^-1`` with ``s_u`` the
+            observed score of each unit (row, or group with ``groups=``);
+            or the same with the scores summed within the clusters of
+            ``cov_groups`` first. :meth:`EMGLMResults.with_cov_type` switches
+            later without refitting.
+        cov_groups : array_like, optional
+            Cluster labels for ``cov_type="cluster"``, one per row used;
+            default the model's ``cov_groups``.
 
         Returns
         -------
@@ -252,6 +327,8 @@ class EMGLM:
         if not (isinstance(tol, numbers.Real) and tol > 0):
             raise ValueError(f"tol must be a positive number, got {tol!r}")
         floor = self._scale_floor(scale_floor)
+        from .results import check_cov_type
+        cov = check_cov_type(self, cov_type, cov_groups)
         tasks = self._start_tasks(start, n_init, random_state, floor, n_jobs, progress)
         runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
                          n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
@@ -274,7 +351,7 @@ class EMGLM:
         return EMGLMResults(self, best, fit_options=dict(
             start=start if isinstance(start, str) else type(start).__name__,
             n_init=len(tasks), max_iter=max_iter, tol=tol, scale_floor=floor,
-            start_llfs=runs_llf), problems=problems)
+            start_llfs=runs_llf), problems=problems, cov=cov)
 
     def _scale_floor(self, scale_floor):
         if scale_floor is not None:
@@ -317,7 +394,8 @@ class EMGLM:
                         f"{type(start).__name__}")
 
     def _check_start(self, est):
-        p, K = self.data.n_coef, self.K
+        data = self.data
+        p, K = data.n_coef, self.K
         if est.coef.shape != (p, K):
             raise ValueError(f"start params have shape {est.coef.shape}, expected {(p, K)} "
                              f"({p} coefficients x {K} components)")
@@ -327,7 +405,30 @@ class EMGLM:
             raise ValueError(f"start scale must be {K} positive numbers")
         if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))):
             raise ValueError("start has missing or infinite values")
-        return _em.Estimates(est.coef.copy(), est.scale.copy(), est.prior / est.prior.sum())
+        prior = est.prior / est.prior.sum()
+        scale = est.scale.copy()
+        if data.equal_scale:
+            # One dispersion: the geometric mean of the start's.
+            scale[:] = np.exp(np.mean(np.log(scale)))
+        fixed = None
+        if data.fixed is not None:
+            fixed = np.zeros(data.n_fixed) if est.fixed_coef is None else np.asarray(
+                est.fixed_coef, dtype=float).ravel()
+            if fixed.shape != (data.n_fixed,) or not np.all(np.isfinite(fixed)):
+                raise ValueError(f"start fixed must be {data.n_fixed} finite numbers (the "
+                                 f"shared effects {self.fixed_names})")
+        if data.concomitant is None:
+            return _em.Estimates(est.coef.copy(), scale, prior, None, fixed)
+        if est.gamma is None:
+            gamma = _gamma_from_prior(data.concomitant, prior)
+        else:
+            gamma = np.asarray(est.gamma, dtype=float)
+            q = data.n_concomitant
+            if gamma.shape != (q, K) or not np.all(np.isfinite(gamma)):
+                raise ValueError(f"start concomitant must be a finite ({q}, {K}) array (one "
+                                 f"row per concomitant term {self.concomitant_names})")
+            gamma = gamma - gamma[:, :1]
+        return _em.Estimates(est.coef.copy(), scale, mean_prior(data, gamma), gamma, fixed)
 
 
 def _run_start(shared, task):
@@ -343,7 +444,26 @@ def _start_estimates(start, K):
     coef = np.asarray(start["params"], dtype=float)
     prior = np.asarray(start["prior"], dtype=float)
     scale = np.asarray(start.get("scale", np.ones(K)), dtype=float)
-    return _em.Estimates(coef, scale, prior)
+    fixed = start.get("fixed")
+    gamma = start.get("concomitant")
+    return _em.Estimates(coef, scale, prior,
+                         None if gamma is None else np.asarray(gamma, dtype=float),
+                         None if fixed is None else np.asarray(fixed, dtype=float))
+
+
+def _gamma_from_prior(concomitant, prior):
+    """Concomitant coefficients that reproduce constant mixing proportions:
+    the log-odds on a constant column of the design (an intercept), else 0."""
+    q, K = concomitant.shape[1], prior.size
+    gamma = np.zeros((q, K))
+    constant = np.flatnonzero(np.all(concomitant == concomitant[:1], axis=0)
+                              & (concomitant[0] != 0))
+    if constant.size:
+        j = constant[0]
+        with np.errstate(divide="ignore"):
+            logits = np.log(np.clip(prior, 1e-300, None))
+        gamma[j] = (logits - logits[0]) / concomitant[0, j]
+    return gamma
 
 
 # ------------------------------------------------------------ validation
@@ -431,3 +551,61 @@ def _check_weights(weights, n):
     if not w.sum() > 0:
         raise ValueError("weights are all zero")
     return w
+
+
+def _extra_design(values, names, n, argument, prefix):
+    """A shared-effects or concomitant design as a float (n, m) array, or None."""
+    if values is None:
+        return None, []
+    array = _as_float_array(values, argument)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] != n:
+        raise ValueError(f"{argument} must have one row per row of exog ({n}), got shape "
+                         f"{array.shape}")
+    if array.shape[1] == 0:
+        if argument == "concomitant":
+            raise ValueError("the concomitant design has no columns; leave concomitant out "
+                             "for constant mixing proportions")
+        return None, []
+    names = list(names) if names is not None else [f"{prefix}{j}" for j in range(array.shape[1])]
+    if len(names) != array.shape[1]:
+        raise ValueError(f"{argument}_names has {len(names)} names for {array.shape[1]} columns")
+    if not np.all(np.isfinite(array)):
+        cols = np.flatnonzero(~np.all(np.isfinite(array), axis=0))
+        raise ValueError(f"{argument} has missing or infinite values in column(s) "
+                         f"{[names[c] for c in cols]}")
+    return np.ascontiguousarray(array), names
+
+
+def _group_codes(labels, n, argument):
+    """``(labels, codes)``: the distinct labels (sorted) and codes ``0..G-1``."""
+    if labels is None:
+        return None, None
+    series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
+    if series.shape != (n,):
+        raise ValueError(f"{argument} must have one label per row ({n}), got shape "
+                         f"{series.shape}")
+    if series.isna().any():
+        rows = np.flatnonzero(series.isna().to_numpy())
+        raise ValueError(f"{argument} has missing labels at {rows.size} row(s), first at "
+                         f"positions {rows[:5].tolist()}")
+    try:
+        codes, uniques = pd.factorize(series.to_numpy(), sort=True)
+    except TypeError:
+        codes, uniques = pd.factorize(series.astype(str).to_numpy(), sort=True)
+    return pd.Index(uniques), codes.astype(np.intp)
+
+
+def _check_constant_within(values, codes, labels, what):
+    """Refuse values that differ between the rows of one group."""
+    first = np.unique(codes, return_index=True)[1]
+    reference = values[first][codes]
+    differs = reference != values
+    if differs.ndim > 1:
+        differs = differs.any(axis=1)
+    if differs.any():
+        bad = labels[codes[np.flatnonzero(differs)[0]]]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        raise ValueError(f"{what} must be the same for all rows of a group, but differ "
+                         f"within group {bad!r}")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .residuals import _as_fit, _glm_results, residuals
+from .residuals import _as_fit, _glm_results, _mix, residuals
 
 __all__ = ["plot_params", "plot_diagnostics", "plot_qq", "plot_posterior"]
 
@@ -33,7 +33,9 @@ def plot_params(results, known=None, alpha=0.05, ax=None, match=True):
     around it, each with its own colour and marker, and drawn as the
     estimate with its Wald ``(1 - alpha)`` interval (``results.conf_int``)
     as error bars. Known (true) values are overlaid at the same positions
-    as black crosses labelled ``"known"``.
+    as black crosses labelled ``"known"``. Only the component-specific
+    coefficients (``results.params``) are drawn: shared effects and
+    concomitant coefficients are in the summary's own tables.
 
     Parameters
     ----------
@@ -213,7 +215,7 @@ def plot_diagnostics(results, type="deviance", random_state=None):
 
     resid = residuals(results, type=type, random_state=random_state).to_numpy()
     fit = _as_fit(results)
-    fitted = fit.mu @ fit.prior
+    fitted = _mix(fit.mu, fit.prior)
     ok = np.isfinite(resid) & np.isfinite(fitted)
     resid, fitted = resid[ok], fitted[ok]
     if type in _STANDARDISED:
@@ -334,7 +336,8 @@ def plot_posterior(results, bins=20, eps=1e-4, root=True):
     1e-4``): those are the rows that clearly belong elsewhere, and their
     spike at 0 would flatten every other bar. Counts are weighted by the
     frequency weights and, with ``root=True``, drawn as square roots so that
-    small bars stay visible. A well separated component shows mass near 1
+    small bars stay visible. With ``groups=`` each group is counted once.
+    A well separated component shows mass near 1
     (and near 0, below the cut); mass in the middle means rows the mixture
     cannot attribute.
 
@@ -367,9 +370,10 @@ def plot_posterior(results, bins=20, eps=1e-4, root=True):
     bins = int(bins)
     if bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins}")
-    posterior = results.posterior
-    weights = np.asarray(results.model.data.weights, dtype=float)
-    names = list(posterior.columns)
+    # One posterior per unit: with groups=, a group counts once, not per row.
+    names = list(results.posterior.columns)
+    posterior = pd.DataFrame(results._unit_posterior, columns=names)
+    weights = np.asarray(results.model.data.unit_weights, dtype=float)
     K = len(names)
     ncols = min(K, 4)
     nrows = math.ceil(K / ncols)

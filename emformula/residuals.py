@@ -39,7 +39,8 @@ _TINY = np.finfo(float).tiny
 class _Fit:
     """The arrays every residual is computed from (one row per fitted row).
 
-    ``mu``, ``posterior`` are ``(n, K)``; ``scale`` and ``prior`` ``(K,)``;
+    ``mu``, ``posterior`` are ``(n, K)``; ``scale`` ``(K,)``; ``prior``
+    ``(K,)``, or ``(n, K)`` for the per-row proportions of a concomitant model;
     ``trials`` the binomial number of trials (ones otherwise) and
     ``var_weights`` the statsmodels variance weights (ones for a mixture).
     """
@@ -208,7 +209,8 @@ def _as_fit(results):
         return _Fit(y=np.asarray(data.endog, dtype=float),
                     mu=np.asarray(results._component_mean, dtype=float),
                     scale=np.asarray(est.scale, dtype=float),
-                    prior=np.asarray(est.prior, dtype=float),
+                    prior=(np.asarray(est.prior, dtype=float) if est.gamma is None
+                           else np.asarray(results._row_prior, dtype=float)),
                     posterior=np.asarray(results.posterior, dtype=float),
                     trials=np.asarray(data.trials, dtype=float),
                     var_weights=np.ones(n), family=_fresh_family(data.family.sm_family),
@@ -286,7 +288,7 @@ def _compute(fit, type, k, random_state):
     a = fit.prior_weight[:, None]
     if k is None:
         prior = fit.prior
-        mean = mu @ prior
+        mean = _mix(mu, prior)
     else:
         mean = mu[:, k]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -298,7 +300,7 @@ def _compute(fit, type, k, random_state):
             if k is not None:
                 return (y - mean) / np.sqrt(within[:, k])
             between = (mu - mean[:, None]) ** 2
-            return (y - mean) / np.sqrt((within + between) @ prior)
+            return (y - mean) / np.sqrt(_mix(within + between, prior))
         if type == "deviance":
             unit = family.unit_deviance(y[:, None], mu, fit.trials[:, None])
             scaled = np.clip(unit * fit.var_weights[:, None] / fit.scale[None, :], 0.0, None)
@@ -314,8 +316,8 @@ def _compute(fit, type, k, random_state):
         else:
             columns = slice(None)
             weight = fit.prior
-        lower, upper = lower[:, columns] @ weight, upper[:, columns] @ weight
-        lower_sf, upper_sf = lower_sf[:, columns] @ weight, upper_sf[:, columns] @ weight
+        lower, upper = _mix(lower[:, columns], weight), _mix(upper[:, columns], weight)
+        lower_sf, upper_sf = _mix(lower_sf[:, columns], weight), _mix(upper_sf[:, columns], weight)
         if family.name in _DISCRETE:
             v = np.random.default_rng(random_state).uniform(size=y.shape[0])
             u = lower + v * (upper - lower)
@@ -330,6 +332,11 @@ def _compute(fit, type, k, random_state):
 
 
 _DISCRETE = ("poisson", "binomial", "negative_binomial")
+
+
+def _mix(values, prior):
+    """``sum_k pi_k values_ik`` with constant (K,) or per-row (n, K) proportions."""
+    return values @ prior if prior.ndim == 1 else np.sum(values * prior, axis=1)
 
 
 def _cdf_bounds(family, y, mu, scale, trials=1.0, var_weights=1.0):

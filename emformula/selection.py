@@ -13,6 +13,7 @@ from formulaic.utils.context import capture_context
 
 from . import _em
 from ._parallel import map_tasks
+from .inference import unit_prior
 from .model import EMGLM, _check_positive_int, _seed_sequence
 from .warnings import ConvergenceWarning, EstimationWarning
 
@@ -88,6 +89,7 @@ def _select_k_task(shared, task):
 def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criterion="bic",
              random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
              exposure=None, trials=None, link=None, na_action="drop", context=None,
+             concomitant=None, fixed=None, equal_scale=False, groups=None, cov_groups=None,
              **fit_kwargs):
     """Fit every K and choose one by an information criterion.
 
@@ -99,6 +101,9 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criter
     ----------
     formula, data, family, weights, offset, exposure, trials, link, na_action
         As in :func:`emformula.emglm`.
+    concomitant, fixed, equal_scale, groups, cov_groups
+        As in :func:`emformula.emglm` (the criteria count their parameters;
+        with ``groups`` the BIC's sample size is the number of groups).
     K : iterable of int, default range(1, 6)
     n_init : int, default 3
         Full EM runs per K.
@@ -110,7 +115,8 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criter
     progress : bool or None
         Progress bar over K (``None``: only on an interactive terminal).
     **fit_kwargs
-        Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``).
+        Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``,
+        ``cov_type``).
 
     Returns
     -------
@@ -135,7 +141,9 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criter
         context = capture_context(1)
     model = EMGLM.from_formula(formula, data, family, max(ks), weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context)
+                               na_action=na_action, context=context, fixed=fixed,
+                               concomitant=concomitant, groups=groups,
+                               equal_scale=equal_scale, cov_groups=cov_groups)
     seeds = _seed_sequence(random_state).spawn(len(ks))
     fits = map_tasks(_select_k_task, list(zip(ks, seeds)), shared=(model, n_init, fit_kwargs),
                      n_jobs=n_jobs, progress=progress, desc="select_k")
@@ -151,6 +159,8 @@ def simulate(results, rng=None):
 
     Each row's component is drawn from the mixing proportions, then its
     response from that component (binomial: a proportion of the row's trials).
+    With groups one component is drawn per group; with a concomitant model
+    from each unit's own proportions.
 
     Returns
     -------
@@ -159,8 +169,15 @@ def simulate(results, rng=None):
     rng = np.random.default_rng(rng)
     est = results.estimates
     data = results.model.data
-    labels = rng.choice(est.n_components, size=data.nobs, p=est.prior)
-    mu = results.family.mean(_em.linear_predictor(data, est.coef))
+    if est.gamma is None:
+        labels = rng.choice(est.n_components, size=data.n_units, p=est.prior)
+    else:
+        # Inverse-CDF draw from each unit's own proportions.
+        cdf = np.cumsum(unit_prior(data, est), axis=1)
+        u = rng.uniform(size=(data.n_units, 1))
+        labels = np.minimum((u > cdf).sum(axis=1), est.n_components - 1)
+    labels = data.to_rows(labels)
+    mu = results.family.mean(_em.linear_predictor(data, est.coef, est.fixed_coef))
     rows = np.arange(data.nobs)
     return results.family.simulate(mu[rows, labels], est.scale[labels], data.trials, rng)
 
@@ -223,6 +240,7 @@ def _bootstrap_task(shared, seed):
 def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, n_init=3,
                   random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
                   exposure=None, trials=None, link=None, na_action="drop", context=None,
+                  concomitant=None, fixed=None, equal_scale=False, groups=None,
                   **fit_kwargs):
     """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
 
@@ -237,6 +255,9 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
     formula, data, family, weights, offset, exposure, trials, link, na_action
         As in :func:`emformula.emglm`. Bootstrap responses keep the
         frequency weights of their rows.
+    concomitant, fixed, equal_scale, groups
+        As in :func:`emformula.emglm`; bootstrap responses are drawn per
+        group and from each unit's own mixing proportions.
     K0 : int, default 1
     K1 : int, default K0 + 1
     n_boot : int, default 99
@@ -271,7 +292,9 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
         context = capture_context(1)
     model = EMGLM.from_formula(formula, data, family, K0, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context)
+                               na_action=na_action, context=context, fixed=fixed,
+                               concomitant=concomitant, groups=groups,
+                               equal_scale=equal_scale)
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
     fit0 = _fit_quietly(model, start="warmup", n_init=n_init, random_state=seed0, **fit_kwargs)
     fit1 = _fit_quietly(_with_response(model, model.data.endog, K1), start="warmup",

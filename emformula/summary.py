@@ -56,8 +56,8 @@ def summarize(res, alpha=0.05):
         ("AIC:", [f"{res.aic:.2f}"]),
         ("BIC:", [f"{res.bic:.2f}"]),
         ("ICL:", [f"{res.icl:.2f}"]),
-        ("Covariance Type:", ["Louis"]),
-        ("", [""]),
+        ("Covariance Type:", [_COV_LABELS[res.cov_type]]),
+        ("No. Groups:", [str(res.n_groups)]) if res.n_groups is not None else ("", [""]),
     ]
     smry = Summary()
     smry.add_table_2cols(res, gleft=gleft, gright=gright, yname=yname,
@@ -66,19 +66,64 @@ def summarize(res, alpha=0.05):
     ci = res.conf_int(alpha)
     bse, tvalues = res.bse, res.tvalues
     pvalues = res.pvalues
+    prior_label = "mean prior" if res.concomitant_params is not None else "prior"
     for k, name in enumerate(res.component_names):
         interval = ci[name].to_numpy()
         table = summary_params(
             (res, res.params[name].to_numpy(), bse[name].to_numpy(), tvalues[name].to_numpy(),
              pvalues[name].to_numpy(), interval),
             yname=yname, xname=list(model.exog_names), alpha=alpha, use_t=False,
-            title=f"Component {k + 1} (prior {res.prior.iloc[k]:.4f})")
+            title=f"Component {k + 1} ({prior_label} {res.prior.iloc[k]:.4f})")
         smry.tables.append(table)
+    if len(res.fixed_params):
+        smry.tables.append(_theta_table(res, res.layout.fixed_index, list(res.fixed_params.index),
+                                        yname, alpha, "Shared effects (all components)"))
+    if res.concomitant_params is not None and res.n_components > 1:
+        lay = res.layout
+        positions = np.concatenate([lay.gamma_index(k) for k in range(1, res.n_components)])
+        names = [f"comp{k + 1}:{term}" for k in range(1, res.n_components)
+                 for term in model.concomitant_names]
+        smry.tables.append(_theta_table(
+            res, positions, names, yname, alpha,
+            "Concomitant model: log(pi_k / pi_1) (multinomial logit, reference comp1)"))
     smry.tables.append(_mixing_table(res))
+    notes = []
+    if res.n_groups is not None:
+        notes.append(f"Rows are grouped by {model.groups_name!r}: the {res.n_groups} groups "
+                     "each belong to one component; posteriors, weights and the BIC's "
+                     "sample size are per group.")
+    if res.cov_type == "robust":
+        unit = "group" if res.n_groups is not None else "row"
+        notes.append(f"Standard errors: sandwich from the observed information and the "
+                     f"scores of each {unit}.")
+    elif res.cov_type == "cluster":
+        notes.append(f"Standard errors: sandwich with scores summed within the "
+                     f"{res.n_clusters} clusters of {res._cov.get('name', 'cov_groups')!r}.")
     if not res.converged:
-        smry.add_extra_txt(["EM did not converge: the estimates and standard errors are "
-                            "not at a maximum of the likelihood."])
+        notes.append("EM did not converge: the estimates and standard errors are "
+                     "not at a maximum of the likelihood.")
+    if notes:
+        smry.add_extra_txt(notes)
     return smry
+
+
+_COV_LABELS = {"louis": "Louis", "robust": "Robust", "cluster": "Cluster"}
+
+
+def _theta_table(res, positions, names, yname, alpha, title):
+    """A statsmodels coefficient table of some of the free parameters."""
+    from scipy import stats
+
+    positions = np.asarray(positions, dtype=int)
+    est = res._theta[positions]
+    se = np.sqrt(np.diag(res._covariance))[positions]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    p = 2.0 * stats.norm.sf(np.abs(z))
+    q = stats.norm.ppf(1.0 - alpha / 2.0)
+    interval = np.column_stack([est - q * se, est + q * se])
+    return summary_params((res, est, se, z, p, interval), yname=yname, xname=names,
+                          alpha=alpha, use_t=False, title=title)
 
 
 def _mixing_table(res):
@@ -89,9 +134,14 @@ def _mixing_table(res):
         rows.append([name, _fmt(res.prior.iloc[k]), _fmt(res.prior_bse.iloc[k]),
                      _fmt(scale) if res.family.estimates_scale else "1 (fixed)",
                      _fmt(scale_se) if res.family.estimates_scale else ""])
-    return SimpleTable(rows, headers=["", "prior", "std err", "scale", "std err"],
-                       title="Mixing proportions and dispersions",
-                       txt_fmt={"data_aligns": "r", "header_align": "r"})
+    # "mean prior": the mean over units of a concomitant model's proportions.
+    concomitant = res.concomitant_params is not None
+    title = "Mixing proportions and dispersions"
+    if res.model.data.equal_scale:
+        title += " (one common dispersion)"
+    return SimpleTable(rows, headers=["", "mean prior" if concomitant else "prior", "std err",
+                                      "scale", "std err"],
+                       title=title, txt_fmt={"data_aligns": "r", "header_align": "r"})
 
 
 _LABELS = {"model": "Model", "K": "Components", "nobs": "No. Observations",
