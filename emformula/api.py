@@ -7,6 +7,7 @@ import pandas as pd
 from formulaic.utils.context import capture_context
 
 from . import _em
+from ._dask_design import is_dask_collection
 from ._parallel import map_tasks
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
 
@@ -113,6 +114,22 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     """
     if context is None:
         context = capture_context(1)
+    if is_dask_collection(data):
+        # Out of core: one pass over the partitions per EM iteration.
+        unsupported = {name: value for name, value in (
+            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups),
+            ("cov_groups", cov_groups)) if value is not None}
+        if unsupported or equal_scale or cov_type != "louis" or na_action != "drop":
+            raise NotImplementedError(
+                "with dask data emglm fits the basic mixture (constant priors, "
+                "component-specific effects, Louis covariance, na_action='drop'); got "
+                f"{sorted(unsupported) or ''}{' equal_scale' if equal_scale else ''}"
+                f"{' cov_type=' + cov_type if cov_type != 'louis' else ''}")
+        from ._dask import fit_dask
+        return fit_dask(formula, data, family, K, weights=weights, offset=offset,
+                        exposure=exposure, trials=trials, link=link, start=start,
+                        n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
+                        scale_floor=scale_floor, context=context)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,
@@ -194,6 +211,22 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     """
     if context is None:
         context = capture_context(1)
+    if is_dask_collection(data):
+        # Out of core: one pass over the partitions per EM iteration.
+        unsupported = {name: value for name, value in (
+            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups),
+            ("cov_groups", cov_groups)) if value is not None}
+        if unsupported or equal_scale or cov_type != "louis" or na_action != "drop":
+            raise NotImplementedError(
+                "with dask data emglm fits the basic mixture (constant priors, "
+                "component-specific effects, Louis covariance, na_action='drop'); got "
+                f"{sorted(unsupported) or ''}{' equal_scale' if equal_scale else ''}"
+                f"{' cov_type=' + cov_type if cov_type != 'louis' else ''}")
+        from ._dask import fit_dask
+        return fit_dask(formula, data, family, K, weights=weights, offset=offset,
+                        exposure=exposure, trials=trials, link=link, start=start,
+                        n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
+                        scale_floor=scale_floor, context=context)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,

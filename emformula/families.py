@@ -291,25 +291,42 @@ class MixtureFamily:
         """Maximum likelihood dispersion given means and row weights.
 
         ``weight`` is the frequency weight times the posterior. Returns 1 for
-        families without a dispersion.
+        families without a dispersion. The work is split in two so that data
+        in pieces (dask partitions) can add :meth:`scale_statistic` over the
+        pieces and solve once with :meth:`scale_from_statistic`.
         """
         if not self.estimates_scale:
             return 1.0
-        total = weight.sum()
+        return self.scale_from_statistic(self.scale_statistic(y, mu, weight) / weight.sum())
+
+    def scale_statistic(self, y, mu, weight):
+        """The weighted sum the ML dispersion depends on.
+
+        Gaussian: ``sum w (y - mu)^2``; inverse gaussian:
+        ``sum w (y - mu)^2 / (y mu^2)``; gamma: ``-sum w (1 + log(y/mu) - y/mu)``.
+        Rows without weight are left out (a mean at the edge of its range
+        there would give 0 * inf).
+        """
         if self.name in ("gaussian", "inverse_gaussian"):
-            value = self._mean_square(y, mu, weight) / total
+            value = self._mean_square(y, mu, weight)
             if not np.isfinite(value):
-                # A mean at the edge of its range where the row has no
-                # weight gives 0 * inf: leave such rows out.
                 keep = weight > 0
-                value = self._mean_square(y[keep], mu[keep], weight[keep]) / total
+                value = self._mean_square(y[keep], mu[keep], weight[keep])
             return float(value)
-        # Gamma: the shape nu = 1/phi solves log(nu) - digamma(nu) = d with
-        # d = -mean(1 + log(y/mu) - y/mu) >= 0; Newton on log(nu) converges in
-        # a handful of steps from the approximation of Minka (2002).
         with np.errstate(all="ignore"):
             ratio = y / mu
-            d = -float(np.dot(weight, 1.0 + np.log(ratio) - ratio) / total)
+            terms = 1.0 + np.log(ratio) - ratio
+        keep = weight > 0
+        return -float(np.dot(weight[keep], terms[keep]))
+
+    def scale_from_statistic(self, mean_statistic):
+        """ML dispersion from ``scale_statistic / sum(weight)``."""
+        d = float(mean_statistic)
+        if self.name in ("gaussian", "inverse_gaussian"):
+            return d
+        # Gamma: the shape nu = 1/phi solves log(nu) - digamma(nu) = d with
+        # d >= 0; Newton on log(nu) converges in a handful of steps from the
+        # approximation of Minka (2002).
         if not d > 1e-12:
             return 1e-12
         if not d < 1e10:

@@ -1,0 +1,297 @@
+"""EM on a dask DataFrame: one pass over the partitions per iteration.
+
+Everything EM needs from the rows is a sum: the log-likelihood, and for each
+component the weighted normal equations ``X'WX`` and ``X'Wz`` of its IRLS
+step, its posterior weight and the statistic of its dispersion. Each
+iteration maps one function over the partitions (design built with the one
+ModelSpec of :mod:`emformula._dask_design`) and adds the results, which is
+a dask reduction on any scheduler, the distributed one included. Louis'
+information and the observed score are sums over rows too, so the
+standard errors and the Newton finish use the same per-partition pattern.
+
+The iteration is EM with its M-step computed from the sums: one IRLS step
+per component, the dispersion at the current means (a conditional
+maximisation of the same expected log-likelihood) and the mixing
+proportions. Its log-likelihood is checked on the next pass; a step that
+would lower it is halved (on the free parameters) until it does not, so the
+history is monotone as in memory. Near the maximum, safeguarded Newton steps
+with Louis' information finish the fit, as in memory, so both paths reach
+the same maximum to rounding.
+
+Starts (random or warm-up) are computed in memory on a random sample of
+rows (``sample_rows``, default 20000); EM then runs on all rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import _em
+from ._dask_design import build_dask_design, formula_context, partition_arrays
+from .families import as_family
+from .inference import (invert_information, louis_information, observed_score, pack_theta,
+                        unpack_theta)
+from .warnings import ConvergenceWarning
+
+__all__ = ["fit_dask"]
+
+SAMPLE_ROWS = 20000
+
+
+# ------------------------------------------------------------ partitions
+def _chunk(part, model_spec, column_args, family, context):
+    """One partition as the engine's EMData (numpy arrays)."""
+    arrays = partition_arrays(part, model_spec, column_args, context)
+    endog = arrays["endog"]
+    n = arrays["exog"].shape[0]
+    trials = arrays["trials"]
+    if endog.ndim == 2:
+        trials = endog.sum(axis=1)
+        endog = np.divide(endog[:, 0], trials, out=np.zeros(n), where=trials > 0)
+    if trials is None:
+        trials = np.ones(n)
+    weights = np.ones(n) if arrays["weights"] is None else arrays["weights"]
+    offset = np.zeros(n) if arrays["offset"] is None else arrays["offset"].copy()
+    if arrays["exposure"] is not None:
+        offset += np.log(arrays["exposure"])
+    family.check_response(endog, trials)
+    return _em.EMData(endog, arrays["exog"], weights, offset, trials, family), \
+        arrays["dropped"], arrays["index"]
+
+
+def _chunk_data(chunk):
+    return chunk[0]
+
+
+def _counts(chunk):
+    data, dropped, _ = chunk
+    return np.array([data.nobs, data.weights.sum(), dropped], dtype=float)
+
+
+def _em_sums(chunk, est):
+    """Log-likelihood and the M-step sums of one partition at ``est``."""
+    data = chunk[0]
+    estep = _em.e_step(data, est)
+    family = data.family
+    K = est.n_components
+    p = data.n_coef
+    xtwx = np.zeros((K, p, p))
+    xtwz = np.zeros((K, p))
+    weight = np.zeros(K)
+    scale_stat = np.zeros(K)
+    for k in range(K):
+        c = data.weights * estep.posterior[:, k]
+        mu = estep.mu[:, k]
+        _, _, irls_weight, link_deriv = family.eta_derivatives(data.endog, mu, data.trials,
+                                                               observed=False)
+        w = c * irls_weight
+        z = (estep.eta[:, k] - data.offset) + (data.endog - mu) * link_deriv
+        ok = np.isfinite(w) & np.isfinite(z)
+        w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
+        xtw = data.exog.T * w
+        xtwx[k] = xtw @ data.exog
+        xtwz[k] = xtw @ z
+        weight[k] = c.sum()
+        if family.estimates_scale:
+            scale_stat[k] = family.scale_statistic(data.endog, mu, c)
+    return {"llf": estep.llf, "xtwx": xtwx, "xtwz": xtwz, "weight": weight,
+            "scale_stat": scale_stat}
+
+
+def _llf_only(chunk, est):
+    return _em.e_step(chunk[0], est).llf
+
+
+def _newton_sums(chunk, est):
+    data = chunk[0]
+    estep = _em.e_step(data, est)
+    return {"llf": estep.llf,
+            "info": louis_information(data, est, estep.posterior, estep.mu),
+            "score": observed_score(data, est, estep.posterior, estep.mu)}
+
+
+def _entropy(chunk, est):
+    data = chunk[0]
+    tau = _em.e_step(data, est).posterior
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(tau > 0, tau * np.log(tau), 0.0)
+    return float(-np.dot(data.weights, terms.sum(axis=1)))
+
+
+def _add(results):
+    first = results[0]
+    if isinstance(first, dict):
+        return {key: sum(r[key] for r in results) for key in first}
+    return sum(results)
+
+
+class _Passes:
+    """Runs one function over every partition and adds the results."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+        self.count = 0
+
+    def __call__(self, function, *args):
+        import dask
+
+        self.count += 1
+        parts = [dask.delayed(function)(chunk, *args) for chunk in self.chunks]
+        return _add(dask.compute(*parts))
+
+
+# -------------------------------------------------------------- the fit
+def _m_step_from_sums(family, sums, total, est, scale_floor):
+    K = est.n_components
+    coef = est.coef.copy()
+    scale = est.scale.copy()
+    for k in range(K):
+        if sums["weight"][k] <= 0:
+            continue
+        solution, _ = _em._solve_normal_equations(sums["xtwx"][k], sums["xtwz"][k])
+        if np.all(np.isfinite(solution)):
+            coef[:, k] = solution
+        if family.estimates_scale:
+            mean_stat = sums["scale_stat"][k] / sums["weight"][k]
+            scale[k] = max(family.scale_from_statistic(mean_stat), scale_floor)
+    prior = np.clip(sums["weight"] / total, 1e-300, None)
+    return _em.Estimates(coef, scale, prior / prior.sum())
+
+
+def _run(passes, family, est, total, *, max_iter, tol, scale_floor):
+    """EM from ``est`` with one pass per iteration, then Newton."""
+    sums = passes(_em_sums, est)
+    history = [sums["llf"]]
+    n_iter, converged = 0, False
+    while n_iter < max_iter:
+        n_iter += 1
+        candidate = _m_step_from_sums(family, sums, total, est, scale_floor)
+        new_sums = passes(_em_sums, candidate)
+        # Monotone safeguard: halve the step on the free parameters.
+        step = 1.0
+        theta0 = pack_theta(est, family.estimates_scale)
+        direction = pack_theta(candidate, family.estimates_scale) - theta0
+        while new_sums["llf"] < sums["llf"] and step > 1e-6:
+            step *= 0.5
+            candidate = unpack_theta(theta0 + step * direction, est.coef.shape[0],
+                                     est.n_components, family.estimates_scale)
+            new_sums = passes(_em_sums, candidate)
+        if new_sums["llf"] < sums["llf"]:
+            break
+        est, sums = candidate, new_sums
+        history.append(sums["llf"])
+        if _em.has_converged(history[-2], history[-1], _em.NEWTON_SWITCH):
+            est, llfs, done = _newton(passes, family, est, sums["llf"], scale_floor,
+                                      max_steps=min(20, max_iter - n_iter))
+            history.extend(llfs)
+            n_iter += len(llfs)
+            if done or _em.has_converged(history[-2], history[-1], tol):
+                converged = True
+                break
+            sums = passes(_em_sums, est)
+    return est, np.asarray(history), n_iter, converged
+
+
+def _newton(passes, family, est, llf, scale_floor, max_steps):
+    llfs = []
+    for _ in range(max_steps):
+        sums = passes(_newton_sums, est)
+        direction, definite = _em._ascent_direction(sums["info"], sums["score"])
+        if direction is None:
+            return est, llfs, False
+        theta = pack_theta(est, family.estimates_scale)
+        decrement = 0.5 * sums["score"] @ direction
+        step = 1.0
+        for _ in range(30):
+            cand = unpack_theta(theta + step * direction, est.coef.shape[0], est.n_components,
+                                family.estimates_scale)
+            if _em._admissible(cand, scale_floor):
+                cand_llf = passes(_llf_only, cand)
+                floor = llf - (1e-13 * (abs(llf) + 1.0) if decrement <= 1e-15 * (abs(llf) + 1)
+                               else 0.0)
+                if cand_llf >= floor:
+                    break
+            step *= 0.5
+        else:
+            return est, llfs, definite
+        est, llf = cand, cand_llf
+        llfs.append(llf)
+        if definite and decrement <= 1e-15 * (abs(llf) + 1.0):
+            return est, llfs, True
+    return est, llfs, False
+
+
+def _start(design, family, K, start, n_init, random_state, context, sample_rows,
+           scale_floor):
+    """Starting estimates: given, or fitted in memory on a sample of rows."""
+    from .model import EMGLM, _start_estimates
+    from .results import EMGLMResults
+
+    if isinstance(start, EMGLMResults):
+        return start.estimates
+    if isinstance(start, dict):
+        return _start_estimates(start, K)
+    frame = design.frame
+    n_rows = int(frame.shape[0].compute()) if hasattr(frame.shape[0], "compute") \
+        else len(frame)
+    fraction = min(1.0, sample_rows / max(n_rows, 1))
+    seed = np.random.SeedSequence(random_state).generate_state(1)[0]
+    sample = frame.sample(frac=fraction, random_state=int(seed)).compute() \
+        if fraction < 1.0 else frame.compute()
+    model = EMGLM.from_formula(design.formula, sample, family, K,
+                               context=context, **design.column_args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = model.fit(start=start, n_init=n_init, random_state=random_state,
+                           scale_floor=scale_floor)
+    return fitted.estimates
+
+
+def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
+             exposure=None, trials=None, link=None, start="random", n_init=10,
+             max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
+             sample_rows=SAMPLE_ROWS, persist=False):
+    """Fit a mixture to a dask DataFrame (see the module docstring).
+
+    Returns
+    -------
+    DaskEMGLMResults
+    """
+    import dask
+
+    family = as_family(family, link)
+    context = formula_context(formula, context)
+    design = build_dask_design(formula, data, context=context, weights=weights,
+                               offset=offset, exposure=exposure, trials=trials)
+    chunks = [dask.delayed(_chunk)(part, design.model_spec, design.column_args, family,
+                                   context) for part in design.partitions()]
+    if persist:
+        chunks = list(dask.persist(*chunks))
+    passes = _Passes(chunks)
+    nobs, total, dropped = passes(_counts)
+    if dropped:
+        warnings.warn(f"dropped {int(dropped)} rows with missing values", UserWarning,
+                      stacklevel=3)
+    if scale_floor is None:
+        scale_floor = 0.0 if not family.estimates_scale else 1e-10
+    est0 = _start(design, family, K, start, n_init, random_state, context, sample_rows,
+                  scale_floor)
+    est, history, n_iter, converged = _run(passes, family, est0, total, max_iter=max_iter,
+                                           tol=tol, scale_floor=scale_floor)
+    if not converged:
+        warnings.warn(f"EM on dask data did not converge in {max_iter} iterations",
+                      ConvergenceWarning, stacklevel=3)
+    order = np.lexsort((np.round(est.coef[0], 10), -np.round(est.prior, 10)))
+    est = est.permuted(order)
+    sums = passes(_newton_sums, est)
+    entropy = passes(_entropy, est)
+    from .dask_results import DaskEMGLMResults
+
+    return DaskEMGLMResults(
+        design=design, family=family, estimates=est, llf=sums["llf"], history=history,
+        n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
+        nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
+        passes=passes.count)

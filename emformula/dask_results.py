@@ -1,0 +1,199 @@
+"""Results of a fit on a dask DataFrame.
+
+:class:`DaskEMGLMResults` is an :class:`~emformula.results.EMGLMResults`
+whose row-wise results stay lazy: ``posterior``, ``fittedvalues`` and
+``predict`` return dask collections; the estimates, standard errors (Louis'
+information summed over the partitions), the summary and ``compare`` are
+the in-memory ones. Robust covariances and residual plots need the rows in
+memory: compute a sample (``ddf.sample(...).compute()``) and refit or use
+``EMGLM`` on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import _em
+from ._dask_design import partition_arrays
+from .inference import ParameterLayout
+from .results import EMGLMResults
+
+__all__ = ["DaskEMGLMResults"]
+
+
+class _DataShape:
+    """What the results need to know of the data without holding it."""
+
+    def __init__(self, n_coef, family):
+        self.n_coef = n_coef
+        self.family = family
+        self.n_fixed = 0
+        self.n_concomitant = 0
+        self.equal_scale = False
+        self.groups = None
+        self.concomitant = None
+
+
+class _DaskModel:
+    """The model behind a dask fit: names, family and the partition design."""
+
+    def __init__(self, design, family, K, nobs, context):
+        self.design = design
+        self.family = family
+        self.K = K
+        self.nobs = nobs
+        self.context = context
+        self.formula = design.formula
+        self.exog_names = design.exog_names
+        self.endog_names = design.endog_names
+        self.fixed_names = []
+        self.concomitant_names = None
+        self.groups_name = "groups"
+        self.data = _DataShape(len(design.exog_names), family)
+
+    @property
+    def layout(self):
+        return ParameterLayout(len(self.exog_names), self.K, self.family.estimates_scale)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["context"] = None
+        return state
+
+
+class _Arguments:
+    """The fixed arguments of a partition function, with a dask token.
+
+    dask names every graph by hashing its arguments; the formula's namespace
+    (a formulaic LayeredMapping) cannot be hashed deterministically, so the
+    arguments travel in this holder, which carries its own unique token.
+    """
+
+    def __init__(self, **values):
+        import uuid
+
+        self.__dict__.update(values)
+        self._token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self):
+        return self._token
+
+
+def _partition_frame(part, args, what):
+    model_spec, column_args, context = args.model_spec, args.column_args, args.context
+    est, family, names = args.estimates, args.family, args.names
+    arrays = partition_arrays(part, model_spec, column_args, context)
+    offset = np.zeros(arrays["exog"].shape[0])
+    if arrays["offset"] is not None:
+        offset += arrays["offset"]
+    if arrays["exposure"] is not None:
+        offset += np.log(arrays["exposure"])
+    eta = arrays["exog"] @ est.coef + offset[:, None]
+    index = arrays["index"]
+    if what == "linear":
+        return pd.DataFrame(eta, index=index, columns=names)
+    mu = family.mean(eta)
+    if what == "component":
+        return pd.DataFrame(mu, index=index, columns=names)
+    if what == "mean":
+        return pd.Series(mu @ est.prior, index=index, name="predicted")
+    # posterior: needs the response
+    endog = arrays["endog"]
+    trials = arrays["trials"]
+    if endog.ndim == 2:
+        trials = endog.sum(axis=1)
+        endog = np.divide(endog[:, 0], trials, out=np.zeros(len(trials)), where=trials > 0)
+    n = endog.shape[0]
+    data = _em.EMData(endog, arrays["exog"], np.ones(n), offset,
+                      np.ones(n) if trials is None else trials, family)
+    return pd.DataFrame(_em.e_step(data, est).posterior, index=index, columns=names)
+
+
+class DaskEMGLMResults(EMGLMResults):
+    """Results of :func:`emformula.emglm` on a dask DataFrame (see the module)."""
+
+    def __init__(self, *, design, family, estimates, llf, history, n_iter, converged,
+                 information, entropy, nobs, wnobs, chunks, context, passes):
+        model = _DaskModel(design, family, estimates.n_components, nobs, context)
+        run = _em.EMRun(estimates, llf, np.asarray(history), n_iter, converged, None)
+        super().__init__(model, run, fit_options={"passes": passes, "backend": "dask"})
+        d = self.__dict__
+        d["_information"] = np.asarray(information)
+        d["entropy"] = float(entropy)
+        d["_wnobs"] = float(wnobs)
+
+    @property
+    def wnobs(self):
+        return self._wnobs
+
+    @property
+    def n_groups(self):
+        return None
+
+    @property
+    def deviance(self):
+        return np.nan
+
+    @property
+    def _covariance(self):
+        return self._louis_covariance
+
+    def _lazy(self, data, what, meta):
+        import dask.dataframe as dd
+
+        design = self.model.design
+        frame = design.frame if data is None else data
+        if not hasattr(frame, "map_partitions"):
+            raise TypeError("predict on a dask fit takes a dask DataFrame (or no data)")
+        if data is not None and design.frame is not data:
+            # New data: the training categories, so every partition encodes alike.
+            cats = {c: t for c, t in design.frame.dtypes.items()
+                    if isinstance(t, pd.CategoricalDtype) and c in frame.columns}
+            frame = frame.astype(cats) if cats else frame
+        args = _Arguments(model_spec=design.model_spec, column_args=design.column_args,
+                          context=self.model.context, estimates=self.estimates,
+                          family=self.family, names=self.component_names)
+        return frame.map_partitions(_partition_frame, args, what, meta=meta)
+
+    @property
+    def posterior(self):
+        """Posterior probabilities, a lazy dask DataFrame (one column per component)."""
+        return self._lazy(None, "posterior", self._meta_frame())
+
+    @property
+    def fittedvalues(self):
+        """Mixture mean of each row, a lazy dask Series."""
+        return self._lazy(None, "mean", pd.Series(dtype=float, name="predicted"))
+
+    def _meta_frame(self):
+        return pd.DataFrame({name: pd.Series(dtype=float) for name in self.component_names})
+
+    def predict(self, data=None, type="mean", **kwargs):
+        """Lazy predictions: ``type`` "mean" (Series), "component", "linear"
+        or "posterior" (DataFrames; "posterior" needs the response)."""
+        if kwargs:
+            raise TypeError(f"predict on a dask fit takes no {sorted(kwargs)}: offsets and "
+                            "exposures come from their columns")
+        if type not in ("mean", "component", "linear", "posterior"):
+            raise ValueError(f"type must be 'mean', 'component', 'linear' or 'posterior', "
+                             f"got {type!r}")
+        meta = (pd.Series(dtype=float, name="predicted") if type == "mean"
+                else self._meta_frame())
+        return self._lazy(data, type, meta)
+
+    def residuals(self, *args, **kwargs):
+        raise NotImplementedError("residuals need the rows in memory: fit EMGLM to a computed "
+                                  "sample, or compute predict() and the response")
+
+    def with_cov_type(self, cov_type, cov_groups=None):
+        if cov_type != "louis":
+            raise NotImplementedError("robust and cluster covariances are not available for "
+                                      "dask fits yet; Louis' covariance is")
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.update(_information=self._information, entropy=self.entropy,
+                     _wnobs=self._wnobs)
+        return state

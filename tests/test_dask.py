@@ -1,0 +1,132 @@
+"""Fits on dask DataFrames equal the in-memory fits."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+
+from emformula import compare, emglm  # noqa: E402
+from simulate import simulate_mixture  # noqa: E402
+
+
+def _pair(kind, family, n=2000, K=2, seed=3, npartitions=4, **kwargs):
+    data, formula = simulate_mixture(kind, n, K, seed, separation=3.0)
+    rng = np.random.default_rng(seed)
+    data["w"] = rng.integers(1, 4, size=n).astype(float)
+    data["off"] = rng.normal(scale=0.1, size=n)
+    memory = emglm(formula, data, family, K, weights="w", offset="off", random_state=seed,
+                   n_init=3, **kwargs)
+    start = {"params": memory.params.to_numpy() * 0.95 + 0.01, "prior": [0.55, 0.45],
+             "scale": memory.scale.to_numpy() * 1.1}
+    in_memory = emglm(formula, data, family, K, weights="w", offset="off", start=start,
+                      **kwargs)
+    on_dask = emglm(formula, dd.from_pandas(data, npartitions=npartitions), family, K,
+                    weights="w", offset="off", start=start, **kwargs)
+    return in_memory, on_dask, data, formula
+
+
+@pytest.mark.parametrize("kind, family", [("poisson", "poisson"),
+                                          ("binomial_counts", "binomial"),
+                                          ("gaussian", "gaussian")])
+def test_dask_fit_equals_in_memory_fit(kind, family):
+    memory, lazy, data, _ = _pair(kind, family)
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
+    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lazy.prior, memory.prior, atol=1e-8)
+    np.testing.assert_allclose(lazy.scale, memory.scale, rtol=1e-6)
+    np.testing.assert_allclose(lazy.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
+    assert lazy.df_model == memory.df_model and lazy.nobs == memory.nobs
+    assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
+    assert lazy.icl == pytest.approx(memory.icl, rel=1e-6)
+    assert lazy.converged
+
+
+def test_dask_predictions_and_posteriors_are_lazy_and_equal():
+    memory, lazy, data, _ = _pair("poisson", "poisson", n=1200)
+    ddf = dd.from_pandas(data, npartitions=3)
+    pred = lazy.predict(ddf)
+    assert hasattr(pred, "compute")
+    np.testing.assert_allclose(pred.compute().to_numpy(), memory.predict(data).to_numpy(),
+                               rtol=1e-6)
+    comp = lazy.predict(ddf, type="component").compute()
+    np.testing.assert_allclose(comp.to_numpy(), memory.predict(data, type="component"),
+                               rtol=1e-6)
+    post = lazy.posterior.compute()
+    pd.testing.assert_index_equal(post.index, memory.posterior.index)
+    np.testing.assert_allclose(post.to_numpy(), memory.posterior.to_numpy(), atol=1e-7)
+    assert "Covariance Type:                 Louis" in lazy.summary().as_text()
+    table = compare(memory, lazy)
+    assert table.loc["llf", "model 2"] == pytest.approx(table.loc["llf", "model 1"], rel=1e-8)
+
+
+def test_categorical_levels_spread_unevenly_across_partitions():
+    rng = np.random.default_rng(5)
+    n = 1500
+    g = np.sort(rng.choice(["a", "b", "c"], size=n, p=[0.6, 0.3, 0.1]))  # sorted: uneven
+    x = rng.normal(size=n)
+    z = rng.integers(0, 2, size=n)
+    effect = pd.Series({"a": 0.0, "b": 0.5, "c": -0.7})[g].to_numpy()
+    y = rng.poisson(np.exp(np.where(z == 0, 0.2 + x, 2.0 - 0.5 * x) + effect))
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    ddf = dd.from_pandas(data, npartitions=5)
+    # The first partition sees only level "a", the last only "c".
+    assert set(ddf.partitions[0].compute().g) == {"a"}
+    formula = "y ~ x + C(g)"
+    memory = emglm(formula, data, "poisson", 2, random_state=1, n_init=3)
+    start = {"params": memory.params.to_numpy(), "prior": memory.prior.to_numpy()}
+    lazy = emglm(formula, ddf, "poisson", 2, start=start)
+    assert list(lazy.params.index) == list(memory.params.index)
+    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(), rtol=1e-6)
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
+
+
+def test_random_starts_use_a_sample_then_all_rows():
+    data, formula = simulate_mixture("poisson", 3000, 2, 8, separation=3.0)
+    memory = emglm(formula, data, "poisson", 2, random_state=2, n_init=3)
+    lazy = emglm(formula, dd.from_pandas(data, npartitions=3), "poisson", 2, random_state=2,
+                 n_init=3)
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-9)
+
+
+def test_distributed_local_cluster():
+    distributed = pytest.importorskip("distributed")
+    data, formula = simulate_mixture("gaussian", 1500, 2, 9, separation=3.0)
+    memory = emglm(formula, data, "gaussian", 2, random_state=0, n_init=3)
+    start = {"params": memory.params.to_numpy(), "prior": memory.prior.to_numpy(),
+             "scale": memory.scale.to_numpy()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                distributed.Client(cluster):
+            lazy = emglm(formula, dd.from_pandas(data, npartitions=4), "gaussian", 2,
+                         start=start)
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
+    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(), rtol=1e-7)
+
+
+def test_dask_rejects_what_it_does_not_support():
+    data, formula = simulate_mixture("poisson", 200, 2, 1)
+    data["z"] = np.arange(200) % 3
+    ddf = dd.from_pandas(data, npartitions=2)
+    with pytest.raises(NotImplementedError, match="concomitant"):
+        emglm(formula, ddf, "poisson", 2, concomitant="~ z")
+    with pytest.raises(TypeError, match="column name"):
+        emglm(formula, ddf, "poisson", 2, weights=np.ones(200))
+    with pytest.raises(ValueError, match="nothere"):
+        emglm("y ~ x1 + nothere", ddf, "poisson", 2)
+
+
+def test_the_core_never_imports_dask():
+    code = ("import sys, emformula; from emformula import datasets, emglm; "
+            "s = datasets.load_sim2(); emglm(s.formula, s.data, K=2, n_init=1); "
+            "print('dask' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
