@@ -36,7 +36,7 @@ from .inference import (invert_information, louis_information, observed_score, p
                         unpack_theta)
 from .warnings import ConvergenceWarning
 
-__all__ = ["fit_dask"]
+__all__ = ["fit_dask", "sample_frame"]
 
 SAMPLE_ROWS = 20000
 
@@ -224,6 +224,16 @@ def _newton(passes, family, est, llf, scale_floor, max_steps):
     return est, llfs, False
 
 
+def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
+    """About ``rows`` rows of a dask DataFrame drawn at random, as pandas."""
+    n_rows = len(frame)
+    fraction = min(1.0, rows / max(n_rows, 1))
+    if fraction >= 1.0:
+        return frame.compute()
+    seed = np.random.SeedSequence(random_state).generate_state(1)[0]
+    return frame.sample(frac=fraction, random_state=int(seed)).compute()
+
+
 def _start(design, family, K, start, n_init, random_state, context, sample_rows,
            scale_floor):
     """Starting estimates: given, or fitted in memory on a sample of rows."""
@@ -234,13 +244,7 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
         return start.estimates
     if isinstance(start, dict):
         return _start_estimates(start, K)
-    frame = design.frame
-    n_rows = int(frame.shape[0].compute()) if hasattr(frame.shape[0], "compute") \
-        else len(frame)
-    fraction = min(1.0, sample_rows / max(n_rows, 1))
-    seed = np.random.SeedSequence(random_state).generate_state(1)[0]
-    sample = frame.sample(frac=fraction, random_state=int(seed)).compute() \
-        if fraction < 1.0 else frame.compute()
+    sample = sample_frame(design.frame, random_state, sample_rows)
     model = EMGLM.from_formula(design.formula, sample, family, K,
                                context=context, **design.column_args)
     with warnings.catch_warnings():

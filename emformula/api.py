@@ -212,21 +212,10 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     if context is None:
         context = capture_context(1)
     if is_dask_collection(data):
-        # Out of core: one pass over the partitions per EM iteration.
-        unsupported = {name: value for name, value in (
-            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups),
-            ("cov_groups", cov_groups)) if value is not None}
-        if unsupported or equal_scale or cov_type != "louis" or na_action != "drop":
-            raise NotImplementedError(
-                "with dask data emglm fits the basic mixture (constant priors, "
-                "component-specific effects, Louis covariance, na_action='drop'); got "
-                f"{sorted(unsupported) or ''}{' equal_scale' if equal_scale else ''}"
-                f"{' cov_type=' + cov_type if cov_type != 'louis' else ''}")
-        from ._dask import fit_dask
-        return fit_dask(formula, data, family, K, weights=weights, offset=offset,
-                        exposure=exposure, trials=trials, link=link, start=start,
-                        n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
-                        scale_floor=scale_floor, context=context)
+        # Warm-up trials are short and many: run them in memory on a random
+        # sample of rows; their starts then serve emglm on all of the data.
+        from ._dask import sample_frame
+        data = sample_frame(data, random_state)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,

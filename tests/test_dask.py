@@ -130,3 +130,14 @@ def test_the_core_never_imports_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_small_em_on_dask_runs_on_a_sample():
+    from emformula import select_best, small_em
+    data, formula = simulate_mixture("poisson", 30000, 2, 4, separation=3.0)
+    ddf = dd.from_pandas(data, npartitions=3)
+    warm = small_em(formula, ddf, "poisson", 2, repeats=4, random_state=1)
+    assert len(warm.table) == 4
+    res = emglm(formula, ddf, "poisson", 2, start=select_best(warm))
+    memory = emglm(formula, data, "poisson", 2, start=select_best(warm))
+    assert res.llf == pytest.approx(memory.llf, rel=1e-9)
