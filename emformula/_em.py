@@ -53,8 +53,11 @@ __all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton
 
 # Largest number of step halvings in one IRLS step before it is abandoned.
 _MAX_HALVINGS = 30
-# IRLS iterations when coefficients are fitted from scratch (a start).
+# IRLS iterations when coefficients are fitted from scratch (a start), and
+# their relative tolerance: a start only has to be a reasonable place to
+# begin EM, so it is not polished.
 _START_IRLS_ITER = 50
+_START_TOL = 1e-6
 # Newton iterations of the concomitant M-step (each one is cheap: units x q).
 _CONCOMITANT_NEWTON = 10
 # Largest change of a concomitant coefficient in one Newton step.
@@ -159,6 +162,13 @@ class EMData:
         return values if self.groups is None else values[self.groups]
 
     @cached_property
+    def loglike_constant(self):
+        """The data-only part of each row's log-density, computed once
+        (:meth:`MixtureFamily.loglike_constant`)."""
+        with np.errstate(all="ignore"):
+            return self.family.loglike_constant(self.endog, self.trials)
+
+    @cached_property
     def component_design(self):
         """``[X, Z]``: the columns of a component's linear predictor."""
         if self.fixed is None:
@@ -245,6 +255,9 @@ class EMRun:
     converged: bool
     posterior: np.ndarray
     notes: tuple = field(default=())
+    #: True when the run ended with Newton steps at rounding level, so a
+    #: further polish would only recompute what is known.
+    newton_converged: bool = False
 
 
 # ---------------------------------------------------------------- E-step
@@ -266,6 +279,26 @@ def log_prior(data, est):
     return log_softmax(data.unit_concomitant @ est.gamma)
 
 
+def _row_max(values):
+    """``values.max(axis=1)`` for a tall (n, K) array with few columns.
+
+    numpy reduces along a short trailing axis an order of magnitude slower
+    than it combines K whole columns elementwise.
+    """
+    out = values[:, 0].copy()
+    for k in range(1, values.shape[1]):
+        np.maximum(out, values[:, k], out=out)
+    return out
+
+
+def _row_sum(values):
+    """``values.sum(axis=1)`` for a tall (n, K) array (see :func:`_row_max`)."""
+    out = values[:, 0].copy()
+    for k in range(1, values.shape[1]):
+        out += values[:, k]
+    return out
+
+
 def e_step(data, est, eta=None):
     """Posterior probabilities and log-likelihood at ``est``."""
     if eta is None:
@@ -274,7 +307,9 @@ def e_step(data, est, eta=None):
     mu = family.mean(eta)
     y = data.endog[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        loglike = family.loglike(y, mu, est.scale[None, :], data.trials[:, None])
+        loglike = family.loglike_kernel(y, mu, est.scale[None, :], data.trials[:, None],
+                                        eta=eta)
+        loglike += data.loglike_constant[:, None]
         if data.groups is None:
             log_joint = loglike + log_prior(data, est)
         else:
@@ -288,12 +323,12 @@ def e_step(data, est, eta=None):
     # Log-sum-exp by hand: the shifted exponentials are the unnormalised
     # posterior, so one exp pass serves both (scipy's logsumexp would need a
     # second one for the posterior).
-    top = log_joint.max(axis=1)
+    top = _row_max(log_joint)
     finite = np.isfinite(top)
     top[~finite] = 0.0
     log_joint -= top[:, None]
     posterior = np.exp(log_joint, out=log_joint)
-    total = posterior.sum(axis=1)
+    total = _row_sum(posterior)
     with np.errstate(divide="ignore"):
         unit_llf = top + np.log(total)
     posterior /= np.where(total > 0, total, 1.0)[:, None]
@@ -335,7 +370,8 @@ def _weighted_q(data, row_weight, eta_k, scale_k):
     family = data.family
     mu = family.mean(eta_k)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll = family.loglike(data.endog, mu, scale_k, data.trials)
+        ll = family.loglike_kernel(data.endog, mu, scale_k, data.trials, eta=eta_k)
+        ll += data.loglike_constant
     positive = row_weight > 0
     q = float(np.dot(row_weight[positive], ll[positive]))
     return (q if np.isfinite(q) else -np.inf), mu
@@ -367,10 +403,13 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     with np.errstate(invalid="ignore", over="ignore"):
         w = row_weight * irls_weight
         z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
-    w = np.where(np.isfinite(w) & np.isfinite(z), w, 0.0)
-    z = np.where(w > 0, z, 0.0)
-    xtw = x.T * w
-    candidate, regular = _solve_normal_equations(xtw @ x, xtw @ z)
+    bad = ~(np.isfinite(w) & np.isfinite(z))
+    if bad.any():
+        w = np.where(bad, 0.0, w)
+        z = np.where(w > 0, z, 0.0)
+    # X' W X as a sandwich of the row-scaled design (never diag(w)).
+    xw = x * w[:, None]
+    candidate, regular = _solve_normal_equations(xw.T @ x, xw.T @ z)
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
     if coef_k is None or q_old is None:
@@ -638,7 +677,7 @@ def estimates_from_posterior(data, posterior, scale_floor):
             for _ in range(_START_IRLS_ITER):
                 coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, 1.0)
                 done = (q is not None and q_new is not None
-                        and abs(q_new - q) <= 1e-10 * (abs(q_new) + 1.0))
+                        and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
                 coef_k, q = coef_new, q_new
                 if done:
                     break
@@ -656,7 +695,7 @@ def estimates_from_posterior(data, posterior, scale_floor):
             b_new, c_new, eta, mu, q_new, _ = shared_irls_step(
                 data, row_weights, b, c_fixed, eta, mu, q, ones)
             done = (q is not None and q_new is not None
-                    and abs(q_new - q) <= 1e-10 * (abs(q_new) + 1.0))
+                    and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
             b, c_fixed, q = b_new, c_new, q_new
             if done:
                 break
@@ -732,6 +771,7 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
     stuck = set()
     n_iter = 0
     next_newton = 0
+    newton_done = False
     while n_iter < max_iter:
         if accelerate and max_iter - n_iter >= 3:
             est, estep, used, notes = _squarem_cycle(data, est, estep, scale_floor)
@@ -753,13 +793,13 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
             history.extend(llfs)
             n_iter += len(llfs)
             if done:
-                converged = True
+                converged = newton_done = True
                 break
             next_newton = n_iter + 25
     notes = tuple(f"component {k + 1}: an IRLS step could not improve the fit"
                   for k in sorted(stuck))
     return EMRun(est, estep.llf, np.asarray(history), n_iter, converged,
-                 estep.posterior, notes)
+                 estep.posterior, notes, newton_converged=newton_done)
 
 
 def _admissible(est, scale_floor):

@@ -229,17 +229,50 @@ class MixtureFamily:
         """Log-density of every row with all constants (broadcasts).
 
         Equals statsmodels' ``family.loglike_obs`` (binomial: with the number
-        of trials that ``family.initialize`` would set).
+        of trials that ``family.initialize`` would set). It is
+        :meth:`loglike_kernel` plus :meth:`loglike_constant`.
+        """
+        constant = self.loglike_constant(y, trials)
+        return self.loglike_kernel(y, mu, scale, trials) + constant
+
+    def loglike_constant(self, y, trials=1.0):
+        """The part of the log-density that depends on the data alone.
+
+        EM evaluates the log-density thousands of times on the same rows;
+        for the count families the log-gamma terms cost more than the rest,
+        so the engine computes them once per data set. Zero for the
+        continuous families, whose constants involve the dispersion.
         """
         name = self.name
         if name == "poisson":
-            return special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
+            return -special.gammaln(y + 1.0)
         if name == "binomial":
             successes = trials * y
-            failures = trials - successes
             return (special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0)
-                    - special.gammaln(failures + 1.0)
-                    + special.xlogy(successes, mu) + special.xlog1py(failures, -mu))
+                    - special.gammaln(trials - successes + 1.0))
+        if name == "negative_binomial":
+            alpha = self.alpha
+            return (special.gammaln(y + 1.0 / alpha) - special.gammaln(y + 1.0)
+                    - special.gammaln(1.0 / alpha))
+        return np.zeros(np.shape(y))
+
+    def loglike_kernel(self, y, mu, scale=1.0, trials=1.0, eta=None):
+        """Log-density minus :meth:`loglike_constant`.
+
+        ``eta`` (the linear predictor of ``mu``) lets the Poisson family with
+        the log link skip the logarithm: ``y log(mu) = y eta``.
+        """
+        name = self.name
+        if name == "poisson":
+            if eta is not None and self.link_name == "Log":
+                return y * np.clip(eta, -_MAX_ETA, _MAX_ETA) - mu
+            return special.xlogy(y, mu) - mu
+        if name == "binomial":
+            successes = trials * y
+            return special.xlogy(successes, mu) + special.xlog1py(trials - successes, -mu)
+        if name == "negative_binomial":
+            alpha = self.alpha
+            return special.xlogy(y, alpha * mu) - (y + 1.0 / alpha) * np.log1p(alpha * mu)
         if name == "gaussian":
             return -0.5 * ((y - mu) ** 2 / scale + np.log(2.0 * np.pi * scale))
         if name == "gamma":
@@ -254,11 +287,7 @@ class MixtureFamily:
         if name == "inverse_gaussian":
             return -0.5 * ((y - mu) ** 2 / (y * mu ** 2 * scale)
                            + np.log(2.0 * np.pi * scale * y ** 3))
-        # negative binomial (NB2) with statsmodels' fixed alpha
-        alpha = self.alpha
-        return (special.gammaln(y + 1.0 / alpha) - special.gammaln(y + 1.0)
-                - special.gammaln(1.0 / alpha) + special.xlogy(y, alpha * mu)
-                - (y + 1.0 / alpha) * np.log1p(alpha * mu))
+        raise AssertionError(f"no log-density for {name}")  # unreachable: checked at init
 
     # ------------------------------------------------- IRLS and derivatives
     def eta_derivatives(self, y, mu, trials=1.0, observed=True):
@@ -271,6 +300,9 @@ class MixtureFamily:
         ``irls_weight = a / (V g'^2)`` and ``link_deriv = g'(mu)``. Divide
         score and information by the dispersion for the actual density.
         """
+        fast = self._canonical_fast_path(y, mu, trials)
+        if fast is not None:
+            return fast
         # At the edge of the mean's range (a gamma mean clipped to tiny under
         # the inverse link) these overflow; callers drop non-finite rows.
         with np.errstate(all="ignore"):
@@ -285,6 +317,30 @@ class MixtureFamily:
             v1 = self.variance.deriv(mu)
             info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
         return score, info, irls_weight, g1
+
+    def _canonical_fast_path(self, y, mu, trials):
+        """Closed forms for Poisson-log, Binomial-logit and Gaussian-identity.
+
+        The generic path calls statsmodels' link derivative and variance
+        function (each clips and allocates); these three cases, the most
+        common by far, reduce to a line each. Same values as the generic
+        path with unit prior weights (a test compares them).
+        """
+        if not self.canonical:
+            return None
+        with np.errstate(all="ignore"):
+            # Trials (prior weights) exist only for the binomial family;
+            # the engine passes ones for every other family.
+            if self.name == "poisson":
+                return y - mu, mu, mu, 1.0 / mu
+            if self.name == "binomial":
+                v = mu * (1.0 - mu)
+                weight = trials * v
+                return trials * (y - mu), weight, weight, 1.0 / v
+            if self.name == "gaussian":
+                ones = np.ones(np.broadcast(y, mu).shape)
+                return y - mu, ones, ones, ones
+        return None
 
     # ----------------------------------------------------------- dispersion
     def mle_scale(self, y, mu, weight):

@@ -336,7 +336,7 @@ class EMGLM:
         best = runs[int(np.argmax(np.where(np.isnan(runs_llf), -np.inf, runs_llf)))]
         # Workers return runs without their n x K posterior; recompute it once.
         best = replace(best, posterior=_em.e_step(self.data, best.estimates).posterior)
-        if best.converged and polish:
+        if best.converged and polish and not best.newton_converged:
             best = _em.newton_polish(self.data, best, scale_floor=floor)
         best = _em.order_components(best)
         problems = _em.diagnose(self.data, best, floor)

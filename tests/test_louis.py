@@ -103,3 +103,20 @@ def test_conf_int_columns_follow_the_component_order_beyond_nine():
     assert list(ci.columns.get_level_values(0)[::2]) == res.component_names
     np.testing.assert_allclose(ci["comp10"]["lower"], res.params["comp10"]
                                - 1.959963984540054 * res.bse["comp10"])
+
+
+@pytest.mark.parametrize("name", ["poisson", "binomial", "gaussian"])
+def test_canonical_fast_paths_equal_the_generic_formulas(name):
+    from emformula.families import as_family
+    rng = np.random.default_rng(0)
+    family = as_family(name)
+    mu = rng.uniform(0.1, 0.9, 50)
+    y = rng.uniform(0.0, 1.0, 50)
+    trials = rng.integers(1, 5, 50).astype(float) if name == "binomial" else np.ones(50)
+    fast = family.eta_derivatives(y, mu, trials, observed=True)
+    generic = type(family)(family.sm_family)
+    generic.canonical = False
+    slow = generic.eta_derivatives(y, mu, trials, observed=True)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(np.broadcast_to(a, (50,)), np.broadcast_to(b, (50,)),
+                                   rtol=1e-12, atol=1e-12)
