@@ -299,3 +299,58 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
         nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
         passes=passes.count)
+
+
+class DaskEMGLM:
+    """The array-level model for dask arrays: ``EMGLM(endog, exog, ...)``
+    with ``endog`` and ``exog`` dask arrays (chunked by rows) returns one.
+
+    The arrays become the columns of a dask DataFrame (``y``, and the exog
+    names), so the fit is :func:`fit_dask` with the formula ``y ~ 0 + ...``.
+    Weights, offset, exposure and trials may be dask arrays chunked like
+    ``exog``.
+    """
+
+    def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
+                 exposure=None, trials=None, link=None, exog_names=None):
+        import dask.array as da
+        import dask.dataframe as dd
+
+        exog = da.asarray(exog)
+        endog = da.asarray(endog)
+        if exog.ndim == 1:
+            exog = exog[:, None]
+        p = exog.shape[1]
+        names = list(exog_names) if exog_names is not None else [f"x{j}" for j in range(p)]
+        if len(names) != p:
+            raise ValueError(f"exog_names has {len(names)} names for {p} columns")
+        safe = [f"x{j}" for j in range(p)]
+        columns = {name: exog[:, j] for j, name in enumerate(safe)}
+        if endog.ndim == 2:
+            columns["successes"], columns["failures"] = endog[:, 0], endog[:, 1]
+            lhs = "successes + failures"
+        else:
+            columns["y"] = endog
+            lhs = "y"
+        extra = {}
+        for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
+                            ("trials", trials)):
+            if value is not None:
+                columns[f"_{name}"] = da.asarray(value)
+                extra[name] = f"_{name}"
+        arrays = list(columns.values())
+        stacked = da.stack([a.astype(float) for a in arrays], axis=1)
+        self.frame = dd.from_dask_array(stacked, columns=list(columns))
+        self.formula = f"{lhs} ~ 0 + " + " + ".join(safe)
+        self.family, self.K, self.link, self.extra = family, K, link, extra
+        self.exog_names = names
+
+    def fit(self, start="random", *, n_init=10, max_iter=5000, tol=1e-8, random_state=None,
+            scale_floor=None):
+        """Fit by EM with one pass over the chunks per iteration."""
+        res = fit_dask(self.formula, self.frame, self.family, self.K, link=self.link,
+                       start=start, n_init=n_init, max_iter=max_iter, tol=tol,
+                       random_state=random_state, scale_floor=scale_floor, **self.extra)
+        # Report the caller's column names, not the internal ones.
+        res.model.exog_names = self.exog_names
+        return res

@@ -91,6 +91,13 @@ class EMGLM:
     (2, 2)
     """
 
+    def __new__(cls, endog=None, exog=None, *args, **kwargs):
+        # Dask arrays get the out-of-core model (one pass per EM iteration).
+        if any(type(a).__module__.startswith("dask") for a in (endog, exog)):
+            from ._dask import DaskEMGLM
+            return DaskEMGLM(endog, exog, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
                  exposure=None, trials=None, link=None, exog_names=None, endog_names=None,
                  missing_rows=0, fixed=None, fixed_names=None, concomitant=None,

@@ -141,3 +141,23 @@ def test_small_em_on_dask_runs_on_a_sample():
     res = emglm(formula, ddf, "poisson", 2, start=select_best(warm))
     memory = emglm(formula, data, "poisson", 2, start=select_best(warm))
     assert res.llf == pytest.approx(memory.llf, rel=1e-9)
+
+
+def test_array_level_model_with_dask_arrays():
+    import dask.array as da
+    from emformula import EMGLM
+    data, formula = simulate_mixture("poisson", 2000, 2, 6, separation=3.0)
+    X = np.column_stack([np.ones(2000), data.x1, data.x2])
+    rng = np.random.default_rng(0)
+    w = rng.integers(1, 3, 2000).astype(float)
+    memory = EMGLM(data.y.to_numpy(), X, "poisson", 2, weights=w,
+                   exog_names=["const", "x1", "x2"]).fit(random_state=1, n_init=3)
+    start = {"params": memory.params.to_numpy() * 0.9, "prior": [0.5, 0.5]}
+    lazy = EMGLM(da.from_array(data.y.to_numpy(), chunks=500), da.from_array(X, chunks=(500, 3)),
+                 "poisson", 2, weights=da.from_array(w, chunks=500),
+                 exog_names=["const", "x1", "x2"]).fit(start=start)
+    again = EMGLM(data.y.to_numpy(), X, "poisson", 2, weights=w,
+                  exog_names=["const", "x1", "x2"]).fit(start=start)
+    assert lazy.llf == pytest.approx(again.llf, rel=1e-8)
+    np.testing.assert_allclose(lazy.params.to_numpy(), again.params.to_numpy(), rtol=1e-6)
+    assert list(lazy.params.index) == ["const", "x1", "x2"]
