@@ -279,7 +279,9 @@ class EMGLM:
         ----------
         start : "random", "warmup", EMGLMResults, dict
             ``"random"``: ``n_init`` random partitions of the rows, each
-            followed by an M-step and run to convergence. ``"warmup"``: the
+            followed by an M-step and run to convergence (on more than
+            100 000 rows, EM first separates the components on a random
+            subsample of 20 000 rows; see :func:`emformula._em.random_start`). ``"warmup"``: the
             warm-up of :func:`emformula.small_em` (``max(20, 2 n_init)``
             short trials), then full EM from the ``n_init`` best. A results
             object (same K and design), or a dict with ``params`` (p x K),
@@ -442,7 +444,7 @@ def _run_start(shared, task):
     """One EM run from a seed (a random start) or from given estimates."""
     data, K, max_iter, tol, floor = shared
     if isinstance(task, np.random.SeedSequence):
-        task = _em.initial_estimates(data, K, np.random.default_rng(task), floor)
+        task = _em.random_start(data, K, np.random.default_rng(task), floor)
     run = _em.run_em(data, task, max_iter=max_iter, tol=tol, scale_floor=floor)
     return replace(run, posterior=None)
 
