@@ -365,6 +365,21 @@ def _solve_normal_equations(xtwx, xtwz):
         return np.linalg.lstsq(xtwx, xtwz, rcond=None)[0], False
 
 
+def weighted_sum(weight, values):
+    """``sum_i weight_i values_i`` over the rows with positive weight.
+
+    A plain dot product, unless a row without weight has an infinite value
+    (a mean at the edge of its range where the row's posterior is 0): then
+    0 * inf is NaN and those rows are left out.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = float(np.dot(weight, values))
+    if not np.isnan(total):
+        return total
+    positive = weight > 0
+    return float(np.dot(weight[positive], values[positive]))
+
+
 def _weighted_q(data, row_weight, eta_k, scale_k):
     """Expected complete-data log-likelihood of one component: sum c_i log f."""
     family = data.family
@@ -372,8 +387,7 @@ def _weighted_q(data, row_weight, eta_k, scale_k):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ll = family.loglike_kernel(data.endog, mu, scale_k, data.trials, eta=eta_k)
         ll += data.loglike_constant
-    positive = row_weight > 0
-    q = float(np.dot(row_weight[positive], ll[positive]))
+    q = weighted_sum(row_weight, ll)
     return (q if np.isfinite(q) else -np.inf), mu
 
 
@@ -602,7 +616,7 @@ def _prior_update(data, est, tau_units):
     v = data.unit_weights
     if data.concomitant is None:
         # Closed form: the weighted mean posterior.
-        return (v[:, None] * tau_units).sum(axis=0) / v.sum(), None
+        return (v @ tau_units) / v.sum(), None
     gamma = est.gamma if est.gamma is not None else np.zeros(
         (data.n_concomitant, tau_units.shape[1]))
     gamma = concomitant_step(data.unit_concomitant, v, tau_units, gamma)
@@ -623,8 +637,7 @@ def m_step(data, est, estep, scale_floor):
         mus = np.empty_like(estep.mu) if common else None
         for k in range(K):
             c = row_weights[:, k]
-            positive = c > 0
-            q_old = float(np.dot(c[positive], estep.loglike[positive, k]))
+            q_old = weighted_sum(c, estep.loglike[:, k])
             coef_k, _, mu_k, _, ok = irls_step(
                 data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k])
             coef[:, k] = coef_k

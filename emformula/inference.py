@@ -434,19 +434,9 @@ def _louis_general(data, est, posterior, mu, lay):
 
 def _louis_plain(data, est, posterior, mu):
     """:func:`louis_information` of a model without shared effects, common
-    dispersion, concomitant variables or groups.
-
-    With ``g_ik`` the complete-data score of row i if it came from component
-    k (its coefficient and log-dispersion block, and ``e_k`` in the mixing
-    logits) and ``U_i = sum_k tau_ik g_ik`` its posterior mean,
-
-        I = sum_i w_i [ sum_k tau_ik (H_ik - g_ik g_ik') + A + U_i U_i' ],
-
-    ``H_ik`` the complete-data information of the component and ``A`` that
-    of the logits. ``U' W U`` is one matrix product over all parameters (the
-    cross-component blocks); everything else lives inside one component's
-    block and is a sandwich of the design.
-    """
+    dispersion, concomitant variables or groups, with the row weights of each
+    block combined before one sandwich product (the original computation,
+    kept so that the numbers of such fits do not move by rounding)."""
     family = data.family
     x = data.exog
     w = data.weights
@@ -455,37 +445,44 @@ def _louis_plain(data, est, posterior, mu):
     coef_index, scale_index, alpha_index, size = parameter_layout(
         data.n_coef, K, family.estimates_scale)
     s, h, t, r = _row_derivatives(data, est, mu, tau)
-    mean_score = np.zeros((x.shape[0], size))
+    info = np.zeros((size, size))
     for k in range(K):
-        mean_score[:, coef_index[k]] = x * (tau[:, k] * s[:, k])[:, None]
-        if scale_index[k] is not None:
-            mean_score[:, scale_index[k]] = tau[:, k] * t[:, k]
-        if k >= 1:
-            mean_score[:, alpha_index[k - 1]] = tau[:, k]
-    info = (mean_score * w[:, None]).T @ mean_score
-    for k in range(K):
-        wt = w * tau[:, k]
-        idx = coef_index[k]
-        info[np.ix_(idx, idx)] += x.T @ (x * (wt * (h[:, k] - s[:, k] ** 2))[:, None])
-        si = scale_index[k]
-        if si is not None:
-            # (b_k, log phi_k): the complete-data cross information is s_k.
-            cross = x.T @ (wt * (s[:, k] - s[:, k] * t[:, k]))
-            info[idx, si] += cross
-            info[si, idx] += cross
-            info[si, si] += np.dot(wt, r[:, k] - t[:, k] ** 2)
-        if k >= 1:
-            a = alpha_index[k - 1]
-            cross = -(x.T @ (wt * s[:, k]))
-            info[idx, a] += cross
-            info[a, idx] += cross
-            if si is not None:
-                value = -np.dot(wt, t[:, k])
-                info[si, a] += value
-                info[a, si] += value
-            info[a, a] -= wt.sum()
-    prior = est.prior[1:]
-    info[np.ix_(alpha_index, alpha_index)] += w.sum() * (np.diag(prior) - np.outer(prior, prior))
+        for l in range(k, K):
+            delta = 1.0 if k == l else 0.0
+            # w_i Cov(z_ik, z_il | y_i): the missing-information weights.
+            cov_w = w * (delta * tau[:, k] - tau[:, k] * tau[:, l])
+            expected = w * tau[:, k] * delta
+            c_bb = expected * h[:, k] - cov_w * s[:, k] * s[:, l]
+            info[np.ix_(coef_index[k], coef_index[l])] = x.T @ (c_bb[:, None] * x)
+            if family.estimates_scale:
+                # (b_k, log phi_l): the complete-data cross term is s_k itself.
+                c_bs = expected * s[:, k] - cov_w * s[:, k] * t[:, l]
+                info[coef_index[k], scale_index[l]] = x.T @ c_bs
+                if k != l:
+                    c_sb = -cov_w * t[:, k] * s[:, l]
+                    info[scale_index[k], coef_index[l]] = c_sb @ x
+                c_ss = expected * r[:, k] - cov_w * t[:, k] * t[:, l]
+                info[scale_index[k], scale_index[l]] = c_ss.sum()
+    # Only the upper triangle of the (b, log phi) blocks was filled.
+    upper = np.triu(info)
+    info = upper + upper.T - np.diag(np.diag(info))
+    # The mixing logits: complete-data information diag(pi) - pi pi' per row,
+    # complete-data score e_k, so Cov(S_c) brings in the posterior covariance.
+    prior = est.prior
+    for a, k in enumerate(range(1, K)):
+        for l in range(K):
+            delta = 1.0 if k == l else 0.0
+            cov_w = w * (delta * tau[:, k] - tau[:, k] * tau[:, l])
+            cross = -(cov_w * s[:, l]) @ x
+            info[alpha_index[a], coef_index[l]] = cross
+            info[coef_index[l], alpha_index[a]] = cross
+            if family.estimates_scale:
+                cross = -(cov_w * t[:, l]).sum()
+                info[alpha_index[a], scale_index[l]] = cross
+                info[scale_index[l], alpha_index[a]] = cross
+            if l >= 1:
+                complete = w.sum() * (delta * prior[k] - prior[k] * prior[l])
+                info[alpha_index[a], alpha_index[l - 1]] = complete - cov_w.sum()
     return info
 
 
