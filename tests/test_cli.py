@@ -67,11 +67,12 @@ def test_fit_json_has_every_estimate(files, suffix):
     np.testing.assert_allclose(post.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
 @pytest.mark.parametrize("fmt, marker", [("text", "Component 1 (prior"),
                                          ("html", "<table"), ("latex", "\\begin{tabular}")])
-def test_fit_formats(files, fmt, marker):
+def test_fit_formats(files, fmt, marker, suffix):
     folder, _ = files
-    code, out, err = run("fit", folder / "sim2.csv", FORMULA, "-K", "2", "--seed", "2",
+    code, out, err = run("fit", folder / f"sim2.{suffix}", FORMULA, "-K", "2", "--seed", "2",
                          "--format", fmt, "--weights", "w")
     assert code == 0, err
     assert marker in out
