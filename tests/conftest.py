@@ -1,10 +1,20 @@
 """Shared fixtures: the independent reference data in ../shared/reference."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from hypothesis import settings
+
+# CI runs the property tests on a fixed sequence of examples, so a landing
+# never depends on what a random search happens to find that day; local runs
+# keep searching (and a failure they find is saved in .hypothesis/).
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
