@@ -46,7 +46,12 @@ def _read_data(path):
 
 def _model_kwargs(args, data):
     kwargs = {}
-    for name in ("weights", "offset", "exposure"):
+    for name in ("concomitant", "fixed"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
+    if getattr(args, "equal_scale", False):
+        kwargs["equal_scale"] = True
+    for name in ("weights", "offset", "exposure", "groups"):
         column = getattr(args, name, None)
         if column is not None:
             if column not in data.columns:
@@ -119,8 +124,15 @@ def _fit(args):
 
     data = _read_data(args.data)
     family = _family(args)
+    kwargs = _model_kwargs(args, data)
+    if args.cov_type != "louis":
+        kwargs["cov_type"] = args.cov_type
+        if args.cov_groups is not None:
+            if args.cov_groups not in data.columns:
+                raise UsageError(f"--cov-groups column {args.cov_groups!r} is not in the data")
+            kwargs["cov_groups"] = args.cov_groups
     res = emglm(args.formula, data, family=family, K=args.K, n_init=args.n_init,
-                random_state=args.seed, start="warmup", **_model_kwargs(args, data))
+                random_state=args.seed, start="warmup", **kwargs)
     if args.format == "json":
         print(json.dumps(_as_json(res), indent=2))
     elif args.format == "html":
@@ -168,6 +180,14 @@ def _as_json(res):
             }
             for name in res.component_names
         ],
+        "fixed": {term: {"estimate": clean(res.fixed_params[term]),
+                         "se": clean(res.fixed_bse[term])} for term in res.fixed_params.index},
+        "concomitant": None if res.concomitant_params is None else {
+            name: {term: {"estimate": clean(res.concomitant_params.loc[term, name]),
+                          "se": clean(res.concomitant_bse.loc[term, name])}
+                   for term in res.concomitant_params.index}
+            for name in res.component_names[1:]},
+        "cov_type": res.cov_type,
         "problems": list(res.problems),
     }
 
@@ -198,6 +218,14 @@ def _add_model_arguments(parser):
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--offset", metavar="COL", help="column of offsets")
     group.add_argument("--exposure", metavar="COL", help="column of exposures")
+    parser.add_argument("--concomitant", metavar="FORMULA",
+                        help="mixing proportions depend on these covariates, e.g. '~ z'")
+    parser.add_argument("--fixed", metavar="FORMULA",
+                        help="effects shared by all components, e.g. '~ x2'")
+    parser.add_argument("--groups", metavar="COL",
+                        help="rows of one group share a component")
+    parser.add_argument("--equal-scale", action="store_true", dest="equal_scale",
+                        help="one dispersion for all components")
     parser.add_argument("--n-init", type=int, default=3, dest="n_init",
                         help="full EM runs after the warm-up (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
@@ -223,6 +251,10 @@ def build_parser():
     fit.add_argument("--format", choices=["text", "html", "latex", "json"], default="text",
                      help="output format (default text)")
     fit.add_argument("--posterior", metavar="FILE", help="write the posterior to this CSV")
+    fit.add_argument("--cov-type", choices=["louis", "robust", "cluster"], default="louis",
+                     dest="cov_type", help="covariance of the estimates (default louis)")
+    fit.add_argument("--cov-groups", metavar="COL", dest="cov_groups",
+                     help="cluster column for --cov-type cluster")
     fit.set_defaults(handler=_fit)
 
     select = sub.add_parser("select-k", help="fit K = 1..kmax and choose K",

@@ -119,3 +119,28 @@ def test_help_on_each_command():
         assert code == 0 and "usage: emformula " + command in out
     code, out, _ = run("--help")
     assert code == 0 and "select-k" in out
+
+
+def test_fit_with_the_extensions(files):
+    folder, data = files
+    frame = data.copy()
+    frame["id"] = np.arange(len(frame)) // 5
+    frame.to_csv(folder / "grouped.csv", index=False)
+    code, out, err = run("fit", folder / "grouped.csv", "y ~ 0 + V1 + V2 + V3 + V4",
+                         "--fixed", "~ 0 + V5", "--concomitant", "~ V5", "--cov-type",
+                         "cluster", "--cov-groups", "id", "--format", "json", "--seed", "3")
+    assert code == 0, err
+    result = json.loads(out)
+    ref = emglm("y ~ 0 + V1 + V2 + V3 + V4", frame, "poisson", K=2, fixed="~ 0 + V5",
+                concomitant="~ V5", cov_type="cluster", cov_groups="id", start="warmup",
+                n_init=3, random_state=3)
+    assert result["llf"] == pytest.approx(ref.llf, rel=1e-10)
+    assert result["df_model"] == ref.df_model
+    assert result["cov_type"] == "cluster"
+    assert result["fixed"]["V5"]["estimate"] == pytest.approx(ref.fixed_params["V5"], rel=1e-6)
+    assert result["fixed"]["V5"]["se"] == pytest.approx(ref.fixed_bse["V5"], rel=1e-6)
+    gamma = result["concomitant"]["comp2"]["V5"]
+    assert gamma["estimate"] == pytest.approx(ref.concomitant_params.loc["V5", "comp2"],
+                                              rel=1e-6)
+    code, out, err = run("fit", folder / "grouped.csv", FORMULA, "--groups", "nothere")
+    assert code == 2 and "nothere" in err
