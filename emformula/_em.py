@@ -299,12 +299,18 @@ def _row_sum(values):
     return out
 
 
-def e_step(data, est, eta=None):
-    """Posterior probabilities and log-likelihood at ``est``."""
+def e_step(data, est, eta=None, mu=None):
+    """Posterior probabilities and log-likelihood at ``est``.
+
+    ``eta`` and ``mu`` (n x K), when the caller has them for ``est`` (the
+    M-step computes them), save computing them again.
+    """
     if eta is None:
         eta = linear_predictor(data, est.coef, est.fixed_coef)
+        mu = None
     family = data.family
-    mu = family.mean(eta)
+    if mu is None:
+        mu = family.mean(eta)
     y = data.endog[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         loglike = family.loglike_kernel(y, mu, est.scale[None, :], data.trials[:, None],
@@ -623,8 +629,14 @@ def _prior_update(data, est, tau_units):
     return mean_prior(data, gamma), gamma
 
 
-def m_step(data, est, estep, scale_floor):
-    """One generalised M-step from the E-step at ``est``."""
+def m_step(data, est, estep, scale_floor, predictors=None):
+    """One generalised M-step from the E-step at ``est``.
+
+    ``predictors``, a dict, receives the linear predictors and means
+    (``"eta"``, ``"mu"``, both n x K) of the new coefficients, which the IRLS
+    steps computed anyway: the next E-step takes them instead of computing
+    them again.
+    """
     family = data.family
     K = est.n_components
     row_weights = data.weights[:, None] * estep.posterior
@@ -634,23 +646,22 @@ def m_step(data, est, estep, scale_floor):
     notes = []
     common = family.estimates_scale and data.equal_scale
     if data.fixed is None:
-        mus = np.empty_like(estep.mu) if common else None
+        etas = np.empty_like(estep.eta)
+        mus = np.empty_like(estep.mu)
         for k in range(K):
             c = row_weights[:, k]
             q_old = weighted_sum(c, estep.loglike[:, k])
-            coef_k, _, mu_k, _, ok = irls_step(
+            coef_k, etas[:, k], mus[:, k], _, ok = irls_step(
                 data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k])
             coef[:, k] = coef_k
             if not ok:
                 notes.append(k)
-            if common:
-                mus[:, k] = mu_k
-            elif family.estimates_scale and c.sum() > 0:
-                scale[k] = max(family.mle_scale(data.endog, mu_k, c), scale_floor)
+            if family.estimates_scale and not common and c.sum() > 0:
+                scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
     else:
         positive = row_weights > 0
         q_old = float(np.sum(row_weights[positive] * estep.loglike[positive]))
-        coef, fixed_coef, _, mus, _, ok = shared_irls_step(
+        coef, fixed_coef, etas, mus, _, ok = shared_irls_step(
             data, row_weights, est.coef, est.fixed_coef, estep.eta, estep.mu, q_old, est.scale)
         coef = coef.copy()
         if not ok:
@@ -663,6 +674,8 @@ def m_step(data, est, estep, scale_floor):
     if common:
         scale[:] = _common_scale(data, mus, row_weights, scale_floor)
     prior, gamma = _prior_update(data, est, unit_posterior(data, estep))
+    if predictors is not None:
+        predictors["eta"], predictors["mu"] = etas, mus
     return Estimates(coef, scale, prior, gamma, fixed_coef), notes
 
 
@@ -814,8 +827,9 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
         if accelerate and max_iter - n_iter >= 3:
             est, estep, used, notes = _squarem_cycle(data, est, estep, scale_floor)
         else:
-            est, notes = m_step(data, est, estep, scale_floor)
-            estep, used = e_step(data, est), 1
+            new = {}
+            est, notes = m_step(data, est, estep, scale_floor, new)
+            estep, used = e_step(data, est, new["eta"], new["mu"]), 1
         n_iter += used
         stuck.update(notes)
         history.append(estep.llf)
@@ -855,10 +869,11 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     than the two plain EM steps.
     """
     layout = ParameterLayout.for_data(data, est0.n_components)
-    est1, notes1 = m_step(data, est0, estep0, scale_floor)
-    estep1 = e_step(data, est1)
-    est2, notes2 = m_step(data, est1, estep1, scale_floor)
-    estep2 = e_step(data, est2)
+    new = {}
+    est1, notes1 = m_step(data, est0, estep0, scale_floor, new)
+    estep1 = e_step(data, est1, new["eta"], new["mu"])
+    est2, notes2 = m_step(data, est1, estep1, scale_floor, new)
+    estep2 = e_step(data, est2, new["eta"], new["mu"])
     notes = notes1 + notes2
     if np.any(est0.prior <= 0) or np.any(est1.prior <= 0) or np.any(est2.prior <= 0):
         return est2, estep2, 2, notes
@@ -877,8 +892,8 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
         if _admissible(cand, scale_floor):
             cand_estep = e_step(data, cand)
             if np.isfinite(cand_estep.llf) and cand_estep.llf >= estep0.llf:
-                est3, notes3 = m_step(data, cand, cand_estep, scale_floor)
-                estep3 = e_step(data, est3)
+                est3, notes3 = m_step(data, cand, cand_estep, scale_floor, new)
+                estep3 = e_step(data, est3, new["eta"], new["mu"])
                 used += 1
                 if estep3.llf >= estep2.llf:
                     return est3, estep3, used, notes + notes3
