@@ -11,37 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
 import emformula
 from emformula import datasets, emglm, plotting, residuals
+from sim2_fits import sim2, sim2_glm, sim2_mixture
 from simulate import simulate_mixture
 
-SIM2_RHS = "V1 + V2 + V3 + V4 + V5"
+sim2_fit = sim2_mixture
+
 
 
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
     plt.close("all")
-
-
-@functools.lru_cache(maxsize=None)
-def sim2():
-    return datasets.load_sim2()
-
-
-@functools.lru_cache(maxsize=None)
-def sim2_fit():
-    s = sim2()
-    return emglm(s.formula, s.data, "poisson", K=2, random_state=1)
-
-
-@functools.lru_cache(maxsize=None)
-def sim2_glm():
-    return smf.glm(f"y ~ {SIM2_RHS}", sim2().data, family=sm.families.Poisson()).fit()
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,13 +13,13 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 import emformula
-from emformula import datasets, emglm, residuals
+from emformula import emglm, residuals
+from sim2_fits import SIM2_RHS, sim2, sim2_glm, sim2_mixture
 from emformula.families import as_family
 from emformula.residuals import _as_fit, _cdf_bounds, _compute
 from simulate import simulate_mixture
 
 L = sm.families.links
-SIM2_RHS = "V1 + V2 + V3 + V4 + V5"
 
 #: name -> (simulate_mixture kind, family given to emglm)
 MIXTURES = {
@@ -33,22 +33,6 @@ MIXTURES = {
 
 
 # ------------------------------------------------------------------ fits
-@functools.lru_cache(maxsize=None)
-def sim2():
-    return datasets.load_sim2()
-
-
-@functools.lru_cache(maxsize=None)
-def sim2_mixture():
-    s = sim2()
-    return emglm(s.formula, s.data, "poisson", K=2, random_state=1)
-
-
-@functools.lru_cache(maxsize=None)
-def sim2_glm():
-    return smf.glm(f"y ~ {SIM2_RHS}", sim2().data, family=sm.families.Poisson()).fit()
-
-
 @functools.lru_cache(maxsize=None)
 def mixture(name, n=600, seed=3):
     kind, family = MIXTURES[name]
