@@ -126,8 +126,8 @@ def resolve_labels(value, data, argument, n_rows):
     else:
         labels = pd.Series(np.asarray(value))
     if labels.shape != (n_rows,):
-        raise ValueError(f"{argument} has {labels.shape[0]} labels but the data has "
-                         f"{n_rows} rows")
+        raise ValueError(f"{argument} must have one label per row ({n_rows}), got "
+                         f"{labels.shape[0] if labels.ndim else 1}")
     if labels.isna().any():
         rows = np.flatnonzero(labels.isna().to_numpy())
         raise ValueError(f"{argument} has {rows.size} missing label(s), first at row "

@@ -19,7 +19,7 @@ import scipy.linalg
 from statsmodels.tools.sm_exceptions import DomainWarning
 
 from . import _em
-from ._design import build_design
+from ._design import build_design, resolve_labels
 from ._parallel import map_tasks
 from .families import as_family
 from .inference import ParameterLayout, mean_prior
@@ -591,14 +591,10 @@ def _group_codes(labels, n, argument):
     """``(labels, codes)``: the distinct labels (sorted) and codes ``0..G-1``."""
     if labels is None:
         return None, None
-    series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
-    if series.shape != (n,):
-        raise ValueError(f"{argument} must have one label per row ({n}), got shape "
-                         f"{series.shape}")
-    if series.isna().any():
-        rows = np.flatnonzero(series.isna().to_numpy())
-        raise ValueError(f"{argument} has missing labels at {rows.size} row(s), first at "
-                         f"positions {rows[:5].tolist()}")
+    if isinstance(labels, str):
+        raise TypeError(f"{argument} must be labels, one per row (a column name only "
+                        "works with a formula and data)")
+    series = resolve_labels(labels, None, argument, n)  # length and missing labels
     try:
         codes, uniques = pd.factorize(series.to_numpy(), sort=True)
     except TypeError:
