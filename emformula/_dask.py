@@ -85,15 +85,7 @@ def _em_sums(chunk, est):
     for k in range(K):
         c = data.weights * estep.posterior[:, k]
         mu = estep.mu[:, k]
-        _, _, irls_weight, link_deriv = family.eta_derivatives(data.endog, mu, data.trials,
-                                                               observed=False)
-        w = c * irls_weight
-        z = (estep.eta[:, k] - data.offset) + (data.endog - mu) * link_deriv
-        ok = np.isfinite(w) & np.isfinite(z)
-        w, z = np.where(ok, w, 0.0), np.where(ok, z, 0.0)
-        xtw = data.exog.T * w
-        xtwx[k] = xtw @ data.exog
-        xtwz[k] = xtw @ z
+        xtwx[k], xtwz[k] = _em.normal_equations(data, c, estep.eta[:, k], mu)
         weight[k] = c.sum()
         if family.estimates_scale:
             scale_stat[k] = family.scale_statistic(data.endog, mu, c)

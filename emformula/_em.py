@@ -397,6 +397,29 @@ def _weighted_q(data, row_weight, eta_k, scale_k):
     return (q if np.isfinite(q) else -np.inf), mu
 
 
+def normal_equations(data, row_weight, eta_k, mu_k):
+    """``(X'WX, X'Wz)`` of one component's IRLS step at ``eta_k``, ``mu_k``.
+
+    ``W`` is the row weight times the IRLS weight, ``z`` the working
+    response without the offset. Sums over rows, so data in pieces (dask
+    partitions) can add them.
+    """
+    _, _, irls_weight, link_deriv = data.family.eta_derivatives(
+        data.endog, mu_k, data.trials, observed=False)
+    # At the edge of the mean's range the IRLS weight can be infinite where
+    # the row weight is 0 (0 * inf); such rows are dropped just below.
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = row_weight * irls_weight
+        z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
+    bad = ~(np.isfinite(w) & np.isfinite(z))
+    if bad.any():
+        w = np.where(bad, 0.0, w)
+        z = np.where(w > 0, z, 0.0)
+    # X' W X as a sandwich of the row-scaled design (never diag(w)).
+    xw = data.exog * w[:, None]
+    return xw.T @ data.exog, xw.T @ z
+
+
 def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     """One Fisher-scoring step for one component, halved until Q rises.
 
@@ -414,22 +437,9 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     coef, eta, mu, q, ok
         ``ok`` is False when no step improved Q or the system was singular.
     """
-    family = data.family
     x = data.exog
-    _, _, irls_weight, link_deriv = family.eta_derivatives(
-        data.endog, mu_k, data.trials, observed=False)
-    # At the edge of the mean's range the IRLS weight can be infinite where
-    # the row weight is 0 (0 * inf); such rows are dropped just below.
-    with np.errstate(invalid="ignore", over="ignore"):
-        w = row_weight * irls_weight
-        z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
-    bad = ~(np.isfinite(w) & np.isfinite(z))
-    if bad.any():
-        w = np.where(bad, 0.0, w)
-        z = np.where(w > 0, z, 0.0)
-    # X' W X as a sandwich of the row-scaled design (never diag(w)).
-    xw = x * w[:, None]
-    candidate, regular = _solve_normal_equations(xw.T @ x, xw.T @ z)
+    candidate, regular = _solve_normal_equations(*normal_equations(data, row_weight, eta_k,
+                                                                   mu_k))
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
     if coef_k is None or q_old is None:
