@@ -44,8 +44,9 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse
 
+from ._gram import WeightedGram
 from .inference import (ParameterLayout, log_softmax, louis_information, mean_prior,
-                        observed_score)
+                        observed_score, row_derivatives)
 
 __all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_steps", "newton_polish",
            "initial_estimates", "random_partition", "order_components", "log_prior",
@@ -174,6 +175,26 @@ class EMData:
         if self.fixed is None:
             return self.exog
         return np.hstack([self.exog, self.fixed])
+
+    @cached_property
+    def gram(self):
+        """``X' diag(w) X`` of ``exog`` for any ``w``
+        (:class:`~emformula._gram.WeightedGram`)."""
+        return WeightedGram(self.exog)
+
+    @cached_property
+    def component_gram(self):
+        """:attr:`gram` of :attr:`component_design` (``[X, Z]``)."""
+        return self.gram if self.fixed is None else WeightedGram(self.component_design)
+
+    def __getstate__(self):
+        # The Gram helper's column products are derived from exog and can be
+        # several times its size: rebuild them rather than ship them to
+        # worker processes.
+        state = dict(self.__dict__)
+        state.pop("gram", None)
+        state.pop("component_gram", None)
+        return state
 
     def take(self, rows):
         """The same model on a subset of the rows (groups recoded)."""
@@ -323,13 +344,15 @@ def e_step(data, est, eta=None, mu=None):
             # rows: sum the log-densities within the group.
             finite_ll = np.where(np.isnan(loglike), -np.inf, loglike)
             log_joint = data.unit_sum(finite_ll) + log_prior(data, est)
-    # A row impossible under a component (log f = -inf) is fine as long as
-    # another component can explain it; NaN would poison everything.
-    log_joint[np.isnan(log_joint)] = -np.inf
     # Log-sum-exp by hand: the shifted exponentials are the unnormalised
     # posterior, so one exp pass serves both (scipy's logsumexp would need a
     # second one for the posterior).
     top = _row_max(log_joint)
+    if np.isnan(top).any():  # np.maximum propagates NaN: a row's max finds it
+        # A row impossible under a component (log f = -inf) is fine as long
+        # as another component can explain it; NaN would poison everything.
+        log_joint[np.isnan(log_joint)] = -np.inf
+        top = _row_max(log_joint)
     finite = np.isfinite(top)
     top[~finite] = 0.0
     log_joint -= top[:, None]
@@ -415,12 +438,10 @@ def normal_equations(data, row_weight, eta_k, mu_k):
     if bad.any():
         w = np.where(bad, 0.0, w)
         z = np.where(w > 0, z, 0.0)
-    # X' W X as a sandwich of the row-scaled design (never diag(w)).
-    xw = data.exog * w[:, None]
-    return xw.T @ data.exog, xw.T @ z
+    return data.gram(w), data.exog.T @ (w * z)
 
 
-def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
+def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True):
     """One Fisher-scoring step for one component, halved until Q rises.
 
     Parameters
@@ -431,6 +452,10 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
     q_old : float
         ``sum_i row_weight_i log f_k(y_i)`` at the current coefficients, or
         ``None`` to accept the full step (a start with no coefficients).
+    need_q : bool, default True
+        False when the caller does not use the returned Q: for a family
+        whose step is exact (Gaussian-identity, :attr:`irls_is_exact`) the
+        step is then taken without evaluating Q (``q`` is returned as None).
 
     Returns
     -------
@@ -442,6 +467,10 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k):
                                                                    mu_k))
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
+    if data.family.irls_is_exact and not need_q:
+        # Weighted least squares maximises Q exactly: no check, no halving.
+        eta = x @ candidate + data.offset
+        return candidate, eta, data.family.mean(eta), None, regular
     if coef_k is None or q_old is None:
         eta = x @ candidate + data.offset
         q, mu = _weighted_q(data, row_weight, eta, scale_k)
@@ -490,7 +519,6 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
     coef, fixed_coef, eta, mu, q, ok
     """
     family = data.family
-    x, z = data.exog, data.fixed
     p, r = data.n_coef, data.n_fixed
     K = row_weights.shape[1]
     size = K * p + r
@@ -506,13 +534,15 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
         w = np.where(np.isfinite(w) & np.isfinite(work), w, 0.0)
         work = np.where(w > 0, work, 0.0)
         own = slice(k * p, (k + 1) * p)
-        xtw, ztw = x.T * w, z.T * w
-        normal[own, own] = xtw @ x
-        normal[own, shared] = xtw @ z
-        normal[shared, own] = normal[own, shared].T
-        normal[shared, shared] += ztw @ z
-        rhs[own] = xtw @ work
-        rhs[shared] += ztw @ work
+        # [X Z]' W [X Z] holds X'WX, X'WZ and Z'WZ at once.
+        gram = data.component_gram(w)
+        normal[own, own] = gram[:p, :p]
+        normal[own, shared] = gram[:p, p:]
+        normal[shared, own] = gram[p:, :p]
+        normal[shared, shared] += gram[p:, p:]
+        both = data.component_design.T @ (w * work)
+        rhs[own] = both[:p]
+        rhs[shared] += both[p:]
     candidate, regular = _solve_normal_equations(normal, rhs)
     if not np.all(np.isfinite(candidate)):
         return coef, fixed_coef, eta, mu, q_old, False
@@ -660,9 +690,10 @@ def m_step(data, est, estep, scale_floor, predictors=None):
         mus = np.empty_like(estep.mu)
         for k in range(K):
             c = row_weights[:, k]
-            q_old = weighted_sum(c, estep.loglike[:, k])
+            q_old = None if family.irls_is_exact else weighted_sum(c, estep.loglike[:, k])
             coef_k, etas[:, k], mus[:, k], _, ok = irls_step(
-                data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k])
+                data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k],
+                need_q=False)
             coef[:, k] = coef_k
             if not ok:
                 notes.append(k)
@@ -880,9 +911,12 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     """
     layout = ParameterLayout.for_data(data, est0.n_components)
     new = {}
+    # Each E-step holds four n x K arrays: one is let go as soon as its M-step
+    # is done, which keeps the peak memory of a cycle at three of them.
     est1, notes1 = m_step(data, est0, estep0, scale_floor, new)
     estep1 = e_step(data, est1, new["eta"], new["mu"])
     est2, notes2 = m_step(data, est1, estep1, scale_floor, new)
+    del estep1
     estep2 = e_step(data, est2, new["eta"], new["mu"])
     notes = notes1 + notes2
     if np.any(est0.prior <= 0) or np.any(est1.prior <= 0) or np.any(est2.prior <= 0):
@@ -900,9 +934,11 @@ def _squarem_cycle(data, est0, estep0, scale_floor):
     while alpha < -1.0:
         cand = layout.unpack(theta0 - 2.0 * alpha * r + alpha ** 2 * v, data)
         if _admissible(cand, scale_floor):
+            cand_estep = None  # a rejected candidate's arrays go before the next
             cand_estep = e_step(data, cand)
             if np.isfinite(cand_estep.llf) and cand_estep.llf >= estep0.llf:
                 est3, notes3 = m_step(data, cand, cand_estep, scale_floor, new)
+                del cand_estep
                 estep3 = e_step(data, est3, new["eta"], new["mu"])
                 used += 1
                 if estep3.llf >= estep2.llf:
@@ -938,8 +974,10 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
     if np.any(est.prior <= 0):
         return est, estep, llfs, False
     for _ in range(max_steps):
-        info = louis_information(data, est, estep.posterior, estep.mu, layout)
-        score = observed_score(data, est, estep.posterior, estep.mu, layout)
+        derivatives = row_derivatives(data, est, estep.mu, estep.posterior)
+        info = louis_information(data, est, estep.posterior, estep.mu, layout, derivatives)
+        score = observed_score(data, est, estep.posterior, estep.mu, layout, derivatives)
+        del derivatives  # four n x K arrays, not needed during the line search
         if not (np.all(np.isfinite(info)) and np.all(np.isfinite(score))):
             return est, estep, llfs, False
         direction, definite = _ascent_direction(info, score)

@@ -177,6 +177,9 @@ class MixtureFamily:
         self.estimates_scale = self.name in ("gaussian", "gamma", "inverse_gaussian")
         self.alpha = float(getattr(self.sm_family, "alpha", np.nan))
         self.canonical = _is_canonical(self.name, self.link)
+        # Gaussian with the identity link: one IRLS step is the weighted
+        # least-squares solution, the exact maximiser of a component's Q.
+        self.irls_is_exact = self.canonical and self.name == "gaussian"
 
     # ------------------------------------------------------------------ names
     @property
@@ -263,9 +266,15 @@ class MixtureFamily:
         the log link skip the logarithm: ``y log(mu) = y eta``.
         """
         name = self.name
+        # The n x K arrays of the two common cases are built in place: one
+        # allocation instead of one per operation.
         if name == "poisson":
             if eta is not None and self.link_name == "Log":
-                return y * np.clip(eta, -_MAX_ETA, _MAX_ETA) - mu
+                out = _empty_like_broadcast(y, mu, eta)
+                np.clip(eta, -_MAX_ETA, _MAX_ETA, out=out)
+                out *= y
+                out -= mu
+                return out
             return special.xlogy(y, mu) - mu
         if name == "binomial":
             successes = trials * y
@@ -274,7 +283,12 @@ class MixtureFamily:
             alpha = self.alpha
             return special.xlogy(y, alpha * mu) - (y + 1.0 / alpha) * np.log1p(alpha * mu)
         if name == "gaussian":
-            return -0.5 * ((y - mu) ** 2 / scale + np.log(2.0 * np.pi * scale))
+            out = _empty_like_broadcast(y, mu, scale)
+            np.subtract(y, mu, out=out)
+            out *= out
+            out *= -0.5 / np.asarray(scale, dtype=float)
+            out -= 0.5 * np.log(2.0 * np.pi * np.asarray(scale, dtype=float))
+            return out
         if name == "gamma":
             # Written as -nu (r - 1 - log r) + log(nu / 2 pi) / 2 - stirlerr(nu)
             # - log y: the textbook form nu log(nu r) - nu r - lgamma(nu)
@@ -510,6 +524,11 @@ def _stirling_error(x):
     direct = (special.gammaln(small) - (small - 0.5) * np.log(small) + small
               - 0.5 * np.log(2.0 * np.pi))
     return np.where(large, series, direct)
+
+
+def _empty_like_broadcast(*arrays):
+    """An uninitialised float array of the broadcast shape of ``arrays``."""
+    return np.empty(np.broadcast_shapes(*(np.shape(a) for a in arrays)))
 
 
 def _is_canonical(name, link):

@@ -262,44 +262,56 @@ def unit_prior(data, est):
 
 
 # ------------------------------------------------------------ derivatives
-def _row_derivatives(data, est, mu, posterior):
+def row_derivatives(data, est, mu, posterior):
     """Per row and component: score and information of eta and log(scale).
+
+    Returns ``(score_eta, info_eta, score_logscale, info_logscale)``, each
+    ``(K, n)``: component-major, so that the many per-component products of
+    the information read contiguous rows. :func:`louis_information` and
+    :func:`observed_score` take them as ``derivatives=`` so a caller that
+    needs both (a Newton step) computes them once.
 
     Rows a component cannot explain (posterior exactly 0) contribute nothing
     to its blocks; their derivatives are set to 0 so that an overflow there
     (a mean at the edge of its range) cannot turn 0 * inf into NaN.
     """
     family = data.family
-    y = data.endog[:, None]
-    trials = data.trials[:, None]
-    scale = est.scale[None, :]
+    y = data.endog[None, :]
+    trials = data.trials[None, :]
+    scale = est.scale[:, None]
+    mu = np.ascontiguousarray(mu.T)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         score_eta, info_eta, _, _ = family.eta_derivatives(y, mu, trials, observed=True)
         score_eta = score_eta / scale
         info_eta = info_eta / scale
         score_log, info_log = family.logscale_derivatives(y, mu, scale)
-    present = posterior > 0
-    return tuple(np.where(present, value, 0.0)
-                 for value in (score_eta, info_eta, score_log, info_log))
+    absent = posterior.T <= 0
+    values = (score_eta, info_eta, score_log, info_log)
+    if not absent.any():
+        return values
+    return tuple(np.where(absent, 0.0, value) for value in values)
 
 
 # Rows at the edge of a mean's range (a mean clipped to zero under an identity
 # link) can make single terms infinite; the callers check the result for
 # finiteness, so numpy's floating-point warnings are noise here.
 @np.errstate(all="ignore")
-def observed_score(data, est, posterior, mu, layout=None):
+def observed_score(data, est, posterior, mu, layout=None, derivatives=None):
     """Gradient of the mixture log-likelihood in theta (Fisher's identity:
-    the posterior expectation of the complete-data score)."""
+    the posterior expectation of the complete-data score).
+
+    ``derivatives``: :func:`row_derivatives` at the same point, if at hand.
+    """
     K = est.n_components
     lay = layout or ParameterLayout.for_data(data, K)
-    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
+    s, _, t, _ = derivatives or row_derivatives(data, est, mu, posterior)
     design = data.component_design
     weighted = data.weights[:, None] * posterior
     score = np.zeros(lay.size)
     for k in range(K):
-        score[lay.eta_index(k)] += design.T @ (weighted[:, k] * s[:, k])
+        score[lay.eta_index(k)] += (weighted[:, k] * s[k]) @ design
         if lay.scale_index[k] is not None:
-            score[lay.scale_index[k]] += np.dot(weighted[:, k], t[:, k])
+            score[lay.scale_index[k]] += np.dot(weighted[:, k], t[k])
     if K > 1:
         v = data.unit_weights
         tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
@@ -312,7 +324,7 @@ def observed_score(data, est, posterior, mu, layout=None):
     return score
 
 
-def _local_scores(data, est, posterior, mu, lay):
+def _local_scores(data, est, posterior, mu, lay, derivatives=None):
     """Each component's complete-data score per unit, on the parameters it touches.
 
     Returns ``(scores, tau, v)``: ``scores[k] = (L_k, pos_k)`` with ``L_k`` of
@@ -323,15 +335,15 @@ def _local_scores(data, est, posterior, mu, lay):
     same for every component and cancels in a covariance). ``tau`` and ``v``
     are the unit posteriors and weights.
     """
-    s, _, t, _ = _row_derivatives(data, est, mu, posterior)
+    s, _, t, _ = derivatives or row_derivatives(data, est, mu, posterior)
     design = data.component_design
     n_units = data.n_units
     scores = []
     for k in range(est.n_components):
-        parts = [data.unit_sum(design * s[:, k:k + 1])]
+        parts = [data.unit_sum(design * s[k][:, None])]
         positions = [lay.eta_index(k)]
         if lay.scale_index[k] is not None:
-            parts.append(data.unit_sum(t[:, k])[:, None])
+            parts.append(data.unit_sum(t[k])[:, None])
             positions.append([lay.scale_index[k]])
         if k >= 1:
             parts.append(data.unit_concomitant if lay.has_concomitant
@@ -343,7 +355,7 @@ def _local_scores(data, est, posterior, mu, lay):
 
 
 @np.errstate(all="ignore")
-def louis_information(data, est, posterior, mu, layout=None):
+def louis_information(data, est, posterior, mu, layout=None, derivatives=None):
     """Observed information matrix of the mixture log-likelihood.
 
     Parameters
@@ -357,6 +369,8 @@ def louis_information(data, est, posterior, mu, layout=None):
         Component means at ``est``.
     layout : ParameterLayout, optional
         Default: the layout of ``data``.
+    derivatives : tuple, optional
+        :func:`row_derivatives` at the same point, if already computed.
 
     Returns
     -------
@@ -375,33 +389,34 @@ def louis_information(data, est, posterior, mu, layout=None):
     lay = layout or ParameterLayout.for_data(data, est.n_components)
     if (data.groups is None and not lay.n_fixed and not lay.equal_scale
             and not lay.has_concomitant):
-        return _louis_plain(data, est, posterior, mu)
-    return _louis_general(data, est, posterior, mu, lay)
+        return _louis_plain(data, est, posterior, mu, derivatives)
+    return _louis_general(data, est, posterior, mu, lay, derivatives)
 
 
-def _louis_general(data, est, posterior, mu, lay):
+def _louis_general(data, est, posterior, mu, lay, derivatives=None):
     """:func:`louis_information` for any layout (shared effects, common
     dispersion, concomitant variables, groups)."""
     K = est.n_components
     design = data.component_design
     w = data.weights
     tau_rows = posterior
-    s, h, t, r = _row_derivatives(data, est, mu, tau_rows)
+    derivatives = derivatives or row_derivatives(data, est, mu, tau_rows)
+    s, h, t, r = derivatives
     info = np.zeros((lay.size, lay.size))
 
     # E(B_c | y): each component's complete-data information, posterior weighted.
     for k in range(K):
         cols = lay.eta_index(k)
         c = w * tau_rows[:, k]
-        info[np.ix_(cols, cols)] += design.T @ ((c * h[:, k])[:, None] * design)
+        info[np.ix_(cols, cols)] += data.component_gram(c * h[k])
         l = lay.scale_index[k]
         if l is not None:
             # (eta, log phi): the complete-data cross term is the eta score itself.
-            cross = design.T @ (c * s[:, k])
+            cross = (c * s[k]) @ design
             info[cols, l] += cross
             info[l, cols] += cross
-            info[l, l] += np.dot(c, r[:, k])
-    scores, tau, v = _local_scores(data, est, tau_rows, mu, lay)
+            info[l, l] += np.dot(c, r[k])
+    scores, tau, v = _local_scores(data, est, tau_rows, mu, lay, derivatives)
     if K > 1:
         # The mixing parameters: complete-data information (diag(pi) - pi pi')
         # per unit (times W_u W_u' for a concomitant model); no cross terms.
@@ -432,56 +447,74 @@ def _louis_general(data, est, posterior, mu, lay):
     return 0.5 * (info + info.T)
 
 
-def _louis_plain(data, est, posterior, mu):
+def _louis_plain(data, est, posterior, mu, derivatives=None):
     """:func:`louis_information` of a model without shared effects, common
-    dispersion, concomitant variables or groups, with the row weights of each
-    block combined before one sandwich product (the original computation,
-    kept so that the numbers of such fits do not move by rounding)."""
+    dispersion, concomitant variables or groups: the row weights of each
+    block are combined first, so every block is one weighted Gram product
+    (:class:`~emformula._gram.WeightedGram`) or one ``c' X``."""
     family = data.family
     x = data.exog
     w = data.weights
-    tau = posterior
     K = est.n_components
     coef_index, scale_index, alpha_index, size = parameter_layout(
         data.n_coef, K, family.estimates_scale)
-    s, h, t, r = _row_derivatives(data, est, mu, tau)
+    # Components as contiguous rows (K, n), as the derivatives come: the
+    # many elementwise products below would otherwise read with a stride.
+    s, h, t, r = derivatives or row_derivatives(data, est, mu, posterior)
+    tau = np.ascontiguousarray(posterior.T)
+    w_tau = w * tau
     info = np.zeros((size, size))
+
+    def cov_weight(k, l):
+        # w_i Cov(z_ik, z_il | y_i): the missing-information weights.
+        cov_w = w_tau[k] * -tau[l]
+        if k == l:
+            cov_w += w_tau[k]
+        return cov_w
+
+    def set_cross(row, l, weight):
+        # A cross term sum_i c_i x_i between an entry of theta and the
+        # coefficients of component l.
+        info[row, coef_index[l]] = info[coef_index[l], row] = weight @ x
+
+    # Every block is formed as soon as its row weights are: no n x (number
+    # of blocks) array, whose fresh pages would cost more than the products.
     for k in range(K):
         for l in range(k, K):
-            delta = 1.0 if k == l else 0.0
-            # w_i Cov(z_ik, z_il | y_i): the missing-information weights.
-            cov_w = w * (delta * tau[:, k] - tau[:, k] * tau[:, l])
-            expected = w * tau[:, k] * delta
-            c_bb = expected * h[:, k] - cov_w * s[:, k] * s[:, l]
-            info[np.ix_(coef_index[k], coef_index[l])] = x.T @ (c_bb[:, None] * x)
+            cov_w = cov_weight(k, l)
+            cov_s = cov_w * s[k]
+            # E(B_c | y) enters the diagonal blocks only (expected = w tau_k there).
+            bb = cov_s * -s[l]
+            if k == l:
+                bb += w_tau[k] * h[k]
+            block = data.gram(bb)
+            info[np.ix_(coef_index[k], coef_index[l])] = block
+            info[np.ix_(coef_index[l], coef_index[k])] = block.T
             if family.estimates_scale:
+                cov_t = cov_w * t[k]
                 # (b_k, log phi_l): the complete-data cross term is s_k itself.
-                c_bs = expected * s[:, k] - cov_w * s[:, k] * t[:, l]
-                info[coef_index[k], scale_index[l]] = x.T @ c_bs
+                c_bs = cov_s * -t[l]
+                c_ss = cov_t * -t[l]
+                if k == l:
+                    c_bs += w_tau[k] * s[k]
+                    c_ss += w_tau[k] * r[k]
+                set_cross(scale_index[l], k, c_bs)
                 if k != l:
-                    c_sb = -cov_w * t[:, k] * s[:, l]
-                    info[scale_index[k], coef_index[l]] = c_sb @ x
-                c_ss = expected * r[:, k] - cov_w * t[:, k] * t[:, l]
-                info[scale_index[k], scale_index[l]] = c_ss.sum()
-    # Only the upper triangle of the (b, log phi) blocks was filled.
-    upper = np.triu(info)
-    info = upper + upper.T - np.diag(np.diag(info))
+                    set_cross(scale_index[k], l, cov_t * -s[l])
+                info[scale_index[k], scale_index[l]] = info[scale_index[l], scale_index[k]] = \
+                    c_ss.sum()
     # The mixing logits: complete-data information diag(pi) - pi pi' per row,
     # complete-data score e_k, so Cov(S_c) brings in the posterior covariance.
     prior = est.prior
     for a, k in enumerate(range(1, K)):
         for l in range(K):
-            delta = 1.0 if k == l else 0.0
-            cov_w = w * (delta * tau[:, k] - tau[:, k] * tau[:, l])
-            cross = -(cov_w * s[:, l]) @ x
-            info[alpha_index[a], coef_index[l]] = cross
-            info[coef_index[l], alpha_index[a]] = cross
+            cov_w = cov_weight(k, l)
+            set_cross(alpha_index[a], l, cov_w * -s[l])
             if family.estimates_scale:
-                cross = -(cov_w * t[:, l]).sum()
-                info[alpha_index[a], scale_index[l]] = cross
-                info[scale_index[l], alpha_index[a]] = cross
+                info[alpha_index[a], scale_index[l]] = info[scale_index[l], alpha_index[a]] = \
+                    -np.dot(cov_w, t[l])
             if l >= 1:
-                complete = w.sum() * (delta * prior[k] - prior[k] * prior[l])
+                complete = w.sum() * ((prior[k] if k == l else 0.0) - prior[k] * prior[l])
                 info[alpha_index[a], alpha_index[l - 1]] = complete - cov_w.sum()
     return info
 

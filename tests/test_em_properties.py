@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from emformula import EMGLM, EstimationWarning
@@ -81,7 +81,12 @@ def test_permuting_rows_permutes_posteriors_and_keeps_estimates(kind, n, K, seed
         order = np.random.default_rng(seed).permutation(n)
         shuffled = data.iloc[order]
         refit = EMGLM.from_formula(formula, shuffled, FAMILIES[kind](), K).fit(start=start)
-    np.testing.assert_allclose(refit.params.to_numpy(), fitted.params.to_numpy(),
+    coef = fitted.params.to_numpy()
+    # Two fitted components that coincide leave the mixing proportion (and
+    # so the posterior) unidentified: a flat ridge of the likelihood, on which
+    # any two fits may stop at different points with the same llf.
+    assume(K == 1 or not np.allclose(coef[:, 0], coef[:, 1], rtol=1e-4, atol=1e-4))
+    np.testing.assert_allclose(refit.params.to_numpy(), coef,
                                rtol=1e-8, atol=1e-8)
     assert refit.llf == pytest.approx(fitted.llf, rel=1e-10)
     np.testing.assert_allclose(refit.posterior.to_numpy(), fitted.posterior.to_numpy()[order],

@@ -1,0 +1,70 @@
+"""Weighted Gram matrices ``X' diag(w) X`` of one design for many weights.
+
+Every M-step (one IRLS system per component) and every observed
+information (one block per pair of components) needs ``X' diag(w) X`` of
+the same tall, narrow design ``X`` for a new weight vector ``w``. Scaling the
+rows of ``X`` and multiplying (``(X * w[:, None]).T @ X``) writes an n x p
+temporary and runs a poorly shaped matrix product each time. With the
+``p (p + 1) / 2`` column products ``x_ij x_il`` (``j <= l``) stored once, the
+same matrix is one matrix-vector product ``P' w``: four to ten times faster
+for the few columns of a typical mixture design, and exactly the same sums.
+"""
+
+import numpy as np
+
+#: The column products are stored when they take at most this many times the
+#: memory of the design itself (``(p + 1) / 2 <= 4``, so p <= 7); wider
+#: designs fall back to the row-scaled product, whose cost is then dominated
+#: by the arithmetic anyway.
+MAX_EXPANSION = 4.0
+
+
+class WeightedGram:
+    """``X' diag(w) X`` of a fixed design ``X`` for any weights ``w``.
+
+    Parameters
+    ----------
+    x : ndarray (n, p)
+        The design.
+    max_expansion : float, default MAX_EXPANSION
+        Store the column products only if they need at most this many times
+        the memory of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 2.0], [1.0, -1.0], [1.0, 0.5]])
+    >>> gram = WeightedGram(x)
+    >>> w = np.array([1.0, 2.0, 3.0])
+    >>> np.allclose(gram(w), x.T @ (w[:, None] * x))
+    True
+    >>> gram(np.column_stack([w, 2 * w])).shape
+    (2, 2, 2)
+    """
+
+    def __init__(self, x, max_expansion=MAX_EXPANSION):
+        self.x = x
+        p = x.shape[1]
+        self._upper = np.triu_indices(p)
+        self.products = None
+        if (p + 1) / 2.0 <= max_expansion:
+            rows, cols = self._upper
+            self.products = np.ascontiguousarray(x[:, rows] * x[:, cols])
+
+    def __call__(self, weights):
+        """``X' diag(w) X``: shape ``(p, p)`` for weights ``(n,)``, ``(m, p, p)``
+        for weights ``(n, m)`` (one matrix per column)."""
+        weights = np.asarray(weights, dtype=float)
+        single = weights.ndim == 1
+        w = weights[:, None] if single else weights
+        p = self.x.shape[1]
+        out = np.empty((w.shape[1], p, p))
+        if self.products is None:
+            for j in range(w.shape[1]):
+                out[j] = (self.x * w[:, j:j + 1]).T @ self.x
+        else:
+            flat = (self.products.T @ w).T  # (m, p(p+1)/2)
+            rows, cols = self._upper
+            out[:, rows, cols] = flat
+            out[:, cols, rows] = flat
+        return out[0] if single else out
