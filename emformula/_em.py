@@ -187,13 +187,33 @@ class EMData:
         """:attr:`gram` of :attr:`component_design` (``[X, Z]``)."""
         return self.gram if self.fixed is None else WeightedGram(self.component_design)
 
+    @cached_property
+    def _work_buffers(self):
+        return {}
+
+    def work_buffer(self, name, size=None, dtype=float):
+        """A preallocated work array of ``size`` (default: the rows), the
+        same one on every call with the same name.
+
+        For temporaries that do not outlive the function that fills them
+        (the E-step's row maxima, the IRLS working weights and response):
+        every EM iteration would otherwise allocate them afresh, and fresh
+        memory costs page faults that showed up as a tenth of an iteration.
+        """
+        buffers = self._work_buffers
+        size = self.nobs if size is None else size
+        key = (name, size, np.dtype(dtype))
+        if key not in buffers:
+            buffers[key] = np.empty(size, dtype=dtype)
+        return buffers[key]
+
     def __getstate__(self):
-        # The Gram helper's column products are derived from exog and can be
-        # several times its size: rebuild them rather than ship them to
-        # worker processes.
+        # Derived arrays (the Gram helper's column products can be several
+        # times the design) are rebuilt rather than shipped to worker
+        # processes.
         state = dict(self.__dict__)
-        state.pop("gram", None)
-        state.pop("component_gram", None)
+        for derived in ("gram", "component_gram", "_work_buffers"):
+            state.pop(derived, None)
         return state
 
     def take(self, rows):
@@ -300,21 +320,27 @@ def log_prior(data, est):
     return log_softmax(data.unit_concomitant @ est.gamma)
 
 
-def _row_max(values):
+def _row_max(values, out=None):
     """``values.max(axis=1)`` for a tall (n, K) array with few columns.
 
     numpy reduces along a short trailing axis an order of magnitude slower
     than it combines K whole columns elementwise.
     """
-    out = values[:, 0].copy()
+    if out is None:
+        out = values[:, 0].copy()
+    else:
+        out[:] = values[:, 0]
     for k in range(1, values.shape[1]):
         np.maximum(out, values[:, k], out=out)
     return out
 
 
-def _row_sum(values):
+def _row_sum(values, out=None):
     """``values.sum(axis=1)`` for a tall (n, K) array (see :func:`_row_max`)."""
-    out = values[:, 0].copy()
+    if out is None:
+        out = values[:, 0].copy()
+    else:
+        out[:] = values[:, 0]
     for k in range(1, values.shape[1]):
         out += values[:, k]
     return out
@@ -347,24 +373,30 @@ def e_step(data, est, eta=None, mu=None):
     # Log-sum-exp by hand: the shifted exponentials are the unnormalised
     # posterior, so one exp pass serves both (scipy's logsumexp would need a
     # second one for the posterior).
-    top = _row_max(log_joint)
+    units = log_joint.shape[0]
+    top = _row_max(log_joint, out=data.work_buffer("e_step_max", units))
     if np.isnan(top).any():  # np.maximum propagates NaN: a row's max finds it
         # A row impossible under a component (log f = -inf) is fine as long
         # as another component can explain it; NaN would poison everything.
         log_joint[np.isnan(log_joint)] = -np.inf
-        top = _row_max(log_joint)
-    finite = np.isfinite(top)
-    top[~finite] = 0.0
+        _row_max(log_joint, out=top)
+    finite = np.isfinite(top, out=data.work_buffer("e_step_finite", units, bool))
+    all_finite = finite.all()
+    if not all_finite:
+        top[~finite] = 0.0
     log_joint -= top[:, None]
     posterior = np.exp(log_joint, out=log_joint)
-    total = _row_sum(posterior)
+    # At least 1 (the largest term is exp(0)) where the row's max is finite.
+    total = _row_sum(posterior, out=data.work_buffer("e_step_total", units))
     with np.errstate(divide="ignore"):
-        unit_llf = top + np.log(total)
-    posterior /= np.where(total > 0, total, 1.0)[:, None]
-    if not finite.all():
+        unit_llf = np.log(total)
+    unit_llf += top
+    if not all_finite:
         # A unit no component can explain: llf -inf, posterior uniform.
         unit_llf[~finite] = -np.inf
+        total[~finite] = 1.0
         posterior[~finite] = 1.0 / est.n_components
+    posterior /= total[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
         llf = float(np.dot(data.unit_weights, unit_llf))
     if np.isnan(llf) or llf == np.inf:
@@ -431,14 +463,21 @@ def normal_equations(data, row_weight, eta_k, mu_k):
         data.endog, mu_k, data.trials, observed=False)
     # At the edge of the mean's range the IRLS weight can be infinite where
     # the row weight is 0 (0 * inf); such rows are dropped just below.
+    # Working weight and response go into preallocated work arrays: they
+    # live only until the two sums below.
     with np.errstate(invalid="ignore", over="ignore"):
-        w = row_weight * irls_weight
-        z = (eta_k - data.offset) + (data.endog - mu_k) * link_deriv
-    bad = ~(np.isfinite(w) & np.isfinite(z))
-    if bad.any():
-        w = np.where(bad, 0.0, w)
-        z = np.where(w > 0, z, 0.0)
-    return data.gram(w), data.exog.T @ (w * z)
+        w = np.multiply(row_weight, irls_weight, out=data.work_buffer("irls_weight"))
+        z = np.subtract(data.endog, mu_k, out=data.work_buffer("irls_response"))
+        z *= link_deriv
+        z += eta_k
+        z -= data.offset
+    ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))
+    ok &= np.isfinite(z, out=data.work_buffer("irls_ok_z", dtype=bool))
+    if not ok.all():
+        w[~ok] = 0.0
+        z[w <= 0] = 0.0
+    z *= w
+    return data.gram(w), data.exog.T @ z
 
 
 def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True):

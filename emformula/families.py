@@ -352,7 +352,8 @@ class MixtureFamily:
                 weight = trials * v
                 return trials * (y - mu), weight, weight, 1.0 / v
             if self.name == "gaussian":
-                ones = np.ones(np.broadcast(y, mu).shape)
+                # A read-only view of one number: no n x K array of ones.
+                ones = np.broadcast_to(1.0, np.broadcast(y, mu).shape)
                 return y - mu, ones, ones, ones
         return None
 
