@@ -177,9 +177,13 @@ class MixtureFamily:
         self.estimates_scale = self.name in ("gaussian", "gamma", "inverse_gaussian")
         self.alpha = float(getattr(self.sm_family, "alpha", np.nan))
         self.canonical = _is_canonical(self.name, self.link)
-        # Gaussian with the identity link: one IRLS step is the weighted
-        # least-squares solution, the exact maximiser of a component's Q.
-        self.irls_is_exact = self.canonical and self.name == "gaussian"
+
+    @property
+    def irls_is_exact(self):
+        """Whether one IRLS step is the exact maximiser of a component's Q:
+        Gaussian with the identity link (weighted least squares). A property,
+        not an attribute, so that families pickled before it existed work."""
+        return self.canonical and self.name == "gaussian"
 
     # ------------------------------------------------------------------ names
     @property
@@ -263,7 +267,9 @@ class MixtureFamily:
         """Log-density minus :meth:`loglike_constant`.
 
         ``eta`` (the linear predictor of ``mu``) lets the Poisson family with
-        the log link skip the logarithm: ``y log(mu) = y eta``.
+        the log link skip the logarithm: ``y log(mu) = y eta``. Returns a
+        numpy array of the broadcast shape of the arguments (pandas inputs
+        are not given back as pandas objects).
         """
         name = self.name
         # The n x K arrays of the two common cases are built in place: one
@@ -274,7 +280,7 @@ class MixtureFamily:
                 np.clip(eta, -_MAX_ETA, _MAX_ETA, out=out)
                 out *= y
                 out -= mu
-                return out
+                return out[()]  # a scalar for scalar arguments, as numpy would give
             return special.xlogy(y, mu) - mu
         if name == "binomial":
             successes = trials * y
@@ -288,7 +294,7 @@ class MixtureFamily:
             out *= out
             out *= -0.5 / np.asarray(scale, dtype=float)
             out -= 0.5 * np.log(2.0 * np.pi * np.asarray(scale, dtype=float))
-            return out
+            return out[()]
         if name == "gamma":
             # Written as -nu (r - 1 - log r) + log(nu / 2 pi) / 2 - stirlerr(nu)
             # - log y: the textbook form nu log(nu r) - nu r - lgamma(nu)
@@ -313,6 +319,8 @@ class MixtureFamily:
         the expected information, which is the IRLS weight),
         ``irls_weight = a / (V g'^2)`` and ``link_deriv = g'(mu)``. Divide
         score and information by the dispersion for the actual density.
+        The arrays may be read-only views (the Gaussian's constant ones):
+        use them, do not write into them.
         """
         fast = self._canonical_fast_path(y, mu, trials)
         if fast is not None:
