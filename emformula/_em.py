@@ -310,8 +310,13 @@ class EMRun:
 
 # ---------------------------------------------------------------- E-step
 def linear_predictor(data, coef, fixed_coef=None):
-    """``X b_k + Z c + offset`` for every component, shape ``(n, K)``."""
-    eta = data.exog @ coef
+    """``X b_k + Z c + offset`` for every component, shape ``(n, K)``.
+
+    Column-major (each component's column contiguous), as every n x K array
+    of the engine: the M-step and the information work one component at a
+    time, and a row-major array would be read with a stride of K.
+    """
+    eta = (coef.T @ data.exog.T).T
     if fixed_coef is not None and data.fixed is not None:
         eta += (data.fixed @ fixed_coef)[:, None]
     eta += data.offset[:, None]
@@ -726,7 +731,6 @@ def m_step(data, est, estep, scale_floor, predictors=None):
     """
     family = data.family
     K = est.n_components
-    row_weights = data.weights[:, None] * estep.posterior
     coef = est.coef.copy()
     scale = est.scale.copy()
     fixed_coef = est.fixed_coef
@@ -736,7 +740,10 @@ def m_step(data, est, estep, scale_floor, predictors=None):
         etas = np.empty_like(estep.eta)
         mus = np.empty_like(estep.mu)
         for k in range(K):
-            c = row_weights[:, k]
+            # One component's row weights at a time, in a work array: no
+            # n x K array of them.
+            c = np.multiply(data.weights, estep.posterior[:, k],
+                            out=data.work_buffer("m_step_weight"))
             q_old = None if family.irls_is_exact else weighted_sum(c, estep.loglike[:, k])
             coef_k, etas[:, k], mus[:, k], _, ok = irls_step(
                 data, c, est.coef[:, k], estep.eta[:, k], estep.mu[:, k], q_old, est.scale[k],
@@ -747,6 +754,7 @@ def m_step(data, est, estep, scale_floor, predictors=None):
             if family.estimates_scale and not common and c.sum() > 0:
                 scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
     else:
+        row_weights = data.weights[:, None] * estep.posterior
         positive = row_weights > 0
         q_old = float(np.sum(row_weights[positive] * estep.loglike[positive]))
         coef, fixed_coef, etas, mus, _, ok = shared_irls_step(
@@ -760,7 +768,8 @@ def m_step(data, est, estep, scale_floor, predictors=None):
                 if c.sum() > 0:
                     scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
     if common:
-        scale[:] = _common_scale(data, mus, row_weights, scale_floor)
+        scale[:] = _common_scale(data, mus, data.weights[:, None] * estep.posterior,
+                                 scale_floor)
     prior, gamma = _prior_update(data, est, unit_posterior(data, estep))
     if predictors is not None:
         predictors["eta"], predictors["mu"] = etas, mus

@@ -536,8 +536,13 @@ def _stirling_error(x):
 
 
 def _empty_like_broadcast(*arrays):
-    """An uninitialised float array of the broadcast shape of ``arrays``."""
-    return np.empty(np.broadcast_shapes(*(np.shape(a) for a in arrays)))
+    """An uninitialised float array of the broadcast shape of ``arrays``,
+    column-major when an argument of that shape is (the engine's n x K
+    arrays are)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    fortran = any(np.shape(a) == shape and len(shape) > 1 and np.isfortran(a)
+                  for a in arrays if isinstance(a, np.ndarray))
+    return np.empty(shape, order="F" if fortran else "C")
 
 
 def _is_canonical(name, link):

@@ -302,7 +302,8 @@ class EMGLM:
         random_state : int, numpy Generator or None
         scale_floor : float, optional
             Smallest dispersion allowed (default ``1e-8`` times the response
-            variance), which keeps a Gaussian component that collapses onto a
+            variance, or that of its log for gamma and inverse Gaussian,
+            weighted by the frequency weights), which keeps a Gaussian component that collapses onto a
             few points from an unbounded likelihood.
         polish : bool, default True
             After EM has converged, take safeguarded Newton steps on the
@@ -342,7 +343,7 @@ class EMGLM:
         runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
                          n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
         runs_llf = np.array([run.llf for run in runs])
-        best = runs[int(np.argmax(np.where(np.isnan(runs_llf), -np.inf, runs_llf)))]
+        best = runs[_best_run_index(runs_llf)]
         # Workers return runs without their n x K posterior; recompute it once.
         best = replace(best, posterior=_em.e_step(self.data, best.estimates).posterior)
         if best.converged and polish and not best.newton_converged:
@@ -367,8 +368,14 @@ class EMGLM:
             return float(scale_floor)
         if not self.family.estimates_scale:
             return 0.0
-        y = self.data.endog
-        spread = np.var(y) if self.family.name == "gaussian" else np.var(np.log(y))
+        keep = self.data.weights > 0
+        if not keep.any():
+            return 1e-12
+        y, w = self.data.endog[keep], self.data.weights[keep]
+        values = y if self.family.name == "gaussian" else np.log(y)
+        # Weighted by the frequency weights, as duplicated rows would be.
+        mean = np.average(values, weights=w)
+        spread = np.average((values - mean) ** 2, weights=w)
         return 1e-8 * max(float(spread), np.finfo(float).tiny) if spread > 0 else 1e-12
 
     def _start_tasks(self, start, n_init, random_state, floor, n_jobs, progress):
@@ -482,6 +489,22 @@ def _seed_sequence(random_state):
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
     return np.random.SeedSequence(random_state)
+
+
+def _best_run_index(llfs):
+    """The run with the highest log-likelihood; of runs tied with it to
+    rounding (1e-11 relative), the first.
+
+    Starts that find the same maximum differ in their last digits only, and
+    which of them wins the ``argmax`` would then change with the platform's
+    rounding (another BLAS, another summation order); taking the first keeps
+    the reported fit (its iteration count, its start) the same.
+    """
+    llfs = np.where(np.isnan(llfs), -np.inf, llfs)
+    top = llfs.max()
+    if not np.isfinite(top):
+        return int(np.argmax(llfs))
+    return int(np.flatnonzero(llfs >= top - 1e-11 * (abs(top) + 1.0))[0])
 
 
 def _check_rank(exog, names):
