@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import _em
 from ._dask_design import build_dask_design, formula_context, partition_arrays
-from .families import as_family
+from .families import as_family, default_scale_floor
 from .inference import (invert_information, louis_information, observed_score, pack_theta,
                         unpack_theta)
 from .warnings import ConvergenceWarning
@@ -67,8 +67,16 @@ def _chunk_data(chunk):
 
 
 def _counts(chunk):
+    """Rows, total weight, dropped rows, and the weighted first two moments
+    of the values that set the default dispersion floor."""
     data, dropped, _ = chunk
-    return np.array([data.nobs, data.weights.sum(), dropped], dtype=float)
+    moments = [0.0, 0.0]
+    if data.family.estimates_scale:
+        keep = data.weights > 0
+        values = data.family.floor_values(data.endog[keep])
+        w = data.weights[keep]
+        moments = [w @ values, w @ values ** 2]
+    return np.array([data.nobs, data.weights.sum(), dropped, *moments], dtype=float)
 
 
 def _em_sums(chunk, est):
@@ -267,12 +275,15 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     if persist:
         chunks = list(dask.persist(*chunks))
     passes = _Passes(chunks)
-    nobs, total, dropped = passes(_counts)
+    nobs, total, dropped, sum_values, sum_squares = passes(_counts)
     if dropped:
         warnings.warn(f"dropped {int(dropped)} rows with missing values", UserWarning,
                       stacklevel=3)
     if scale_floor is None:
-        scale_floor = 0.0 if not family.estimates_scale else 1e-10
+        # As in memory, from the weighted variance (here from one pass's
+        # moments; the floor needs no more than a rough value).
+        scale_floor = 0.0 if not family.estimates_scale else default_scale_floor(
+            sum_squares / total - (sum_values / total) ** 2)
     est0 = _start(design, family, K, start, n_init, random_state, context, sample_rows,
                   scale_floor)
     est, history, n_iter, converged = _run(passes, family, est0, total, max_iter=max_iter,
@@ -290,7 +301,7 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         design=design, family=family, estimates=est, llf=sums["llf"], history=history,
         n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
         nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
-        passes=passes.count)
+        passes=passes.count, scale_floor=scale_floor)
 
 
 class DaskEMGLM:

@@ -329,7 +329,8 @@ def log_prior(data, est):
     if est.gamma is None:
         with np.errstate(divide="ignore"):
             return np.log(est.prior)[None, :]
-    return log_softmax(data.unit_concomitant @ est.gamma)
+    # (W gamma) formed column-major, like every n x K array of the engine.
+    return log_softmax((est.gamma.T @ data.unit_concomitant.T).T)
 
 
 def _row_max(values, out=None):
@@ -445,12 +446,12 @@ def weighted_sum(weight, values):
     (a mean at the edge of its range where the row's posterior is 0): then
     0 * inf is NaN and those rows are left out.
     """
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # callers check for +-inf
         total = float(np.dot(weight, values))
-    if not np.isnan(total):
-        return total
-    positive = weight > 0
-    return float(np.dot(weight[positive], values[positive]))
+        if not np.isnan(total):
+            return total
+        positive = weight > 0
+        return float(np.dot(weight[positive], values[positive]))
 
 
 def _weighted_q(data, row_weight, eta_k, scale_k):
@@ -626,15 +627,19 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
     return coef, fixed_coef, eta, mu, q_old, False
 
 
-def _common_scale(data, mu, row_weights, scale_floor):
+def _common_scale(data, mu, posterior, scale_floor):
     """ML dispersion shared by all components: the family's dispersion update
-    on the stacked K-fold data (rows repeated per component, weights w tau)."""
-    K = mu.shape[1]
-    y = np.repeat(data.endog[:, None], K, axis=1)
-    keep = row_weights > 0
-    if not keep.any():
+    on the stacked K-fold data (rows repeated per component, weights w tau),
+    its statistic summed one component at a time."""
+    family = data.family
+    statistic = total = 0.0
+    for k in range(mu.shape[1]):
+        c = np.multiply(data.weights, posterior[:, k], out=data.work_buffer("m_step_weight"))
+        total += c.sum()
+        statistic += family.scale_statistic(data.endog, mu[:, k], c)
+    if not total > 0:
         return 1.0
-    return max(data.family.mle_scale(y[keep], mu[keep], row_weights[keep]), scale_floor)
+    return max(family.scale_from_statistic(statistic / total), scale_floor)
 
 
 def _multinomial_objective(W, v, tau, gamma):
@@ -755,8 +760,7 @@ def m_step(data, est, estep, scale_floor, predictors=None):
                 scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
     else:
         row_weights = data.weights[:, None] * estep.posterior
-        positive = row_weights > 0
-        q_old = float(np.sum(row_weights[positive] * estep.loglike[positive]))
+        q_old = sum(weighted_sum(row_weights[:, k], estep.loglike[:, k]) for k in range(K))
         coef, fixed_coef, etas, mus, _, ok = shared_irls_step(
             data, row_weights, est.coef, est.fixed_coef, estep.eta, estep.mu, q_old, est.scale)
         coef = coef.copy()
@@ -768,8 +772,7 @@ def m_step(data, est, estep, scale_floor, predictors=None):
                 if c.sum() > 0:
                     scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
     if common:
-        scale[:] = _common_scale(data, mus, data.weights[:, None] * estep.posterior,
-                                 scale_floor)
+        scale[:] = _common_scale(data, mus, estep.posterior, scale_floor)
     prior, gamma = _prior_update(data, est, unit_posterior(data, estep))
     if predictors is not None:
         predictors["eta"], predictors["mu"] = etas, mus
@@ -828,7 +831,7 @@ def estimates_from_posterior(data, posterior, scale_floor):
         coef, fixed_coef, mus = b.copy(), c_fixed, mu
     if family.estimates_scale:
         if data.equal_scale:
-            scale[:] = _common_scale(data, mus, row_weights, scale_floor)
+            scale[:] = _common_scale(data, mus, posterior, scale_floor)
         else:
             for k in range(K):
                 c = row_weights[:, k]

@@ -114,10 +114,11 @@ class DaskEMGLMResults(EMGLMResults):
     """Results of :func:`emformula.emglm` on a dask DataFrame (see the module)."""
 
     def __init__(self, *, design, family, estimates, llf, history, n_iter, converged,
-                 information, entropy, nobs, wnobs, chunks, context, passes):
+                 information, entropy, nobs, wnobs, chunks, context, passes, scale_floor):
         model = _DaskModel(design, family, estimates.n_components, nobs, context)
         run = _em.EMRun(estimates, llf, np.asarray(history), n_iter, converged, None)
-        super().__init__(model, run, fit_options={"passes": passes, "backend": "dask"})
+        super().__init__(model, run, fit_options={"passes": passes, "backend": "dask",
+                                                  "scale_floor": scale_floor})
         d = self.__dict__
         d["_information"] = np.asarray(information)
         d["entropy"] = float(entropy)

@@ -178,6 +178,12 @@ class MixtureFamily:
         self.alpha = float(getattr(self.sm_family, "alpha", np.nan))
         self.canonical = _is_canonical(self.name, self.link)
 
+    def floor_values(self, y):
+        """The values whose (weighted) variance sets the default dispersion
+        floor (:func:`default_scale_floor`): the response for the Gaussian,
+        its logarithm for gamma and inverse Gaussian."""
+        return y if self.name == "gaussian" else np.log(y)
+
     @property
     def irls_is_exact(self):
         """Whether one IRLS step is the exact maximiser of a component's Q:
@@ -533,6 +539,14 @@ def _stirling_error(x):
     direct = (special.gammaln(small) - (small - 0.5) * np.log(small) + small
               - 0.5 * np.log(2.0 * np.pi))
     return np.where(large, series, direct)
+
+
+def default_scale_floor(variance):
+    """The smallest dispersion allowed by default: ``1e-8`` times the
+    variance of :meth:`MixtureFamily.floor_values` (``1e-12`` for constant
+    data). It keeps a component that collapses onto a few points, where the
+    likelihood is unbounded, at a finite dispersion."""
+    return 1e-8 * max(float(variance), np.finfo(float).tiny) if variance > 0 else 1e-12
 
 
 def _empty_like_broadcast(*arrays):

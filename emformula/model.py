@@ -21,7 +21,7 @@ from statsmodels.tools.sm_exceptions import DomainWarning
 from . import _em
 from ._design import build_design, resolve_labels
 from ._parallel import map_tasks
-from .families import as_family
+from .families import as_family, default_scale_floor
 from .inference import ParameterLayout, mean_prior
 from .results import EMGLMResults
 from .warnings import ConvergenceWarning, EstimationWarning
@@ -343,7 +343,7 @@ class EMGLM:
         runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
                          n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
         runs_llf = np.array([run.llf for run in runs])
-        best = runs[_best_run_index(runs_llf)]
+        best = runs[_best_run_index(runs_llf, [run.converged for run in runs])]
         # Workers return runs without their n x K posterior; recompute it once.
         best = replace(best, posterior=_em.e_step(self.data, best.estimates).posterior)
         if best.converged and polish and not best.newton_converged:
@@ -371,12 +371,11 @@ class EMGLM:
         keep = self.data.weights > 0
         if not keep.any():
             return 1e-12
-        y, w = self.data.endog[keep], self.data.weights[keep]
-        values = y if self.family.name == "gaussian" else np.log(y)
+        values = self.family.floor_values(self.data.endog[keep])
+        w = self.data.weights[keep]
         # Weighted by the frequency weights, as duplicated rows would be.
         mean = np.average(values, weights=w)
-        spread = np.average((values - mean) ** 2, weights=w)
-        return 1e-8 * max(float(spread), np.finfo(float).tiny) if spread > 0 else 1e-12
+        return default_scale_floor(np.average((values - mean) ** 2, weights=w))
 
     def _start_tasks(self, start, n_init, random_state, floor, n_jobs, progress):
         """Each start as a task for :func:`_run_start`: a seed or estimates."""
@@ -491,9 +490,9 @@ def _seed_sequence(random_state):
     return np.random.SeedSequence(random_state)
 
 
-def _best_run_index(llfs):
+def _best_run_index(llfs, converged):
     """The run with the highest log-likelihood; of runs tied with it to
-    rounding (1e-11 relative), the first.
+    rounding (1e-11 relative), the first that converged (else the first).
 
     Starts that find the same maximum differ in their last digits only, and
     which of them wins the ``argmax`` would then change with the platform's
@@ -504,7 +503,9 @@ def _best_run_index(llfs):
     top = llfs.max()
     if not np.isfinite(top):
         return int(np.argmax(llfs))
-    return int(np.flatnonzero(llfs >= top - 1e-11 * (abs(top) + 1.0))[0])
+    tied = np.flatnonzero(llfs >= top - 1e-11 * (abs(top) + 1.0))
+    done = tied[np.asarray(converged, dtype=bool)[tied]]
+    return int((done if done.size else tied)[0])
 
 
 def _check_rank(exog, names):

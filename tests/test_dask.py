@@ -47,6 +47,17 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.converged
 
 
+@pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
+def test_dask_default_dispersion_floor_equals_the_in_memory_one(kind, family):
+    # 1e-8 times the frequency-weighted variance of y (gaussian) or log y.
+    in_memory, on_dask, data, _ = _pair(kind, family)
+    values = data["y"] if family == "gaussian" else np.log(data["y"])
+    mean = np.average(values, weights=data["w"])
+    expected = 1e-8 * np.average((values - mean) ** 2, weights=data["w"])
+    assert in_memory.fit_options["scale_floor"] == pytest.approx(expected, rel=1e-12)
+    assert on_dask.fit_options["scale_floor"] == pytest.approx(expected, rel=1e-9)
+
+
 def test_dask_predictions_and_posteriors_are_lazy_and_equal():
     memory, lazy, data, _ = _pair("poisson", "poisson", n=1200)
     ddf = dd.from_pandas(data, npartitions=3)

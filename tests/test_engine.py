@@ -133,3 +133,33 @@ def test_one_model_fitted_from_several_threads_gives_the_sequential_numbers():
             for (coef, llf), (ref_coef, ref_llf) in zip(pool.map(one, range(4)), sequential):
                 np.testing.assert_array_equal(coef, ref_coef)
                 assert llf == ref_llf
+
+
+def test_best_run_prefers_the_first_converged_run_among_ties():
+    from emformula.model import _best_run_index
+
+    top = -1000.0
+    tie = top - 5e-9  # 5e-12 relative: a rounding-level tie
+    llfs = np.array([tie, top - 1.0, top, tie, np.nan])
+    assert _best_run_index(llfs, [True] * 5) == 0         # first of the tied runs
+    assert _best_run_index(llfs, [False, True, True, True, True]) == 2  # converged first
+    assert _best_run_index(llfs, [False] * 5) == 0        # none converged: first tied
+    assert _best_run_index(np.array([top - 1e-3, top]), [True, True]) == 1  # not a tie
+    assert _best_run_index(np.array([np.nan, -np.inf]), [True, True]) == 0
+
+
+@pytest.mark.parametrize("family", ["gaussian", "gamma"])
+def test_common_dispersion_equals_the_stacked_ml_update(family):
+    rng = np.random.default_rng(5)
+    n, K = 500, 3
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.gamma(3.0, 1.0, n)
+    weights = rng.integers(0, 3, n).astype(float)  # zero weights included
+    data = EMGLM(y, x, family, K, weights=weights, equal_scale=True).data
+    mu = rng.uniform(1.0, 5.0, (n, K))
+    posterior = rng.dirichlet(np.ones(K), n)
+    row_weights = weights[:, None] * posterior
+    keep = row_weights > 0
+    stacked = np.repeat(y[:, None], K, axis=1)
+    expected = data.family.mle_scale(stacked[keep], mu[keep], row_weights[keep])
+    assert _em._common_scale(data, mu, posterior, 1e-12) == pytest.approx(expected, rel=1e-12)
