@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._known import known_frame, match_components
 from .residuals import _as_fit, _glm_results, _mix, residuals
 
 __all__ = ["plot_params", "plot_diagnostics", "plot_qq", "plot_posterior"]
@@ -75,9 +76,9 @@ def plot_params(results, known=None, alpha=0.05, ax=None, match=True):
     params, lower, upper = _param_frames(results, alpha)
     terms, names = list(params.index), list(params.columns)
     p, K = params.shape
-    truth = None if known is None else _known_frame(known, params)
+    truth = None if known is None else known_frame(known, params)
     if truth is not None and match and K > 1:
-        truth = _match_components(truth, params)
+        truth = match_components(truth, params)
     fig, ax = _figure_and_axes(ax, figsize=(max(4.0, 0.9 * p * max(K, 2) / 2 + 2), 4))
 
     positions = np.arange(p, dtype=float)
@@ -119,57 +120,6 @@ def _param_frames(results, alpha):
     lower = pd.DataFrame({c: ci[(c, "lower")] for c in params.columns}, index=params.index)
     upper = pd.DataFrame({c: ci[(c, "upper")] for c in params.columns}, index=params.index)
     return params, lower, upper
-
-
-def _match_components(truth, params):
-    """Permute the columns of ``truth`` to the closest components of ``params``."""
-    from itertools import permutations
-
-    est, ref = params.to_numpy(), truth.to_numpy()
-    usable = np.all(np.isfinite(ref), axis=1)
-    K = est.shape[1]
-    candidates = permutations(range(K)) if K <= 7 else [tuple(range(K))]
-    best = min(candidates, key=lambda order: float(
-        np.sum((est[usable] - ref[usable][:, list(order)]) ** 2)))
-    return pd.DataFrame(ref[:, list(best)], index=truth.index, columns=truth.columns)
-
-
-def _known_frame(known, params):
-    """``known`` as a float frame shaped and labelled like ``params``."""
-    p, K = params.shape
-    terms, names = params.index, params.columns
-    if isinstance(known, pd.Series):
-        known = known.to_frame()
-    if isinstance(known, pd.DataFrame):
-        if all(name in known.columns for name in names):
-            frame = known.loc[:, list(names)]
-        elif known.shape[1] == K:
-            frame = known.set_axis(names, axis=1)
-        else:
-            raise ValueError(f"known has columns {list(known.columns)}: expected the "
-                             f"component names {list(names)} or {K} column(s)")
-        if len(set(frame.index) & set(terms)):
-            frame = frame.reindex(terms)
-        elif frame.shape[0] == p:
-            frame = frame.set_axis(terms, axis=0)
-        else:
-            raise ValueError(f"known has {frame.shape[0]} rows and no term names: "
-                             f"expected {p} rows ({list(terms)})")
-        return frame.astype(float)
-    if isinstance(known, (list, tuple)):
-        vectors = [np.asarray(v, dtype=float).ravel() for v in known]
-        if len(vectors) != K or any(v.shape != (p,) for v in vectors):
-            raise ValueError(f"known as a list needs {K} vector(s) of length {p}, got "
-                             f"lengths {[v.size for v in vectors]}")
-        values = np.column_stack(vectors)
-    else:
-        values = np.asarray(known, dtype=float)
-        if values.ndim == 1 and K == 1:
-            values = values[:, None]
-        if values.shape != (p, K):
-            raise ValueError(f"known must have shape ({p}, {K}) like params, got "
-                             f"{values.shape}")
-    return pd.DataFrame(values, index=terms, columns=names)
 
 
 # ----------------------------------------------------------- diagnostics

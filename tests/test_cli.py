@@ -40,6 +40,17 @@ def test_demo_prints_glm_and_mixture_side_by_side(tmp_path):
     sim2 = datasets.load_sim2()
     res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1)
     assert f"{res.bic:.3f}" in out      # the same optimum as a direct fit
+    # The printed true coefficients stand under the fitted component they
+    # belong to (the simulation's labels may come out swapped).
+    block = out.split("matched to the fitted components:\n")[1].split("wrote")[0]
+    rows = [line.split() for line in block.strip().splitlines()]
+    assert rows[0] == ["comp1", "comp2"]
+    printed = pd.DataFrame([[float(v) for v in r[1:]] for r in rows[1:]],
+                           index=[r[0] for r in rows[1:]], columns=rows[0])
+    fitted = res.params.loc[printed.index, printed.columns]
+    assert np.abs(printed - fitted).to_numpy().max() < 0.05
+    assert sorted(printed.round(6).T.values.tolist()) == sorted(
+        sim2.params.loc[printed.index].round(6).T.values.tolist())
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["em_params_vs_known.png", "em_posterior.png", "em_quantile_qq.png",
                     "glm_pearson_qq.png"]
