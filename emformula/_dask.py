@@ -33,7 +33,7 @@ from . import _em
 from ._dask_design import build_dask_design, formula_context, partition_arrays
 from .families import as_family, default_scale_floor
 from .inference import (invert_information, louis_information, observed_score, pack_theta,
-                        unpack_theta)
+                        score_meat, unit_scores, unpack_theta)
 from .warnings import ConvergenceWarning
 
 __all__ = ["fit_dask", "sample_frame"]
@@ -105,12 +105,19 @@ def _llf_only(chunk, est):
     return _em.e_step(chunk[0], est).llf
 
 
-def _newton_sums(chunk, est):
+def _newton_sums(chunk, est, meat=False):
+    """Log-likelihood, Louis' information and the observed score of one
+    partition at ``est``; with ``meat`` also the meat of the robust
+    covariance, ``sum_u v_u s_u s_u'`` (it adds over partitions)."""
     data = chunk[0]
     estep = _em.e_step(data, est)
-    return {"llf": estep.llf,
+    sums = {"llf": estep.llf,
             "info": louis_information(data, est, estep.posterior, estep.mu),
             "score": observed_score(data, est, estep.posterior, estep.mu)}
+    if meat:
+        scores = unit_scores(data, est, estep.posterior, estep.mu)
+        sums["meat"] = score_meat(scores, data.unit_weights)
+    return sums
 
 
 def _entropy(chunk, est):
@@ -257,7 +264,7 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
 def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
              exposure=None, trials=None, link=None, start="random", n_init=10,
              max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
-             sample_rows=SAMPLE_ROWS, persist=False):
+             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis"):
     """Fit a mixture to a dask DataFrame (see the module docstring).
 
     Returns
@@ -293,7 +300,7 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
                       ConvergenceWarning, stacklevel=3)
     order = np.lexsort((np.round(est.coef[0], 10), -np.round(est.prior, 10)))
     est = est.permuted(order)
-    sums = passes(_newton_sums, est)
+    sums = passes(_newton_sums, est, True)
     entropy = passes(_entropy, est)
     from .dask_results import DaskEMGLMResults
 
@@ -301,7 +308,7 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         design=design, family=family, estimates=est, llf=sums["llf"], history=history,
         n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
         nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
-        passes=passes.count, scale_floor=scale_floor)
+        passes=passes.count, scale_floor=scale_floor, meat=sums["meat"], cov_type=cov_type)
 
 
 class DaskEMGLM:

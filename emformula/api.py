@@ -119,17 +119,19 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         unsupported = {name: value for name, value in (
             ("concomitant", concomitant), ("fixed", fixed), ("groups", groups),
             ("cov_groups", cov_groups)) if value is not None}
-        if unsupported or equal_scale or cov_type != "louis" or na_action != "drop":
+        plain_cov = cov_type in ("louis", "robust")
+        if unsupported or equal_scale or not plain_cov or na_action != "drop":
             raise NotImplementedError(
                 "with dask data emglm fits the basic mixture (constant priors, "
-                "component-specific effects, Louis covariance, na_action='drop'); got "
-                f"{sorted(unsupported) or ''}{' equal_scale' if equal_scale else ''}"
-                f"{' cov_type=' + cov_type if cov_type != 'louis' else ''}")
+                "component-specific effects, Louis or robust covariance, "
+                f"na_action='drop'); got {sorted(unsupported) or ''}"
+                f"{' equal_scale' if equal_scale else ''}"
+                f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
         from ._dask import fit_dask
         return fit_dask(formula, data, family, K, weights=weights, offset=offset,
                         exposure=exposure, trials=trials, link=link, start=start,
                         n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
-                        scale_floor=scale_floor, context=context)
+                        scale_floor=scale_floor, context=context, cov_type=cov_type)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,

@@ -11,12 +11,14 @@ memory: compute a sample (``ddf.sample(...).compute()``) and refit or use
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
 from . import _em
 from ._dask_design import partition_arrays
-from .inference import ParameterLayout
+from .inference import ParameterLayout, sandwich_from_meat
 from .results import EMGLMResults
 
 __all__ = ["DaskEMGLMResults"]
@@ -110,19 +112,34 @@ def _partition_frame(part, args, what):
     return pd.DataFrame(_em.e_step(data, est).posterior, index=index, columns=names)
 
 
+def _dask_cov_type(cov_type):
+    """Louis or robust; a clustered covariance needs the rows in memory."""
+    key = str(cov_type).lower()
+    if key == "cluster":
+        raise NotImplementedError("cluster covariances are not available for dask fits: "
+                                  "Louis' and the robust sandwich are")
+    if key not in ("louis", "robust"):
+        raise ValueError(f"cov_type must be 'louis' or 'robust' for a dask fit, "
+                         f"got {cov_type!r}")
+    return key
+
+
 class DaskEMGLMResults(EMGLMResults):
     """Results of :func:`emformula.emglm` on a dask DataFrame (see the module)."""
 
     def __init__(self, *, design, family, estimates, llf, history, n_iter, converged,
-                 information, entropy, nobs, wnobs, chunks, context, passes, scale_floor):
+                 information, entropy, nobs, wnobs, chunks, context, passes, scale_floor,
+                 meat=None, cov_type="louis"):
         model = _DaskModel(design, family, estimates.n_components, nobs, context)
         run = _em.EMRun(estimates, llf, np.asarray(history), n_iter, converged, None)
         super().__init__(model, run, fit_options={"passes": passes, "backend": "dask",
-                                                  "scale_floor": scale_floor})
+                                                  "scale_floor": scale_floor},
+                         cov={"type": _dask_cov_type(cov_type)})
         d = self.__dict__
         d["_information"] = np.asarray(information)
         d["entropy"] = float(entropy)
         d["_wnobs"] = float(wnobs)
+        d["_meat"] = None if meat is None else np.asarray(meat)
 
     @property
     def wnobs(self):
@@ -136,9 +153,12 @@ class DaskEMGLMResults(EMGLMResults):
     def deviance(self):
         return np.nan
 
-    @property
+    @cached_property
     def _covariance(self):
-        return self._louis_covariance
+        if self.cov_type == "louis":
+            return self._louis_covariance
+        # The meat was summed over the partitions in the final pass.
+        return sandwich_from_meat(self._louis_covariance, self._meat)
 
     def _lazy(self, data, what, meta):
         import dask.dataframe as dd
@@ -188,13 +208,19 @@ class DaskEMGLMResults(EMGLMResults):
                                   "sample, or compute predict() and the response")
 
     def with_cov_type(self, cov_type, cov_groups=None):
-        if cov_type != "louis":
-            raise NotImplementedError("robust and cluster covariances are not available for "
-                                      "dask fits yet; Louis' covariance is")
-        return self
+        """The same fit with Louis' (``"louis"``) or the robust sandwich
+        (``"robust"``) covariance; clustered covariances need the rows in
+        memory."""
+        if cov_groups is not None:
+            raise NotImplementedError("cluster covariances are not available for dask fits")
+        state = self.__getstate__()
+        state["_cov"] = {"type": _dask_cov_type(cov_type)}
+        new = object.__new__(type(self))
+        new.__setstate__(state)
+        return new
 
     def __getstate__(self):
         state = super().__getstate__()
         state.update(_information=self._information, entropy=self.entropy,
-                     _wnobs=self._wnobs)
+                     _wnobs=self._wnobs, _meat=self._meat)
         return state

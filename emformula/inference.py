@@ -549,6 +549,37 @@ def unit_scores(data, est, posterior, mu, layout=None):
     return out
 
 
+def score_meat(scores, weights, clusters=None):
+    """The meat ``M`` of the sandwich from per-unit scores.
+
+    Without ``clusters`` ``M = sum_u v_u s_u s_u'`` (a unit with frequency
+    weight ``v`` stands for ``v`` independent units); with cluster codes
+    ``0..C-1`` the weighted scores are summed within clusters first,
+    ``M = sum_c (sum_{u in c} v_u s_u)(...)'``. Sums over units, so data in
+    pieces (dask partitions) can add the unclustered meat.
+    """
+    if clusters is None:
+        return scores.T @ (weights[:, None] * scores)
+    summed = np.zeros((int(clusters.max()) + 1, scores.shape[1]))
+    np.add.at(summed, clusters, weights[:, None] * scores)
+    return summed.T @ summed
+
+
+def sandwich_from_meat(cov, meat):
+    """Robust covariance ``I^-1 M I^-1`` on the identified parameters.
+
+    ``cov`` is the inverse observed information with NaN rows for
+    unidentified parameters, which stay NaN. No small-sample correction.
+    """
+    keep = np.flatnonzero(np.isfinite(np.diag(cov)))
+    out = np.full_like(cov, np.nan)
+    if keep.size == 0:
+        return out
+    bread = cov[np.ix_(keep, keep)]
+    out[np.ix_(keep, keep)] = bread @ meat[np.ix_(keep, keep)] @ bread
+    return out
+
+
 def sandwich_covariance(cov, scores, weights, clusters=None):
     """Robust covariance ``I^-1 M I^-1`` from per-unit scores.
 
@@ -562,31 +593,17 @@ def sandwich_covariance(cov, scores, weights, clusters=None):
     weights : ndarray (n_units,)
         Frequency weights of the units.
     clusters : ndarray of int (n_units,), optional
-        Cluster codes ``0..C-1``. Without them ``M = sum_u v_u s_u s_u'``
-        (a unit with frequency weight ``v`` stands for ``v`` independent
-        units); with them the weighted scores are summed within clusters
-        first, ``M = sum_c (sum_{u in c} v_u s_u)(...)'``.
+        Cluster codes ``0..C-1`` (:func:`score_meat`).
 
     Returns
     -------
     ndarray (P, P)
         No small-sample correction is applied.
     """
-    keep = np.flatnonzero(np.isfinite(np.diag(cov)))
-    out = np.full_like(cov, np.nan)
-    if keep.size == 0:
-        return out
-    s = scores[:, keep]
-    if clusters is None:
-        meat = s.T @ (weights[:, None] * s)
-    else:
-        n_clusters = int(clusters.max()) + 1
-        summed = np.zeros((n_clusters, keep.size))
-        np.add.at(summed, clusters, weights[:, None] * s)
-        meat = summed.T @ summed
-    bread = cov[np.ix_(keep, keep)]
-    out[np.ix_(keep, keep)] = bread @ meat @ bread
-    return out
+    keep = np.isfinite(np.diag(cov))
+    # Scores of unidentified parameters may be NaN: leave them out of M.
+    scores = np.where(keep[None, :], scores, 0.0)
+    return sandwich_from_meat(cov, score_meat(scores, weights, clusters))
 
 
 def invert_information(info, rtol=1e-10):

@@ -47,6 +47,27 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.converged
 
 
+@pytest.mark.parametrize("kind, family", [("poisson", "poisson"), ("gaussian", "gaussian")])
+def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
+    memory, lazy, data, formula = _pair(kind, family, cov_type="robust")
+    assert memory.cov_type == lazy.cov_type == "robust"
+    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
+                               rtol=1e-6, atol=1e-12)
+    # Switching covariances keeps the fit and moves only the standard errors.
+    louis = lazy.with_cov_type("louis")
+    assert louis.cov_type == "louis" and louis.llf == lazy.llf
+    np.testing.assert_allclose(louis.bse.to_numpy(), memory.with_cov_type("louis").bse
+                               .to_numpy(), rtol=1e-6)
+    assert not np.allclose(louis.bse.to_numpy(), lazy.bse.to_numpy(), rtol=1e-3)
+    np.testing.assert_allclose(louis.with_cov_type("robust").bse.to_numpy(),
+                               lazy.bse.to_numpy(), rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="cluster"):
+        lazy.with_cov_type("cluster")
+    with pytest.raises(NotImplementedError, match="cluster"):
+        emglm(formula, dd.from_pandas(data, npartitions=2), family, 2, cov_type="cluster",
+              cov_groups="w")
+
+
 @pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
 def test_dask_default_dispersion_floor_equals_the_in_memory_one(kind, family):
     # 1e-8 times the frequency-weighted variance of y (gaussian) or log y.
