@@ -115,9 +115,25 @@ def _newton_sums(chunk, est, meat=False):
             "info": louis_information(data, est, estep.posterior, estep.mu),
             "score": observed_score(data, est, estep.posterior, estep.mu)}
     if meat:
-        scores = unit_scores(data, est, estep.posterior, estep.mu)
-        sums["meat"] = score_meat(scores, data.unit_weights)
+        sums["meat"] = _partition_meat(data, est, estep)
     return sums
+
+
+#: Rows whose per-row scores (rows x parameters) are formed at once for the meat.
+MEAT_BLOCK_ROWS = 65536
+
+
+def _partition_meat(data, est, estep):
+    """``sum_u v_u s_u s_u'`` of one partition, in blocks of rows: the
+    scores of a whole partition (rows x parameters) would add to the peak
+    memory of every worker."""
+    meat = 0.0
+    for start in range(0, data.nobs, MEAT_BLOCK_ROWS):
+        rows = np.arange(start, min(start + MEAT_BLOCK_ROWS, data.nobs))
+        block = data.take(rows)
+        scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows])
+        meat = meat + score_meat(scores, block.unit_weights)
+    return meat
 
 
 def _entropy(chunk, est):

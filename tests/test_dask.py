@@ -68,6 +68,23 @@ def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
               cov_groups="w")
 
 
+def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
+    from emformula import EMGLM, _dask, _em
+    from emformula.inference import score_meat, unit_scores
+
+    data, formula = simulate_mixture("gaussian", 1000, 2, 4, separation=3.0)
+    x = np.column_stack([np.ones(1000), data["x1"], data["x2"]])
+    engine = EMGLM(data["y"].to_numpy(), x, "gaussian", 2,
+                   weights=np.arange(1000) % 3 + 1.0).data
+    est = _em.initial_estimates(engine, 2, np.random.default_rng(0), 1e-8)
+    estep = _em.e_step(engine, est)
+    whole = score_meat(unit_scores(engine, est, estep.posterior, estep.mu),
+                       engine.unit_weights)
+    monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 97)  # 11 blocks, the last one short
+    np.testing.assert_allclose(_dask._partition_meat(engine, est, estep), whole,
+                               rtol=1e-12, atol=1e-9)
+
+
 @pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
 def test_dask_default_dispersion_floor_equals_the_in_memory_one(kind, family):
     # 1e-8 times the frequency-weighted variance of y (gaussian) or log y.
