@@ -59,7 +59,7 @@ def _chunk(part, model_spec, column_args, family, context):
         offset += np.log(arrays["exposure"])
     family.check_response(endog, trials)
     return _em.EMData(endog, arrays["exog"], weights, offset, trials, family), \
-        arrays["dropped"], arrays["index"]
+        arrays["dropped"], arrays["index"], arrays["cov_groups"]
 
 
 def _chunk_data(chunk):
@@ -69,7 +69,7 @@ def _chunk_data(chunk):
 def _counts(chunk):
     """Rows, total weight, dropped rows, and the weighted first two moments
     of the values that set the default dispersion floor."""
-    data, dropped, _ = chunk
+    data, dropped = chunk[0], chunk[1]
     moments = [0.0, 0.0]
     if data.family.estimates_scale:
         keep = data.weights > 0
@@ -108,14 +108,20 @@ def _llf_only(chunk, est):
 def _newton_sums(chunk, est, meat=False):
     """Log-likelihood, Louis' information and the observed score of one
     partition at ``est``; with ``meat`` also the meat of the robust
-    covariance, ``sum_u v_u s_u s_u'`` (it adds over partitions)."""
+    covariance, ``sum_u v_u s_u s_u'`` (it adds over partitions), and with
+    cluster labels the weighted scores summed per cluster (a DataFrame by
+    label: a cluster may span partitions)."""
     data = chunk[0]
     estep = _em.e_step(data, est)
     sums = {"llf": estep.llf,
             "info": louis_information(data, est, estep.posterior, estep.mu),
             "score": observed_score(data, est, estep.posterior, estep.mu)}
     if meat:
-        sums["meat"] = _partition_meat(data, est, estep)
+        sums["meat"], clusters = _partition_meat(data, est, estep, chunk[3])
+        if chunk[3] is not None:
+            size = sums["info"].shape[0]  # an empty partition has no clusters
+            sums["cluster_scores"] = (clusters if clusters is not None
+                                      else pd.DataFrame(np.zeros((0, size))))
     return sums
 
 
@@ -123,17 +129,22 @@ def _newton_sums(chunk, est, meat=False):
 MEAT_BLOCK_ROWS = 65536
 
 
-def _partition_meat(data, est, estep):
-    """``sum_u v_u s_u s_u'`` of one partition, in blocks of rows: the
-    scores of a whole partition (rows x parameters) would add to the peak
-    memory of every worker."""
-    meat = 0.0
+def _partition_meat(data, est, estep, labels=None):
+    """``sum_u v_u s_u s_u'`` of one partition, and with cluster ``labels``
+    the weighted scores ``sum_{u in c} v_u s_u`` of each cluster (a
+    DataFrame indexed by label), in blocks of rows: the scores of a whole
+    partition (rows x parameters) would add to the peak memory of every
+    worker."""
+    meat, by_cluster = 0.0, []
     for start in range(0, data.nobs, MEAT_BLOCK_ROWS):
         rows = np.arange(start, min(start + MEAT_BLOCK_ROWS, data.nobs))
         block = data.take(rows)
         scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows])
         meat = meat + score_meat(scores, block.unit_weights)
-    return meat
+        if labels is not None:
+            weighted = pd.DataFrame(block.unit_weights[:, None] * scores)
+            by_cluster.append(weighted.groupby(labels[rows]).sum())
+    return meat, (_add(by_cluster) if by_cluster else None)
 
 
 def _entropy(chunk, est):
@@ -147,7 +158,10 @@ def _entropy(chunk, est):
 def _add(results):
     first = results[0]
     if isinstance(first, dict):
-        return {key: sum(r[key] for r in results) for key in first}
+        return {key: _add([r[key] for r in results]) for key in first}
+    if isinstance(first, pd.DataFrame):
+        # Per-cluster sums: a cluster may appear in several pieces.
+        return pd.concat(results).groupby(level=0).sum()
     return sum(results)
 
 
@@ -280,7 +294,7 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
 def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
              exposure=None, trials=None, link=None, start="random", n_init=10,
              max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
-             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis"):
+             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis", cov_groups=None):
     """Fit a mixture to a dask DataFrame (see the module docstring).
 
     Returns
@@ -289,10 +303,17 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     """
     import dask
 
+    from .dask_results import _dask_cov_type
+
+    # Checked before any pass over the data, as in memory.
+    if _dask_cov_type(cov_type) == "cluster" and cov_groups is None:
+        raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
+                         "(a column name)")
     family = as_family(family, link)
     context = formula_context(formula, context)
     design = build_dask_design(formula, data, context=context, weights=weights,
-                               offset=offset, exposure=exposure, trials=trials)
+                               offset=offset, exposure=exposure, trials=trials,
+                               cov_groups=cov_groups)
     chunks = [dask.delayed(_chunk)(part, design.model_spec, design.column_args, family,
                                    context) for part in design.partitions()]
     if persist:
@@ -324,7 +345,8 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         design=design, family=family, estimates=est, llf=sums["llf"], history=history,
         n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
         nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
-        passes=passes.count, scale_floor=scale_floor, meat=sums["meat"], cov_type=cov_type)
+        passes=passes.count, scale_floor=scale_floor, meat=sums["meat"],
+        cluster_scores=sums.get("cluster_scores"), cluster_name=cov_groups, cov_type=cov_type)
 
 
 class DaskEMGLM:

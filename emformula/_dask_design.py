@@ -76,13 +76,13 @@ def formula_context(formula, context):
 
 
 def build_dask_design(formula, frame, *, context=None, weights=None, offset=None,
-                      exposure=None, trials=None):
+                      exposure=None, trials=None, cov_groups=None):
     """Prepare a dask DataFrame for fitting (see the module docstring)."""
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a two-sided string like 'y ~ x', got {formula!r}")
     column_args = {}
     for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
-                        ("trials", trials)):
+                        ("trials", trials), ("cov_groups", cov_groups)):
         if value is None:
             continue
         if not isinstance(value, str):
@@ -124,10 +124,12 @@ def build_dask_design(formula, frame, *, context=None, weights=None, offset=None
 
 
 def partition_arrays(part, model_spec, column_args, context=None):
-    """Arrays of one partition: endog, exog, weights, offset, exposure, trials.
+    """Arrays of one partition: endog, exog, weights, offset, exposure,
+    trials, and the cluster labels ``cov_groups`` (as they are).
 
-    Rows with a missing value in any variable are dropped; the count is
-    returned so the caller can report it.
+    Rows with a missing value in any variable of the formula are dropped; the
+    count is returned so the caller can report it. A missing cluster label
+    is an error, as in memory.
     """
     matrices = model_spec.get_model_matrix(part.reset_index(drop=True), context=context,
                                            na_action="drop")
@@ -142,6 +144,13 @@ def partition_arrays(part, model_spec, column_args, context=None):
         column = column_args.get(name)
         arrays[name] = (None if column is None
                         else part[column].to_numpy(dtype=float)[kept])
+    column = column_args.get("cov_groups")
+    arrays["cov_groups"] = None
+    if column is not None:
+        labels = part[column].to_numpy()[kept]
+        if pd.isna(labels).any():
+            raise ValueError(f"cov_groups: column {column!r} has missing labels")
+        arrays["cov_groups"] = labels
     arrays["dropped"] = len(part) - kept.size
     arrays["index"] = part.index[kept]
     return arrays

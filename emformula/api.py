@@ -117,13 +117,13 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     if is_dask_collection(data):
         # Out of core: one pass over the partitions per EM iteration.
         unsupported = {name: value for name, value in (
-            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups),
-            ("cov_groups", cov_groups)) if value is not None}
-        plain_cov = cov_type in ("louis", "robust")
+            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups))
+            if value is not None}
+        plain_cov = cov_type in ("louis", "robust", "cluster")
         if unsupported or equal_scale or not plain_cov or na_action != "drop":
             raise NotImplementedError(
                 "with dask data emglm fits the basic mixture (constant priors, "
-                "component-specific effects, Louis or robust covariance, "
+                "component-specific effects, Louis, robust or clustered covariance, "
                 f"na_action='drop'); got {sorted(unsupported) or ''}"
                 f"{' equal_scale' if equal_scale else ''}"
                 f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
@@ -131,7 +131,8 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         return fit_dask(formula, data, family, K, weights=weights, offset=offset,
                         exposure=exposure, trials=trials, link=link, start=start,
                         n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
-                        scale_floor=scale_floor, context=context, cov_type=cov_type)
+                        scale_floor=scale_floor, context=context, cov_type=cov_type,
+                        cov_groups=cov_groups)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,

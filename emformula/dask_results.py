@@ -113,14 +113,10 @@ def _partition_frame(part, args, what):
 
 
 def _dask_cov_type(cov_type):
-    """Louis or robust; a clustered covariance needs the rows in memory."""
+    """The covariance type, checked: "louis", "robust" or "cluster"."""
     key = str(cov_type).lower()
-    if key == "cluster":
-        raise NotImplementedError("cluster covariances are not available for dask fits: "
-                                  "Louis' and the robust sandwich are")
-    if key not in ("louis", "robust"):
-        raise ValueError(f"cov_type must be 'louis' or 'robust' for a dask fit, "
-                         f"got {cov_type!r}")
+    if key not in ("louis", "robust", "cluster"):
+        raise ValueError(f"cov_type must be 'louis', 'robust' or 'cluster', got {cov_type!r}")
     return key
 
 
@@ -129,17 +125,35 @@ class DaskEMGLMResults(EMGLMResults):
 
     def __init__(self, *, design, family, estimates, llf, history, n_iter, converged,
                  information, entropy, nobs, wnobs, chunks, context, passes, scale_floor,
-                 meat=None, cov_type="louis"):
+                 meat=None, cluster_scores=None, cluster_name=None, cov_type="louis"):
         model = _DaskModel(design, family, estimates.n_components, nobs, context)
         run = _em.EMRun(estimates, llf, np.asarray(history), n_iter, converged, None)
+        clusters = None
+        if cluster_scores is not None:
+            summed = np.asarray(cluster_scores, dtype=float)
+            clusters = {"meat": summed.T @ summed, "n_clusters": summed.shape[0],
+                        "name": cluster_name}
+        d = self.__dict__
+        d["_meat"] = None if meat is None else np.asarray(meat)
+        d["_clusters"] = clusters
         super().__init__(model, run, fit_options={"passes": passes, "backend": "dask",
                                                   "scale_floor": scale_floor},
-                         cov={"type": _dask_cov_type(cov_type)})
-        d = self.__dict__
+                         cov=self._cov_choice(cov_type))
         d["_information"] = np.asarray(information)
         d["entropy"] = float(entropy)
         d["_wnobs"] = float(wnobs)
-        d["_meat"] = None if meat is None else np.asarray(meat)
+
+    def _cov_choice(self, cov_type):
+        """What :attr:`_cov` keeps for ``cov_type`` (see :func:`_dask_cov_type`)."""
+        key = _dask_cov_type(cov_type)
+        if key != "cluster":
+            return {"type": key}
+        if self._clusters is None:
+            raise NotImplementedError("a clustered covariance of a dask fit needs the "
+                                      "cluster column at fit time: emglm(..., "
+                                      "cov_type='cluster', cov_groups='column')")
+        return {"type": "cluster", "n_clusters": self._clusters["n_clusters"],
+                "name": self._clusters["name"]}
 
     @property
     def wnobs(self):
@@ -157,8 +171,9 @@ class DaskEMGLMResults(EMGLMResults):
     def _covariance(self):
         if self.cov_type == "louis":
             return self._louis_covariance
-        # The meat was summed over the partitions in the final pass.
-        return sandwich_from_meat(self._louis_covariance, self._meat)
+        # The meats were summed over the partitions in the final pass.
+        meat = self._clusters["meat"] if self.cov_type == "cluster" else self._meat
+        return sandwich_from_meat(self._louis_covariance, meat)
 
     def _lazy(self, data, what, meta):
         import dask.dataframe as dd
@@ -208,13 +223,15 @@ class DaskEMGLMResults(EMGLMResults):
                                   "sample, or compute predict() and the response")
 
     def with_cov_type(self, cov_type, cov_groups=None):
-        """The same fit with Louis' (``"louis"``) or the robust sandwich
-        (``"robust"``) covariance; clustered covariances need the rows in
-        memory."""
+        """The same fit with Louis' (``"louis"``), the robust sandwich
+        (``"robust"``) or, when the fit was given ``cov_groups``, the
+        clustered (``"cluster"``) covariance; new cluster labels would need
+        another pass over the data."""
         if cov_groups is not None:
-            raise NotImplementedError("cluster covariances are not available for dask fits")
+            raise NotImplementedError("new cluster labels for a dask fit: fit again with "
+                                      "cov_type='cluster', cov_groups='column'")
         state = self.__getstate__()
-        state["_cov"] = {"type": _dask_cov_type(cov_type)}
+        state["_cov"] = self._cov_choice(cov_type)
         new = object.__new__(type(self))
         new.__setstate__(state)
         return new
@@ -222,5 +239,5 @@ class DaskEMGLMResults(EMGLMResults):
     def __getstate__(self):
         state = super().__getstate__()
         state.update(_information=self._information, entropy=self.entropy,
-                     _wnobs=self._wnobs, _meat=self._meat)
+                     _wnobs=self._wnobs, _meat=self._meat, _clusters=self._clusters)
         return state

@@ -61,11 +61,47 @@ def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
     assert not np.allclose(louis.bse.to_numpy(), lazy.bse.to_numpy(), rtol=1e-3)
     np.testing.assert_allclose(louis.with_cov_type("robust").bse.to_numpy(),
                                lazy.bse.to_numpy(), rtol=1e-12)
-    with pytest.raises(NotImplementedError, match="cluster"):
-        lazy.with_cov_type("cluster")
-    with pytest.raises(NotImplementedError, match="cluster"):
-        emglm(formula, dd.from_pandas(data, npartitions=2), family, 2, cov_type="cluster",
-              cov_groups="w")
+    with pytest.raises(NotImplementedError, match="cov_groups"):
+        lazy.with_cov_type("cluster")   # the fit had no cluster column
+
+
+def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
+    from emformula import _dask
+
+    # Small blocks: clusters spread over blocks and over partitions.
+    monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 150)
+    data, formula = simulate_mixture("poisson", 1200, 2, 7, separation=3.0)
+    data["firm"] = [f"f{i % 37:02d}" for i in range(1200)]
+    memory = emglm(formula, data, "poisson", 2, random_state=1, n_init=3,
+                   cov_type="cluster", cov_groups="firm")
+    start = {"params": memory.params.to_numpy() * 0.95, "prior": [0.55, 0.45]}
+    memory = emglm(formula, data, "poisson", 2, start=start, cov_type="cluster",
+                   cov_groups="firm")
+    ddf = dd.from_pandas(data, npartitions=4)
+    lazy = emglm(formula, ddf, "poisson", 2, start=start, cov_type="cluster",
+                 cov_groups="firm")
+    assert lazy.cov_type == "cluster" and lazy.n_clusters == memory.n_clusters == 37
+    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
+                               rtol=1e-6, atol=1e-12)
+    assert "37 clusters of 'firm'" in lazy.summary().as_text()
+    # Louis and robust from the same fit; back to clustered.
+    np.testing.assert_allclose(lazy.with_cov_type("robust").bse.to_numpy(),
+                               memory.with_cov_type("robust").bse.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(lazy.with_cov_type("louis").with_cov_type("cluster").bse,
+                               lazy.bse, rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="fit again"):
+        lazy.with_cov_type("cluster", data["firm"])
+    with pytest.raises(ValueError, match="needs cluster labels"):
+        emglm(formula, ddf, "poisson", 2, cov_type="cluster")
+    # As in memory, the cluster column may come with another covariance, for
+    # a later switch.
+    louis = emglm(formula, ddf, "poisson", 2, start=start, cov_groups="firm")
+    assert louis.cov_type == "louis"
+    np.testing.assert_allclose(louis.with_cov_type("cluster").bse, lazy.bse, rtol=1e-9)
+    holes = data.assign(firm=data["firm"].where(np.arange(1200) != 5))
+    with pytest.raises(ValueError, match="missing labels"):
+        emglm(formula, dd.from_pandas(holes, npartitions=2), "poisson", 2,
+              cov_type="cluster", cov_groups="firm")
 
 
 def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
@@ -81,7 +117,9 @@ def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
     whole = score_meat(unit_scores(engine, est, estep.posterior, estep.mu),
                        engine.unit_weights)
     monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 97)  # 11 blocks, the last one short
-    np.testing.assert_allclose(_dask._partition_meat(engine, est, estep), whole,
+    meat, clusters = _dask._partition_meat(engine, est, estep)
+    assert clusters is None
+    np.testing.assert_allclose(meat, whole,
                                rtol=1e-12, atol=1e-9)
 
 
