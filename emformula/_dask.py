@@ -66,17 +66,47 @@ def _chunk_data(chunk):
     return chunk[0]
 
 
+class _Moments:
+    """Weighted count, mean and centred sum of squares of some values; adding
+    two merges them (Chan, Golub and LeVeque), so the variance of data in
+    pieces keeps its precision where ``E[v^2] - E[v]^2`` would cancel."""
+
+    def __init__(self, values=(), weights=()):
+        values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+        self.weight = float(weights.sum())
+        self.mean = float(weights @ values / self.weight) if self.weight > 0 else 0.0
+        self.m2 = float(weights @ (values - self.mean) ** 2) if self.weight > 0 else 0.0
+
+    def __add__(self, other):
+        if not isinstance(other, _Moments):
+            return NotImplemented
+        total = self.weight + other.weight
+        merged = _Moments()
+        if total > 0:
+            delta = other.mean - self.mean
+            merged.weight = total
+            merged.mean = self.mean + delta * other.weight / total
+            merged.m2 = self.m2 + other.m2 + delta ** 2 * self.weight * other.weight / total
+        return merged
+
+    def __radd__(self, other):  # sum() starts from 0
+        return self if isinstance(other, int) and other == 0 else self.__add__(other)
+
+    @property
+    def variance(self):
+        return self.m2 / self.weight if self.weight > 0 else 0.0
+
+
 def _counts(chunk):
-    """Rows, total weight, dropped rows, and the weighted first two moments
-    of the values that set the default dispersion floor."""
+    """Rows, total weight and dropped rows, and the moments of the values
+    that set the default dispersion floor."""
     data, dropped = chunk[0], chunk[1]
-    moments = [0.0, 0.0]
+    moments = _Moments()
     if data.family.estimates_scale:
         keep = data.weights > 0
-        values = data.family.floor_values(data.endog[keep])
-        w = data.weights[keep]
-        moments = [w @ values, w @ values ** 2]
-    return np.array([data.nobs, data.weights.sum(), dropped, *moments], dtype=float)
+        moments = _Moments(data.family.floor_values(data.endog[keep]), data.weights[keep])
+    return {"counts": np.array([data.nobs, data.weights.sum(), dropped], dtype=float),
+            "moments": moments}
 
 
 def _em_sums(chunk, est):
@@ -142,9 +172,20 @@ def _partition_meat(data, est, estep, labels=None):
         scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows])
         meat = meat + score_meat(scores, block.unit_weights)
         if labels is not None:
-            weighted = pd.DataFrame(block.unit_weights[:, None] * scores)
-            by_cluster.append(weighted.groupby(labels[rows]).sum())
+            weighted = block.unit_weights[:, None] * scores
+            by_cluster.append(_sum_by_label(pd.Index(labels[rows]), weighted))
     return meat, (_add(by_cluster) if by_cluster else None)
+
+
+def _sum_by_label(labels, values):
+    """Rows of ``values`` summed per label, as a DataFrame indexed by label.
+
+    Unlike pandas' groupby sum a NaN is kept (as in memory, where a score
+    that cannot be computed makes the covariance NaN)."""
+    codes, uniques = pd.factorize(labels)
+    summed = np.zeros((len(uniques), values.shape[1]))
+    np.add.at(summed, codes, values)
+    return pd.DataFrame(summed, index=uniques)
 
 
 def _entropy(chunk, est):
@@ -161,8 +202,14 @@ def _add(results):
         return {key: _add([r[key] for r in results]) for key in first}
     if isinstance(first, pd.DataFrame):
         # Per-cluster sums: a cluster may appear in several pieces.
-        return pd.concat(results).groupby(level=0).sum()
+        frames = [r for r in results if len(r)] or [first]
+        return _sum_by_label(pd.Index(np.concatenate([f.index.to_numpy() for f in frames])),
+                             np.vstack([f.to_numpy() for f in frames]))
     return sum(results)
+
+
+#: Partial results merged at once in a pass's reduction tree.
+MERGE_FAN_IN = 8
 
 
 class _Passes:
@@ -177,7 +224,12 @@ class _Passes:
 
         self.count += 1
         parts = [dask.delayed(function)(chunk, *args) for chunk in self.chunks]
-        return _add(dask.compute(*parts))
+        # Merged in a tree on the workers: the per-cluster sums of all
+        # partitions are never held at once.
+        while len(parts) > 1:
+            parts = [dask.delayed(_add)(parts[i:i + MERGE_FAN_IN])
+                     for i in range(0, len(parts), MERGE_FAN_IN)]
+        return dask.compute(parts[0])[0]
 
 
 # -------------------------------------------------------------- the fit
@@ -319,15 +371,20 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     if persist:
         chunks = list(dask.persist(*chunks))
     passes = _Passes(chunks)
-    nobs, total, dropped, sum_values, sum_squares = passes(_counts)
+    counted = passes(_counts)
+    nobs, total, dropped = counted["counts"]
+    # Refused before any further pass, as in memory.
+    if nobs == 0:
+        raise ValueError(f"every row has a missing value in the variables of {formula!r}")
+    if not total > 0:
+        raise ValueError("weights are all zero")
     if dropped:
         warnings.warn(f"dropped {int(dropped)} rows with missing values", UserWarning,
                       stacklevel=3)
     if scale_floor is None:
-        # As in memory, from the weighted variance (here from one pass's
-        # moments; the floor needs no more than a rough value).
-        scale_floor = 0.0 if not family.estimates_scale else default_scale_floor(
-            sum_squares / total - (sum_values / total) ** 2)
+        # As in memory, from the weighted variance (merged over partitions).
+        scale_floor = (default_scale_floor(counted["moments"].variance)
+                       if family.estimates_scale else 0.0)
     est0 = _start(design, family, K, start, n_init, random_state, context, sample_rows,
                   scale_floor)
     est, history, n_iter, converged = _run(passes, family, est0, total, max_iter=max_iter,

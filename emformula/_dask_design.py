@@ -147,10 +147,11 @@ def partition_arrays(part, model_spec, column_args, context=None):
     column = column_args.get("cov_groups")
     arrays["cov_groups"] = None
     if column is not None:
-        labels = part[column].to_numpy()[kept]
+        labels = part[column].to_numpy()
+        # Checked on every row, dropped or not, as in memory.
         if pd.isna(labels).any():
             raise ValueError(f"cov_groups: column {column!r} has missing labels")
-        arrays["cov_groups"] = labels
+        arrays["cov_groups"] = labels[kept]
     arrays["dropped"] = len(part) - kept.size
     arrays["index"] = part.index[kept]
     return arrays

@@ -119,7 +119,7 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         unsupported = {name: value for name, value in (
             ("concomitant", concomitant), ("fixed", fixed), ("groups", groups))
             if value is not None}
-        plain_cov = cov_type in ("louis", "robust", "cluster")
+        plain_cov = str(cov_type).lower() in ("louis", "robust", "cluster")
         if unsupported or equal_scale or not plain_cov or na_action != "drop":
             raise NotImplementedError(
                 "with dask data emglm fits the basic mixture (constant priors, "

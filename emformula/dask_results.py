@@ -4,9 +4,10 @@
 whose row-wise results stay lazy: ``posterior``, ``fittedvalues`` and
 ``predict`` return dask collections; the estimates, standard errors (Louis'
 information summed over the partitions), the summary and ``compare`` are
-the in-memory ones. Robust covariances and residual plots need the rows in
-memory: compute a sample (``ddf.sample(...).compute()``) and refit or use
-``EMGLM`` on it.
+the in-memory ones, Louis', robust or clustered (their meats summed over the
+partitions in the final pass). Residual plots need the rows in memory:
+compute a sample (``ddf.sample(...).compute()``) and refit or use ``EMGLM``
+on it.
 """
 
 from __future__ import annotations
@@ -146,6 +147,9 @@ class DaskEMGLMResults(EMGLMResults):
     def _cov_choice(self, cov_type):
         """What :attr:`_cov` keeps for ``cov_type`` (see :func:`_dask_cov_type`)."""
         key = _dask_cov_type(cov_type)
+        if key == "robust" and self._meat is None:
+            raise NotImplementedError("this dask fit has no robust meat (pickled by an "
+                                      "older version): fit again")
         if key != "cluster":
             return {"type": key}
         if self._clusters is None:
@@ -187,7 +191,11 @@ class DaskEMGLMResults(EMGLMResults):
             cats = {c: t for c, t in design.frame.dtypes.items()
                     if isinstance(t, pd.CategoricalDtype) and c in frame.columns}
             frame = frame.astype(cats) if cats else frame
-        args = _Arguments(model_spec=design.model_spec, column_args=design.column_args,
+        # Predictions need the offset, exposure and trials columns only (not
+        # the weights or the cluster labels of the fit).
+        needed = {name: column for name, column in design.column_args.items()
+                  if name in ("offset", "exposure", "trials")}
+        args = _Arguments(model_spec=design.model_spec, column_args=needed,
                           context=self.model.context, estimates=self.estimates,
                           family=self.family, names=self.component_names)
         return frame.map_partitions(_partition_frame, args, what, meta=meta)
@@ -228,9 +236,14 @@ class DaskEMGLMResults(EMGLMResults):
         clustered (``"cluster"``) covariance; new cluster labels would need
         another pass over the data."""
         if cov_groups is not None:
-            raise NotImplementedError("new cluster labels for a dask fit: fit again with "
-                                      "cov_type='cluster', cov_groups='column'")
+            if _dask_cov_type(cov_type) != "cluster":
+                raise ValueError("cov_groups is only used with cov_type='cluster'")
+            own = (self._clusters or {}).get("name")
+            if not (isinstance(cov_groups, str) and cov_groups == own):
+                raise NotImplementedError("new cluster labels for a dask fit: fit again "
+                                          "with cov_type='cluster', cov_groups='column'")
         state = self.__getstate__()
+        state["fit_options"] = dict(state["fit_options"])
         state["_cov"] = self._cov_choice(cov_type)
         new = object.__new__(type(self))
         new.__setstate__(state)
@@ -241,3 +254,9 @@ class DaskEMGLMResults(EMGLMResults):
         state.update(_information=self._information, entropy=self.entropy,
                      _wnobs=self._wnobs, _meat=self._meat, _clusters=self._clusters)
         return state
+
+    def __setstate__(self, state):
+        # Results pickled before the robust and clustered meats existed.
+        state.setdefault("_meat", None)
+        state.setdefault("_clusters", None)
+        super().__setstate__(state)

@@ -1,5 +1,6 @@
 """Fits on dask DataFrames equal the in-memory fits."""
 
+import pickle
 import subprocess
 import sys
 import warnings
@@ -248,3 +249,69 @@ def test_array_level_model_with_dask_arrays():
     assert lazy.llf == pytest.approx(again.llf, rel=1e-8)
     np.testing.assert_allclose(lazy.params.to_numpy(), again.params.to_numpy(), rtol=1e-6)
     assert list(lazy.params.index) == ["const", "x1", "x2"]
+
+
+def test_merged_moments_keep_their_precision():
+    from emformula._dask import _Moments
+
+    rng = np.random.default_rng(0)
+    values = 1e8 + 5e-5 * rng.normal(size=4000)   # raw moments would cancel
+    weights = rng.integers(1, 4, 4000).astype(float)
+    pieces = [_Moments(values[i:i + 700], weights[i:i + 700]) for i in range(0, 4000, 700)]
+    merged = sum(pieces)
+    mean = np.average(values, weights=weights)
+    assert merged.weight == weights.sum()
+    assert merged.variance == pytest.approx(np.average((values - mean) ** 2, weights=weights),
+                                            rel=1e-9)
+    assert (_Moments() + _Moments([2.0], [0.0])).variance == 0.0
+
+
+def test_dask_refuses_data_without_weight_or_rows_before_fitting():
+    data, formula = simulate_mixture("gaussian", 300, 2, 1)
+    data["w0"] = 0.0
+    with pytest.raises(ValueError, match="weights are all zero"):
+        emglm(formula, dd.from_pandas(data, npartitions=2), "gaussian", 2, weights="w0")
+    holes = data.assign(x1=np.nan)
+    with pytest.raises(ValueError, match="every row has a missing value"):
+        emglm(formula, dd.from_pandas(holes, npartitions=2), "gaussian", 2)
+
+
+def test_dask_results_details_match_memory():
+    data, formula = simulate_mixture("poisson", 600, 2, 2, separation=3.0)
+    data["w"] = np.arange(600) % 2 + 1.0
+    data["firm"] = np.arange(600) % 23
+    ddf = dd.from_pandas(data, npartitions=3)
+    res = emglm(formula, ddf, "poisson", 2, weights="w", cov_type="Robust",
+                cov_groups="firm", random_state=0)
+    assert res.cov_type == "robust"                     # case-insensitive, as in memory
+    # Predicting needs neither the weights nor the cluster column.
+    new = dd.from_pandas(data.drop(columns=["w", "firm"]), npartitions=2)
+    np.testing.assert_allclose(res.predict(new).compute().to_numpy(),
+                               res.predict(ddf).compute().to_numpy())
+    # The fit's own cluster column may be named again; other labels may not.
+    clustered = res.with_cov_type("cluster", "firm")
+    assert clustered.n_clusters == 23
+    with pytest.raises(ValueError, match="only used with cov_type='cluster'"):
+        res.with_cov_type("robust", "firm")
+    # Copies do not share their options.
+    assert clustered.fit_options is not res.fit_options
+    # Results pickled before the meats existed still load, switch and pickle.
+    state = res.__getstate__()
+    del state["_meat"], state["_clusters"]
+    old = object.__new__(type(res))
+    old.__setstate__(state)
+    assert old.with_cov_type("louis").cov_type == "louis"
+    pickle.loads(pickle.dumps(old))
+    with pytest.raises(NotImplementedError, match="fit again"):
+        old.with_cov_type("robust")
+
+
+def test_cluster_sums_keep_nan_like_memory():
+    from emformula._dask import _add, _sum_by_label
+
+    values = np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]])
+    first = _sum_by_label(pd.Index(["a", "b", "a"]), values)
+    assert first.loc["a", 0] == 5.0 and np.isnan(first.loc["a", 1])
+    merged = _add([first, _sum_by_label(pd.Index(["a"]), np.array([[1.0, 1.0]]))])
+    assert merged.loc["a", 0] == 6.0 and np.isnan(merged.loc["a", 1])
+    assert merged.loc["b"].tolist() == [2.0, 3.0]
