@@ -32,8 +32,8 @@ import pandas as pd
 from . import _em
 from ._dask_design import build_dask_design, formula_context, partition_arrays
 from .families import as_family, default_scale_floor
-from .inference import (invert_information, louis_information, observed_score, pack_theta,
-                        score_meat, unit_scores, unpack_theta)
+from .inference import (ParameterLayout, louis_information, observed_score, score_meat,
+                        unit_scores)
 from .warnings import ConvergenceWarning
 
 __all__ = ["fit_dask", "sample_frame"]
@@ -42,7 +42,7 @@ SAMPLE_ROWS = 20000
 
 
 # ------------------------------------------------------------ partitions
-def _chunk(part, model_spec, column_args, family, context):
+def _chunk(part, model_spec, column_args, family, context, equal_scale=False):
     """One partition as the engine's EMData (numpy arrays)."""
     arrays = partition_arrays(part, model_spec, column_args, context)
     endog = arrays["endog"]
@@ -58,7 +58,8 @@ def _chunk(part, model_spec, column_args, family, context):
     if arrays["exposure"] is not None:
         offset += np.log(arrays["exposure"])
     family.check_response(endog, trials)
-    return _em.EMData(endog, arrays["exog"], weights, offset, trials, family), \
+    return _em.EMData(endog, arrays["exog"], weights, offset, trials, family,
+                      equal_scale=equal_scale), \
         arrays["dropped"], arrays["index"], arrays["cov_groups"]
 
 
@@ -233,47 +234,55 @@ class _Passes:
 
 
 # -------------------------------------------------------------- the fit
-def _m_step_from_sums(family, sums, total, est, scale_floor):
+def _m_step_from_sums(family, sums, total, est, scale_floor, equal_scale=False):
     K = est.n_components
     coef = est.coef.copy()
     scale = est.scale.copy()
+    common = family.estimates_scale and equal_scale
     for k in range(K):
         if sums["weight"][k] <= 0:
             continue
         solution, _ = _em._solve_normal_equations(sums["xtwx"][k], sums["xtwz"][k])
         if np.all(np.isfinite(solution)):
             coef[:, k] = solution
-        if family.estimates_scale:
+        if family.estimates_scale and not common:
             mean_stat = sums["scale_stat"][k] / sums["weight"][k]
             scale[k] = max(family.scale_from_statistic(mean_stat), scale_floor)
+    if common and sums["weight"].sum() > 0:
+        # One dispersion: the statistic of the stacked K-fold data.
+        mean_stat = sums["scale_stat"].sum() / sums["weight"].sum()
+        scale[:] = max(family.scale_from_statistic(mean_stat), scale_floor)
     prior = np.clip(sums["weight"] / total, 1e-300, None)
     return _em.Estimates(coef, scale, prior / prior.sum())
 
 
-def _run(passes, family, est, total, *, max_iter, tol, scale_floor):
-    """EM from ``est`` with one pass per iteration, then Newton."""
+def _run(passes, family, est, total, layout, *, max_iter, tol, scale_floor):
+    """EM from ``est`` with one pass per iteration, then Newton.
+
+    ``layout`` (:class:`~emformula.inference.ParameterLayout`) places the
+    free parameters for the step halving and the Newton steps."""
     sums = passes(_em_sums, est)
     history = [sums["llf"]]
     n_iter, converged = 0, False
     while n_iter < max_iter:
         n_iter += 1
-        candidate = _m_step_from_sums(family, sums, total, est, scale_floor)
+        candidate = _m_step_from_sums(family, sums, total, est, scale_floor,
+                                      layout.equal_scale)
         new_sums = passes(_em_sums, candidate)
         # Monotone safeguard: halve the step on the free parameters.
         step = 1.0
-        theta0 = pack_theta(est, family.estimates_scale)
-        direction = pack_theta(candidate, family.estimates_scale) - theta0
+        theta0 = layout.pack(est)
+        direction = layout.pack(candidate) - theta0
         while new_sums["llf"] < sums["llf"] and step > 1e-6:
             step *= 0.5
-            candidate = unpack_theta(theta0 + step * direction, est.coef.shape[0],
-                                     est.n_components, family.estimates_scale)
+            candidate = layout.unpack(theta0 + step * direction)
             new_sums = passes(_em_sums, candidate)
         if new_sums["llf"] < sums["llf"]:
             break
         est, sums = candidate, new_sums
         history.append(sums["llf"])
         if _em.has_converged(history[-2], history[-1], _em.NEWTON_SWITCH):
-            est, llfs, done = _newton(passes, family, est, sums["llf"], scale_floor,
+            est, llfs, done = _newton(passes, layout, est, sums["llf"], scale_floor,
                                       max_steps=min(20, max_iter - n_iter))
             history.extend(llfs)
             n_iter += len(llfs)
@@ -284,19 +293,18 @@ def _run(passes, family, est, total, *, max_iter, tol, scale_floor):
     return est, np.asarray(history), n_iter, converged
 
 
-def _newton(passes, family, est, llf, scale_floor, max_steps):
+def _newton(passes, layout, est, llf, scale_floor, max_steps):
     llfs = []
     for _ in range(max_steps):
         sums = passes(_newton_sums, est)
         direction, definite = _em._ascent_direction(sums["info"], sums["score"])
         if direction is None:
             return est, llfs, False
-        theta = pack_theta(est, family.estimates_scale)
+        theta = layout.pack(est)
         decrement = 0.5 * sums["score"] @ direction
         step = 1.0
         for _ in range(30):
-            cand = unpack_theta(theta + step * direction, est.coef.shape[0], est.n_components,
-                                family.estimates_scale)
+            cand = layout.unpack(theta + step * direction)
             if _em._admissible(cand, scale_floor):
                 cand_llf = passes(_llf_only, cand)
                 floor = llf - (1e-13 * (abs(llf) + 1.0) if decrement <= 1e-15 * (abs(llf) + 1)
@@ -324,7 +332,7 @@ def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
 
 
 def _start(design, family, K, start, n_init, random_state, context, sample_rows,
-           scale_floor):
+           scale_floor, equal_scale=False):
     """Starting estimates: given, or fitted in memory on a sample of rows."""
     from .model import EMGLM, _start_estimates
     from .results import EMGLMResults
@@ -334,8 +342,8 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
     if isinstance(start, dict):
         return _start_estimates(start, K)
     sample = sample_frame(design.frame, random_state, sample_rows)
-    model = EMGLM.from_formula(design.formula, sample, family, K,
-                               context=context, **design.column_args)
+    model = EMGLM.from_formula(design.formula, sample, family, K, context=context,
+                               equal_scale=equal_scale, **design.column_args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted = model.fit(start=start, n_init=n_init, random_state=random_state,
@@ -346,7 +354,8 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
 def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
              exposure=None, trials=None, link=None, start="random", n_init=10,
              max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
-             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis", cov_groups=None):
+             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis", cov_groups=None,
+             equal_scale=False):
     """Fit a mixture to a dask DataFrame (see the module docstring).
 
     Returns
@@ -367,7 +376,7 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
                                offset=offset, exposure=exposure, trials=trials,
                                cov_groups=cov_groups)
     chunks = [dask.delayed(_chunk)(part, design.model_spec, design.column_args, family,
-                                   context) for part in design.partitions()]
+                                   context, equal_scale) for part in design.partitions()]
     if persist:
         chunks = list(dask.persist(*chunks))
     passes = _Passes(chunks)
@@ -386,9 +395,11 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         scale_floor = (default_scale_floor(counted["moments"].variance)
                        if family.estimates_scale else 0.0)
     est0 = _start(design, family, K, start, n_init, random_state, context, sample_rows,
-                  scale_floor)
-    est, history, n_iter, converged = _run(passes, family, est0, total, max_iter=max_iter,
-                                           tol=tol, scale_floor=scale_floor)
+                  scale_floor, equal_scale)
+    layout = ParameterLayout(len(design.exog_names), K, family.estimates_scale,
+                             equal_scale=equal_scale)
+    est, history, n_iter, converged = _run(passes, family, est0, total, layout,
+                                           max_iter=max_iter, tol=tol, scale_floor=scale_floor)
     if not converged:
         warnings.warn(f"EM on dask data did not converge in {max_iter} iterations",
                       ConvergenceWarning, stacklevel=3)
@@ -403,7 +414,8 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
         nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
         passes=passes.count, scale_floor=scale_floor, meat=sums["meat"],
-        cluster_scores=sums.get("cluster_scores"), cluster_name=cov_groups, cov_type=cov_type)
+        cluster_scores=sums.get("cluster_scores"), cluster_name=cov_groups, cov_type=cov_type,
+        equal_scale=equal_scale)
 
 
 class DaskEMGLM:

@@ -120,19 +120,18 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
             ("concomitant", concomitant), ("fixed", fixed), ("groups", groups))
             if value is not None}
         plain_cov = str(cov_type).lower() in ("louis", "robust", "cluster")
-        if unsupported or equal_scale or not plain_cov or na_action != "drop":
+        if unsupported or not plain_cov or na_action != "drop":
             raise NotImplementedError(
                 "with dask data emglm fits the basic mixture (constant priors, "
                 "component-specific effects, Louis, robust or clustered covariance, "
                 f"na_action='drop'); got {sorted(unsupported) or ''}"
-                f"{' equal_scale' if equal_scale else ''}"
                 f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
         from ._dask import fit_dask
         return fit_dask(formula, data, family, K, weights=weights, offset=offset,
                         exposure=exposure, trials=trials, link=link, start=start,
                         n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
                         scale_floor=scale_floor, context=context, cov_type=cov_type,
-                        cov_groups=cov_groups)
+                        cov_groups=cov_groups, equal_scale=equal_scale)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,

@@ -28,12 +28,12 @@ __all__ = ["DaskEMGLMResults"]
 class _DataShape:
     """What the results need to know of the data without holding it."""
 
-    def __init__(self, n_coef, family):
+    def __init__(self, n_coef, family, equal_scale=False):
         self.n_coef = n_coef
         self.family = family
         self.n_fixed = 0
         self.n_concomitant = 0
-        self.equal_scale = False
+        self.equal_scale = equal_scale
         self.groups = None
         self.concomitant = None
 
@@ -41,7 +41,7 @@ class _DataShape:
 class _DaskModel:
     """The model behind a dask fit: names, family and the partition design."""
 
-    def __init__(self, design, family, K, nobs, context):
+    def __init__(self, design, family, K, nobs, context, equal_scale=False):
         self.design = design
         self.family = family
         self.K = K
@@ -53,11 +53,12 @@ class _DaskModel:
         self.fixed_names = []
         self.concomitant_names = None
         self.groups_name = "groups"
-        self.data = _DataShape(len(design.exog_names), family)
+        self.data = _DataShape(len(design.exog_names), family, equal_scale)
 
     @property
     def layout(self):
-        return ParameterLayout(len(self.exog_names), self.K, self.family.estimates_scale)
+        return ParameterLayout(len(self.exog_names), self.K, self.family.estimates_scale,
+                               equal_scale=self.data.equal_scale)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -126,8 +127,9 @@ class DaskEMGLMResults(EMGLMResults):
 
     def __init__(self, *, design, family, estimates, llf, history, n_iter, converged,
                  information, entropy, nobs, wnobs, chunks, context, passes, scale_floor,
-                 meat=None, cluster_scores=None, cluster_name=None, cov_type="louis"):
-        model = _DaskModel(design, family, estimates.n_components, nobs, context)
+                 meat=None, cluster_scores=None, cluster_name=None, cov_type="louis",
+                 equal_scale=False):
+        model = _DaskModel(design, family, estimates.n_components, nobs, context, equal_scale)
         run = _em.EMRun(estimates, llf, np.asarray(history), n_iter, converged, None)
         clusters = None
         if cluster_scores is not None:

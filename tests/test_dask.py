@@ -48,6 +48,21 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.converged
 
 
+@pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
+def test_dask_common_dispersion_equals_the_in_memory_fit(kind, family):
+    memory, lazy, _, _ = _pair(kind, family, equal_scale=True)
+    assert memory.scale.nunique() == 1
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
+    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lazy.scale, memory.scale, rtol=1e-6)
+    np.testing.assert_allclose(lazy.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(lazy.scale_bse, memory.scale_bse, rtol=1e-6)
+    assert lazy.df_model == memory.df_model
+    assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
+    assert "common" in lazy.summary().as_text().lower()
+
+
 @pytest.mark.parametrize("kind, family", [("poisson", "poisson"), ("gaussian", "gaussian")])
 def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
     memory, lazy, data, formula = _pair(kind, family, cov_type="robust")
