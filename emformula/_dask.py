@@ -225,8 +225,8 @@ class _Passes:
 
         self.count += 1
         parts = [dask.delayed(function)(chunk, *args) for chunk in self.chunks]
-        # Merged in a tree on the workers: the per-cluster sums of all
-        # partitions are never held at once.
+        # Merged in a tree on the workers, eight at a time, instead of all
+        # partitions' results (per-cluster sums can be large) on the client.
         while len(parts) > 1:
             parts = [dask.delayed(_add)(parts[i:i + MERGE_FAN_IN])
                      for i in range(0, len(parts), MERGE_FAN_IN)]
