@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import _em
 from ._dask_design import build_dask_design, formula_context, partition_arrays
-from .families import as_family, default_scale_floor
+from .families import WeightedMoments, as_family, default_scale_floor
 from .inference import (ParameterLayout, louis_information, observed_score, score_meat,
                         unit_scores)
 from .warnings import ConvergenceWarning
@@ -63,49 +63,12 @@ def _chunk(part, model_spec, column_args, family, context, equal_scale=False):
         arrays["dropped"], arrays["index"], arrays["cov_groups"]
 
 
-def _chunk_data(chunk):
-    return chunk[0]
-
-
-class _Moments:
-    """Weighted count, mean and centred sum of squares of some values; adding
-    two merges them (Chan, Golub and LeVeque), so the variance of data in
-    pieces keeps its precision where ``E[v^2] - E[v]^2`` would cancel."""
-
-    def __init__(self, values=(), weights=()):
-        values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
-        self.weight = float(weights.sum())
-        self.mean = float(weights @ values / self.weight) if self.weight > 0 else 0.0
-        self.m2 = float(weights @ (values - self.mean) ** 2) if self.weight > 0 else 0.0
-
-    def __add__(self, other):
-        if not isinstance(other, _Moments):
-            return NotImplemented
-        total = self.weight + other.weight
-        merged = _Moments()
-        if total > 0:
-            delta = other.mean - self.mean
-            merged.weight = total
-            merged.mean = self.mean + delta * other.weight / total
-            merged.m2 = self.m2 + other.m2 + delta ** 2 * self.weight * other.weight / total
-        return merged
-
-    def __radd__(self, other):  # sum() starts from 0
-        return self if isinstance(other, int) and other == 0 else self.__add__(other)
-
-    @property
-    def variance(self):
-        return self.m2 / self.weight if self.weight > 0 else 0.0
-
-
 def _counts(chunk):
     """Rows, total weight and dropped rows, and the moments of the values
     that set the default dispersion floor."""
     data, dropped = chunk[0], chunk[1]
-    moments = _Moments()
-    if data.family.estimates_scale:
-        keep = data.weights > 0
-        moments = _Moments(data.family.floor_values(data.endog[keep]), data.weights[keep])
+    moments = (data.family.floor_moments(data.endog, data.weights)
+               if data.family.estimates_scale else WeightedMoments())
     return {"counts": np.array([data.nobs, data.weights.sum(), dropped], dtype=float),
             "moments": moments}
 

@@ -178,11 +178,14 @@ class MixtureFamily:
         self.alpha = float(getattr(self.sm_family, "alpha", np.nan))
         self.canonical = _is_canonical(self.name, self.link)
 
-    def floor_values(self, y):
-        """The values whose (weighted) variance sets the default dispersion
-        floor (:func:`default_scale_floor`): the response for the Gaussian,
-        its logarithm for gamma and inverse Gaussian."""
-        return y if self.name == "gaussian" else np.log(y)
+    def floor_moments(self, y, weights):
+        """Weighted moments of the values whose variance sets the default
+        dispersion floor (:func:`default_scale_floor`): the response for the
+        Gaussian, its logarithm for gamma and inverse Gaussian; rows without
+        weight left out, frequency weights counted as duplicated rows."""
+        keep = weights > 0
+        values = y[keep] if self.name == "gaussian" else np.log(y[keep])
+        return WeightedMoments(values, weights[keep])
 
     @property
     def irls_is_exact(self):
@@ -541,9 +544,49 @@ def _stirling_error(x):
     return np.where(large, series, direct)
 
 
+class WeightedMoments:
+    """Weighted count, mean and centred sum of squares of some values; adding
+    two merges them (Chan, Golub and LeVeque), so the variance of data in
+    pieces (dask partitions) keeps its precision where ``E[v^2] - E[v]^2``
+    would cancel.
+
+    Examples
+    --------
+    >>> whole = WeightedMoments([1.0, 2.0, 4.0], [1.0, 1.0, 2.0])
+    >>> parts = WeightedMoments([1.0, 2.0], [1.0, 1.0]) + WeightedMoments([4.0], [2.0])
+    >>> bool(np.isclose(whole.variance, parts.variance)), whole.variance
+    (True, 1.6875)
+    """
+
+    def __init__(self, values=(), weights=()):
+        values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+        self.weight = float(weights.sum())
+        self.mean = float(weights @ values / self.weight) if self.weight > 0 else 0.0
+        self.m2 = float(weights @ (values - self.mean) ** 2) if self.weight > 0 else 0.0
+
+    def __add__(self, other):
+        if not isinstance(other, WeightedMoments):
+            return NotImplemented
+        total = self.weight + other.weight
+        merged = WeightedMoments()
+        if total > 0:
+            delta = other.mean - self.mean
+            merged.weight = total
+            merged.mean = self.mean + delta * other.weight / total
+            merged.m2 = self.m2 + other.m2 + delta ** 2 * self.weight * other.weight / total
+        return merged
+
+    def __radd__(self, other):  # sum() starts from 0
+        return self if isinstance(other, int) and other == 0 else self.__add__(other)
+
+    @property
+    def variance(self):
+        return self.m2 / self.weight if self.weight > 0 else 0.0
+
+
 def default_scale_floor(variance):
     """The smallest dispersion allowed by default: ``1e-8`` times the
-    variance of :meth:`MixtureFamily.floor_values` (``1e-12`` for constant
+    variance of :meth:`MixtureFamily.floor_moments` (``1e-12`` for constant
     data). It keeps a component that collapses onto a few points, where the
     likelihood is unbounded, at a finite dispersion."""
     return 1e-8 * max(float(variance), np.finfo(float).tiny) if variance > 0 else 1e-12

@@ -368,14 +368,8 @@ class EMGLM:
             return float(scale_floor)
         if not self.family.estimates_scale:
             return 0.0
-        keep = self.data.weights > 0
-        if not keep.any():
-            return 1e-12
-        values = self.family.floor_values(self.data.endog[keep])
-        w = self.data.weights[keep]
-        # Weighted by the frequency weights, as duplicated rows would be.
-        mean = np.average(values, weights=w)
-        return default_scale_floor(np.average((values - mean) ** 2, weights=w))
+        moments = self.family.floor_moments(self.data.endog, self.data.weights)
+        return default_scale_floor(moments.variance)
 
     def _start_tasks(self, start, n_init, random_state, floor, n_jobs, progress):
         """Each start as a task for :func:`_run_start`: a seed or estimates."""

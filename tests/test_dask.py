@@ -267,18 +267,18 @@ def test_array_level_model_with_dask_arrays():
 
 
 def test_merged_moments_keep_their_precision():
-    from emformula._dask import _Moments
+    from emformula.families import WeightedMoments
 
     rng = np.random.default_rng(0)
     values = 1e8 + 5e-5 * rng.normal(size=4000)   # raw moments would cancel
     weights = rng.integers(1, 4, 4000).astype(float)
-    pieces = [_Moments(values[i:i + 700], weights[i:i + 700]) for i in range(0, 4000, 700)]
+    pieces = [WeightedMoments(values[i:i + 700], weights[i:i + 700]) for i in range(0, 4000, 700)]
     merged = sum(pieces)
     mean = np.average(values, weights=weights)
     assert merged.weight == weights.sum()
     assert merged.variance == pytest.approx(np.average((values - mean) ** 2, weights=weights),
                                             rel=1e-9)
-    assert (_Moments() + _Moments([2.0], [0.0])).variance == 0.0
+    assert (WeightedMoments() + WeightedMoments([2.0], [0.0])).variance == 0.0
 
 
 def test_dask_refuses_data_without_weight_or_rows_before_fitting():
