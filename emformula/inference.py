@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = ["ParameterLayout", "louis_information", "observed_score", "unit_scores",
            "sandwich_covariance", "parameter_layout", "pack_theta", "unpack_theta",
-           "invert_information", "prior_delta_jacobian", "mean_prior_jacobian",
+           "invert_information", "equilibration", "prior_delta_jacobian", "mean_prior_jacobian",
            "log_softmax", "mean_prior", "unit_prior"]
 
 
@@ -606,14 +606,74 @@ def sandwich_covariance(cov, scores, weights, clusters=None):
     return sandwich_from_meat(cov, score_meat(scores, weights, clusters))
 
 
+def equilibration(matrix):
+    """Symmetric diagonal scaling that makes ``matrix`` independent of units.
+
+    Returns ``s`` such that ``s[:, None] * matrix * s[None, :]`` has a unit
+    diagonal in absolute value: for an information matrix, its correlation
+    form ``D^-1/2 I D^-1/2``. Rescaling a parameter (a covariate measured in
+    dollars instead of thousands) multiplies a row and a column of the
+    information by a constant, which changes its eigenvalues by as much but
+    leaves the scaled matrix unchanged, so every rank or eigenvalue decision
+    made on it, and its inverse, is invariant to units; a spread of column
+    scales of more than ~1e5 otherwise puts the smallest eigenvalue of a
+    perfectly regular information below any relative cut-off. For a
+    positive definite matrix this scaling is within a factor of the size of
+    the optimal one for the condition number (van der Sluis 1969).
+
+    A zero diagonal entry (a parameter with no curvature of its own,
+    possible where the matrix is indefinite) is scaled so that the largest
+    entry of its row, among the other scaled entries, is 1; an all-zero row,
+    and a non-finite diagonal entry, keep the scale 1.
+
+    Parameters
+    ----------
+    matrix : ndarray (P, P)
+        Symmetric.
+
+    Returns
+    -------
+    ndarray (P,)
+        Positive and finite.
+
+    Examples
+    --------
+    >>> a = np.array([[4.0, 1e6], [1e6, 1e12]])
+    >>> s = equilibration(a)
+    >>> (s[:, None] * a * s[None, :]).tolist()
+    [[1.0, 0.5], [0.5, 1.0]]
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    diag = np.abs(np.diag(matrix))
+    regular = (diag > 0) & (diag < np.inf)  # False for NaN too
+    if regular.all():  # the usual case, on every M-step: no more work
+        return 1.0 / np.sqrt(diag)
+    scale = np.ones(diag.size)
+    scale[regular] = 1.0 / np.sqrt(diag[regular])
+    for j in np.flatnonzero(diag == 0):
+        row = np.abs(matrix[j, regular]) * scale[regular]
+        top = row.max(initial=0.0)
+        if 0 < top < np.inf:
+            scale[j] = 1.0 / top
+    return scale
+
+
 def invert_information(info, rtol=1e-10):
     """Covariance matrix from the observed information, singularity aware.
+
+    Every decision is taken on the equilibrated information (its correlation
+    form, :func:`equilibration`), so that neither the detection of a
+    singular information nor the covariance depends on the units of the
+    covariates: rescaling a column by ``c`` divides its standard errors by
+    exactly ``c``.
 
     Parameters
     ----------
     info : ndarray (P, P)
     rtol : float
-        Eigenvalues below ``rtol`` times the largest count as zero.
+        Eigenvalues of the equilibrated information below ``rtol`` times its
+        largest count as zero (its largest is between 1 and ``P`` for a
+        positive semi-definite information).
 
     Returns
     -------
@@ -630,26 +690,31 @@ def invert_information(info, rtol=1e-10):
     size = info.shape[0]
     finite = np.all(np.isfinite(info), axis=1)
     keep = np.flatnonzero(finite)
-    not_positive = False
-    for _ in range(size + 1):
-        if keep.size == 0:
-            break
-        sub = info[np.ix_(keep, keep)]
-        eigval, eigvec = np.linalg.eigh(sub)
-        top = max(abs(eigval).max(), np.finfo(float).tiny)
-        small = eigval <= rtol * top
-        if not small.any():
-            break
-        if np.any(eigval < -1e-6 * top):
-            not_positive = True
-        # Parameters that load on the null directions are the unidentified ones.
-        loading = np.abs(eigvec[:, small]).max(axis=1)
-        drop = loading >= 0.5 * loading.max()
-        keep = keep[~drop]
     cov = np.full((size, size), np.nan)
+    not_positive = False
     if keep.size:
-        sub = info[np.ix_(keep, keep)]
-        cov[np.ix_(keep, keep)] = np.linalg.inv(sub)
+        s = equilibration(info[np.ix_(keep, keep)])
+        scaled = s[:, None] * info[np.ix_(keep, keep)] * s[None, :]
+        # Positions in `scaled` of the parameters still kept.
+        inner = np.arange(keep.size)
+        for _ in range(size + 1):
+            if inner.size == 0:
+                break
+            eigval, eigvec = np.linalg.eigh(scaled[np.ix_(inner, inner)])
+            top = max(abs(eigval).max(), np.finfo(float).tiny)
+            small = eigval <= rtol * top
+            if not small.any():
+                break
+            if np.any(eigval < -1e-6 * top):
+                not_positive = True
+            # Parameters that load on the null directions are the unidentified ones.
+            loading = np.abs(eigvec[:, small]).max(axis=1)
+            drop = loading >= 0.5 * loading.max()
+            inner = inner[~drop]
+        if inner.size:
+            sub = np.linalg.inv(scaled[np.ix_(inner, inner)])
+            cov[np.ix_(keep[inner], keep[inner])] = s[inner, None] * sub * s[None, inner]
+        keep = keep[inner]
     unidentified = np.setdiff1d(np.arange(size), keep)
     return cov, unidentified, not_positive
 
