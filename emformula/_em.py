@@ -46,8 +46,8 @@ import numpy as np
 import scipy.sparse
 
 from ._gram import WeightedGram
-from .inference import (ParameterLayout, log_softmax, louis_information, mean_prior,
-                        observed_score, row_derivatives)
+from .inference import (ParameterLayout, equilibration, log_softmax, louis_information,
+                        mean_prior, observed_score, row_derivatives)
 
 __all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_steps", "newton_polish",
            "initial_estimates", "random_partition", "order_components", "log_prior",
@@ -433,10 +433,15 @@ def _solve_normal_equations(xtwx, xtwz):
     A singular ``A`` (a component with almost no weight, collinear columns
     within a component) gets the minimum-norm least-squares solution.
     """
+    # Solved in equilibrated form (unit diagonal): lstsq's rank cut-off is
+    # relative to the largest singular value, so on the raw matrix a column
+    # in small units (x * 1e-12) would count as null (issue 14).
+    s = equilibration(xtwx)
+    scaled = s[:, None] * xtwx * s[None, :]
     try:
-        return np.linalg.solve(xtwx, xtwz), True
+        return s * np.linalg.solve(scaled, s * xtwz), True
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(xtwx, xtwz, rcond=None)[0], False
+        return s * np.linalg.lstsq(scaled, s * xtwz, rcond=None)[0], False
 
 
 def weighted_sum(weight, values):
@@ -1087,12 +1092,16 @@ def _ascent_direction(info, score):
         return np.linalg.solve(chol.T, np.linalg.solve(chol, score)), True
     except np.linalg.LinAlgError:
         pass
-    eigval, eigvec = np.linalg.eigh(info)
+    # The eigenvalue floor is relative to the largest: on the equilibrated
+    # information (unit diagonal), so that it does not depend on the units
+    # of the covariates (issue 14).
+    s = equilibration(info)
+    eigval, eigvec = np.linalg.eigh(s[:, None] * info * s[None, :])
     top = np.abs(eigval).max()
     if not top > 0:
         return None, False
     modified = np.maximum(np.abs(eigval), 1e-8 * top)
-    return eigvec @ ((eigvec.T @ score) / modified), False
+    return s * (eigvec @ ((eigvec.T @ (s * score)) / modified)), False
 
 
 def newton_polish(data, run, *, scale_floor, max_steps=20):

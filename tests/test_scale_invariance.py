@@ -15,7 +15,9 @@ gave a NaN intercept SE and a slope SE 4x too small).
 * a property test: random rescaling of a column for every family and
   K = 1..3, the rescaled fit started from the original estimates in the new
   units so that both land on the same maximum;
-* a singular information is still detected and named at any scale.
+* a singular information is still detected and named at any scale, and the
+  engine's own solves (normal equations, the saddle-free Newton direction)
+  are invariant too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emformula import EMGLM, emglm
+from emformula._em import _ascent_direction, _solve_normal_equations
 from emformula.inference import equilibration, invert_information
 from emformula.warnings import EstimationWarning
 
@@ -329,3 +332,33 @@ def test_equilibration_zero_diagonal():
     np.testing.assert_allclose(s, [0.5e0, 1e-6, 1.0])
     scaled = s[:, None] * m * s[None, :]
     np.testing.assert_allclose(np.abs(scaled).max(axis=1), [1.0, 1.0, 0.0])
+
+
+def test_engine_solves_are_scale_invariant():
+    """The M-step's normal equations (regular and singular, the latter by
+    least squares) and the saddle-free Newton direction of an indefinite
+    information transform with the units."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(30, 4))
+    gram = a.T @ a
+    rhs = rng.normal(size=4)
+    # A column without weight: exactly singular, so solve() fails and
+    # least squares takes over.
+    singular = gram.copy()
+    singular[3, :] = singular[:, 3] = 0.0
+    indefinite = gram - 40.0 * np.outer(a[0], a[0]) / (a[0] @ a[0])
+    assert np.linalg.eigvalsh(indefinite).min() < 0
+    ref = {key: fn() for key, fn in {
+        "solve": lambda: _solve_normal_equations(gram, rhs),
+        "lstsq": lambda: _solve_normal_equations(singular, singular @ rhs),
+        "ascent": lambda: _ascent_direction(indefinite, rhs)}.items()}
+    assert ref["solve"][1] and not ref["lstsq"][1] and not ref["ascent"][1]
+    for _ in range(5):
+        d = 10.0 ** rng.uniform(-12.0, 12.0, size=4)
+        got = {
+            "solve": _solve_normal_equations(d[:, None] * gram * d, d * rhs),
+            "lstsq": _solve_normal_equations(d[:, None] * singular * d, d * (singular @ rhs)),
+            "ascent": _ascent_direction(d[:, None] * indefinite * d, d * rhs)}
+        for key in ref:
+            assert got[key][1] == ref[key][1], key
+            np.testing.assert_allclose(got[key][0] * d, ref[key][0], rtol=1e-8, err_msg=key)
