@@ -11,7 +11,7 @@ from .model import EMGLM
 from .results import EMGLMResults
 from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
 from .summary import compare
-from .warnings import ConvergenceWarning, EstimationWarning
+from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __version__ = "0.1.0"
 
@@ -27,5 +27,5 @@ def __getattr__(name):
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
            "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
-           "EstimationWarning", "compare", "select_k", "SelectKResult", "bootstrap_lrt",
+           "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult", "bootstrap_lrt",
            "BootstrapLRT", "residuals", "__version__", *_PLOTTING]

@@ -1109,16 +1109,19 @@ def newton_polish(data, run, *, scale_floor, max_steps=20):
 
     A run stopped by a relative tolerance can sit short of the maximum along
     slow directions (often the mixing proportions); standard errors need the
-    maximum. Returns the run extended by the accepted steps.
+    maximum. Returns the run extended by the accepted steps, with
+    ``newton_converged`` saying whether the score reached rounding level at
+    a positive definite information (a strict local maximum).
     """
     estep = e_step(data, run.estimates)
-    est, estep, llfs, _ = newton_steps(data, run.estimates, estep, scale_floor=scale_floor,
-                                       max_steps=max_steps)
+    est, estep, llfs, done = newton_steps(data, run.estimates, estep, scale_floor=scale_floor,
+                                          max_steps=max_steps)
     if not llfs:
-        return run
+        return replace(run, newton_converged=done)
     return replace(run, estimates=est, llf=estep.llf,
                    history=np.concatenate([run.history, llfs]),
-                   n_iter=run.n_iter + len(llfs), posterior=estep.posterior)
+                   n_iter=run.n_iter + len(llfs), posterior=estep.posterior,
+                   newton_converged=done)
 
 
 def diagnose(data, run, scale_floor):

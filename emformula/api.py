@@ -9,13 +9,14 @@ from formulaic.utils.context import capture_context
 from . import _em
 from ._dask_design import is_dask_collection
 from ._parallel import map_tasks
+from ._starts import candidate_start
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 
 
 def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
-          exposure=None, trials=None, link=None, start="random", n_init=DEFAULT_N_INIT,
+          exposure=None, trials=None, link=None, start="auto", n_init=DEFAULT_N_INIT,
           max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, na_action="drop",
           scale_floor=None, context=None, n_jobs=1, progress=None, concomitant=None,
           fixed=None, equal_scale=False, groups=None, cov_type="louis", cov_groups=None):
@@ -33,8 +34,12 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         Two-sided formulaic formula: ``"y ~ x1 + C(g) + np.log(x2)"``,
         ``"y ~ 0 + x"`` without intercept, ``"successes + failures ~ x"``
         for binomial counts.
-    data : pandas.DataFrame
-        Never modified.
+    data : pandas.DataFrame or dict of columns
+        Never modified. Numbers of any dtype (numpy, nullable, pyarrow,
+        ``Decimal``) are numbers, their missing values missing rows; strings
+        of any storage and categoricals are factors (unused levels dropped);
+        dates and durations are refused (convert them to numbers). See
+        README, "Data types".
     family : str or statsmodels family, default "poisson"
         ``"poisson"``, ``"binomial"``, ``"gaussian"``, ``"gamma"``,
         ``"inverse_gaussian"``, ``"negative_binomial"`` or a statsmodels
@@ -47,10 +52,14 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         the binomial number of trials of a proportion response.
     link : str, optional
         A link for a family given by name.
-    start : "random", "warmup", results, or dict
-        See :meth:`EMGLM.fit`; :func:`select_best` returns a suitable dict.
+    start : "auto", "random", results, or dict
+        See :meth:`EMGLM.fit`: by default candidate starts of several kinds
+        are screened by short EM runs and the best ``n_init`` run to
+        convergence, with starts from the nested models (effects shared)
+        and from the K-1 fit; :func:`select_best` returns a suitable dict.
     n_init : int, default 10
-        Random starts when ``start="random"``; the best log-likelihood wins.
+        Starts run to convergence; the best log-likelihood wins.
+        ``results.starts`` records them all.
     max_iter : int, default 5000
     tol : float, default 1e-10
         Relative change of the log-likelihood at convergence.
@@ -61,7 +70,14 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     scale_floor : float, optional
         Smallest dispersion a component may take.
     context : mapping, optional
-        Names the formula may use; by default the caller's namespace.
+        Names the formula may use; by default the caller's namespace. As in
+        statsmodels and formulaic, the Python in a formula's terms
+        (``I(...)``, ``np.log(x)``, ``f(x)``) is evaluated with ``eval`` in
+        that namespace, with Python's builtins: a formula can run any code.
+        Never pass a formula from an untrusted source to this function; the
+        ``emformula`` command evaluates only column names, numpy functions
+        and formulaic's transforms unless given ``--allow-python``
+        (``emformula._design.check_safe_formula`` is that check).
     n_jobs : int, default 1
         Processes for the starts (-1: every core); results do not depend on it.
     progress : bool or None
@@ -148,8 +164,9 @@ class WarmupTrials:
     Attributes
     ----------
     table : DataFrame
-        One row per trial: ``trial``, ``llf`` (log-likelihood on the full
-        data), ``n_iter``, the mixing proportions and coefficients.
+        One row per trial: ``trial``, ``kind`` (random partition or random
+        regression lines), ``llf`` (log-likelihood on the full data),
+        ``n_iter``, the mixing proportions and coefficients.
     starts : list of dict
         Each trial's estimates, usable as ``emglm(start=...)``.
     """
@@ -174,10 +191,14 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
              concomitant=None, fixed=None, equal_scale=False, groups=None):
     """Short EM trials from random starts: the warm-up of the original package.
 
-    Each trial starts from a random partition and runs ``max_iter`` EM
-    iterations; with ``sample_size`` each trial runs on its own random
-    subsample of the rows (cheap on large data) and its log-likelihood is then
-    scored on the full data, so trials are comparable.
+    The trials are the screening candidates of the default start strategy
+    (:mod:`emformula._starts`): random partitions and random regression
+    lines in turn. Each runs ``max_iter`` EM iterations; with ``sample_size``
+    each trial runs on its own random subsample of the rows (cheap on large
+    data) and its log-likelihood is then scored on the full data, so trials
+    are comparable. ``emglm``'s default start (``"auto"``) already screens
+    such trials and adds starts that cannot end below the nested models; the
+    warm-up is for users who want to see the trials.
 
     Parameters
     ----------
@@ -240,12 +261,14 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
     seeds = _seed_sequence(random_state).spawn(int(repeats))
     shared = (data, model.K, int(max_iter), None if sample_size is None else int(sample_size),
               floor)
-    results = map_tasks(_warmup_trial, seeds, shared=shared, n_jobs=n_jobs, progress=progress,
+    tasks = [(_TRIAL_KINDS[i % 2], seed) for i, seed in enumerate(seeds)]
+    results = map_tasks(_warmup_trial, tasks, shared=shared, n_jobs=n_jobs, progress=progress,
                         desc=f"warm-up trials (K={model.K})")
     rows, starts = [], []
     components = [f"comp{k + 1}" for k in range(model.K)]
     for trial, (est, llf, n_iter) in enumerate(results, start=1):
-        row = {"trial": trial, "llf": llf, "n_iter": n_iter}
+        row = {"trial": trial, "kind": _TRIAL_KINDS[(trial - 1) % 2], "llf": llf,
+               "n_iter": n_iter}
         for k in range(model.K):
             row[f"prior_comp{k + 1}"] = est.prior[k]
         for k in range(model.K):
@@ -263,9 +286,14 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
     return WarmupTrials(pd.DataFrame(rows).set_index("trial"), starts)
 
 
-def _warmup_trial(shared, seed):
+#: The kinds of warm-up trials, taken in turn.
+_TRIAL_KINDS = ("random partition", "regression lines")
+
+
+def _warmup_trial(shared, task):
     """One short EM run from a random start, scored on the full data."""
     data, K, max_iter, sample_size, floor = shared
+    kind, seed = task
     rng = np.random.default_rng(seed)
     sub = data
     if sample_size is not None and sample_size < data.n_units:
@@ -274,7 +302,7 @@ def _warmup_trial(shared, seed):
             # Whole groups: the rows of the drawn groups.
             take = np.flatnonzero(np.isin(data.groups, take))
         sub = data.take(take)
-    est = _em.initial_estimates(sub, K, rng, floor)
+    est = candidate_start(sub, K, kind, rng, floor)
     run = _em.order_components(_em.run_em(sub, est, max_iter=max_iter, tol=0.0,
                                           scale_floor=floor, newton=False))
     llf = run.llf if sub is data else _em.e_step(data, run.estimates).llf

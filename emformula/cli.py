@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .model import DEFAULT_N_INIT
+
 __all__ = ["main", "build_parser"]
 
 
@@ -137,7 +139,10 @@ def _fit(args):
                 raise UsageError(f"--cov-groups column {args.cov_groups!r} is not in the data")
             kwargs["cov_groups"] = args.cov_groups
     res = emglm(args.formula, data, family=family, K=args.K, n_init=args.n_init,
-                random_state=args.seed, start="warmup", **kwargs)
+                random_state=args.seed, **kwargs)
+    # On stderr, so that the JSON, HTML or LaTeX on stdout stays clean.
+    print(f"emformula: best llf {res.llf:.4f} replicated by {res.n_best} of "
+          f"{res.n_full_starts} starts", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(_as_json(res), indent=2))
     elif args.format == "html":
@@ -171,6 +176,8 @@ def _as_json(res):
         "bic": clean(res.bic),
         "icl": clean(res.icl),
         "converged": bool(res.converged),
+        "n_best": res.n_best,
+        "n_starts": res.n_full_starts,
         "n_iter": int(res.n_iter),
         "components": [
             {
@@ -231,8 +238,9 @@ def _add_model_arguments(parser):
                         help="rows of one group share a component")
     parser.add_argument("--equal-scale", action="store_true", dest="equal_scale",
                         help="one dispersion for all components")
-    parser.add_argument("--n-init", type=int, default=3, dest="n_init",
-                        help="full EM runs after the warm-up (default 3)")
+    parser.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, dest="n_init",
+                        help="starts run to convergence after screening (default "
+                             f"{DEFAULT_N_INIT})")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
 
 

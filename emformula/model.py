@@ -9,6 +9,7 @@ share everything after the design.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from dataclasses import replace
@@ -21,10 +22,12 @@ from statsmodels.tools.sm_exceptions import DomainWarning
 from . import _em
 from ._design import build_design, resolve_labels
 from ._parallel import map_tasks
+from ._starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
+from ._threads import blas_threads
 from .families import as_family, default_scale_floor
 from .inference import ParameterLayout, mean_prior
 from .results import EMGLMResults
-from .warnings import ConvergenceWarning, EstimationWarning
+from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["EMGLM"]
 
@@ -270,31 +273,40 @@ class EMGLM:
         return state
 
     # -------------------------------------------------------------- fit
-    def fit(self, start="random", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
+    def fit(self, start="auto", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
             tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True, n_jobs=1,
-            progress=None, cov_type="louis", cov_groups=None):
+            progress=None, cov_type="louis", cov_groups=None, _related=None):
         """Fit the mixture by EM.
 
         Parameters
         ----------
-        start : "random", "warmup", EMGLMResults, dict
-            ``"random"``: ``n_init`` random partitions of the rows, each
-            followed by an M-step and run to convergence (on more than
-            100 000 rows, EM first separates the components on a random
-            subsample of 20 000 rows; see :func:`emformula._em.random_start`). ``"warmup"``: the
-            warm-up of :func:`emformula.small_em` (``max(20, 2 n_init)``
-            short trials), then full EM from the ``n_init`` best. A results
+        start : "auto", "random", EMGLMResults, dict
+            ``"auto"`` (the default; ``"warmup"`` is the same): candidate
+            starts of several kinds (random partitions, random regression
+            lines, splits of the K-1 fit) screened by short EM runs, the
+            best of each kind and the best of the rest run to convergence
+            (``n_init`` in all), plus starts from the nested models with the
+            component-specific effects shared, which go straight to a full
+            run; see :mod:`emformula._starts`. The fit therefore never ends
+            below its nested models. ``"random"``: ``n_init`` random
+            partitions of the rows, each followed by an M-step and run to
+            convergence (on more than 100 000 rows, EM first separates the
+            components on a random subsample of 20 000 rows; see
+            :func:`emformula._em.random_start`). A results
             object (same K and design), or a dict with ``params`` (p x K),
             ``prior`` (K) and, for families with a dispersion, ``scale`` (K),
             plus ``fixed`` (r shared coefficients, default 0) and
             ``concomitant`` (q x K, default: the log-odds of ``prior`` on a
             constant column) where the model has them; or a dict with
             ``posterior`` (n x K). :func:`emformula.select_best` returns
-            such a dict.
+            such a dict. A list of results objects and dicts runs each to
+            convergence (and counts their replication in ``results.starts``).
         n_init : int
-            Starts run to convergence (with ``"random"`` or ``"warmup"``);
+            Starts run to convergence (with ``"auto"`` or ``"random"``);
             the run with the highest log-likelihood is kept (the first of
-            equals).
+            equals). ``results.starts`` lists every start and
+            ``results.n_best`` how many reached the best log-likelihood; a
+            warning says when only one of several did.
         max_iter : int
             EM iterations (M-steps and Newton steps) per start.
         tol : float
@@ -327,6 +339,11 @@ class EMGLM:
         cov_groups : array_like, optional
             Cluster labels for ``cov_type="cluster"``, one per row used;
             default the model's ``cov_groups``.
+        _related : dict, optional
+            Internal (select_k, the bootstrap): fits at hand that give the
+            ``"auto"`` strategy further starts: ``previous`` (estimates of
+            the K-1 fit, to split), ``extra`` (``[(label, estimates)]``) and
+            ``nested`` (False skips the nested-model starts).
 
         Returns
         -------
@@ -339,9 +356,21 @@ class EMGLM:
         floor = self._scale_floor(scale_floor)
         from .results import check_cov_type
         cov = check_cov_type(self, cov_type, cov_groups)
-        tasks = self._start_tasks(start, n_init, random_state, floor, n_jobs, progress)
-        runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
-                         n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
+        # One BLAS thread: the engine's products are tall and skinny, where
+        # threads gain little on an idle machine and spin against other
+        # processes on a busy one (see emformula._threads).
+        with blas_threads():
+            return self._fit(start, n_init=n_init, max_iter=max_iter, tol=tol,
+                             random_state=random_state, floor=floor, polish=polish,
+                             n_jobs=n_jobs, progress=progress, cov=cov,
+                             related=_related or {})
+
+    def _fit(self, start, *, n_init, max_iter, tol, random_state, floor, polish, n_jobs,
+             progress, cov, related):
+        """:meth:`fit` after validation."""
+        search = self._search(start, n_init, random_state, floor, max_iter, tol, n_jobs,
+                              progress, related)
+        runs = search.runs
         runs_llf = np.array([run.llf for run in runs])
         best = runs[_best_run_index(runs_llf, [run.converged for run in runs])]
         # Workers return runs without their n x K posterior; recompute it once.
@@ -352,16 +381,69 @@ class EMGLM:
         problems = _em.diagnose(self.data, best, floor)
         if problems:
             warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
-                          stacklevel=2)
+                          stacklevel=3)
         if not best.converged:
             warnings.warn(
                 f"EM did not converge in {max_iter} iterations (last change of the "
                 f"log-likelihood {np.diff(best.history[-2:])[0]:.3g}); increase max_iter",
-                ConvergenceWarning, stacklevel=2)
+                ConvergenceWarning, stacklevel=3)
+        elif polish and not best.newton_converged:
+            warnings.warn(
+                "EM's log-likelihood settled, but Newton steps could not confirm a local "
+                "maximum (the observed score is not numerically zero, or the observed "
+                "information is not positive definite: a saddle point, a flat ridge or a "
+                "boundary); results.converged is False", ConvergenceWarning, stacklevel=3)
+        _warn_about_starts(search, best.llf)
         return EMGLMResults(self, best, fit_options=dict(
             start=start if isinstance(start, str) else type(start).__name__,
-            n_init=len(tasks), max_iter=max_iter, tol=tol, scale_floor=floor,
-            start_llfs=runs_llf), problems=problems, cov=cov)
+            n_init=len(runs), max_iter=max_iter, tol=tol, scale_floor=floor, polish=polish,
+            start_llfs=runs_llf, start_records=tuple(search.records),
+            start_bounds=dict(search.bounds)), problems=problems, cov=cov)
+
+    def with_k(self, K):
+        """The same model with ``K`` components (the data are shared, not copied)."""
+        K = _check_k(K)
+        clone = copy.copy(self)
+        clone.K = K
+        n_free, n_rows = clone.layout.size, int(np.count_nonzero(self.weights))
+        if n_free > n_rows:
+            raise ValueError(f"K={K} is too large for the data: {n_free} free parameters "
+                             f"but only {n_rows} rows with positive weight")
+        return clone
+
+    @property
+    def term_columns(self):
+        """``[(term, column positions)]`` of ``exog``: the formula's terms
+        (a factor's columns together), else one term per column."""
+        if self.design is not None and self.design.model_spec is not None:
+            try:
+                indices = self.design.model_spec.rhs.term_indices
+            except AttributeError:
+                indices = None
+            if indices:
+                return [(str(term), list(columns)) for term, columns in indices.items()]
+        return [(name, [j]) for j, name in enumerate(self.exog_names)]
+
+    def _search(self, start, n_init, random_state, floor, max_iter, tol, n_jobs, progress,
+                related):
+        """Run the starts: a :class:`~emformula._starts.StartSearch`."""
+        if isinstance(start, str) and start in ("auto", "warmup"):
+            plan = StartPlan.from_n_init(n_init)
+            if not related.get("nested", True):
+                plan = replace(plan, nested=False)
+            return search_starts(self.data, self.K, plan, _seed_sequence(random_state), floor,
+                                 max_iter=max_iter, tol=tol, term_columns=self.term_columns,
+                                 previous=related.get("previous"),
+                                 extra=related.get("extra", ()), n_jobs=n_jobs,
+                                 progress=progress)
+        tasks = self._start_tasks(start, n_init, random_state, floor)
+        runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
+                         n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
+        kind = "random partition" if start == "random" else "given start"
+        records = [StartRecord(kind if len(runs) == 1 or kind != "given start"
+                               else f"given start {i + 1}", "full", np.nan, run.llf,
+                               run.n_iter, run.converged) for i, run in enumerate(runs)]
+        return StartSearch(list(runs), records, {})
 
     def _scale_floor(self, scale_floor):
         if scale_floor is not None:
@@ -371,21 +453,19 @@ class EMGLM:
         moments = self.family.floor_moments(self.data.endog, self.data.weights)
         return default_scale_floor(moments.variance)
 
-    def _start_tasks(self, start, n_init, random_state, floor, n_jobs, progress):
+    def _start_tasks(self, start, n_init, random_state, floor):
         """Each start as a task for :func:`_run_start`: a seed or estimates."""
         data = self.data
         if isinstance(start, str):
             if start == "random":
                 return list(_seed_sequence(random_state).spawn(n_init))
-            if start == "warmup":
-                from .api import _warmup
-                warm = _warmup(self, repeats=max(20, 2 * n_init), max_iter=5, sample_size=None,
-                               random_state=random_state, n_jobs=n_jobs, progress=progress)
-                best = np.argsort(-warm.table["llf"].to_numpy(), kind="stable")[:n_init]
-                return [self._check_start(_start_estimates(warm.starts[i], self.K))
-                        for i in best]
-            raise ValueError(f"start must be 'random', 'warmup', a results object or a dict, "
-                             f"got {start!r}")
+            raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
+                             f"dict, got {start!r}")
+        if isinstance(start, list | tuple):
+            if not start:
+                raise ValueError("start is an empty list; give at least one start")
+            return [task for one in start
+                    for task in self._start_tasks(one, 1, random_state, floor)]
         if isinstance(start, EMGLMResults):
             return [self._check_start(start.estimates)]
         if isinstance(start, dict):
@@ -399,8 +479,8 @@ class EMGLM:
             if missing:
                 raise ValueError(f"start dict lacks {sorted(missing)}")
             return [self._check_start(_start_estimates(start, self.K))]
-        raise TypeError(f"start must be 'random', 'warmup', a results object or a dict, got "
-                        f"{type(start).__name__}")
+        raise TypeError(f"start must be 'auto', 'random', 'warmup', a results object or a "
+                        f"dict, got {type(start).__name__}")
 
     def _check_start(self, est):
         data = self.data
@@ -447,6 +527,27 @@ def _run_start(shared, task):
         task = _em.random_start(data, K, np.random.default_rng(task), floor)
     run = _em.run_em(data, task, max_iter=max_iter, tol=tol, scale_floor=floor)
     return replace(run, posterior=None)
+
+
+def _warn_about_starts(search, best_llf):
+    """Say when the best maximum rests on one start, or the fit ended below
+    a nested model's maximum (which EM from that model's point cannot)."""
+    full = [r.llf for r in search.records if r.stage == "full"]
+    n_best = count_replicates(full)
+    if len(full) > 1 and n_best == 1:
+        warnings.warn(
+            f"the best log-likelihood ({best_llf:.4f}) was reached by only 1 of {len(full)} "
+            "starts: other local maxima are close; fit again with more starts (n_init) or "
+            "other seeds to check that it is the global maximum", LocalMaximumWarning,
+            stacklevel=4)
+    for name, bound in search.bounds.items():
+        slack = 1e-6 * (abs(bound) + 1.0)
+        if best_llf < bound - slack:
+            warnings.warn(
+                f"the fit ended at log-likelihood {best_llf:.4f}, below its {name} model "
+                f"({bound:.4f}), which is nested in it: the estimates are not at the "
+                "maximum; fit again with more starts or a larger max_iter",
+                LocalMaximumWarning, stacklevel=4)
 
 
 def _start_estimates(start, K):

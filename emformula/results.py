@@ -20,6 +20,7 @@ from . import _em
 from ._design import new_design_matrix, new_response, resolve_labels, resolve_vector
 from .inference import (invert_information, louis_information, mean_prior_jacobian,
                         prior_delta_jacobian, sandwich_covariance, unit_prior, unit_scores)
+from ._starts import replication_tolerance
 from .warnings import EstimationWarning
 
 __all__ = ["EMGLMResults", "COV_TYPES", "check_cov_type"]
@@ -209,7 +210,55 @@ class EMGLMResults:
 
     @property
     def converged(self):
+        """Whether the fit is at a local maximum: EM's log-likelihood settled
+        and the Newton finish drove the observed score to rounding level at a
+        positive definite information (with ``polish=False``, EM's criterion
+        alone; see :attr:`em_converged`)."""
+        if not self.fit_options.get("polish", False):
+            return self._run.converged
+        return bool(self._run.converged and self._run.newton_converged)
+
+    @property
+    def em_converged(self):
+        """Whether EM's relative change of the log-likelihood fell below ``tol``."""
         return self._run.converged
+
+    @cached_property
+    def starts(self):
+        """Every start that ran, one row each (a DataFrame indexed from 1).
+
+        Columns: ``kind`` (how the start was made), ``stage`` (``"full"``:
+        run to convergence; ``"screen"``: only a short screening run),
+        ``screen_llf`` (after the screening run), ``llf``, ``n_iter`` and
+        ``converged`` of the full run, and ``best`` (within
+        ``max(1e-6 |llf|, 1e-4)`` of the best full run's log-likelihood).
+        Empty for results made before starts were recorded.
+        """
+        records = self.fit_options.get("start_records", ())
+        columns = ["kind", "stage", "screen_llf", "llf", "n_iter", "converged", "best"]
+        if not records:
+            return pd.DataFrame(columns=columns)
+        table = pd.DataFrame([vars(r) if not hasattr(r, "_asdict") else r._asdict()
+                              for r in records])
+        table["llf"] = table["llf"].astype(float)
+        full = table["stage"] == "full"
+        top = table.loc[full, "llf"].max()
+        table["best"] = full & (table["llf"] >= top - replication_tolerance(top))
+        table.index = pd.RangeIndex(1, len(table) + 1, name="start")
+        return table[columns]
+
+    @property
+    def n_best(self):
+        """How many full runs reached the best log-likelihood (to
+        ``max(1e-6 |llf|, 1e-4)``): the replication of the maximum that
+        latent-class software reports. One of several means the maximum
+        rests on a single start."""
+        return int(self.starts["best"].sum())
+
+    @property
+    def n_full_starts(self):
+        """How many starts ran to convergence."""
+        return int((self.starts["stage"] == "full").sum())
 
     @property
     def nobs(self):

@@ -12,9 +12,9 @@ import pandas as pd
 from formulaic.utils.context import capture_context
 
 from . import _em
-from ._parallel import map_tasks
+from ._parallel import map_tasks, show_progress
 from .inference import unit_prior
-from .model import EMGLM, _check_positive_int, _seed_sequence
+from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence
 from .warnings import ConvergenceWarning, EstimationWarning
 
 __all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
@@ -71,6 +71,14 @@ class SelectKResult:
         return fig
 
 
+def _progress(items, progress, desc):
+    """``items``, with a progress bar where :func:`show_progress` says so."""
+    if not show_progress(progress):
+        return items
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=desc, leave=False)
+
+
 def _fit_quietly(model, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
@@ -78,24 +86,19 @@ def _fit_quietly(model, **kwargs):
         return model.fit(**kwargs)
 
 
-def _select_k_task(shared, task):
-    model, n_init, fit_kwargs = shared
-    K, seed = task
-    one = copy.copy(model)
-    one.K = K
-    return _fit_quietly(one, start="warmup", n_init=n_init, random_state=seed, **fit_kwargs)
-
-
-def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criterion="bic",
+def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N_INIT,
+             criterion="bic",
              random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
              exposure=None, trials=None, link=None, na_action="drop", context=None,
              concomitant=None, fixed=None, equal_scale=False, groups=None, cov_groups=None,
              **fit_kwargs):
     """Fit every K and choose one by an information criterion.
 
-    Each K is fitted with warm-up starts (``start="warmup"``: short EM
-    trials, then full EM from the ``n_init`` best), as flexmix's
-    ``stepFlexmix`` refits each K from several starts.
+    Each K is fitted with the default start strategy of :meth:`EMGLM.fit`
+    (``start="auto"``), as flexmix's ``stepFlexmix`` refits each K from
+    several starts; the values of K are fitted in increasing order and each
+    fit also starts from splits of the previous K's components, so a larger
+    K never ends below a smaller one.
 
     Parameters
     ----------
@@ -105,13 +108,13 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criter
         As in :func:`emformula.emglm` (the criteria count their parameters;
         with ``groups`` the BIC's sample size is the number of groups).
     K : iterable of int, default range(1, 6)
-    n_init : int, default 3
+    n_init : int, default 10
         Full EM runs per K.
     criterion : {"bic", "aic", "icl"}
     random_state : int, Generator or None
     n_jobs : int, default 1
-        Processes across the K values (-1: every core); the result does not
-        depend on it.
+        Processes for the starts of each K (-1: every core); the result does
+        not depend on it.
     progress : bool or None
         Progress bar over K (``None``: only on an interactive terminal).
     **fit_kwargs
@@ -139,14 +142,20 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=3, criter
     n_init = _check_positive_int(n_init, "n_init")
     if context is None:
         context = capture_context(1)
-    model = EMGLM.from_formula(formula, data, family, max(ks), weights=weights, offset=offset,
+    model = EMGLM.from_formula(formula, data, family, min(ks), weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,
                                na_action=na_action, context=context, fixed=fixed,
                                concomitant=concomitant, groups=groups,
                                equal_scale=equal_scale, cov_groups=cov_groups)
+    models = {k: model.with_k(k) for k in ks}  # every K checked before any fit
     seeds = _seed_sequence(random_state).spawn(len(ks))
-    fits = map_tasks(_select_k_task, list(zip(ks, seeds)), shared=(model, n_init, fit_kwargs),
-                     n_jobs=n_jobs, progress=progress, desc="select_k")
+    fits, previous = [], {}
+    for k, seed in zip(_progress(ks, progress, "select_k"), seeds):
+        related = {"previous": previous.get(k - 1)}
+        fit = _fit_quietly(models[k], n_init=n_init, random_state=seed, n_jobs=n_jobs,
+                           _related=related, **fit_kwargs)
+        previous[k] = fit.estimates
+        fits.append(fit)
     rows = [{"K": k, "llf": r.llf, "df": r.df_model, "aic": r.aic, "bic": r.bic, "icl": r.icl,
              "converged": r.converged, "n_iter": r.n_iter} for k, r in zip(ks, fits)]
     table = pd.DataFrame(rows).set_index("K")
@@ -219,22 +228,29 @@ class BootstrapLRT:
 
 def _with_response(model, endog, K):
     """The same design with a new response and K (no revalidation)."""
-    clone = copy.copy(model)
-    clone.K = K
+    clone = model.with_k(K)
     clone.data = replace(model.data, endog=endog)
     return clone
 
 
 def _bootstrap_task(shared, seed):
-    fit0, k0, k1, n_init, fit_kwargs = shared
+    fit0, fit1, n_init, fit_kwargs = shared
+    k0, k1 = fit0.n_components, fit1.n_components
     rng = np.random.default_rng(seed)
     y = simulate(fit0, rng)
     seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(2)
-    # K = 1 has a single maximum for the usual links: one start is enough.
-    llf = [_fit_quietly(_with_response(fit0.model, y, k), start="random",
-                        n_init=1 if k == 1 else n_init, random_state=s, **fit_kwargs).llf
-           for k, s in zip((k0, k1), seeds)]
-    return 2.0 * (llf[1] - llf[0])
+    # The data's own fits are warm starts for each replicate's, and the
+    # replicate's K0 fit is split for its K1 fit (when K1 = K0 + 1), so the
+    # statistic is not negative through a poor K1 start. K = 1 is a GLM.
+    null = _fit_quietly(_with_response(fit0.model, y, k0), n_init=n_init, random_state=seeds[0],
+                        _related={"extra": [("fit to the data", fit0.estimates)],
+                                  "nested": False}, **fit_kwargs)
+    related = {"extra": [("fit to the data", fit1.estimates)], "nested": False}
+    if k1 == k0 + 1:
+        related["previous"] = null.estimates
+    alt = _fit_quietly(_with_response(fit0.model, y, k1), n_init=n_init, random_state=seeds[1],
+                       _related=related, **fit_kwargs)
+    return 2.0 * (alt.llf - null.llf)
 
 
 def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, n_init=3,
@@ -262,8 +278,9 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
     K1 : int, default K0 + 1
     n_boot : int, default 99
     n_init : int, default 3
-        Random starts per fit (the fits to the data themselves use warm-up
-        starts); one for K = 1.
+        Starts run to convergence per bootstrap fit (the default strategy
+        of :meth:`EMGLM.fit`, with the fits to the data as further starts);
+        the fits to the data themselves use at least the default 10.
     random_state : int, Generator or None
     n_jobs : int, default 1
         Processes across bootstrap samples; the result does not depend on it.
@@ -296,11 +313,13 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
                                concomitant=concomitant, groups=groups,
                                equal_scale=equal_scale)
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
-    fit0 = _fit_quietly(model, start="warmup", n_init=n_init, random_state=seed0, **fit_kwargs)
-    fit1 = _fit_quietly(_with_response(model, model.data.endog, K1), start="warmup",
-                        n_init=n_init, random_state=seed1, **fit_kwargs)
+    n_data = max(n_init, DEFAULT_N_INIT)
+    fit0 = _fit_quietly(model, n_init=n_data, random_state=seed0, **fit_kwargs)
+    fit1 = _fit_quietly(model.with_k(K1), n_init=n_data, random_state=seed1,
+                        _related={"previous": fit0.estimates} if K1 == K0 + 1 else None,
+                        **fit_kwargs)
     statistic = 2.0 * (fit1.llf - fit0.llf)
     null = map_tasks(_bootstrap_task, seed_boot.spawn(n_boot),
-                     shared=(fit0, K0, K1, n_init, fit_kwargs), n_jobs=n_jobs,
+                     shared=(fit0, fit1, n_init, fit_kwargs), n_jobs=n_jobs,
                      progress=progress, desc="bootstrap")
     return BootstrapLRT(statistic, null, fit0, fit1)

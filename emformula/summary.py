@@ -47,6 +47,8 @@ def summarize(res, alpha=0.05):
         ("Time:", [time.strftime("%H:%M:%S", now)]),
         ("No. Iterations:", [str(res.n_iter)]),
         ("Converged:", [str(res.converged)]),
+        ("Best llf replicated:", [f"{res.n_best} of {res.n_full_starts} starts"
+                                  if res.n_full_starts else "not recorded"]),
     ]
     gright = [
         ("No. Observations:", [str(res.nobs)]),
@@ -100,8 +102,17 @@ def summarize(res, alpha=0.05):
         notes.append(f"Standard errors: sandwich with scores summed within the "
                      f"{res.n_clusters} clusters of {res._cov.get('name', 'cov_groups')!r}.")
     if not res.converged:
-        notes.append("EM did not converge: the estimates and standard errors are "
-                     "not at a maximum of the likelihood.")
+        if res.em_converged:
+            notes.append("EM's log-likelihood settled, but the Newton finish could not "
+                         "confirm a local maximum (score not zero or information not "
+                         "positive definite): the standard errors may be meaningless.")
+        else:
+            notes.append("EM did not converge: the estimates and standard errors are "
+                         "not at a maximum of the likelihood.")
+    elif res.n_full_starts > 1 and res.n_best == 1:
+        notes.append(f"The best log-likelihood was reached by 1 of {res.n_full_starts} "
+                     "starts: a local maximum; whether it is the global one, more starts "
+                     "(n_init) or other seeds can tell.")
     if notes:
         smry.add_extra_txt(notes)
     return smry

@@ -6,7 +6,7 @@ They subclass statsmodels' warnings so that filters written for statsmodels
 
 from statsmodels.tools.sm_exceptions import ConvergenceWarning as _SMConvergenceWarning
 
-__all__ = ["ConvergenceWarning", "EstimationWarning"]
+__all__ = ["ConvergenceWarning", "EstimationWarning", "LocalMaximumWarning"]
 
 
 class ConvergenceWarning(_SMConvergenceWarning):
@@ -16,3 +16,8 @@ class ConvergenceWarning(_SMConvergenceWarning):
 class EstimationWarning(UserWarning):
     """A fit is degenerate somewhere: a collapsed component, a singular
     information matrix, a parameter that cannot be estimated."""
+
+
+class LocalMaximumWarning(EstimationWarning):
+    """The reported maximum may not be the best one: only one start reached
+    it, or the fit ended below a model nested in it."""
