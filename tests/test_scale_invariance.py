@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from emformula import EMGLM, emglm
 from emformula._em import _ascent_direction, _solve_normal_equations
 from emformula.inference import equilibration, invert_information
-from emformula.warnings import EstimationWarning
+from emformula.warnings import ConvergenceWarning, EstimationWarning
 
 fams = sm.families
 links = sm.families.links
@@ -277,7 +277,10 @@ def _duplicated_fit(c):
     p = base.params.to_numpy() / np.array([[1.0], [c], [1.0]])
     start = {"params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
              "prior": [base.prior.iloc[0], base.prior.iloc[1] / 2, base.prior.iloc[1] / 2]}
-    return EMGLM(y, x * np.array([1.0, c, 1.0]), family="poisson", K=3).fit(start=start)
+    with warnings.catch_warnings():
+        # The duplicated point is a saddle: Newton cannot confirm a maximum.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return EMGLM(y, x * np.array([1.0, c, 1.0]), family="poisson", K=3).fit(start=start)
 
 
 def _unidentified(res):
