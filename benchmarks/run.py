@@ -25,6 +25,7 @@ time targets are judged only in full mode (n = 1,000,000).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as _dt
 import gc
@@ -87,6 +88,9 @@ CASES = {
     "iter_scaling": "time per EM iteration at n/4, n/2, n and K = 2, 4 (Poisson)",
     "slow_em_binomial": "weakly separated binomial counts K=2: plain EM vs SQUAREM + Newton",
     "statsmodels_poisson": "statsmodels GLM Poisson on the Poisson K=2 data (baseline)",
+    "busy_wide": "Gaussian K=2, intercept + 50 columns, n/10 rows: fit idle and beside a busy process",
+    "busy_narrow": "Poisson K=2, intercept + 2 covariates: fit idle and beside a busy process",
+    "njobs_restarts": "Gaussian K=2, intercept + 50 columns, n/10 rows, 16 random starts: n_jobs=2 vs 1",
 }
 
 TARGETS = {
@@ -98,7 +102,14 @@ TARGETS = {
     "iter_gaussian_k3": dict(ratio=3.0),
     "iter_scaling": dict(slope=1.15),
     "slow_em_binomial": dict(iter_ratio=5.0),
+    "busy_wide": dict(busy_ratio=2.0),
+    "busy_narrow": dict(busy_ratio=2.0),
+    "njobs_restarts": dict(njobs_ratio=0.75),
 }
+#: Columns of the wide design of busy_wide and njobs_restarts (plus an intercept).
+WIDE_P = 50
+#: The busy cases' environment variable that makes the engine leave the BLAS alone.
+BLAS_ENV = "EMFORMULA_BLAS_THREADS"
 
 
 # ------------------------------------------------------------------ data
@@ -151,6 +162,22 @@ def make_slow_binomial(n, seed=4, separation=0.3):
     p = 1.0 / (1.0 + np.exp(-np.einsum("ij,ji->i", X, coef[:, z])))
     successes = rng.binomial(trials.astype(np.int64), p).astype(float)
     return dict(y=successes / trials, X=X, trials=trials, successes=successes, coef=coef)
+
+
+def make_wide(n, p=WIDE_P, seed=5):
+    """Gaussian K=2 on an intercept and ``p`` standard-normal columns."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p))])
+    coef = rng.normal(scale=0.5, size=(p + 1, 2))
+    coef[0] = [0.0, 4.0]
+    z = rng.integers(0, 2, n)
+    y = np.einsum("ij,ji->i", X, coef[:, z]) + rng.normal(size=n)
+    return dict(y=y, X=X, coef=coef, scale=np.ones(2), prior=np.full(2, 0.5))
+
+
+def wide_n(args):
+    """Rows of the wide design: n / 10 (100,000 in full mode)."""
+    return max(args.n // 10, 2_000)
 
 
 # ---------------------------------------------------------------- memory
@@ -209,8 +236,13 @@ def system_busy_seconds():
 
 
 def self_cpu_seconds():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    """CPU seconds of this process and of its children that have ended (the
+    worker processes of ``n_jobs > 1``), which are the case's own work."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        total += ru.ru_utime + ru.ru_stime
+    return total
 
 
 #: (wall seconds, CPU seconds used by *other* processes) of every Phase.
@@ -219,13 +251,25 @@ PHASE_LOG = []
 
 class Phase:
     """Context manager: wall time and peak RSS of a block, and how busy the
-    rest of the machine was meanwhile (other processes' CPU time)."""
+    rest of the machine was meanwhile (other processes' CPU time).
+
+    ``neighbour``: a :class:`BusyNeighbour` the case started on purpose; its
+    CPU time is not counted as other processes' (it is in ``neighbour_cores``).
+    """
+
+    def __init__(self, neighbour=None):
+        self.neighbour = neighbour
+        self.neighbour_cores = None
+
+    def _neighbour_cpu(self):
+        return self.neighbour.cpu_seconds() if self.neighbour is not None else 0.0
 
     def __enter__(self):
         gc.collect()
         self.rss_before = rss_mb()
         self.reset = reset_peak()
         self.busy0, self.self0 = system_busy_seconds(), self_cpu_seconds()
+        self.neighbour0 = self._neighbour_cpu()
         self.t0 = time.perf_counter()
         return self
 
@@ -233,10 +277,63 @@ class Phase:
         self.seconds = time.perf_counter() - self.t0
         self.peak = peak_mb(self.reset)
         busy1 = system_busy_seconds()
+        neighbour = self._neighbour_cpu() - self.neighbour0
+        if self.neighbour is not None:
+            self.neighbour_cores = neighbour / self.seconds if self.seconds > 0 else None
         if busy1 is not None and self.busy0 is not None:
-            others = max((busy1 - self.busy0) - (self_cpu_seconds() - self.self0), 0.0)
+            others = max((busy1 - self.busy0) - (self_cpu_seconds() - self.self0) - neighbour,
+                         0.0)
             PHASE_LOG.append((self.seconds, others))
         return False
+
+
+#: The busy neighbour: a pure-Python loop on one core, bounded by its own
+#: clock (argv[1] seconds) in case the benchmark dies before killing it.
+SPIN = ("import sys, time\n"
+        "end = time.monotonic() + float(sys.argv[1])\n"
+        "while time.monotonic() < end:\n"
+        "    pass\n")
+
+
+class BusyNeighbour:
+    """Context manager: ``count`` processes each spinning one core (at most
+    ``seconds``), started before the block and killed after it."""
+
+    def __init__(self, count=1, seconds=600.0):
+        self.count, self.seconds = count, seconds
+        self.procs = []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", SPIN, str(self.seconds)])
+                      for _ in range(self.count)]
+        # Past the interpreter's start-up, into the loop.
+        deadline = time.perf_counter() + 5.0
+        while time.perf_counter() < deadline:
+            time.sleep(0.05)
+            if all(self._cpu(p) is None or self._cpu(p) >= 0.1 for p in self.procs):
+                break
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+        return False
+
+    @staticmethod
+    def _cpu(proc):
+        """CPU seconds of a running neighbour from /proc, or None."""
+        try:
+            with open(f"/proc/{proc.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self):
+        return sum(self._cpu(p) or 0.0 for p in self.procs)
 
 
 def others_load():
@@ -330,7 +427,18 @@ def machine_info():
                      f"{Path(emformula.__file__).parent} ({commit})",
         "blas": blas,
         "blas threads": threads,
+        "emformula blas threads": _engine_threads_text(),
     }
+
+
+def _engine_threads_text():
+    if not engine_limits_blas():
+        return "not limited (this emformula has no _threads)"
+    from emformula._threads import resolve_threads
+
+    n = resolve_threads()
+    return ("left alone (EMFORMULA_BLAS_THREADS=0)" if n == 0 else
+            f"{n} inside the engine (emformula._threads.blas_threads), 1 in each worker")
 
 
 def _meminfo_gb():
@@ -756,6 +864,176 @@ def case_statsmodels_poisson(args):
                  notes=notes)]
 
 
+# ------------------------------------------------------------ busy machine
+def engine_threads():
+    """The engine's BLAS limit, ``emformula._threads.blas_threads()`` (nothing
+    on a snapshot of emformula without it). Inside ``EMGLM.fit`` only the
+    starts run under it until the fit applies it itself; wrapped here, the
+    whole fit does (and once the fit does, this outer region changes nothing)."""
+    if not engine_limits_blas():
+        return contextlib.nullcontext()
+    from emformula._threads import blas_threads
+
+    return blas_threads()
+
+
+def engine_limits_blas():
+    """Whether the emformula benchmarked has ``_threads`` (an older snapshot
+    does not; an editable install's finder would still import this
+    checkout's, so look at the files)."""
+    import emformula
+
+    return (Path(emformula.__file__).parent / "_threads.py").exists()
+
+
+@contextlib.contextmanager
+def library_threads():
+    """The BLAS's own threads: ``EMFORMULA_BLAS_THREADS=0`` makes the engine
+    leave them alone."""
+    old = os.environ.get(BLAS_ENV)
+    os.environ[BLAS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[BLAS_ENV]
+        else:
+            os.environ[BLAS_ENV] = old
+
+
+def blas_thread_counts(limit=None):
+    """Threads of the BLAS libraries threadpoolctl sees, inside ``limit``."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    with limit() if limit is not None else contextlib.nullcontext():
+        counts = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    return ", ".join(map(str, counts)) or "none found"
+
+
+def _times(values):
+    return ", ".join(f"{t:.2f}" for t in values)
+
+
+def _busy_case(case, family, d, K, args):
+    """Fit idle and beside ``--busy-procs`` spinning processes, each way of
+    threading the BLAS; one EM iteration each way too (bounded even where the
+    BLAS's threads fight, which makes whole fits take minutes)."""
+    from emformula import EMGLM
+
+    model = EMGLM(d["y"], d["X"], family, K)
+    log = WarningLog()
+    engine_idle, engine_busy, library_idle, neighbour = [], [], [], []
+    llfs, iters = [], []
+    with log:
+        with engine_threads():
+            model.fit(start="random", n_init=1, random_state=0)  # warm-up
+        for r in range(args.repeats):
+            with engine_threads(), Phase() as ph:
+                res = model.fit(start="random", n_init=1, random_state=r)
+            engine_idle.append(ph.seconds)
+            if r == 0:
+                peak = ph.peak
+            with BusyNeighbour(args.busy_procs) as nb, engine_threads(), Phase(nb) as ph:
+                busy = model.fit(start="random", n_init=1, random_state=r)
+            engine_busy.append(ph.seconds)
+            neighbour.append(ph.neighbour_cores)
+            llfs.append((res.llf, busy.llf))
+            iters.append(res.n_iter)
+            if not args.quick:  # on a loaded machine it can take 10x the rest
+                with library_threads(), Phase() as ph:
+                    model.fit(start="random", n_init=1, random_state=r)
+                library_idle.append(ph.seconds)
+        est = res.estimates
+        n_it = 2 if args.quick else max(args.repeats, 5)
+        per_iter = {}
+        for name, limit in (("engine", engine_threads), ("library", library_threads)):
+            with limit():
+                per_iter[name, "idle"] = time_em_iteration(model, est, n_it)["total"]
+            with BusyNeighbour(args.busy_procs), limit():
+                per_iter[name, "busy"] = time_em_iteration(model, est, n_it)["total"]
+    ratio = median(engine_busy) / median(engine_idle)
+    same_llf = all(abs(a - b) <= LLF_ATOL for a, b in llfs)
+    cores = [c for c in neighbour if c is not None]
+    load = f"{median(cores):.2f} cores" if cores else "its CPU unknown"
+    engine_n, library_n = blas_thread_counts(engine_threads), blas_thread_counts(library_threads)
+    notes = [
+        f"{args.busy_procs} busy neighbour process(es) spinning a pure-Python loop, started "
+        f"before and killed after each busy fit (median use {load})",
+        f"engine's BLAS threads (blas_threads(): {engine_n}): idle fits {_times(engine_idle)} s, "
+        f"beside the neighbour {_times(engine_busy)} s; busy / idle = {ratio:.2f}",
+        f"library's own BLAS threads ({library_n}), idle: {_times(library_idle)} s; engine / "
+        f"library = {median(engine_idle) / median(library_idle):.2f}" if library_idle else
+        f"library's own BLAS threads ({library_n}): whole fits not timed in quick mode",
+        "one EM iteration (e_step + m_step) at the fitted estimates, median of "
+        f"{n_it}: engine idle {per_iter['engine', 'idle'] * 1e3:.1f} ms, busy "
+        f"{per_iter['engine', 'busy'] * 1e3:.1f} ms "
+        f"({per_iter['engine', 'busy'] / per_iter['engine', 'idle']:.2f}x); library idle "
+        f"{per_iter['library', 'idle'] * 1e3:.1f} ms, busy "
+        f"{per_iter['library', 'busy'] * 1e3:.1f} ms "
+        f"({per_iter['library', 'busy'] / per_iter['library', 'idle']:.2f}x)",
+        f"iterations per fit {iters}; idle and busy fits reach the same llf: {same_llf}",
+    ]
+    notes += [f"warning: {w}" for w in log.summary()]
+    checks = {"llf": same_llf}
+    if not args.quick:
+        checks["ratio"] = ratio <= TARGETS[case]["busy_ratio"]
+    return [dict(case=case, n=len(d["y"]), K=K, seconds=median(engine_busy),
+                 target=_target_text(TARGETS[case]), checks=checks, llf=llfs[0][0],
+                 iterations=int(np.median(iters)), ratio=ratio,
+                 ratio_what="busy / idle fit time", peak_mb=peak, notes=notes,
+                 extra=dict(engine_idle=engine_idle, engine_busy=engine_busy,
+                            library_idle=library_idle, neighbour_cores=cores,
+                            per_iter={f"{a} {b}": v for (a, b), v in per_iter.items()}))]
+
+
+def case_busy_wide(args):
+    return _busy_case("busy_wide", "gaussian", make_wide(wide_n(args)), 2, args)
+
+
+def case_busy_narrow(args):
+    return _busy_case("busy_narrow", "poisson", make_poisson(args.n, 2), 2, args)
+
+
+def case_njobs_restarts(args):
+    from emformula import EMGLM
+
+    d = make_wide(wide_n(args))
+    model = EMGLM(d["y"], d["X"], "gaussian", 2)
+    starts = args.njobs_starts
+    times, llfs = {1: [], 2: []}, {1: [], 2: []}
+    log = WarningLog()
+    with log:
+        with engine_threads():
+            model.fit(start="random", n_init=1, random_state=0)  # warm-up
+        for r in range(args.repeats):
+            for n_jobs in (1, 2):
+                with engine_threads(), Phase() as ph:
+                    res = model.fit(start="random", n_init=starts, random_state=r, n_jobs=n_jobs)
+                times[n_jobs].append(ph.seconds)
+                llfs[n_jobs].append(res.llf)
+                if r == 0 and n_jobs == 2:
+                    peak = ph.peak
+    ratio = median(times[2]) / median(times[1])
+    same = llfs[1] == llfs[2]
+    workers = "1" if engine_limits_blas() else "the library's own"
+    notes = [f"{starts} random starts (random_state 0..{args.repeats - 1}); BLAS threads "
+             f"{blas_thread_counts(engine_threads)} in this process, {workers} in each worker",
+             f"n_jobs=1: {_times(times[1])} s; n_jobs=2: {_times(times[2])} s; "
+             f"ratio {ratio:.2f}",
+             f"the same llf for n_jobs=1 and 2: {same}"]
+    notes += [f"warning: {w}" for w in log.summary()]
+    checks = {"same_llf": same}
+    if not args.quick:
+        checks["ratio"] = ratio <= TARGETS["njobs_restarts"]["njobs_ratio"]
+    return [dict(case="njobs_restarts", n=len(d["y"]), K=2, seconds=median(times[2]),
+                 target=_target_text(TARGETS["njobs_restarts"]), checks=checks,
+                 llf=llfs[2][0], iterations=None, ratio=ratio,
+                 ratio_what="n_jobs=2 / n_jobs=1 fit time", peak_mb=peak, notes=notes,
+                 extra=dict(times={str(k): v for k, v in times.items()}))]
+
+
 CASE_FUNCS = {
     "poisson_k2_fit": case_poisson_k2_fit,
     "poisson_k2_bse": case_poisson_k2_bse,
@@ -766,6 +1044,9 @@ CASE_FUNCS = {
     "iter_scaling": case_iter_scaling,
     "slow_em_binomial": case_slow_em_binomial,
     "statsmodels_poisson": case_statsmodels_poisson,
+    "busy_wide": case_busy_wide,
+    "busy_narrow": case_busy_narrow,
+    "njobs_restarts": case_njobs_restarts,
 }
 assert list(CASE_FUNCS) == list(CASES)
 
@@ -783,6 +1064,10 @@ def _target_text(target):
         parts.append(f"time ~ n^a K^b: a, b <= {target['slope']:g}")
     if "iter_ratio" in target:
         parts.append(f"iteration ratio >= {target['iter_ratio']:g}")
+    if "busy_ratio" in target:
+        parts.append(f"busy / idle <= {target['busy_ratio']:g}")
+    if "njobs_ratio" in target:
+        parts.append(f"n_jobs=2 / n_jobs=1 <= {target['njobs_ratio']:g}")
     return ", ".join(parts)
 
 
@@ -798,7 +1083,8 @@ def _verdict(row, quick):
     if load is not None and load >= BUSY_CORES:
         text += f" [busy: {load:.1f}]"
     if quick and row["case"] in ("poisson_k2_fit", "gaussian_k3_fit", "binomial_k2_fit",
-                                 "poisson_k2_bse"):
+                                 "poisson_k2_bse", "busy_wide", "busy_narrow",
+                                 "njobs_restarts"):
         text += "; time n/a (quick)"
     return text
 
@@ -811,6 +1097,11 @@ def _fmt(value, spec):
     return format(value, spec)
 
 
+#: Rows whose ratio column is not against statsmodels (in parentheses).
+NOT_STATSMODELS_RATIOS = ("slow_em_binomial", "iter_scaling (point)", "busy_wide", "busy_narrow",
+                          "njobs_restarts")
+
+
 def markdown_table(rows, quick):
     header = ("| case | n | K | median s (fit) | target | pass/fail | llf | iterations "
               "| ratio to statsmodels | peak MB |")
@@ -818,7 +1109,7 @@ def markdown_table(rows, quick):
     for row in rows:
         ratio = row.get("ratio")
         ratio_text = _fmt(ratio, ".2f")
-        if ratio is not None and row["case"] in ("slow_em_binomial", "iter_scaling (point)"):
+        if ratio is not None and row["case"] in NOT_STATSMODELS_RATIOS:
             ratio_text = f"({ratio_text})"  # not a statsmodels ratio: see the notes
         seconds = row.get("seconds")
         lines.append("| " + " | ".join([
@@ -845,9 +1136,12 @@ def render(rows, machine, meta, quick):
             "statsmodels GLM fit time on the same data; for iter rows one EM iteration / "
             "(K x one statsmodels IRLS iteration); in parentheses, ratios that are not against "
             "statsmodels (slow EM: plain / accelerated iterations; scaling points: cost per row "
-            "and component relative to the largest n at K=2). *[busy: x]* after a verdict: "
+            "and component relative to the largest n at K=2; busy rows: fit time beside a busy "
+            "process / idle, their *median s* the busy fit; n_jobs: n_jobs=2 / n_jobs=1, its "
+            "*median s* the n_jobs=2 fit). *[busy: x]* after a verdict: "
             f"other processes used x cores on average (>= {BUSY_CORES}) during the case's "
-            "measured phases, so its times are suspect.", ""]
+            "measured phases (not counting the busy rows' own neighbour), so its times are "
+            "suspect.", ""]
     if quick:
         out += ["Quick mode (n = 20,000, 1 repeat) is a smoke test: time and memory targets "
                 "are for n = 1,000,000 and are not judged.", ""]
@@ -874,7 +1168,8 @@ def run_case_subprocess(name, args):
                str(out), "--emformula-path", str(SOURCE),
                "--n", str(args.n), "--repeats", str(args.repeats),
                "--ref-starts", str(args.ref_starts), "--slow-n", str(args.slow_n),
-               "--slow-max-iter", str(args.slow_max_iter)]
+               "--slow-max-iter", str(args.slow_max_iter), "--busy-procs", str(args.busy_procs),
+               "--njobs-starts", str(args.njobs_starts)]
         if args.quick:
             cmd.append("--quick")
         env = dict(os.environ)
@@ -950,6 +1245,10 @@ def parse_args(argv=None):
                    help="rows of the slow-EM case (default 20,000; quick 3,000)")
     p.add_argument("--slow-max-iter", type=int, default=None,
                    help="max iterations of plain EM in the slow-EM case (default 20,000; quick 3,000)")
+    p.add_argument("--busy-procs", type=int, default=1,
+                   help="busy neighbour processes of the busy_* cases (default 1)")
+    p.add_argument("--njobs-starts", type=int, default=None,
+                   help="random starts of njobs_restarts (default 16; quick 2)")
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES),
                    help="run only these cases")
     p.add_argument("--timeout", type=float, default=None, help="seconds per case subprocess")
@@ -980,6 +1279,7 @@ def parse_args(argv=None):
     args.ref_starts = args.ref_starts or (2 if q else 3)
     args.slow_n = args.slow_n or (3_000 if q else 20_000)
     args.slow_max_iter = args.slow_max_iter or (3_000 if q else 20_000)
+    args.njobs_starts = args.njobs_starts or (2 if q else 16)
     args.timeout = args.timeout or (120.0 if q else 3600.0)
     if args.retry_busy is None:
         args.retry_busy = 0 if q else 2
