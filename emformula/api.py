@@ -164,9 +164,9 @@ class WarmupTrials:
     Attributes
     ----------
     table : DataFrame
-        One row per trial: ``trial``, ``kind`` (random partition or random
-        regression lines), ``llf`` (log-likelihood on the full data),
-        ``n_iter``, the mixing proportions and coefficients.
+        One row per trial: ``trial``, ``llf`` (log-likelihood on the full
+        data), ``n_iter``, the mixing proportions and coefficients, and
+        ``kind`` (random partition or random regression lines).
     starts : list of dict
         Each trial's estimates, usable as ``emglm(start=...)``.
     """
@@ -267,13 +267,13 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
     rows, starts = [], []
     components = [f"comp{k + 1}" for k in range(model.K)]
     for trial, (est, llf, n_iter) in enumerate(results, start=1):
-        row = {"trial": trial, "kind": _TRIAL_KINDS[(trial - 1) % 2], "llf": llf,
-               "n_iter": n_iter}
+        row = {"trial": trial, "llf": llf, "n_iter": n_iter}
         for k in range(model.K):
             row[f"prior_comp{k + 1}"] = est.prior[k]
         for k in range(model.K):
             for j, name in enumerate(model.exog_names):
                 row[f"comp{k + 1}:{name}"] = est.coef[j, k]
+        row["kind"] = _TRIAL_KINDS[(trial - 1) % 2]
         rows.append(row)
         start = {"params": pd.DataFrame(est.coef, index=model.exog_names, columns=components),
                  "prior": est.prior.copy(), "scale": est.scale.copy()}
