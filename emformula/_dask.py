@@ -307,6 +307,11 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
     sample = sample_frame(design.frame, random_state, sample_rows)
     model = EMGLM.from_formula(design.formula, sample, family, K, context=context,
                                equal_scale=equal_scale, **design.column_args)
+    lacking = [name for name in design.exog_names if name not in model.exog_names]
+    if lacking or len(model.exog_names) != len(design.exog_names):
+        raise ValueError(f"the {len(sample)} sampled rows for the starting values lack "
+                         f"design column(s) {lacking} (a rare level?): pass a larger "
+                         "sample_rows= or start=")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted = model.fit(start=start, n_init=n_init, random_state=random_state,

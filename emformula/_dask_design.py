@@ -5,8 +5,10 @@ way. Categorical levels therefore have to be known before any partition is
 encoded: a categorical column with known categories is used as it is; any
 other non-numeric column of the formula is made categorical with the sorted
 levels found in one pass over the data (the levels formulaic would find in
-memory). The ``ModelSpec`` is then built once, from the first rows, and
-applied to every partition.
+memory). Column dtypes are read as in memory (:mod:`emformula._columns`):
+nullable, pyarrow and Decimal numbers are numbers, strings of any storage
+are categories, dates are refused before any pass. The ``ModelSpec`` is
+then built once, from the first rows, and applied to every partition.
 
 Stateful transforms (``center(x)``, ``scale(x)``) learn their state from
 those first rows only; standardise such columns before fitting on Dask.
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
 from formulaic.errors import FormulaicError
+
+from ._columns import CATEGORICAL, as_float, column_values, prepare_columns
+from ._design import parse_formula, spec_columns
 
 __all__ = ["is_dask_collection", "DaskDesign", "build_dask_design", "partition_arrays",
            "formula_context"]
@@ -78,8 +82,6 @@ def formula_context(formula, context):
 def build_dask_design(formula, frame, *, context=None, weights=None, offset=None,
                       exposure=None, trials=None, cov_groups=None):
     """Prepare a dask DataFrame for fitting (see the module docstring)."""
-    if not isinstance(formula, str) or "~" not in formula:
-        raise ValueError(f"formula must be a two-sided string like 'y ~ x', got {formula!r}")
     column_args = {}
     for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
                         ("trials", trials), ("cov_groups", cov_groups)):
@@ -90,37 +92,72 @@ def build_dask_design(formula, frame, *, context=None, weights=None, offset=None
         if value not in frame.columns:
             raise ValueError(f"{name}={value!r}: no column {value!r} in the data")
         column_args[name] = value
+    columns = list(frame.columns)
+    roles = set(column_args.values())
+    parsed = parse_formula(formula, columns, context=context,
+                           available=[c for c in columns if c not in roles])
     try:
-        needed = Formula(formula).required_variables
+        needed = parsed.formula.required_variables
     except FormulaicError as exc:
         raise ValueError(f"cannot parse formula {formula!r}: {exc}") from None
     missing = [name for name in needed if name not in frame.columns and name not in
                (context or {})]
     if missing:
         raise ValueError(f"formula {formula!r} uses {missing}, not columns of the data")
-    levels = {}
-    for name in sorted(set(needed) & set(frame.columns)):
-        dtype = frame[name].dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            if frame[name].cat.known:
-                continue
-            levels[name] = None
-        elif not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            levels[name] = None
-    if levels:
-        # One pass over the categorical columns for their levels.
-        import dask
-
-        found = dask.compute(*[frame[name].dropna().unique() for name in levels])
-        frame = frame.astype({name: pd.CategoricalDtype(sorted(values.tolist()))
-                              for name, values in zip(levels, found)})
+    used = sorted(parsed.lhs | parsed.rhs, key=str)
+    # Which columns are categories, from the first rows (dates and other
+    # unusable columns are refused here, before any pass).
+    head = frame[used].head(SPEC_ROWS, npartitions=-1) if used else None
+    factors = [name for name in used if column_values(head[name], name)[1] == CATEGORICAL]
+    if factors:
+        frame = _with_levels(frame, factors)
     sample = frame.head(SPEC_ROWS, npartitions=-1)
+    sample = prepare_columns(sample, used)[0]
     try:
-        matrices = Formula(formula).get_model_matrix(sample, context=context, na_action="drop")
+        matrices = parsed.formula.get_model_matrix(sample, context=context, na_action="drop")
     except FormulaicError as exc:
         raise ValueError(f"cannot build the design of formula {formula!r}: {exc}") from None
     return DaskDesign(frame, matrices.model_spec, [str(c) for c in matrices.lhs.columns],
                       [str(c) for c in matrices.rhs.columns], column_args, formula)
+
+
+def _partition_levels(part, names):
+    """The levels present in one partition, per column."""
+    return {name: list(column_values(part[name], name)[0].categories) for name in names}
+
+
+def _with_levels(frame, names):
+    """``frame`` with the columns ``names`` categorical, with the levels found
+    in one pass over the data (in the order of a categorical's own levels,
+    sorted otherwise), so every partition encodes alike."""
+    import dask
+
+    found = dask.compute(*[dask.delayed(_partition_levels)(part, names)
+                           for part in frame[names].to_delayed()])
+    dtypes = {}
+    for name in names:
+        present = set().union(*(levels[name] for levels in found))
+        own = frame[name].dtype
+        if isinstance(own, pd.CategoricalDtype) and own.categories is not None:
+            levels = [level for level in own.categories if level in present]
+        else:
+            try:
+                levels = sorted(present)
+            except TypeError:
+                levels = sorted(present, key=str)
+        dtypes[name] = pd.CategoricalDtype(levels, ordered=bool(getattr(own, "ordered", False)))
+    meta = frame._meta.copy()
+    for name, dtype in dtypes.items():
+        meta[name] = pd.Series(pd.Categorical([], dtype=dtype), index=meta.index)
+    return frame.map_partitions(_categorize, dtypes, meta=meta)
+
+
+def _categorize(part, dtypes):
+    part = part.copy(deep=False)
+    for name, dtype in dtypes.items():
+        values = column_values(part[name], name)[0]
+        part[name] = pd.Categorical(np.asarray(values, dtype=object), dtype=dtype)
+    return part
 
 
 def partition_arrays(part, model_spec, column_args, context=None):
@@ -131,19 +168,24 @@ def partition_arrays(part, model_spec, column_args, context=None):
     count is returned so the caller can report it. A missing cluster label
     is an error, as in memory.
     """
-    matrices = model_spec.get_model_matrix(part.reset_index(drop=True), context=context,
-                                           na_action="drop")
+    frame = part.reset_index(drop=True)
+    names = sorted(spec_columns(model_spec, frame.columns, context), key=str)
+    frame = prepare_columns(frame, names)[0]
+    matrices = model_spec.get_model_matrix(frame, context=context, na_action="drop")
     kept = np.asarray(matrices.rhs.index, dtype=int)
+    if names:
+        observed = ~frame[names].isna().any(axis=1).to_numpy()
+        kept = kept[observed[kept]]
     arrays = {
-        "endog": matrices.lhs.to_numpy(dtype=float),
-        "exog": np.ascontiguousarray(matrices.rhs.to_numpy(dtype=float)),
+        "endog": matrices.lhs.loc[kept].to_numpy(dtype=float),
+        "exog": np.ascontiguousarray(matrices.rhs.loc[kept].to_numpy(dtype=float)),
     }
     if arrays["endog"].shape[1] == 1:
         arrays["endog"] = arrays["endog"][:, 0]
     for name in ("weights", "offset", "exposure", "trials"):
         column = column_args.get(name)
         arrays[name] = (None if column is None
-                        else part[column].to_numpy(dtype=float)[kept])
+                        else as_float(part[column], name, column)[kept])
     column = column_args.get("cov_groups")
     arrays["cov_groups"] = None
     if column is not None:

@@ -66,7 +66,8 @@ class _Fit:
         return self.trials * self.var_weights
 
 
-def residuals(results, type="deviance", component=None, random_state=None):
+def residuals(results, type="deviance", component=None, random_state=None, data=None,
+              context=None):
     r"""Residuals of a mixture fit, or of a statsmodels GLM.
 
     Parameters
@@ -90,6 +91,13 @@ def residuals(results, type="deviance", component=None, random_state=None):
         Seeds the uniform draws of quantile residuals of the discrete families
         (poisson, binomial, negative binomial); the same seed gives the same
         residuals. Ignored by the other types and continuous families.
+    data : DataFrame or dict of columns, optional
+        New data with the response (a mixture fit from a formula): the
+        residuals of its rows under the fitted model, the posterior computed
+        from their response as ``predict(data, type="posterior")``. A row
+        missing a value the formula reads gets NaN; the index is ``data``'s.
+    context : mapping, optional
+        Names the formula uses for new data (see ``EMGLMResults.predict``).
 
     Returns
     -------
@@ -190,7 +198,7 @@ def residuals(results, type="deviance", component=None, random_state=None):
     if not isinstance(type, str) or type not in RESIDUAL_TYPES:
         raise ValueError(f"unknown residual type {type!r}; choose one of "
                          f"{', '.join(map(repr, RESIDUAL_TYPES))}")
-    fit = _as_fit(results)
+    fit = _as_fit(results) if data is None else _new_fit(results, data, context)
     k = _component_position(component, fit)
     values = _compute(fit, type, k, random_state)
     name = f"resid_{type}" if k is None else f"resid_{type}_{fit.names[k]}"
@@ -233,6 +241,34 @@ def _as_fit(results):
                 posterior=np.ones((n, 1)), trials=trials, var_weights=var_weights,
                 family=family, index=index, names=("comp1",))
 
+
+
+def _new_fit(results, data, context):
+    """The :class:`_Fit` of new data under an EMGLMResults (NaN rows where a
+    value is missing)."""
+    from . import _em
+    from .results import EMGLMResults
+
+    if not isinstance(results, EMGLMResults):
+        raise TypeError("residuals of new data (data=) need an EMGLMResults, got "
+                        f"{type(results).__name__}")
+    est = results.estimates
+    new = results._new_arrays(data, None, None, response=True, context=context)
+    engine, endog, trials = new["data"], new["endog"], new["trials"]
+    n = engine.nobs
+    mu = results.family.mean(_em.linear_predictor(engine, est.coef, est.fixed_coef))
+    posterior = results._new_posterior(new, results.component_names).to_numpy()
+    rows = np.flatnonzero(np.all(np.isfinite(posterior), axis=1))
+    y, n_trials = np.full(n, np.nan), np.ones(n)
+    if rows.size:
+        y[rows], n_trials[rows] = results.model._response(
+            endog[rows], None if trials is None else trials[rows], rows.size)
+    prior = (np.asarray(est.prior, dtype=float) if est.gamma is None
+             else results._new_prior(engine))
+    return _Fit(y=y, mu=np.asarray(mu, dtype=float), scale=np.asarray(est.scale, dtype=float),
+                prior=prior, posterior=posterior, trials=n_trials, var_weights=np.ones(n),
+                family=_fresh_family(results.model.data.family.sm_family), index=new["index"],
+                names=tuple(results.component_names))
 
 
 def _glm_results(results):

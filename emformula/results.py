@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from . import _em
-from ._design import new_design_matrix, new_response, resolve_labels, resolve_vector
+from ._design import as_frame, new_design_matrix, new_response, resolve_labels, resolve_vector
 from .inference import (invert_information, louis_information, mean_prior_jacobian,
                         prior_delta_jacobian, sandwich_covariance, unit_prior, unit_scores)
 from ._starts import replication_tolerance
@@ -371,7 +371,7 @@ class EMGLMResults:
             values = np.sum(self._component_mean * self._row_prior, axis=1)
         return pd.Series(values, index=self.model.row_index, name="fittedvalues")
 
-    def predict(self, data=None, type="mean", *, offset=None, exposure=None):
+    def predict(self, data=None, type="mean", *, offset=None, exposure=None, context=None):
         """Predictions for the training data or new data.
 
         Parameters
@@ -394,6 +394,14 @@ class EMGLMResults:
         offset, exposure : array_like or str, optional
             For new data, when the fit had them as arrays. Columns named in
             the fit are taken from ``data`` automatically.
+        context : mapping, optional
+            Names the formula uses besides columns (a user's function, say),
+            for new data; by default the namespace captured by the fit
+            (lost when the results are pickled).
+
+        New data may be a DataFrame or a dict of columns, with the same
+        dtypes the fit accepts; its index labels the predictions. A row
+        missing a value the formula reads gives NaN in that row only.
 
         Returns
         -------
@@ -420,7 +428,8 @@ class EMGLMResults:
                                        self.estimates.fixed_coef)
             prior = self._row_prior
         else:
-            new = self._new_arrays(data, offset, exposure, response=(type == "posterior"))
+            new = self._new_arrays(data, offset, exposure, response=(type == "posterior"),
+                                   context=context)
             index = new["index"]
             eta = _em.linear_predictor(new["data"], self.estimates.coef,
                                        self.estimates.fixed_coef)
@@ -466,14 +475,15 @@ class EMGLMResults:
             out[rows] = _em.e_step(sub, self.estimates).posterior
         return pd.DataFrame(out, index=new["index"], columns=names)
 
-    def _new_arrays(self, data, offset, exposure, response=False):
+    def _new_arrays(self, data, offset, exposure, response=False, context=None):
         """The engine's arrays for new data: ``{"data": EMData, "index": Index}``.
 
         The response (``response=True``) and the groups are only looked for
         when a posterior is asked for.
         """
         model = self.model
-        context = getattr(model, "context", None)
+        if context is None:
+            context = getattr(model, "context", None)
         fixed = concomitant = groups = endog = trials = None
         if model.design is None:
             parts = dict(data) if isinstance(data, dict) else {"exog": data}
@@ -513,19 +523,22 @@ class EMGLMResults:
                     groups = resolve_labels(parts["groups"], None, "groups", n)
         else:
             design = model.design
-            exog = new_design_matrix(design.model_spec, data, context)
+            data = as_frame(data, "new data")
+            kinds = getattr(design, "column_kinds", None)
+            exog = new_design_matrix(design.model_spec, data, context, kinds=kinds)
             frame, index = data.reset_index(drop=True), data.index
             n = exog.shape[0]
             offset = design.column_args.get("offset") if offset is None else offset
             exposure = design.column_args.get("exposure") if exposure is None else exposure
             if design.fixed_spec is not None and model.data.fixed is not None:
-                fixed = new_design_matrix(design.fixed_spec, data, context, design.fixed_names)
+                fixed = new_design_matrix(design.fixed_spec, data, context, design.fixed_names,
+                                          kinds)
             if design.concomitant_spec is not None:
                 concomitant = new_design_matrix(design.concomitant_spec, data, context,
-                                                design.concomitant_names)
+                                                design.concomitant_names, kinds)
             if response:
                 try:
-                    endog = new_response(design.model_spec, data, context)
+                    endog = new_response(design.model_spec, data, context, kinds)
                 except ValueError as exc:
                     raise ValueError(f"type='posterior' needs the response "
                                      f"{' + '.join(model.endog_names)} in the new data: "
@@ -765,10 +778,13 @@ class EMGLMResults:
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
     # -------------------------------------------------------- diagnostics
-    def residuals(self, type="deviance", component=None, random_state=None):
-        """Residuals of the fit; see :func:`emformula.residuals.residuals`."""
+    def residuals(self, type="deviance", component=None, random_state=None, data=None,
+                  context=None):
+        """Residuals of the fit, or of new data with their response (``data=``);
+        see :func:`emformula.residuals.residuals`."""
         from .residuals import residuals
-        return residuals(self, type=type, component=component, random_state=random_state)
+        return residuals(self, type=type, component=component, random_state=random_state,
+                         data=data, context=context)
 
     def plot_params(self, known=None, alpha=0.05, ax=None, match=True):
         """Estimates with confidence intervals, against known values if given;

@@ -122,6 +122,26 @@ CASES = [
     ("select_best wrong object", lambda: select_best({"a": 1}), TypeError, ["small_em"]),
     ("array exog wrong rows", lambda: EMGLM(np.ones(5), np.ones((4, 2))), ValueError,
      ["endog", "5", "4"]),
+    # Formulas that would silently mean something else, and malformed ones
+    # (more in test_formula_checks.py), column dtypes (test_input_types.py).
+    ("column named Intercept", lambda: fit("y ~ Intercept + x", data=D.assign(Intercept=D.x)),
+     ValueError, ["'Intercept'", "rename"]),
+    ("xor for a power", lambda: fit("y ~ I(t^2)"), ValueError, ["exclusive or", "t ** 2"]),
+    ("no terms", lambda: fit("y ~ 0"), ValueError, ["'y ~ 0'", "no terms"]),
+    ("no response", lambda: fit("~ x"), ValueError, ["'~ x'", "left-hand side"]),
+    ("Python syntax error", lambda: fit("y ~ I(x +)"), ValueError, ["I(x +)", "syntax"]),
+    ("response on the right", lambda: fit("y ~ y + x"), ValueError, ["response", "'y'"]),
+    ("date column", lambda: fit("y ~ d", data=D.assign(d=pd.date_range("2020", periods=N))),
+     TypeError, ["'d'", "dates", "convert it to a number"]),
+    ("data a dict of unequal columns", lambda: emglm("y ~ x", {"y": [1, 2], "x": [1]}),
+     ValueError, ["data", "same length"]),
+    ("text in new data", lambda: fit(K=1).predict(D.assign(x="1")), TypeError,
+     ["'x'", "new data", "text"]),
+    ("weights two columns", lambda: fit(weights=np.ones((N, 2))), ValueError,
+     ["weights", "1-d", "(60, 2)"]),
+    ("context not a mapping", lambda: fit(context=5), TypeError, ["context", "mapping"]),
+    ("column missing everywhere", lambda: fit("y ~ x + z", data=D.assign(z=np.nan)),
+     ValueError, ["every row", "'z'"]),
 ]
 
 
