@@ -1,14 +1,25 @@
 """The ``emformula`` command: ``demo``, ``fit`` and ``select-k``.
 
-Every error a user can cause (a missing file, a bad column, formula or
-family) ends in one line on stderr naming it and exit status 2, never a
+Every error a user can cause (a missing or unreadable file, a bad column,
+formula, family, number or combination of options) ends in one line on
+stderr, ``emformula: error: ...`` naming it, and exit status 2, never a
 traceback.
+
+Formulas arrive from the command line, perhaps from someone else: unlike
+the Python API, which evaluates the Python in a formula's terms in the
+caller's namespace (as statsmodels and formulaic do), the command line
+evaluates only column names, numpy functions and formulaic's transforms,
+checked on the parsed Python of every term of the formula, ``--fixed`` and
+``--concomitant`` before anything is evaluated
+(:func:`emformula._design.check_safe_formula`). ``--allow-python`` lifts
+that for formulas the user trusts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import warnings
@@ -25,6 +36,20 @@ class UsageError(Exception):
     """A problem with the command line or its inputs (exit status 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line and status 2 like every
+    other user error (argparse would print the usage first)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+#: Exceptions that report a user's mistake (status 2); anything else is a bug.
+_USER_ERRORS = (UsageError, ValueError, TypeError, KeyError, LookupError, OSError,
+                NotImplementedError, ArithmeticError, MemoryError, RecursionError,
+                ImportError)
+
+
 # ------------------------------------------------------------------ input
 def _read_data(path):
     import pandas as pd
@@ -32,22 +57,74 @@ def _read_data(path):
     path = Path(path)
     if not path.exists():
         raise UsageError(f"data file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise UsageError(f"data file {str(path)!r} is a folder, not a .csv or .parquet file")
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    compressed = suffixes[-1:] in ([".gz"], [".bz2"], [".zip"], [".xz"])
+    suffix = suffixes[-2] if compressed and len(suffixes) == 2 else suffixes[-1] if suffixes else ""
+    if suffix not in (".parquet", ".pq", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz"):
+        raise UsageError(f"data file {str(path)!r} must be .csv (.tsv, .txt, compressed or "
+                         "not) or .parquet")
     try:
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path)
+            data = pd.read_parquet(path)
+        else:
+            data = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            if data.shape[1] == 1:
+                # A file separated by ";" or tabs reads as one column.
+                header = str(data.columns[0])
+                for sep in (";", "\t", "|"):
+                    if sep in header:
+                        data = pd.read_csv(path, sep=sep)
+                        break
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"data file {str(path)!r} is empty") from None
     except ImportError as exc:
         raise UsageError(f"cannot read {str(path)!r}: {exc}") from None
-    except Exception as exc:  # pandas raises many parser errors
+    except Exception as exc:  # pandas and pyarrow raise many parser errors
         raise UsageError(f"cannot read {str(path)!r} as {suffix[1:]}: "
-                         f"{str(exc).splitlines()[0]}") from None
-    raise UsageError(f"data file {str(path)!r} must be .csv or .parquet")
+                         f"{_first_line(exc)}") from None
+    if len(data) == 0:
+        raise UsageError(f"data file {str(path)!r} has no rows (only a header)")
+    return data
+
+
+def _first_line(exc):
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _formula_context(args, data):
+    """Check the formulas (unless --allow-python) and give their namespace.
+
+    Safe mode: every formula-valued option is checked against the data's
+    columns and evaluated with nothing but formulaic's own transforms (an
+    empty context). --allow-python: any Python, with numpy, pandas and math
+    as np, pd and math.
+    """
+    from ._design import check_safe_formula
+
+    if getattr(args, "allow_python", False):
+        import math
+
+        import pandas as pd
+
+        return {"np": np, "pd": pd, "math": math}
+    check_safe_formula(args.formula, data.columns, "formula")
+    for name in ("fixed", "concomitant"):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_safe_formula(value, data.columns, f"--{name}", two_sided=False)
+    return {}
 
 
 def _model_kwargs(args, data):
-    kwargs = {}
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.n_init < 1:
+        raise UsageError(f"--n-init must be at least 1, got {args.n_init}")
+    kwargs = {"context": _formula_context(args, data)}
     for name in ("concomitant", "fixed"):
         if getattr(args, name, None) is not None:
             kwargs[name] = getattr(args, name)
@@ -131,6 +208,12 @@ def _fit(args):
 
     data = _read_data(args.data)
     family = _family(args)
+    if args.K < 1:
+        raise UsageError(f"-K must be at least 1, got {args.K}")
+    if args.cov_groups is not None and args.cov_type != "cluster":
+        raise UsageError("--cov-groups is only used with --cov-type cluster")
+    if args.cov_type == "cluster" and args.cov_groups is None:
+        raise UsageError("--cov-type cluster needs --cov-groups COL (the cluster labels)")
     kwargs = _model_kwargs(args, data)
     if args.cov_type != "louis":
         kwargs["cov_type"] = args.cov_type
@@ -211,6 +294,8 @@ def _select_k(args):
         raise UsageError(f"--kmax must be at least 1, got {args.kmax}")
     data = _read_data(args.data)
     family = _family(args)
+    if args.kmax > len(data):
+        raise UsageError(f"--kmax {args.kmax} is more than the {len(data)} rows of the data")
     choice = select_k(args.formula, data, family, K=range(1, args.kmax + 1),
                       criterion=args.criterion, n_init=args.n_init, random_state=args.seed,
                       **_model_kwargs(args, data))
@@ -242,10 +327,16 @@ def _add_model_arguments(parser):
                         help="starts run to convergence after screening (default "
                              f"{DEFAULT_N_INIT})")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--allow-python", action="store_true", dest="allow_python",
+                        help="evaluate any Python in the formulas (with np, pd, math and "
+                             "Python's builtins); without it a formula may use only column "
+                             "names, numpy functions (np.log, log, exp, np.sqrt, ...) and "
+                             "formulaic's transforms (C, I, center, scale, bs, poly, ...). "
+                             "Only for formulas you trust: Python can do anything you can")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="emformula",
         description="Finite mixtures of generalized linear models fitted by EM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -281,26 +372,45 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``emformula`` console script."""
+    """Entry point of the ``emformula`` console script.
+
+    Returns the exit status: 0, 2 for every user error (one line on stderr,
+    ``emformula: error: ...``), 1 for an unexpected internal error (one line
+    too; ``EMFORMULA_TRACEBACK=1`` shows the traceback), 130 when interrupted.
+    """
     if hasattr(signal, "SIGPIPE"):
         # `emformula demo | head` should end quietly, as Unix tools do.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        except ValueError:  # not the main thread (main() called from a program)
+            pass
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help()
-        return 2
+    format_warning = warnings.formatwarning
     try:
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.formatwarning = _one_line_warning
             return args.handler(args)
-    except (UsageError, ValueError, TypeError, KeyError) as exc:
+    except _USER_ERRORS as exc:
         # One line: formulaic's parser errors add a drawing of the formula.
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        message = lines[0].strip("'\"") if lines else type(exc).__name__
-        print(f"emformula {args.command}: error: {message}", file=sys.stderr)
+        print(f"emformula: error: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("emformula: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("EMFORMULA_TRACEBACK"):
+            raise
+        print(f"emformula: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+              "(this is a bug: please report it; EMFORMULA_TRACEBACK=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+    finally:
+        warnings.formatwarning = format_warning
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

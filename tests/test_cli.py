@@ -155,3 +155,166 @@ def test_fit_with_the_extensions(files):
                                               rel=1e-6)
     code, out, err = run("fit", folder / "grouped.csv", FORMULA, "--groups", "nothere")
     assert code == 2 and "nothere" in err
+
+
+# ------------------------------------------------ every user error, in-process
+def main_in_process(capsys, *args):
+    from emformula.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def small_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_small")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    data = pd.DataFrame({"y": rng.poisson(np.exp(0.5 + 0.3 * x)), "x": x,
+                         "g": rng.choice(["a", "b"], size=60), "w": 1.0,
+                         "t": pd.date_range("2020-01-01", periods=60).astype(str)})
+    data.to_csv(folder / "d.csv", index=False)
+    data.to_csv(folder / "semi.csv", index=False, sep=";")
+    data.to_csv(folder / "d.tsv", index=False, sep="\t")
+    data.iloc[:0].to_csv(folder / "header.csv", index=False)
+    (folder / "empty.csv").write_text("")
+    (folder / "binary.csv").write_bytes(b"\xff\xfe\x00\x01\x80\x81" * 50)
+    (folder / "fake.parquet").write_text("y,x\n1,2\n")
+    (folder / "adir.csv").mkdir()
+    data.assign(t=pd.to_datetime(data.t)).to_parquet(folder / "dates.parquet")
+    return folder, data
+
+
+# (id, arguments, words of the one error line)
+USER_ERRORS = [
+    ("missing file", ["fit", "{f}/nope.csv", "y ~ x"], ["nope.csv", "does not exist"]),
+    ("empty file", ["fit", "{f}/empty.csv", "y ~ x"], ["empty.csv", "empty"]),
+    ("header only", ["fit", "{f}/header.csv", "y ~ x"], ["header.csv", "no rows"]),
+    ("binary csv", ["fit", "{f}/binary.csv", "y ~ x"], ["binary.csv", "cannot read"]),
+    ("not parquet", ["fit", "{f}/fake.parquet", "y ~ x"], ["fake.parquet", "cannot read"]),
+    ("a folder", ["fit", "{f}/adir.csv", "y ~ x"], ["adir.csv", "folder"]),
+    ("wrong suffix", ["fit", "{f}/d.xlsx", "y ~ x"], ["d.xlsx"]),
+    ("formula and file swapped", ["fit", "y ~ x", "{f}/d.csv"], ["'y ~ x'", "does not exist"]),
+    ("bad column", ["fit", "{f}/d.csv", "y ~ nothere"], ["nothere"]),
+    ("date column", ["fit", "{f}/dates.parquet", "y ~ t"], ["'t'", "dates"]),
+    ("y ~ 0", ["fit", "{f}/d.csv", "y ~ 0"], ["'y ~ 0'", "no terms"]),
+    ("~ x", ["fit", "{f}/d.csv", "~ x"], ["'~ x'", "left-hand side"]),
+    ("I(x +)", ["fit", "{f}/d.csv", "y ~ I(x +)"], ["I(x +)", "syntax"]),
+    ("x ^ 2", ["fit", "{f}/d.csv", "y ~ I(x^2)"], ["exclusive or", "**"]),
+    ("empty formula", ["fit", "{f}/d.csv", ""], ["formula is empty"]),
+    ("bar", ["fit", "{f}/d.csv", "y ~ x | g"], ["--groups"]),
+    ("response not numeric", ["fit", "{f}/d.csv", "g ~ x"], ["'g'", "not numeric"]),
+    ("bad family", ["fit", "{f}/d.csv", "y ~ x", "--family", "poison"], ["poison"]),
+    ("bad link", ["fit", "{f}/d.csv", "y ~ x", "--link", "cauchit"], ["cauchit"]),
+    ("K zero", ["fit", "{f}/d.csv", "y ~ x", "-K", "0"], ["-K", "at least 1"]),
+    ("K negative", ["fit", "{f}/d.csv", "y ~ x", "-K", "-2"], ["-K"]),
+    ("K not a number", ["fit", "{f}/d.csv", "y ~ x", "-K", "two"], ["-K", "'two'"]),
+    ("K too large", ["fit", "{f}/d.csv", "y ~ x", "-K", "40"], ["too large"]),
+    ("n-init zero", ["fit", "{f}/d.csv", "y ~ x", "--n-init", "0"], ["--n-init"]),
+    ("negative seed", ["fit", "{f}/d.csv", "y ~ x", "--seed", "-1"], ["--seed"]),
+    ("bad format", ["fit", "{f}/d.csv", "y ~ x", "--format", "xml"], ["--format", "xml"]),
+    ("offset and exposure", ["fit", "{f}/d.csv", "y ~ x", "--offset", "w", "--exposure", "w"],
+     ["--exposure", "--offset"]),
+    ("cov-groups without cluster", ["fit", "{f}/d.csv", "y ~ x", "--cov-groups", "g"],
+     ["--cov-groups", "cluster"]),
+    ("cluster without cov-groups", ["fit", "{f}/d.csv", "y ~ x", "--cov-type", "cluster"],
+     ["--cov-groups"]),
+    ("weights not numeric", ["fit", "{f}/d.csv", "y ~ x", "--weights", "g"],
+     ["weights", "'g'", "numeric"]),
+    ("exposure column absent", ["fit", "{f}/d.csv", "y ~ x", "--exposure", "nope"],
+     ["--exposure", "'nope'"]),
+    ("groups column absent", ["fit", "{f}/d.csv", "y ~ x", "--groups", "nope"], ["'nope'"]),
+    ("bad --fixed", ["fit", "{f}/d.csv", "y ~ g", "--fixed", "~ x +"], ["--fixed", "~ x +"]),
+    ("unsafe --fixed", ["fit", "{f}/d.csv", "y ~ g", "--fixed", "~ I(open('f'))"],
+     ["--fixed", "open", "--allow-python"]),
+    ("unsafe --concomitant", ["fit", "{f}/d.csv", "y ~ x", "--concomitant",
+                              "~ I(().__class__)"], ["--concomitant", "__class__"]),
+    ("kmax zero", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "0"], ["--kmax"]),
+    ("kmax above rows", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "99"], ["--kmax", "rows"]),
+    ("unsafe select-k", ["select-k", "{f}/d.csv", "y ~ I(eval('x'))"], ["eval"]),
+    ("unknown option", ["fit", "{f}/d.csv", "y ~ x", "--nope"], ["--nope"]),
+    ("unknown command", ["fitt"], ["fitt"]),
+    ("missing arguments", ["fit"], ["required"]),
+]
+
+
+@pytest.mark.parametrize("case, args, words", USER_ERRORS, ids=[c[0] for c in USER_ERRORS])
+def test_every_user_error_is_one_line_and_status_2(small_files, capsys, case, args, words):
+    folder, _ = small_files
+    code, out, err = main_in_process(capsys, *[a.format(f=folder) for a in args])
+    assert code == 2, (case, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("emformula: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (case, lines[0])
+
+
+def test_no_command_prints_help_and_status_2(capsys):
+    code, out, err = main_in_process(capsys)
+    assert code == 2 and "select-k" in err
+
+
+@pytest.mark.parametrize("name", ["semi.csv", "d.tsv"])
+def test_semicolon_and_tab_separated_files(small_files, capsys, name):
+    folder, data = small_files
+    code, out, err = main_in_process(capsys, "fit", folder / name, "y ~ x + g", "-K", "1",
+                                     "--format", "json")
+    assert code == 0, err
+    ref = emglm("y ~ x + g", data, "poisson", K=1)
+    assert json.loads(out)["llf"] == pytest.approx(ref.llf, rel=1e-10)
+
+
+def test_formula_code_is_not_run_without_allow_python(small_files, tmp_path):
+    folder, _ = small_files
+    formula = "y ~ x + I(__import__('os').system('touch pwned'))"
+    code, out, err = run("fit", folder / "d.csv", formula, "-K", "1", cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err
+    assert "__import__" in err and "--allow-python" in err
+    assert not (tmp_path / "pwned").exists()
+    # Nor through the other formula options, nor by the names the command
+    # line's own module holds (json, sys, ...).
+    for extra in (["--fixed", "~ I(__import__('os').system('touch pwned'))"],
+                  ["--concomitant", "~ I(sys.exit(0))"]):
+        code, out, err = run("fit", folder / "d.csv", "y ~ g", "-K", "2", *extra, cwd=tmp_path)
+        assert code == 2, err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_allow_python_permits_a_harmless_call(small_files, tmp_path, capsys):
+    folder, data = small_files
+    code, out, err = run("fit", folder / "d.csv", "y ~ I(abs(x)) + I(math.sqrt(4) * x)", "-K",
+                         "1", "--format", "json", "--allow-python", cwd=tmp_path)
+    assert code == 0, err
+    ref = emglm("y ~ ax + x2", data.assign(ax=data.x.abs(), x2=2 * data.x), "poisson", K=1)
+    result = json.loads(out)
+    assert result["llf"] == pytest.approx(ref.llf, rel=1e-10)
+    assert result["components"][0]["params"]["I(abs(x))"]["estimate"] == pytest.approx(
+        ref.params.loc["ax", "comp1"], rel=1e-8)
+    code, out, err = main_in_process(capsys, "fit", folder / "d.csv", "y ~ I(abs(x))", "-K", "1")
+    assert code == 2 and "--allow-python" in err
+
+
+def test_safe_mode_allows_numpy_and_formulaic_transforms(small_files, capsys):
+    folder, data = small_files
+    formula = "y ~ np.log(np.abs(x) + 1) + center(x) + C(g) + I(x ** 2) + np.clip(x, -1, 1)"
+    code, out, err = main_in_process(capsys, "fit", folder / "d.csv", formula, "-K", "1",
+                                     "--format", "json")
+    assert code == 0, err
+    ref = emglm(formula, data, "poisson", K=1)
+    assert json.loads(out)["llf"] == pytest.approx(ref.llf, rel=1e-10)
+
+
+def test_an_internal_error_is_one_line_and_status_1(small_files, capsys, monkeypatch):
+    from emformula import cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    folder, _ = small_files
+    monkeypatch.setattr(cli, "_fit", broken)
+    code, out, err = main_in_process(capsys, "fit", folder / "d.csv", "y ~ x")
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and "RuntimeError: boom" in err
