@@ -149,6 +149,11 @@ class EMGLM:
         if self.exposure is not None:
             total_offset += np.log(self.exposure)
         self.family.check_response(y, n_trials, name=self.endog_names[0])
+        if self.family.estimates_scale and np.abs(y).max() > _LARGEST_COLUMN:
+            # The dispersion is of the order of y squared (gaussian) or more.
+            raise ValueError(f"the response {self.endog_names[0]!r} reaches "
+                             f"{np.abs(y).max():.3g}: its dispersion would overflow double "
+                             "precision; rescale it (e.g. divide by a power of ten)")
         fixed, self.fixed_names = _extra_design(fixed, fixed_names, n, "fixed", "z")
         concomitant, self.concomitant_names = _extra_design(
             concomitant, concomitant_names, n, "concomitant", "w")
@@ -578,11 +583,18 @@ def _gamma_from_prior(concomitant, prior):
 
 # ------------------------------------------------------------ validation
 def _seed_sequence(random_state):
+    """``random_state`` (None, a non-negative whole number, a Generator or a
+    SeedSequence) as a SeedSequence; anything else is refused by name."""
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(int(random_state.integers(2**63)))
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
-    return np.random.SeedSequence(random_state)
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, numbers.Integral)
+                                     or random_state < 0):
+        raise TypeError("random_state must be None, a non-negative whole number or a "
+                        f"numpy Generator, got {random_state!r}")
+    return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
 def _best_run_index(llfs, converged):
@@ -603,6 +615,12 @@ def _best_run_index(llfs, converged):
     return int((done if done.size else tied)[0])
 
 
+#: Largest (and, inverted, smallest) column magnitude a design may have: the
+#: normal equations and the information hold products of two columns and
+#: the weights, which must stay within double precision (about 1e+-308).
+_LARGEST_COLUMN = 1e100
+
+
 def _check_rank(exog, names):
     """Refuse a rank-deficient design, naming the collinear columns.
 
@@ -610,11 +628,21 @@ def _check_rank(exog, names):
     coefficient poisons every component's information matrix, so emformula
     asks the user to remove the column instead.
     """
-    norms = np.linalg.norm(exog, axis=0)
-    if np.any(norms == 0):
-        zero = [names[j] for j in np.flatnonzero(norms == 0)]
+    # Scaled by the largest absolute value first: the norm of a column of
+    # values near 1e300 overflows, and near 1e-300 underflows to zero.
+    peak = np.abs(exog).max(axis=0)
+    if np.any(peak == 0):
+        zero = [names[j] for j in np.flatnonzero(peak == 0)]
         raise ValueError(f"the design has all-zero column(s) {zero}; remove them")
-    scaled = exog / norms
+    extreme = (peak > _LARGEST_COLUMN) | (peak < 1.0 / _LARGEST_COLUMN)
+    if np.any(extreme):
+        bad = [f"{names[j]} (largest |value| {peak[j]:.3g})" for j in np.flatnonzero(extreme)]
+        raise ValueError(f"design column(s) {', '.join(bad)} are too large or too small for "
+                         "double precision: the normal equations square them, which "
+                         "overflows or underflows; rescale them (e.g. divide by a power of "
+                         "ten) to magnitudes between 1e-100 and 1e100")
+    scaled = exog / peak
+    scaled = scaled / np.linalg.norm(scaled, axis=0)
     _, r, pivot = scipy.linalg.qr(scaled, mode="economic", pivoting=True)
     diag = np.abs(np.diag(r))
     rank = int(np.sum(diag > diag[0] * max(exog.shape) * np.finfo(float).eps * 10))
