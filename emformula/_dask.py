@@ -34,7 +34,7 @@ from ._dask_design import build_dask_design, formula_context, partition_arrays
 from .families import WeightedMoments, as_family, default_scale_floor
 from .inference import (ParameterLayout, louis_information, observed_score, score_meat,
                         unit_scores)
-from .warnings import ConvergenceWarning
+from .warnings import ConvergenceWarning, LocalMaximumWarning
 
 __all__ = ["fit_dask", "sample_frame"]
 
@@ -314,13 +314,15 @@ def _start(design, family, K, start, n_init, random_state, context, sample_rows,
                          "sample_rows= or start=")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # The sample's own replication says nothing about the fit to all rows.
+        warnings.simplefilter("ignore", LocalMaximumWarning)
         fitted = model.fit(start=start, n_init=n_init, random_state=random_state,
                            scale_floor=scale_floor)
     return fitted.estimates
 
 
 def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
-             exposure=None, trials=None, link=None, start="random", n_init=10,
+             exposure=None, trials=None, link=None, start="auto", n_init=10,
              max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
              sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis", cov_groups=None,
              equal_scale=False):
@@ -430,7 +432,7 @@ class DaskEMGLM:
         self.family, self.K, self.link, self.extra = family, K, link, extra
         self.exog_names = names
 
-    def fit(self, start="random", *, n_init=10, max_iter=5000, tol=1e-8, random_state=None,
+    def fit(self, start="auto", *, n_init=10, max_iter=5000, tol=1e-8, random_state=None,
             scale_floor=None):
         """Fit by EM with one pass over the chunks per iteration."""
         res = fit_dask(self.formula, self.frame, self.family, self.K, link=self.link,

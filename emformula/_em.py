@@ -1070,8 +1070,10 @@ def newton_steps(data, est, estep, *, scale_floor, max_steps=20):
                     break
             step *= 0.5
         if accepted is None:
-            # No step gains anything: the maximum is reached to rounding.
-            return est, estep, llfs, step < 1e-6
+            # No step gains anything: the maximum is reached to rounding,
+            # if the information is positive definite there (a duplicated
+            # component is a saddle point where no step gains either).
+            return est, estep, llfs, definite and step < 1e-6
         est, estep = accepted
         llfs.append(estep.llf)
     return est, estep, llfs, False

@@ -7,7 +7,7 @@ established packages found to work:
 * **random partitions** of the units, each followed by an M-step (flexmix's
   ``initFlexmix``, the original package);
 * **random regression lines**: each component fitted to its own small random
-  subset of the units, then one EM step (mixtools' ``regmixEM``);
+  subset of the units (mixtools' ``regmixEM``);
 * **nested fits**: the same mixture with the component-specific effects
   shared by all components (all but the intercept, and each large term on
   its own, a factor with many levels say). Its maximum, written as a point of
@@ -88,8 +88,9 @@ class StartPlan:
 
     @classmethod
     def from_n_init(cls, n_init):
-        """The default plan with ``n_init`` full runs, chosen from twice as
-        many screened candidates (half random partitions, half lines)."""
+        """The default plan with ``n_init`` full runs, chosen from
+        ``2 max(2, n_init)`` screened candidates (half random partitions,
+        half lines) and the splits of the K-1 fit."""
         n_init = int(n_init)
         return cls(n_full=n_init, n_random=max(2, n_init), n_lines=max(2, n_init))
 
@@ -165,11 +166,12 @@ def _regression_lines(data, K, rng, scale_floor):
     visibly from start to start. The proportions start equal; the screening
     EM that follows re-estimates everything from the first E-step.
     """
-    units = data.n_units
+    # Only units with weight count: a subset of zero-weight rows fits nothing.
+    weighted = np.flatnonzero(data.unit_weights > 0)
     m = data.n_coef + data.n_fixed
-    size = int(min(max(2 * m, m + 10), max(units // K, 1)))
-    posterior = np.zeros((units, K))
-    order = rng.permutation(units)
+    size = int(min(max(2 * m, m + 10), max(weighted.size // K, 1)))
+    posterior = np.zeros((data.n_units, K))
+    order = rng.permutation(weighted)
     for k in range(K):
         posterior[order[k * size:(k + 1) * size], k] = 1.0
     lines = _em.estimates_from_posterior(data, data.to_rows(posterior), scale_floor)
@@ -190,13 +192,15 @@ def candidate_start(data, K, kind, rng, scale_floor):
 def _split_start(data, previous, component, scale_floor):
     """The K-1 fit ``previous`` with one component divided in two.
 
-    The rows' posterior weights on ``component`` go to one of two new
-    components by the sign of the response residual under it; every other
-    component keeps its posterior. An M-step from that posterior is the start.
+    The units' posterior weights on ``component`` go to one of two new
+    components by the sign of the unit's response residual under it (summed
+    over a group's rows); every other component keeps its posterior. An
+    M-step from that posterior is the start.
     """
     estep = _em.e_step(data, previous)
     post = estep.posterior
-    above = (data.endog - estep.mu[:, component]) > 0
+    residual = data.unit_sum(data.weights * (data.endog - estep.mu[:, component]))
+    above = data.to_rows(residual > 0)
     split = np.column_stack([post[:, :component], post[:, component] * above,
                              post[:, component] * ~above, post[:, component + 1:]])
     return _em.estimates_from_posterior(data, split, scale_floor)
@@ -341,7 +345,7 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     bounds = {}
     if plan.split and previous is None:
         found = search_starts(data, K - 1, LIGHT_PLAN, next(seeds), scale_floor,
-                              max_iter=max_iter, tol=tol, n_jobs=n_jobs)
+                              max_iter=max_iter, tol=tol)
         best = _best(found.runs)
         previous = None if best is None else best.estimates
     # Starts that go to the full runs from their exact point.
@@ -349,8 +353,10 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     if plan.nested:
         for label, shared_columns in nested_structures(data, term_columns):
             nested, keep = _nested_data(data, shared_columns)
+            # Auxiliary fits run in this process: a pool per small search
+            # would cost more than it saves.
             found = search_starts(nested, K, LIGHT_PLAN, next(seeds), scale_floor,
-                                  max_iter=max_iter, tol=tol, n_jobs=n_jobs,
+                                  max_iter=max_iter, tol=tol,
                                   previous=_as_nested(previous, data, keep, shared_columns))
             best = _best(found.runs)
             if best is None:
@@ -399,13 +405,19 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
 
 
 def _choose(candidates, screen_llf, n_full):
-    """Which screened candidates run in full: the best of each kind, then the
-    best of the rest, ``n_full`` in all (ties: the first)."""
+    """Which screened candidates run in full, ``n_full`` in all (ties: the
+    first): the best split of the K-1 fit always (the start that keeps the
+    fit from ending below the K-1 fit), then the best of each other kind as
+    far as ``n_full`` allows, then the best of the rest."""
     order = np.argsort(-screen_llf, kind="stable")
     chosen, seen = [], set()
+    splits = [int(i) for i in order if candidates[i][0].startswith("split")]
+    if splits:
+        chosen.append(splits[0])
+        seen.add("split")
     for i in order:
         kind = candidates[i][0].split(" of ")[0]
-        if kind not in seen and np.isfinite(screen_llf[i]):
+        if kind not in seen and np.isfinite(screen_llf[i]) and len(chosen) < n_full:
             seen.add(kind)
             chosen.append(int(i))
     for i in order:
@@ -413,7 +425,7 @@ def _choose(candidates, screen_llf, n_full):
             break
         if int(i) not in chosen:
             chosen.append(int(i))
-    return chosen[:n_full]
+    return chosen[:max(n_full, 1)]
 
 
 def _best(runs):

@@ -224,7 +224,7 @@ def _fit(args):
     res = emglm(args.formula, data, family=family, K=args.K, n_init=args.n_init,
                 random_state=args.seed, **kwargs)
     # On stderr, so that the JSON, HTML or LaTeX on stdout stays clean.
-    print(f"emformula: best llf {res.llf:.4f} replicated by {res.n_best} of "
+    print(f"emformula: log-likelihood {res.llf:.4f}; best llf replicated: {res.n_best} of "
           f"{res.n_full_starts} starts", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(_as_json(res), indent=2))

@@ -307,9 +307,9 @@ class EMGLM:
             such a dict. A list of results objects and dicts runs each to
             convergence (and counts their replication in ``results.starts``).
         n_init : int
-            Starts run to convergence (with ``"auto"`` or ``"random"``);
-            the run with the highest log-likelihood is kept (the first of
-            equals). ``results.starts`` lists every start and
+            Starts run to convergence (with ``"auto"`` or ``"random"``;
+            ``"auto"`` adds one run from each nested model); the run with
+            the highest log-likelihood is kept (the first of equals). ``results.starts`` lists every start and
             ``results.n_best`` how many reached the best log-likelihood; a
             warning says when only one of several did.
         max_iter : int
@@ -467,8 +467,10 @@ class EMGLM:
             raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
                              f"dict, got {start!r}")
         if isinstance(start, list | tuple):
-            if not start:
-                raise ValueError("start is an empty list; give at least one start")
+            if not start or any(isinstance(one, str | list | tuple) for one in start):
+                raise ValueError("a list of starts holds results objects or dicts (one "
+                                 "run each); for random starts use start='auto' or "
+                                 "'random' with n_init")
             return [task for one in start
                     for task in self._start_tasks(one, 1, random_state, floor)]
         if isinstance(start, EMGLMResults):
@@ -542,8 +544,8 @@ def _warn_about_starts(search, best_llf):
     if len(full) > 1 and n_best == 1:
         warnings.warn(
             f"the best log-likelihood ({best_llf:.4f}) was reached by only 1 of {len(full)} "
-            "starts: other local maxima are close; fit again with more starts (n_init) or "
-            "other seeds to check that it is the global maximum", LocalMaximumWarning,
+            "starts; fit again with more starts (n_init) or other seeds to check that it "
+            "is the global maximum", LocalMaximumWarning,
             stacklevel=4)
     for name, bound in search.bounds.items():
         slack = 1e-6 * (abs(bound) + 1.0)

@@ -229,8 +229,10 @@ class EMGLMResults:
 
         Columns: ``kind`` (how the start was made), ``stage`` (``"full"``:
         run to convergence; ``"screen"``: only a short screening run),
-        ``screen_llf`` (after the screening run), ``llf``, ``n_iter`` and
-        ``converged`` of the full run, and ``best`` (within
+        ``screen_llf`` (after the screening run; on the 20 000-unit
+        screening subsample when there are more than 100 000 units),
+        ``llf``, ``n_iter`` (screening and full run) and ``converged`` (EM's
+        criterion) of the full run, and ``best`` (within
         ``max(1e-6 |llf|, 1e-4)`` of the best full run's log-likelihood).
         Empty for results made before starts were recorded.
         """

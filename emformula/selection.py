@@ -15,7 +15,7 @@ from . import _em
 from ._parallel import map_tasks, show_progress
 from .inference import unit_prior
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence
-from .warnings import ConvergenceWarning, EstimationWarning
+from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
 
@@ -79,10 +79,15 @@ def _progress(items, progress, desc):
     return tqdm(items, desc=desc, leave=False)
 
 
-def _fit_quietly(model, **kwargs):
+def _fit_quietly(model, local_maxima=True, **kwargs):
+    """Fit without degenerate-fit and convergence warnings (expected for a
+    too-large K), but with :class:`LocalMaximumWarning`, which says the
+    reported maximum may not be the best (unless ``local_maxima`` is False:
+    the bootstrap's many refits of simulated data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("default" if local_maxima else "ignore", LocalMaximumWarning)
         return model.fit(**kwargs)
 
 
@@ -97,8 +102,10 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
     Each K is fitted with the default start strategy of :meth:`EMGLM.fit`
     (``start="auto"``), as flexmix's ``stepFlexmix`` refits each K from
     several starts; the values of K are fitted in increasing order and each
-    fit also starts from splits of the previous K's components, so a larger
-    K never ends below a smaller one.
+    fit also starts from splits of the previous K's components (one split
+    always runs in full), and a :class:`LocalMaximumWarning` says when a
+    larger K still ends below the smaller one. The table's ``n_best``
+    column counts the full runs that reached each K's best log-likelihood.
 
     Parameters
     ----------
@@ -157,7 +164,7 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
         previous[k] = fit.estimates
         fits.append(fit)
     rows = [{"K": k, "llf": r.llf, "df": r.df_model, "aic": r.aic, "bic": r.bic, "icl": r.icl,
-             "converged": r.converged, "n_iter": r.n_iter} for k, r in zip(ks, fits)]
+             "converged": r.converged, "n_iter": r.n_iter, "n_best": r.n_best} for k, r in zip(ks, fits)]
     table = pd.DataFrame(rows).set_index("K")
     return SelectKResult(table, dict(zip(ks, fits)), criterion)
 
@@ -240,15 +247,17 @@ def _bootstrap_task(shared, seed):
     y = simulate(fit0, rng)
     seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(2)
     # The data's own fits are warm starts for each replicate's, and the
-    # replicate's K0 fit is split for its K1 fit (when K1 = K0 + 1), so the
-    # statistic is not negative through a poor K1 start. K = 1 is a GLM.
-    null = _fit_quietly(_with_response(fit0.model, y, k0), n_init=n_init, random_state=seeds[0],
+    # replicate's K0 fit is split for its K1 fit (when K1 = K0 + 1), which
+    # keeps the statistic from going negative through a poor K1 start.
+    null = _fit_quietly(_with_response(fit0.model, y, k0), False, n_init=n_init,
+                        random_state=seeds[0],
                         _related={"extra": [("fit to the data", fit0.estimates)],
                                   "nested": False}, **fit_kwargs)
     related = {"extra": [("fit to the data", fit1.estimates)], "nested": False}
     if k1 == k0 + 1:
         related["previous"] = null.estimates
-    alt = _fit_quietly(_with_response(fit0.model, y, k1), n_init=n_init, random_state=seeds[1],
+    alt = _fit_quietly(_with_response(fit0.model, y, k1), False, n_init=n_init,
+                       random_state=seeds[1],
                        _related=related, **fit_kwargs)
     return 2.0 * (alt.llf - null.llf)
 

@@ -20,7 +20,9 @@ def test_select_k_on_the_bundled_data(name, expected):
     assert choice.best_k == expected
     assert list(choice.table.index) == [1, 2, 3, 4]
     assert list(choice.table.columns) == ["llf", "df", "aic", "bic", "icl", "converged",
-                                          "n_iter"]
+                                          "n_iter", "n_best"]
+    assert all(1 <= choice.table.loc[k, "n_best"] == res.n_best
+               for k, res in choice.fits.items())
     assert choice.table.df.tolist() == [5, 11, 17, 23]
     for k, res in choice.fits.items():
         row = choice.table.loc[k]
