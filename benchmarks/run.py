@@ -867,9 +867,10 @@ def case_statsmodels_poisson(args):
 # ------------------------------------------------------------ busy machine
 def engine_threads():
     """The engine's BLAS limit, ``emformula._threads.blas_threads()`` (nothing
-    on a snapshot of emformula without it). Inside ``EMGLM.fit`` only the
-    starts run under it until the fit applies it itself; wrapped here, the
-    whole fit does (and once the fit does, this outer region changes nothing)."""
+    on a snapshot of emformula without it). ``EMGLM.fit`` applies it itself
+    (since 5e77dce), so around a fit this region changes nothing there; on
+    older snapshots, where only the starts ran under it, it covers the whole
+    fit, and around bare e_step/m_step calls it is what applies."""
     if not engine_limits_blas():
         return contextlib.nullcontext()
     from emformula._threads import blas_threads
