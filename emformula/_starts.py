@@ -20,7 +20,9 @@ established packages found to work:
 * **short-run EM** ("em-EM", Biernacki, Celeux and Govaert 2003): every
   candidate runs a few EM iterations (on a random subsample of the units when
   the data are large) and only the most promising run to convergence on all
-  the data: the best of each kind, the rest by their screened log-likelihood.
+  the data: the best of each kind, then in turn the best of the rest by
+  screened log-likelihood and one of the rest at random (where the
+  likelihood is flat, leading after a few iterations is a poor guide).
   Nested fits go straight to the full runs, from their exact point.
 
 Every start that ran is recorded (:class:`StartRecord`), so a results
@@ -51,6 +53,9 @@ SCREEN_SUBSAMPLE_SIZE = 20_000
 #: brings a chosen start next to its maximum before the full run.
 REFINE_MAX_ITER = 500
 REFINE_TOL = 1e-6
+#: Units x coefficients x components up to which every screened candidate
+#: runs in full (an EM iteration there takes well under a millisecond).
+SMALL_PROBLEM = 200_000
 #: A term with at least this many columns (a factor with many levels) also
 #: gets a nested start of its own, with only that term shared.
 LARGE_TERM_COLUMNS = 3
@@ -337,7 +342,7 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     -------
     StartSearch
     """
-    seeds = iter(seed.spawn(8))
+    seeds = iter(seed.spawn(10))
     if K == 1:
         run = _single_component(data, scale_floor, max_iter, tol)
         return StartSearch([run], [StartRecord("single component", "full", np.nan, run.llf,
@@ -381,7 +386,13 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
                          shared=(screen_data, K, scale_floor, plan.screen_iter),
                          n_jobs=n_jobs, progress=progress, desc=f"screening starts (K={K})")
     screen_llf = np.array([llf if np.isfinite(llf) else -np.inf for _, llf, _ in screened])
-    chosen = _choose(candidates, screen_llf, plan.n_full)
+    n_full = plan.n_full
+    if data.n_units * (data.n_coef + data.n_fixed) * K <= SMALL_PROBLEM:
+        # Full runs on small data cost little more than their screening, and
+        # which screened start ends highest is hard to tell where the
+        # likelihood is flat: run them all.
+        n_full = max(n_full, len(candidates))
+    chosen = _choose(candidates, screen_llf, n_full, np.random.default_rng(next(seeds)))
     chosen_starts = [screened[i][0] for i in chosen]
     if screen_data is not data:
         # On large data the chosen starts first converge (loosely) on the
@@ -404,27 +415,37 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     return StartSearch(list(runs), records, bounds)
 
 
-def _choose(candidates, screen_llf, n_full):
-    """Which screened candidates run in full, ``n_full`` in all (ties: the
-    first): the best split of the K-1 fit always (the start that keeps the
-    fit from ending below the K-1 fit), then the best of each other kind as
-    far as ``n_full`` allows, then the best of the rest."""
-    order = np.argsort(-screen_llf, kind="stable")
+def _choose(candidates, screen_llf, n_full, rng):
+    """Which screened candidates run in full, ``n_full`` in all.
+
+    The best split of the K-1 fit always (the start that keeps the fit from
+    ending below the K-1 fit), then the best of each other kind as far as
+    ``n_full`` allows; the remaining places go in turn to the best of the
+    rest by screened log-likelihood and to one of the rest at random. A
+    short run's log-likelihood is a poor guide where the likelihood is flat
+    (an over-fitted K): there the starts that lead after five iterations are
+    often those drawn fastest into a lesser maximum, so half of the full runs
+    keep the diversity of plain random starts.
+    """
+    order = [int(i) for i in np.argsort(-screen_llf, kind="stable")
+             if np.isfinite(screen_llf[i])]
     chosen, seen = [], set()
-    splits = [int(i) for i in order if candidates[i][0].startswith("split")]
+    splits = [i for i in order if candidates[i][0].startswith("split")]
     if splits:
         chosen.append(splits[0])
         seen.add("split")
     for i in order:
         kind = candidates[i][0].split(" of ")[0]
-        if kind not in seen and np.isfinite(screen_llf[i]) and len(chosen) < n_full:
+        if kind not in seen and len(chosen) < n_full:
             seen.add(kind)
-            chosen.append(int(i))
-    for i in order:
-        if len(chosen) >= n_full:
-            break
-        if int(i) not in chosen:
-            chosen.append(int(i))
+            chosen.append(i)
+    rest = [i for i in order if i not in chosen]
+    by_rank = True
+    while rest and len(chosen) < n_full:
+        pick = rest[0] if by_rank else rest[int(rng.integers(len(rest)))]
+        chosen.append(pick)
+        rest.remove(pick)
+        by_rank = not by_rank
     return chosen[:max(n_full, 1)]
 
 

@@ -289,8 +289,8 @@ class EMGLM:
             ``"auto"`` (the default; ``"warmup"`` is the same): candidate
             starts of several kinds (random partitions, random regression
             lines, splits of the K-1 fit) screened by short EM runs, the
-            best of each kind and the best of the rest run to convergence
-            (``n_init`` in all), plus starts from the nested models with the
+            best of each kind and others run to convergence (``n_init`` in
+            all; every candidate on small data), plus starts from the nested models with the
             component-specific effects shared, which go straight to a full
             run; see :mod:`emformula._starts`. The fit therefore never ends
             below its nested models. ``"random"``: ``n_init`` random

@@ -192,12 +192,25 @@ def test_auto_start_record(bio):
     res = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=2, n_init=4, random_state=3)
     starts = res.starts
     full = starts[starts.stage == "full"]
-    # n_init screened starts in full plus the nested one, the rest screened only.
-    assert len(full) == 5 and "nested: shared effects" in set(full.kind)
-    assert (starts.loc[starts.stage == "screen", "llf"].isna()).all()
+    # Small data: all nine screened candidates (4 partitions, 4 lines, one
+    # split of the K=1 fit) run in full, and the nested start.
+    assert len(full) == 10 and len(starts) == 10
+    assert full.kind.value_counts().to_dict() == {
+        "random partition": 4, "regression lines": 4, "nested: shared effects": 1,
+        "split of K-1 component 1": 1}
     assert res.n_best == count_replicates(full.llf)
     assert res.llf == pytest.approx(full.llf.max(), abs=1e-6)
     assert res.llf >= res.fit_options["start_bounds"]["K-1"]
+
+
+def test_large_problem_screens_and_runs_n_init_in_full(many):
+    res = _quiet_fit(MANY_FORMULA, many, K=2, n_init=4, random_state=0)
+    starts = res.starts
+    # 3000 rows x 61 coefficients x 2: screened; 4 in full plus two nested.
+    assert (starts.stage == "full").sum() == 6
+    assert (starts.stage == "screen").sum() == 5
+    assert starts.loc[starts.stage == "screen", "llf"].isna().all()
+    assert "split of K-1 component 1" in set(starts.loc[starts.stage == "full", "kind"])
 
 
 def test_replication_tolerance():
