@@ -91,6 +91,7 @@ CASES = {
     "busy_wide": "Gaussian K=2, intercept + 50 columns, n/10 rows: fit idle and beside a busy process",
     "busy_narrow": "Poisson K=2, intercept + 2 covariates: fit idle and beside a busy process",
     "njobs_restarts": "Gaussian K=2, intercept + 50 columns, n/10 rows, 16 random starts: n_jobs=2 vs 1",
+    "default_starts": "Poisson K=2: the default fit (start='auto') / the old default (10 random starts)",
 }
 
 TARGETS = {
@@ -105,6 +106,7 @@ TARGETS = {
     "busy_wide": dict(busy_ratio=2.0),
     "busy_narrow": dict(busy_ratio=2.0),
     "njobs_restarts": dict(njobs_ratio=0.75),
+    "default_starts": dict(starts_ratio=1.5),
 }
 #: Columns of the wide design of busy_wide and njobs_restarts (plus an intercept).
 WIDE_P = 50
@@ -1035,6 +1037,38 @@ def case_njobs_restarts(args):
                  extra=dict(times={str(k): v for k, v in times.items()}))]
 
 
+def case_default_starts(args):
+    """The start strategy's cost: its default fit against the old default,
+    alternating in this process so both meet the same load (the many-level
+    case of the same comparison is in benchmarks/starts.py)."""
+    from emformula import EMGLM
+
+    d = make_poisson(args.n, 2)
+    model = EMGLM(d["y"], d["X"], "poisson", 2)
+    times, llfs = {"old": [], "new": []}, {}
+    log = WarningLog()
+    with log:
+        for r in range(args.repeats):
+            for which, kwargs in (("old", dict(start="random", n_init=10)), ("new", {})):
+                with Phase() as ph:
+                    res = model.fit(random_state=r, **kwargs)
+                times[which].append(ph.seconds)
+                llfs[which] = res.llf
+    ratio = median(times["new"]) / median(times["old"])
+    notes = [f"old default (start='random', n_init=10): {_times(times['old'])} s, llf "
+             f"{llfs['old']:.3f}; new default: {_times(times['new'])} s, llf {llfs['new']:.3f}",
+             f"ratio new / old {ratio:.2f}"]
+    notes += [f"warning: {w}" for w in log.summary()]
+    checks = {"llf_not_lower": llfs["new"] >= llfs["old"] - 1e-6 * abs(llfs["old"])}
+    if not args.quick:
+        checks["ratio"] = ratio <= TARGETS["default_starts"]["starts_ratio"]
+    return [dict(case="default_starts", n=len(d["y"]), K=2, seconds=median(times["new"]),
+                 target=_target_text(TARGETS["default_starts"]), checks=checks,
+                 llf=llfs["new"], iterations=None, ratio=ratio,
+                 ratio_what="new default / old default fit time", peak_mb=None, notes=notes,
+                 extra=dict(times=times))]
+
+
 CASE_FUNCS = {
     "poisson_k2_fit": case_poisson_k2_fit,
     "poisson_k2_bse": case_poisson_k2_bse,
@@ -1048,6 +1082,7 @@ CASE_FUNCS = {
     "busy_wide": case_busy_wide,
     "busy_narrow": case_busy_narrow,
     "njobs_restarts": case_njobs_restarts,
+    "default_starts": case_default_starts,
 }
 assert list(CASE_FUNCS) == list(CASES)
 
@@ -1069,6 +1104,8 @@ def _target_text(target):
         parts.append(f"busy / idle <= {target['busy_ratio']:g}")
     if "njobs_ratio" in target:
         parts.append(f"n_jobs=2 / n_jobs=1 <= {target['njobs_ratio']:g}")
+    if "starts_ratio" in target:
+        parts.append(f"new / old default <= {target['starts_ratio']:g}")
     return ", ".join(parts)
 
 
@@ -1100,7 +1137,7 @@ def _fmt(value, spec):
 
 #: Rows whose ratio column is not against statsmodels (in parentheses).
 NOT_STATSMODELS_RATIOS = ("slow_em_binomial", "iter_scaling (point)", "busy_wide", "busy_narrow",
-                          "njobs_restarts")
+                          "njobs_restarts", "default_starts")
 
 
 def markdown_table(rows, quick):
