@@ -16,7 +16,9 @@ established packages found to work:
   fit cannot end below its nested model;
 * **splits of the K-1 fit**: each component of the (K-1)-component fit divided
   in two by the sign of its rows' residuals (the K-1 fit is the mixture's own
-  nested model);
+  nested model). Should every full run still end below the K-1 fit, EM runs
+  from the K-1 fit with a component written twice (the same mixture), so
+  with constant proportions the fit never ends below the K-1 fit;
 * **short-run EM** ("em-EM", Biernacki, Celeux and Govaert 2003): every
   candidate runs a few EM iterations (on a random subsample of the units when
   the data are large) and only the most promising run to convergence on all
@@ -412,7 +414,34 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     records += [StartRecord(candidates[i][0], "screen", float(screen_llf[i]), np.nan,
                             screened[i][2], False)
                 for i in range(len(candidates)) if i not in set(chosen)]
-    return StartSearch(list(runs), records, bounds)
+    runs = list(runs)
+    best = _best(runs)
+    if ("K-1" in bounds and previous.gamma is None
+            and (best is None or best.llf < bounds["K-1"])):
+        # Every run ended below the K-1 fit. The K-1 fit with a component
+        # written twice (its proportion halved) is the same mixture: EM from
+        # there keeps at least its log-likelihood, so the fit is not below
+        # the K-1 fit (and says that it is degenerate, which it then is).
+        run = replace(_em.run_em(data, _duplicated(previous), max_iter=max_iter, tol=tol,
+                                 scale_floor=scale_floor), posterior=None)
+        runs.append(run)
+        records.insert(len(runs) - 1, StartRecord("K-1 fit, a component duplicated", "full",
+                                                  np.nan, run.llf, run.n_iter, run.converged))
+    return StartSearch(runs, records, bounds)
+
+
+def _duplicated(previous):
+    """A K-1 fit as a K-component mixture: its largest component twice, each
+    copy with half its proportion. Constant proportions only (a concomitant
+    model's halved odds need an intercept in its design)."""
+    j = int(np.argmax(previous.prior))
+    coef = np.insert(previous.coef, j + 1, previous.coef[:, j], axis=1)
+    scale = np.insert(previous.scale, j + 1, previous.scale[j])
+    prior = np.insert(previous.prior, j + 1, previous.prior[j] / 2)
+    prior[j] /= 2
+    return replace(previous, coef=coef, scale=scale, prior=prior, gamma=None,
+                   fixed_coef=None if previous.fixed_coef is None
+                   else previous.fixed_coef.copy())
 
 
 def _choose(candidates, screen_llf, n_full, rng):

@@ -103,8 +103,9 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
     (``start="auto"``), as flexmix's ``stepFlexmix`` refits each K from
     several starts; the values of K are fitted in increasing order and each
     fit also starts from splits of the previous K's components (one split
-    always runs in full), and a :class:`LocalMaximumWarning` says when a
-    larger K still ends below the smaller one. The table's ``n_best``
+    always runs in full); with constant proportions a larger K never ends
+    below the smaller one, and with a concomitant model a
+    :class:`LocalMaximumWarning` says if it does. The table's ``n_best``
     column counts the full runs that reached each K's best log-likelihood.
 
     Parameters

@@ -301,3 +301,30 @@ def test_a_list_of_starts_holds_fits_not_names(two_maxima):
     model, best, _ = two_maxima
     with pytest.raises(ValueError, match="list of starts holds results objects or dicts"):
         model.fit(start=[best, "random"])
+
+
+def test_never_below_the_k_minus_1_fit(bio, monkeypatch):
+    # Were every run to end below the K-1 fit, EM from the K-1 fit with a
+    # component duplicated keeps the K-1 log-likelihood.
+    from emformula import _em, _starts
+
+    one = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=1)
+    real = _starts._full_task
+
+    def poor(shared, est):  # every ordinary full run ends at a poor point
+        data, _, tol, floor = shared
+        flat = _em.Estimates(np.zeros_like(est.coef), est.scale, est.prior)
+        return real((data, 1, tol, floor), flat)
+
+    monkeypatch.setattr(_starts, "_full_task", poor)
+    search = _starts.search_starts(
+        EMGLM.from_formula(BIO_FORMULA, bio, "poisson", 2).data, 2,
+        _starts.StartPlan(n_full=2, n_random=2, n_lines=2, nested=False),
+        np.random.SeedSequence(0), 0.0, max_iter=5000, tol=1e-10,
+        previous=one.estimates)
+    monkeypatch.setattr(_starts, "_full_task", real)
+    llfs = [run.llf for run in search.runs]
+    assert search.bounds["K-1"] == pytest.approx(one.llf, abs=1e-8)
+    assert max(llfs[:-1]) < one.llf - 10            # the patched runs are poor
+    assert search.records[len(search.runs) - 1].kind == "K-1 fit, a component duplicated"
+    assert llfs[-1] >= one.llf - 1e-8
