@@ -196,15 +196,15 @@ def candidate_start(data, K, kind, rng, scale_floor):
     raise ValueError(f"unknown kind of random start {kind!r}")
 
 
-def _split_start(data, previous, component, scale_floor):
+def _split_start(data, estep, component, scale_floor):
     """The K-1 fit ``previous`` with one component divided in two.
 
     The units' posterior weights on ``component`` go to one of two new
     components by the sign of the unit's response residual under it (summed
     over a group's rows); every other component keeps its posterior. An
-    M-step from that posterior is the start.
+    M-step from that posterior is the start. ``estep`` is the E-step at the
+    K-1 fit, computed once for all its components.
     """
-    estep = _em.e_step(data, previous)
     post = estep.posterior
     residual = data.unit_sum(data.weights * (data.endog - estep.mu[:, component]))
     above = data.to_rows(residual > 0)
@@ -373,10 +373,12 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
                                                               shared_columns)))
     candidates = []
     if previous is not None and plan.split:
-        bounds["K-1"] = _em.e_step(data, previous).llf
+        previous_estep = _em.e_step(data, previous)
+        bounds["K-1"] = previous_estep.llf
         for j in range(previous.n_components):
             candidates.append((f"split of K-1 component {j + 1}", None,
-                               _split_start(data, previous, j, scale_floor)))
+                               _split_start(data, previous_estep, j, scale_floor)))
+        del previous_estep
     candidates += [(label, None, est) for label, est in extra]
     kinds = [("random partition", plan.n_random), ("regression lines", plan.n_lines)]
     for kind, count in kinds:
