@@ -436,11 +436,11 @@ def machine_info():
 def _engine_threads_text():
     if not engine_limits_blas():
         return "not limited (this emformula has no _threads)"
-    from emformula._threads import resolve_threads
+    from emformula._runtime.threads import resolve_threads
 
     n = resolve_threads()
     return ("left alone (EMFORMULA_BLAS_THREADS=0)" if n == 0 else
-            f"{n} inside the engine (emformula._threads.blas_threads), 1 in each worker")
+            f"{n} inside the engine (emformula._runtime.threads.blas_threads), 1 in each worker")
 
 
 def _meminfo_gb():
@@ -610,7 +610,8 @@ def case_binomial_k2_fit(args):
 
 def case_poisson_k2_bse(args):
     from emformula import EMGLM
-    from emformula.inference import invert_information, louis_information
+    from emformula.covariance.estimators import invert_information
+    from emformula.engine.louis import louis_information
     from emformula.results import EMGLMResults
 
     d = make_poisson(args.n, 2)
@@ -657,7 +658,7 @@ def case_poisson_k2_bse(args):
 
 
 def _true_estimates(d, K=None):
-    from emformula import _em
+    from emformula.engine import em as _em
 
     return _em.Estimates(d["coef"].copy(), np.asarray(d["scale"], float).copy(),
                          np.asarray(d["prior"], float).copy())
@@ -673,7 +674,7 @@ def _model_for(family, d, n=None, K=2):
 
 def time_em_iteration(model, est, repeats):
     """Median seconds of e_step, m_step and their sum at fixed estimates."""
-    from emformula import _em
+    from emformula.engine import em as _em
 
     data = model.data
     floor = model._scale_floor(None)
@@ -786,7 +787,8 @@ def case_iter_scaling(args):
 
 
 def case_slow_em_binomial(args):
-    from emformula import EMGLM, _em
+    from emformula import EMGLM
+    from emformula.engine import em as _em
     from emformula.model import DEFAULT_TOL
 
     n = args.slow_n
@@ -868,14 +870,14 @@ def case_statsmodels_poisson(args):
 
 # ------------------------------------------------------------ busy machine
 def engine_threads():
-    """The engine's BLAS limit, ``emformula._threads.blas_threads()`` (nothing
+    """The engine's BLAS limit, ``emformula._runtime.threads.blas_threads()`` (nothing
     on a snapshot of emformula without it). ``EMGLM.fit`` applies it itself
     (since 5e77dce), so around a fit this region changes nothing there; on
     older snapshots, where only the starts ran under it, it covers the whole
     fit, and around bare e_step/m_step calls it is what applies."""
     if not engine_limits_blas():
         return contextlib.nullcontext()
-    from emformula._threads import blas_threads
+    from emformula._runtime.threads import blas_threads
 
     return blas_threads()
 

@@ -4,13 +4,13 @@
 """
 
 from . import datasets
-from .residuals import residuals
+from .postestimation.residuals import residuals
 from .api import WarmupTrials, emglm, select_best, small_em
 from .families import MixtureFamily, as_family
 from .model import EMGLM
 from .results import EMGLMResults
 from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
-from .summary import compare
+from .report.summary import compare
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __version__ = "0.1.0"
@@ -20,9 +20,9 @@ _PLOTTING = ("plot_params", "plot_diagnostics", "plot_qq", "plot_posterior")
 
 def __getattr__(name):
     # Plots import matplotlib, which the core does not need: load on first use.
-    if name in _PLOTTING:
-        from . import plotting
-        return getattr(plotting, name)
+    if name in _PLOTTING or name == "plotting":
+        from .report import plotting
+        return plotting if name == "plotting" else getattr(plotting, name)
     raise AttributeError(f"module 'emformula' has no attribute {name!r}")
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 from formulaic.utils.context import capture_context
 
-from . import _em
-from ._dask_design import is_dask_collection
-from ._parallel import map_tasks
-from ._starts import candidate_start
+from .engine import em as _em
+from .formula.dask_design import is_dask_collection
+from ._runtime.parallel import map_tasks
+from .engine.starts import candidate_start
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
@@ -142,7 +142,7 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
                 "component-specific effects, Louis, robust or clustered covariance, "
                 f"na_action='drop'); got {sorted(unsupported) or ''}"
                 f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
-        from ._dask import fit_dask
+        from .backends.dask import fit_dask
         return fit_dask(formula, data, family, K, weights=weights, offset=offset,
                         exposure=exposure, trials=trials, link=link, start=start,
                         n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
@@ -237,7 +237,7 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     if is_dask_collection(data):
         # Warm-up trials are short and many: run them in memory on a random
         # sample of rows; their starts then serve emglm on all of the data.
-        from ._dask import sample_frame
+        from .backends.dask import sample_frame
         data = sample_frame(data, random_state)
     model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
                                exposure=exposure, trials=trials, link=link,

@@ -103,7 +103,7 @@ def _formula_context(args, data):
     empty context). --allow-python: any Python, with numpy, pandas and math
     as np, pd and math.
     """
-    from ._design import check_safe_formula
+    from .formula.design import check_safe_formula
 
     if getattr(args, "allow_python", False):
         import math
@@ -151,7 +151,7 @@ def _demo(args):
     import statsmodels.api as sm
 
     from . import datasets, emglm, select_best, small_em
-    from .summary import compare
+    from .report.summary import compare
 
     sim2 = datasets.load_sim2()
     formula = sim2.formula
@@ -166,7 +166,7 @@ def _demo(args):
     print(res.summary())
     # The components come out in either order: put the true values under the
     # fitted component they match.
-    from ._known import known_frame, match_components
+    from .report.known import known_frame, match_components
 
     truth = match_components(known_frame(sim2.params, res.params), res.params)
     print("\nTrue coefficients (simulation), matched to the fitted components:")
@@ -183,7 +183,7 @@ def _demo_plots(folder, glm, res, sim2):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_qq
+    from .report.plotting import plot_qq
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,13 @@ import pandas as pd
 import scipy.linalg
 from statsmodels.tools.sm_exceptions import DomainWarning
 
-from . import _em
-from ._design import build_design, resolve_labels
-from ._parallel import map_tasks
-from ._starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
-from ._threads import blas_threads
+from .engine import em as _em
+from .formula.design import build_design, resolve_labels
+from ._runtime.parallel import map_tasks
+from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
+from ._runtime.threads import blas_threads
 from .families import as_family, default_scale_floor
-from .inference import ParameterLayout, mean_prior
+from .engine.layout import ParameterLayout, mean_prior
 from .results import EMGLMResults
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
@@ -97,7 +97,7 @@ class EMGLM:
     def __new__(cls, endog=None, exog=None, *args, **kwargs):
         # Dask arrays get the out-of-core model (one pass per EM iteration).
         if any(type(a).__module__.startswith("dask") for a in (endog, exog)):
-            from ._dask import DaskEMGLM
+            from .backends.dask import DaskEMGLM
             return DaskEMGLM(endog, exog, *args, **kwargs)
         return super().__new__(cls)
 

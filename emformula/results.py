@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _em
-from ._design import as_frame, new_design_matrix, new_response, resolve_labels, resolve_vector
-from .inference import (invert_information, louis_information, mean_prior_jacobian,
-                        prior_delta_jacobian, sandwich_covariance, unit_prior, unit_scores)
-from ._starts import replication_tolerance
+from .engine import em as _em
+from .formula.design import as_frame, new_design_matrix, new_response, resolve_labels, resolve_vector
+from .covariance.estimators import invert_information, mean_prior_jacobian, prior_delta_jacobian, sandwich_covariance
+from .engine.louis import louis_information, unit_scores
+from .engine.layout import unit_prior
+from .engine.starts import replication_tolerance
 from .warnings import EstimationWarning
 
 __all__ = ["EMGLMResults", "COV_TYPES", "check_cov_type"]
@@ -784,38 +785,38 @@ class EMGLMResults:
                   context=None):
         """Residuals of the fit, or of new data with their response (``data=``);
         see :func:`emformula.residuals.residuals`."""
-        from .residuals import residuals
+        from .postestimation.residuals import residuals
         return residuals(self, type=type, component=component, random_state=random_state,
                          data=data, context=context)
 
     def plot_params(self, known=None, alpha=0.05, ax=None, match=True):
         """Estimates with confidence intervals, against known values if given;
         see :func:`emformula.plotting.plot_params`."""
-        from .plotting import plot_params
+        from .report.plotting import plot_params
         return plot_params(self, known=known, alpha=alpha, ax=ax, match=match)
 
     def plot_diagnostics(self, type="deviance", random_state=None):
         """Residual panels as R's plot of a glm; see
         :func:`emformula.plotting.plot_diagnostics`."""
-        from .plotting import plot_diagnostics
+        from .report.plotting import plot_diagnostics
         return plot_diagnostics(self, type=type, random_state=random_state)
 
     def plot_qq(self, type="quantile", ax=None, random_state=None):
         """Normal QQ plot of residuals; see :func:`emformula.plotting.plot_qq`."""
-        from .plotting import plot_qq
+        from .report.plotting import plot_qq
         return plot_qq(self, type=type, ax=ax, random_state=random_state)
 
     def plot_posterior(self, bins=20):
         """Histogram of the posterior probabilities per component (as flexmix's
         rootogram); see :func:`emformula.plotting.plot_posterior`."""
-        from .plotting import plot_posterior
+        from .report.plotting import plot_posterior
         return plot_posterior(self, bins=bins)
 
     # ----------------------------------------------------------- display
     def summary(self, alpha=0.05):
         """A statsmodels ``Summary``: header, one coefficient table per
         component, and the mixing proportions and dispersions."""
-        from .summary import summarize
+        from .report.summary import summarize
         return summarize(self, alpha=alpha)
 
     def __repr__(self):

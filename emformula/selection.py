@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from formulaic.utils.context import capture_context
 
-from . import _em
-from ._parallel import map_tasks, show_progress
-from .inference import unit_prior
+from .engine import em as _em
+from ._runtime.parallel import map_tasks, show_progress
+from .engine.layout import unit_prior
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
@@ -59,7 +59,7 @@ class SelectKResult:
         -------
         matplotlib.figure.Figure
         """
-        from .plotting import _figure_and_axes
+        from .report.plotting import _figure_and_axes
         fig, ax = _figure_and_axes(ax, (6, 4))
         for name, marker in zip(_CRITERIA, "osd"):
             ax.plot(self.table.index, self.table[name], marker=marker, label=name.upper())

@@ -4,7 +4,8 @@ groups, for the tests of those features."""
 import numpy as np
 import pandas as pd
 
-from emformula import EMGLM, _em
+from emformula import EMGLM
+from emformula.engine import em as _em
 
 
 def simulate(kind, n, K, seed, *, concomitant=False, fixed=False, groups=None,

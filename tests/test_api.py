@@ -188,7 +188,7 @@ def test_small_em_subsamples_score_on_the_full_data():
                     sample_size=500, random_state=2)
     start = select_best(warm)
     model = EMGLM.from_formula(sim2.formula, sim2.data, "poisson", 2)
-    from emformula import _em
+    from emformula.engine import em as _em
     est = _em.Estimates(start["params"].to_numpy(), start["scale"], start["prior"])
     assert warm.table.llf.max() == pytest.approx(_em.e_step(model.data, est).llf, rel=1e-12)
 

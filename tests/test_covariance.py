@@ -8,7 +8,7 @@ import pytest
 from statsmodels.tools.numdiff import approx_fprime
 
 from emformula import emglm
-from emformula.inference import observed_score
+from emformula.engine.louis import observed_score
 from flexmix_reference import load_data
 from simulate_features import simulate, unit_loglike_of_theta
 

@@ -82,7 +82,7 @@ def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
 
 
 def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
-    from emformula import _dask
+    from emformula.backends import dask as _dask
 
     # Small blocks: clusters spread over blocks and over partitions.
     monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 150)
@@ -121,8 +121,11 @@ def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
 
 
 def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
-    from emformula import EMGLM, _dask, _em
-    from emformula.inference import score_meat, unit_scores
+    from emformula import EMGLM
+    from emformula.backends import dask as _dask
+    from emformula.engine import em as _em
+    from emformula.covariance.estimators import score_meat
+    from emformula.engine.louis import unit_scores
 
     data, formula = simulate_mixture("gaussian", 1000, 2, 4, separation=3.0)
     x = np.column_stack([np.ones(1000), data["x1"], data["x2"]])
@@ -322,7 +325,7 @@ def test_dask_results_details_match_memory():
 
 
 def test_cluster_sums_keep_nan_like_memory():
-    from emformula._dask import _add, _sum_by_label
+    from emformula.backends.dask import _add, _sum_by_label
 
     values = np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]])
     first = _sum_by_label(pd.Index(["a", "b", "a"]), values)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from emformula import EMGLM, EstimationWarning
-from emformula import _em
+from emformula.engine import em as _em
 from simulate import FAMILIES, simulate_mixture
 
 KINDS = sorted(FAMILIES)

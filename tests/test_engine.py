@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from emformula import EMGLM, _em
+from emformula import EMGLM
+from emformula.engine import em as _em
 from emformula.families import as_family
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from emformula import emglm
-from emformula._design import SAFE_FUNCTIONS, check_safe_formula
+from emformula.formula.design import SAFE_FUNCTIONS, check_safe_formula
 
 N = 80
 RNG = np.random.default_rng(3)

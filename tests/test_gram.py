@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emformula._gram import WeightedGram
+from emformula.engine.gram import WeightedGram
 
 
 @pytest.mark.parametrize("p", [1, 3, 7, 9])

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import logsumexp
 
-from emformula import (ConvergenceWarning, EMGLM, EstimationWarning, bootstrap_lrt, compare,
-                       emglm, select_best, select_k, small_em)
+from emformula import ConvergenceWarning, EMGLM, EstimationWarning, bootstrap_lrt, compare, emglm, select_best, select_k, small_em
 from flexmix_reference import assert_matches_flexmix, load_data, reference
 from simulate_features import (assert_louis_equals_numerical_hessian, assert_monotone,
                                em_history, model_of, simulate)

@@ -6,8 +6,8 @@ import pytest
 from statsmodels.tools.numdiff import approx_fprime, approx_hess
 
 from emformula import EMGLM
-from emformula import _em
-from emformula.inference import pack_theta, unpack_theta
+from emformula.engine import em as _em
+from emformula.engine.layout import pack_theta, unpack_theta
 from simulate import FAMILIES, simulate_mixture
 
 

@@ -14,9 +14,9 @@ import psutil
 import pytest
 from threadpoolctl import threadpool_info
 
-from emformula import _parallel, _threads
-from emformula._parallel import map_tasks
-from emformula._threads import blas_threads, resolve_threads
+from emformula._runtime import parallel as _parallel, threads as _threads
+from emformula._runtime.parallel import map_tasks
+from emformula._runtime.threads import blas_threads, resolve_threads
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -24,7 +24,7 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 LONG_FIT = textwrap.dedent("""
     import sys
     import numpy as np
-    import emformula._parallel as par
+    import emformula._runtime.parallel as par
     from emformula import EMGLM
 
     par.USE_PDEATHSIG = sys.argv[1] == "1"

@@ -15,7 +15,9 @@ from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
 import emformula
-from emformula import datasets, emglm, plotting, residuals
+from emformula import datasets, emglm
+from emformula import plotting
+from emformula import residuals
 from sim2_fits import sim2, sim2_glm, sim2_mixture
 from simulate import simulate_mixture
 

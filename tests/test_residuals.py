@@ -13,10 +13,11 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 import emformula
-from emformula import emglm, residuals
+from emformula import emglm
+from emformula import residuals
 from sim2_fits import SIM2_RHS, sim2, sim2_glm, sim2_mixture
 from emformula.families import as_family
-from emformula.residuals import _as_fit, _cdf_bounds, _compute
+from emformula.postestimation.residuals import _as_fit, _cdf_bounds, _compute
 from simulate import simulate_mixture
 
 L = sm.families.links

@@ -33,8 +33,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emformula import EMGLM, emglm
-from emformula._em import _ascent_direction, _solve_normal_equations
-from emformula.inference import equilibration, invert_information
+from emformula.engine.em import _ascent_direction, _solve_normal_equations
+from emformula.engine.linalg import equilibration
+from emformula.covariance.estimators import invert_information
 from emformula.warnings import ConvergenceWarning, EstimationWarning
 
 fams = sm.families

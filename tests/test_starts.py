@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from emformula import EMGLM, LocalMaximumWarning, emglm, select_k
-from emformula._starts import count_replicates, replication_tolerance
+from emformula.engine.starts import count_replicates, replication_tolerance
 from emformula.cli import main
 from many_levels import FORMULA as MANY_FORMULA
 from many_levels import make_many_levels
@@ -223,10 +223,10 @@ def test_converged_means_strict_local_maximum(bio):
     res = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=2, random_state=0)
     assert res.converged and res.em_converged
     # Converged: the observed score is numerically zero at the estimates.
-    from emformula.inference import observed_score
+    from emformula.engine.louis import observed_score
     est = res.estimates
     data = res.model.data
-    from emformula import _em
+    from emformula.engine import em as _em
     estep = _em.e_step(data, est)
     score = observed_score(data, est, estep.posterior, estep.mu)
     assert np.max(np.abs(score * np.sqrt(np.diag(res._covariance)))) < 1e-6
@@ -306,7 +306,7 @@ def test_a_list_of_starts_holds_fits_not_names(two_maxima):
 def test_never_below_the_k_minus_1_fit(bio, monkeypatch):
     # Were every run to end below the K-1 fit, EM from the K-1 fit with a
     # component duplicated keeps the K-1 log-likelihood.
-    from emformula import _em, _starts
+    from emformula.engine import em as _em, starts as _starts
 
     one = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=1)
     real = _starts._full_task

@@ -11,7 +11,7 @@ import statsmodels.api as sm
 from statsmodels.iolib.summary import Summary
 
 from emformula import EstimationWarning, datasets, emglm
-from emformula.summary import compare
+from emformula.report.summary import compare
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

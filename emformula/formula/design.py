@@ -27,7 +27,7 @@ from formulaic.parser.types import ASTNode, Token
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.code import sanitize_variable_names
 
-from ._columns import CATEGORICAL, as_float, prepare_columns
+from .columns import CATEGORICAL, as_float, prepare_columns
 
 __all__ = ["Design", "build_design", "new_design_matrix", "new_response", "as_frame",
            "resolve_vector", "resolve_labels", "parse_formula", "check_safe_formula",

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from formulaic.errors import FormulaicError
 
-from ._columns import CATEGORICAL, as_float, column_values, prepare_columns
-from ._design import parse_formula, spec_columns
+from .columns import CATEGORICAL, as_float, column_values, prepare_columns
+from .design import parse_formula, spec_columns
 
 __all__ = ["is_dask_collection", "DaskDesign", "build_dask_design", "partition_arrays",
            "formula_context"]

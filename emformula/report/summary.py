@@ -261,7 +261,7 @@ def compare(*results, names=None):
     >>> glm = sm.GLM.from_formula("y ~ V1", df, family=sm.families.Poisson()).fit()
     >>> print(compare(glm, res).as_text())                  # doctest: +SKIP
     """
-    from .results import EMGLMResults
+    from ..results import EMGLMResults
 
     if not results:
         raise ValueError("compare needs at least one results object")

@@ -17,10 +17,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from . import _em
-from ._dask_design import partition_arrays
-from .inference import ParameterLayout, sandwich_from_meat
-from .results import EMGLMResults
+from ..engine import em as _em
+from ..formula.dask_design import partition_arrays
+from ..engine.layout import ParameterLayout
+from ..covariance.estimators import sandwich_from_meat
+from ..results import EMGLMResults
 
 __all__ = ["DaskEMGLMResults"]
 

@@ -38,16 +38,14 @@ Extensions (all optional, all in the same arrays-in, arrays-out style):
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import replace
 
 import numpy as np
-import scipy.sparse
 
-from ._gram import WeightedGram
-from .inference import (ParameterLayout, equilibration, log_softmax, louis_information,
-                        mean_prior, observed_score, row_derivatives)
+from .data import EMData, EMRun, Estimates, EStep
+from .layout import ParameterLayout, log_softmax, mean_prior
+from .linalg import equilibration
+from .louis import louis_information, observed_score, row_derivatives
 
 __all__ = ["EMData", "Estimates", "EMRun", "e_step", "m_step", "run_em", "newton_steps", "newton_polish",
            "initial_estimates", "random_partition", "order_components", "log_prior",
@@ -66,246 +64,12 @@ _CONCOMITANT_NEWTON = 10
 _MAX_CONCOMITANT_STEP = 5.0
 
 
-@dataclass(frozen=True)
-class EMData:
-    """The arrays of one fit.
-
-    Attributes
-    ----------
-    endog : ndarray (n,)
-        Response; for the binomial family the proportion of successes.
-    exog : ndarray (n, p)
-        Design matrix of the component-specific coefficients.
-    weights : ndarray (n,)
-        Frequency weights (non-negative). With ``groups`` they are the same
-        for all rows of a group and weight the group as a whole.
-    offset : ndarray (n,)
-        Offset of the linear predictor (including log exposure).
-    trials : ndarray (n,)
-        Binomial number of trials; ones for every other family.
-    family : MixtureFamily
-    fixed : ndarray (n, r) or None
-        Design of the coefficients shared by all components.
-    concomitant : ndarray (n, q) or None
-        Design of the multinomial logit of the mixing proportions; ``None``
-        for constant proportions. With ``groups`` it is constant within groups.
-    groups : ndarray of int (n,) or None
-        Group codes ``0..G-1``: the rows of a group share one component.
-    equal_scale : bool
-        One dispersion for all components (only meaningful for families
-        with a dispersion).
-    """
-
-    endog: np.ndarray
-    exog: np.ndarray
-    weights: np.ndarray
-    offset: np.ndarray
-    trials: np.ndarray
-    family: object
-    fixed: np.ndarray | None = None
-    concomitant: np.ndarray | None = None
-    groups: np.ndarray | None = None
-    equal_scale: bool = False
-
-    @property
-    def nobs(self):
-        return self.exog.shape[0]
-
-    @property
-    def n_coef(self):
-        return self.exog.shape[1]
-
-    @property
-    def n_fixed(self):
-        return 0 if self.fixed is None else self.fixed.shape[1]
-
-    @property
-    def n_concomitant(self):
-        return 0 if self.concomitant is None else self.concomitant.shape[1]
-
-    # Units are what the latent component is attached to: groups, else rows.
-    @cached_property
-    def unit_rows(self):
-        """First row of each group (``None`` without groups)."""
-        if self.groups is None:
-            return None
-        return np.unique(self.groups, return_index=True)[1]
-
-    @property
-    def n_units(self):
-        return self.nobs if self.groups is None else self.unit_rows.size
-
-    @cached_property
-    def unit_weights(self):
-        """Frequency weight of each unit."""
-        return self.weights if self.groups is None else self.weights[self.unit_rows]
-
-    @cached_property
-    def unit_concomitant(self):
-        """Concomitant design per unit."""
-        if self.concomitant is None or self.groups is None:
-            return self.concomitant
-        return self.concomitant[self.unit_rows]
-
-    @cached_property
-    def _group_matrix(self):
-        n = self.nobs
-        return scipy.sparse.csr_matrix((np.ones(n), (self.groups, np.arange(n))),
-                                       shape=(self.n_units, n))
-
-    def unit_sum(self, values):
-        """Sum a per-row array (n, ...) within units (a sparse product, never n x n)."""
-        if self.groups is None:
-            return values
-        return np.asarray(self._group_matrix @ values)
-
-    def to_rows(self, values):
-        """Broadcast a per-unit array to the rows of each unit."""
-        return values if self.groups is None else values[self.groups]
-
-    @cached_property
-    def loglike_constant(self):
-        """The data-only part of each row's log-density, computed once
-        (:meth:`MixtureFamily.loglike_constant`)."""
-        with np.errstate(all="ignore"):
-            return self.family.loglike_constant(self.endog, self.trials)
-
-    @cached_property
-    def component_design(self):
-        """``[X, Z]``: the columns of a component's linear predictor."""
-        if self.fixed is None:
-            return self.exog
-        return np.hstack([self.exog, self.fixed])
-
-    @cached_property
-    def gram(self):
-        """``X' diag(w) X`` of ``exog`` for any ``w``
-        (:class:`~emformula._gram.WeightedGram`)."""
-        return WeightedGram(self.exog)
-
-    @cached_property
-    def component_gram(self):
-        """:attr:`gram` of :attr:`component_design` (``[X, Z]``)."""
-        return self.gram if self.fixed is None else WeightedGram(self.component_design)
-
-    @cached_property
-    def _work_buffers(self):
-        # One set per thread: a model fitted from several threads at once
-        # (numpy releases the GIL while filling them) must not share them.
-        return threading.local()
-
-    def work_buffer(self, name, size=None, dtype=float):
-        """A preallocated work array of ``size`` (default: the rows), the
-        same one on every call with the same name.
-
-        For temporaries that do not outlive the function that fills them
-        (the E-step's row maxima, the IRLS working weights and response):
-        every EM iteration would otherwise allocate them afresh, and fresh
-        memory costs page faults that showed up as a tenth of an iteration.
-        Each thread gets its own.
-        """
-        local = self._work_buffers
-        if not hasattr(local, "arrays"):
-            local.arrays = {}
-        buffers = local.arrays
-        size = self.nobs if size is None else size
-        key = (name, size, np.dtype(dtype))
-        if key not in buffers:
-            buffers[key] = np.empty(size, dtype=dtype)
-        return buffers[key]
-
-    def __getstate__(self):
-        # Derived arrays (the Gram helper's column products can be several
-        # times the design) are rebuilt rather than shipped to worker
-        # processes.
-        state = dict(self.__dict__)
-        for derived in ("gram", "component_gram", "_work_buffers"):
-            state.pop(derived, None)
-        return state
-
-    def take(self, rows):
-        """The same model on a subset of the rows (groups recoded)."""
-        rows = np.asarray(rows)
-        groups = None
-        if self.groups is not None:
-            groups = np.unique(self.groups[rows], return_inverse=True)[1]
-        pick = (lambda a: None if a is None else a[rows])
-        return EMData(self.endog[rows], self.exog[rows], self.weights[rows], self.offset[rows],
-                      self.trials[rows], self.family, pick(self.fixed), pick(self.concomitant),
-                      groups, self.equal_scale)
 
 
-@dataclass(frozen=True)
-class Estimates:
-    """Parameters of a mixture.
-
-    Attributes
-    ----------
-    coef : ndarray (p, K)
-        Component-specific coefficients.
-    scale : ndarray (K,)
-        Dispersions (all equal with ``equal_scale``; ones without a dispersion).
-    prior : ndarray (K,)
-        Mixing proportions; for a concomitant model the weighted mean over
-        units of the per-unit proportions.
-    gamma : ndarray (q, K) or None
-        Concomitant coefficients, column 1 (the reference) zero.
-    fixed_coef : ndarray (r,) or None
-        Coefficients shared by all components.
-    """
-
-    coef: np.ndarray
-    scale: np.ndarray
-    prior: np.ndarray
-    gamma: np.ndarray | None = None
-    fixed_coef: np.ndarray | None = None
-
-    @property
-    def n_components(self):
-        return self.coef.shape[1]
-
-    def permuted(self, order):
-        """The same mixture with its components in ``order``.
-
-        Concomitant coefficients are re-based on the new first component,
-        which becomes the reference.
-        """
-        order = np.asarray(order)
-        gamma = None
-        if self.gamma is not None:
-            gamma = self.gamma[:, order] - self.gamma[:, order[:1]]
-        fixed = None if self.fixed_coef is None else self.fixed_coef.copy()
-        return Estimates(self.coef[:, order].copy(), self.scale[order].copy(),
-                         self.prior[order].copy(), gamma, fixed)
 
 
-@dataclass(frozen=True)
-class EStep:
-    """What one E-step computes; reused by the next M-step."""
-
-    eta: np.ndarray         # (n, K) linear predictors
-    mu: np.ndarray          # (n, K) component means
-    loglike: np.ndarray     # (n, K) log f_k(y_i), all constants included
-    posterior: np.ndarray   # (n, K) per row (a group's posterior on each of its rows)
-    row_llf: np.ndarray     # (n_units,) log of the mixture density per unit
-    llf: float              # sum_u v_u row_llf_u
-    unit_posterior: np.ndarray | None = None  # (n_units, K); None: same as posterior
 
 
-@dataclass(frozen=True)
-class EMRun:
-    """The outcome of one EM run from one start."""
-
-    estimates: Estimates
-    llf: float
-    history: np.ndarray
-    n_iter: int
-    converged: bool
-    posterior: np.ndarray
-    notes: tuple = field(default=())
-    #: True when the run ended with Newton steps at rounding level, so a
-    #: further polish would only recompute what is known.
-    newton_converged: bool = False
 
 
 # ---------------------------------------------------------------- E-step

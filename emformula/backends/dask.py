@@ -29,12 +29,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _em
-from ._dask_design import build_dask_design, formula_context, partition_arrays
-from .families import WeightedMoments, as_family, default_scale_floor
-from .inference import (ParameterLayout, louis_information, observed_score, score_meat,
-                        unit_scores)
-from .warnings import ConvergenceWarning, LocalMaximumWarning
+from ..engine import em as _em
+from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
+from ..families import WeightedMoments, as_family, default_scale_floor
+from ..engine.layout import ParameterLayout
+from ..engine.louis import louis_information, observed_score, unit_scores
+from ..covariance.estimators import score_meat
+from ..warnings import ConvergenceWarning, LocalMaximumWarning
 
 __all__ = ["fit_dask", "sample_frame"]
 
@@ -297,8 +298,8 @@ def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
 def _start(design, family, K, start, n_init, random_state, context, sample_rows,
            scale_floor, equal_scale=False):
     """Starting estimates: given, or fitted in memory on a sample of rows."""
-    from .model import EMGLM, _start_estimates
-    from .results import EMGLMResults
+    from ..model import EMGLM, _start_estimates
+    from ..results import EMGLMResults
 
     if isinstance(start, EMGLMResults):
         return start.estimates

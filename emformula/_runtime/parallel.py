@@ -30,7 +30,7 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from ._threads import blas_threads, pin_blas
+from .threads import blas_threads, pin_blas
 
 __all__ = ["map_tasks", "resolve_n_jobs", "show_progress"]
 

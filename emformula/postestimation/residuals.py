@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .families import MixtureFamily
+from ..families import MixtureFamily
 
 __all__ = ["residuals", "RESIDUAL_TYPES"]
 
@@ -208,7 +208,7 @@ def residuals(results, type="deviance", component=None, random_state=None, data=
 # ------------------------------------------------------------ the inputs
 def _as_fit(results):
     """The :class:`_Fit` of an EMGLMResults or a statsmodels GLMResults."""
-    from .results import EMGLMResults
+    from ..results import EMGLMResults
 
     if isinstance(results, EMGLMResults):
         data = results.model.data
@@ -246,8 +246,8 @@ def _as_fit(results):
 def _new_fit(results, data, context):
     """The :class:`_Fit` of new data under an EMGLMResults (NaN rows where a
     value is missing)."""
-    from . import _em
-    from .results import EMGLMResults
+    from ..engine import em as _em
+    from ..results import EMGLMResults
 
     if not isinstance(results, EMGLMResults):
         raise TypeError("residuals of new data (data=) need an EMGLMResults, got "

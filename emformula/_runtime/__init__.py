@@ -1,0 +1,1 @@
+"""Process pools and BLAS threads: how the package runs, not what it computes."""

@@ -1,0 +1,1 @@
+"""Where the rows live: in memory (the engine's arrays) or in a dask DataFrame."""

@@ -1,0 +1,1 @@
+"""Covariance of the estimates: Louis' (model-based), robust and clustered."""

@@ -1,0 +1,1 @@
+"""Tables and plots of fitted mixtures (and of statsmodels GLMs beside them)."""
