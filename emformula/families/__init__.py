@@ -1,13 +1,27 @@
 """Component families: the distributions a mixture component can follow.
 
-The lowest layer of the package: nothing here imports the engine. Each
-family knows its log-density with every constant, the derivatives of it in
-the linear predictor and in its own parameters (the dispersion), and the
-maximum likelihood update of those parameters given posterior weights.
+The lowest layer of the package: nothing here imports the engine. One class
+per distribution, each a subclass of :class:`MixtureFamily` (``base``),
+which states what every family provides: the log-density with every
+constant, its derivatives in the linear predictor, and the family's own
+per-component parameters (:class:`FamilyParameter`: the dispersion today)
+with their maximum likelihood M-step and derivatives. ``registry`` turns a
+name or a statsmodels family into one (:func:`as_family`).
 """
 
-from ._glm import (FAMILY_NAMES, LINK_NAMES, MixtureFamily, WeightedMoments, as_family,
-                   default_scale_floor)
+from .base import MixtureFamily
+from .binomial import Binomial
+from .exponential import DiscreteFamily, DispersionFamily, ExponentialFamily
+from .gamma import Gamma
+from .gaussian import Gaussian
+from .inverse_gaussian import InverseGaussian
+from .moments import WeightedMoments, default_scale_floor
+from .negative_binomial import NegativeBinomial
+from .parameters import DISPERSION, FamilyParameter, ParameterDerivatives
+from .poisson import Poisson
+from .registry import FAMILY_CLASSES, FAMILY_NAMES, LINK_NAMES, as_family
 
 __all__ = ["MixtureFamily", "as_family", "FAMILY_NAMES", "LINK_NAMES", "WeightedMoments",
-           "default_scale_floor"]
+           "default_scale_floor", "FamilyParameter", "ParameterDerivatives", "DISPERSION",
+           "ExponentialFamily", "DiscreteFamily", "DispersionFamily", "FAMILY_CLASSES",
+           "Poisson", "Binomial", "Gaussian", "Gamma", "InverseGaussian", "NegativeBinomial"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..families import MixtureFamily
+from ..families import MixtureFamily, as_family
 
 __all__ = ["residuals", "RESIDUAL_TYPES"]
 
@@ -280,7 +280,7 @@ def _glm_results(results):
 
 
 def _fresh_family(sm_family):
-    """A MixtureFamily of the family's class, link and alpha.
+    """A component family of the statsmodels family's class, link and alpha.
 
     Built anew rather than copied: a statsmodels Binomial that has been
     used in a GLM fit carries the number of trials of that data
@@ -294,7 +294,7 @@ def _fresh_family(sm_family):
         fresh = type(sm_family)(**kwargs)
     except TypeError:
         fresh = sm_family
-    return MixtureFamily(fresh)
+    return as_family(fresh)
 
 
 def _component_position(component, fit):
@@ -354,7 +354,7 @@ def _compute(fit, type, k, random_state):
             weight = fit.prior
         lower, upper = _mix(lower[:, columns], weight), _mix(upper[:, columns], weight)
         lower_sf, upper_sf = _mix(lower_sf[:, columns], weight), _mix(upper_sf[:, columns], weight)
-        if family.name in _DISCRETE:
+        if family.is_discrete:
             v = np.random.default_rng(random_state).uniform(size=y.shape[0])
             u = lower + v * (upper - lower)
             u_sf = lower_sf - v * (lower_sf - upper_sf)
@@ -365,9 +365,6 @@ def _compute(fit, type, k, random_state):
         # Phi^{-1}(u) loses the upper tail to rounding (1 - 1e-17 == 1):
         # take it from the survival side there.
         return np.where(u <= u_sf, stats.norm.ppf(u), stats.norm.isf(u_sf))
-
-
-_DISCRETE = ("poisson", "binomial", "negative_binomial")
 
 
 def _mix(values, prior):
@@ -381,35 +378,6 @@ def _cdf_bounds(family, y, mu, scale, trials=1.0, var_weights=1.0):
     For a continuous family ``F(y-) = F(y)``. ``y`` is a binomial proportion;
     ``var_weights`` (a statsmodels GLM's) divide the dispersion, which keeps
     a continuous family in its family; for a discrete one they must be 1.
+    The distributions are the family's own (``family.cdf_bounds``).
     """
-    name = family.name
-    y, mu = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(mu, dtype=float))
-    if name in _DISCRETE:
-        if np.any(np.asarray(var_weights) != 1.0):
-            raise ValueError(f"quantile residuals of the {name} family need unit variance "
-                             "weights: with others y does not follow the family")
-        if name == "poisson":
-            dist = stats.poisson(mu)
-            count = y
-        elif name == "binomial":
-            # The distribution is of the count of successes a * y.
-            n = np.broadcast_to(trials, y.shape)
-            count = np.round(y * n)
-            dist = stats.binom(np.round(n), mu)
-        else:
-            alpha = family.alpha
-            dist = stats.nbinom(1.0 / alpha, 1.0 / (1.0 + alpha * mu))
-            count = y
-        # For integer counts F(y-) = F(y - 1).
-        return dist.cdf(count - 1), dist.cdf(count), dist.sf(count - 1), dist.sf(count)
-    phi = scale / var_weights
-    if name == "gaussian":
-        dist = stats.norm(mu, np.sqrt(phi))
-    elif name == "gamma":
-        dist = stats.gamma(1.0 / phi, scale=mu * phi)
-    elif name == "inverse_gaussian":
-        dist = stats.invgauss(mu * phi, scale=1.0 / phi)
-    else:  # pragma: no cover - MixtureFamily admits no other family
-        raise TypeError(f"no distribution for the {name} family")
-    cdf, sf = dist.cdf(y), dist.sf(y)
-    return cdf, cdf, sf, sf
+    return family.cdf_bounds(y, mu, scale, trials, var_weights)

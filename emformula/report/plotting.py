@@ -173,7 +173,7 @@ def plot_diagnostics(results, type="deviance", random_state=None):
     else:
         sd = resid.std(ddof=1) if resid.size > 1 else 1.0
         standardised = resid / (sd if sd > 0 else 1.0)
-    log_x = (fit.family.name in ("poisson", "negative_binomial") and fitted.size
+    log_x = (fit.family.is_count and fitted.size
              and fitted.min() > 0 and fitted.max() / fitted.min() > 10)
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))

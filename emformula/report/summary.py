@@ -9,6 +9,8 @@ import pandas as pd
 from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.iolib.table import SimpleTable
 
+from ..families import as_family
+
 __all__ = ["summarize", "compare", "ComparisonTable"]
 
 
@@ -206,8 +208,7 @@ def _statsmodels_row(glm):
     family = glm.model.family
     # Count the dispersion where the family estimates one, as emformula does,
     # so the criteria of a GLM and a K=1 mixture are on the same footing.
-    has_scale = type(family).__name__ in ("Gaussian", "Gamma", "InverseGaussian")
-    dk = 1 if has_scale else 0
+    dk = 1 if _estimates_scale(family) else 0
     return {
         "model": f"GLM {type(family).__name__}({type(family.link).__name__})",
         "K": 1,
@@ -219,6 +220,15 @@ def _statsmodels_row(glm):
         "icl": np.nan,
         "deviance": float(glm.deviance),
     }
+
+
+def _estimates_scale(sm_family):
+    """Whether emformula estimates a dispersion for this statsmodels family
+    (False for one it has no component family for, such as Tweedie)."""
+    try:
+        return as_family(sm_family).estimates_scale
+    except TypeError:
+        return False
 
 
 def _emformula_row(res):

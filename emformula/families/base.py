@@ -1,0 +1,391 @@
+"""What every component family provides: the contract the engine is written against.
+
+A component family is one class per distribution (:mod:`.poisson`,
+:mod:`.gamma`, ...), subclassing :class:`MixtureFamily`. The class states
+
+* its names (``name`` for the registry, ``family_name`` and ``link_name``
+  as summaries print them) and its mean: ``mean``, ``link``,
+  ``clip_mean``, ``start_mean``;
+* its log-density with every constant, split into ``loglike_constant``
+  (data alone, computed once per data set) and ``loglike_kernel``;
+* the derivatives of the log-density in the linear predictor
+  (``eta_derivatives``; closed forms for canonical links are overrides);
+* the unit deviance, a sampler, response checks and the distribution
+  functions that quantile residuals need (``cdf_bounds``);
+* its own per-component parameters, declared in ``parameters`` as
+  :class:`FamilyParameter` records, with their maximum likelihood M-step,
+  the sums over rows it needs (so that data in pieces, dask partitions,
+  can be summed), and their per-row score and observed information.
+
+The engine today knows at most one family parameter per component, the
+dispersion ``log(scale)``, and reaches it through the methods in the last
+section of :class:`MixtureFamily` (``estimates_scale``, ``mle_scale``,
+``scale_statistic``, ``scale_from_statistic``, ``logscale_derivatives``,
+``floor_moments``). Those are written on top of the general parameter
+methods where that costs nothing, and overridden by the dispersion
+families where the closed forms are faster.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .moments import WeightedMoments
+from .parameters import DISPERSION, ParameterDerivatives, newton_step, rows_of
+
+__all__ = ["MixtureFamily"]
+
+
+class MixtureFamily:
+    """Base class of the component families (one subclass per distribution).
+
+    Subclasses set the class attributes and implement the methods that raise
+    ``NotImplementedError`` here; the rest has working defaults. A family
+    instance is immutable once built and must pickle (results keep it).
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``"poisson"``, ``"gamma"``...), used in messages.
+    parameters : tuple of FamilyParameter
+        The family's own per-component parameters, in the order of the
+        ``params`` arguments below. Empty for Poisson, binomial and the
+        negative binomial with fixed alpha; the dispersion for Gaussian,
+        gamma and inverse Gaussian.
+    is_discrete : bool
+        The response takes separated values (quantile residuals are then
+        randomised between ``F(y-)`` and ``F(y)``).
+    is_count : bool
+        The response is an unbounded count (Poisson, negative binomial):
+        non-integer values get a warning and plots use a logarithmic axis
+        for the means.
+    has_coefficients : bool
+        The component has a linear predictor. The engine requires it today
+        (every component gets coefficients); a point mass would set False.
+    canonical : bool
+        Whether the link is the family's canonical one (fast paths apply).
+    link : statsmodels link or None
+        Callable: ``link(mu)`` is the linear predictor.
+    """
+
+    name = None
+    parameters = ()
+    is_discrete = False
+    is_count = False
+    has_coefficients = True
+    canonical = False
+    link = None
+
+    # ------------------------------------------------------------------ names
+    @property
+    def family_name(self):
+        """The family as summaries print it (statsmodels' class name where
+        the family is a statsmodels one)."""
+        return type(self).__name__
+
+    @property
+    def link_name(self):
+        """The link as summaries print it (statsmodels' link class name)."""
+        return type(self.link).__name__ if self.link is not None else "none"
+
+    def __repr__(self):
+        return f"{type(self).__name__}(link={self.link_name})"
+
+    def _identity(self):
+        """What tells two families of one class apart (:meth:`__eq__`)."""
+        return (self.link_name,)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._identity() == other._identity()
+
+    __hash__ = None
+
+    def __setstate__(self, state):
+        # A family pickled before families were one class per distribution is
+        # a plain MixtureFamily holding its statsmodels family: give it the
+        # class that wraps that statsmodels family now.
+        self.__dict__.update(state)
+        if type(self) is MixtureFamily and "sm_family" in state:
+            kind = type(state["sm_family"])
+            for cls in _all_subclasses(MixtureFamily):
+                if getattr(cls, "statsmodels_class", None) is kind:
+                    self.__class__ = cls
+                    break
+
+    # ------------------------------------------------------------- the mean
+    def mean(self, eta):
+        """The mean of every row from its linear predictor, finite."""
+        raise NotImplementedError
+
+    def clip_mean(self, mu):
+        """A mean moved into the open support of the family."""
+        return mu
+
+    def start_mean(self, y, trials):
+        """A starting mean from the data (as statsmodels' ``starting_mu``)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------- log-density
+    def loglike(self, y, mu, scale=1.0, trials=1.0):
+        """Log-density of every row with all constants (broadcasts).
+
+        It is :meth:`loglike_kernel` plus :meth:`loglike_constant`. ``scale``
+        is the value of the family's one parameter where it has one (the
+        engine passes it there); :meth:`log_density` is the form for any
+        number of parameters.
+        """
+        constant = self.loglike_constant(y, trials)
+        return self.loglike_kernel(y, mu, scale, trials) + constant
+
+    def loglike_constant(self, y, trials=1.0):
+        """The part of the log-density that depends on the data alone.
+
+        EM evaluates the log-density thousands of times on the same rows;
+        for the count families the log-gamma terms cost more than the rest,
+        so the engine computes them once per data set. Zero by default.
+        """
+        return np.zeros(np.shape(y))
+
+    def loglike_kernel(self, y, mu, scale=1.0, trials=1.0, eta=None):
+        """Log-density minus :meth:`loglike_constant`.
+
+        ``eta``, the linear predictor of ``mu``, may be used by a fast path
+        (the Poisson family with the log link: ``y log(mu) = y eta``).
+        Broadcasts: ``mu`` may be ``(n, K)`` with ``scale`` ``(K,)``.
+        """
+        raise NotImplementedError
+
+    def log_density(self, y, mu, params=(), trials=1.0):
+        """Log-density at the family parameters ``params`` (natural scale, in
+        the order of :attr:`parameters`).
+
+        The general form the parameter methods use. A family with more than
+        one parameter overrides it; with at most one it is :meth:`loglike`.
+        """
+        params = self._check_params(params)
+        return self.loglike(y, mu, *params, trials=trials)
+
+    # ------------------------------------------------------- eta derivatives
+    def eta_derivatives(self, y, mu, trials=1.0, observed=True):
+        """Per-row ``(score, info, irls_weight, link_deriv)`` of the linear
+        predictor at unit dispersion: ``d log f / d eta``, ``-d^2 log f /
+        d eta^2`` (observed, or expected with ``observed=False``), the IRLS
+        weight and ``g'(mu)``. Divide score and information by the
+        dispersion for the actual density. Arrays may be read-only views."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------- distribution
+    def unit_deviance(self, y, mu, trials=1.0):
+        """Unit deviance per row (unit dispersion)."""
+        raise NotImplementedError
+
+    def simulate(self, mu, scale, trials, rng):
+        """One response per row drawn from the family (binomial: a proportion)."""
+        raise NotImplementedError
+
+    def cdf_bounds(self, y, mu, scale=1.0, trials=1.0, var_weights=1.0):
+        """``F(y-), F(y), 1 - F(y-), 1 - F(y)`` per row (broadcasts).
+
+        The survival functions are computed, not ``1 - F``, so the upper
+        tail keeps its precision. ``var_weights`` (a statsmodels GLM's)
+        divide the dispersion.
+        """
+        raise NotImplementedError
+
+    def check_response(self, y, trials, name="response"):
+        """Raise a ValueError naming the rows where ``y`` is outside the support.
+
+        Count families also warn about non-integer values: their
+        log-likelihood is then a quasi-likelihood.
+        """
+        y = np.asarray(y, dtype=float)
+        outside = self._outside_support(y, trials)
+        if outside is not None:
+            bad, what = outside
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                raise ValueError(
+                    f"{name} has {what} for the {self.name} family at "
+                    f"{bad.sum()} row(s), first at positions {rows[:5].tolist()}"
+                )
+        if self.is_count and np.any(y != np.round(y)):
+            warnings.warn(
+                f"{name} has non-integer values for the {self.name} family; "
+                "the log-likelihood is then a quasi-likelihood with the "
+                "gamma-function continuation", UserWarning, stacklevel=4)
+
+    def _outside_support(self, y, trials):
+        """``(mask, description)`` of responses outside the support, or None
+        when every real value is allowed."""
+        return None
+
+    # ------------------------------------------------ the family parameters
+    def _check_params(self, params):
+        params = tuple(params)
+        if len(params) != len(self.parameters):
+            raise ValueError(f"the {self.name} family has {len(self.parameters)} "
+                             f"parameter(s) ({', '.join(p.name for p in self.parameters)}), "
+                             f"got {len(params)} value(s)")
+        return params
+
+    def parameter_derivatives(self, y, mu, params, trials=1.0):
+        """Per-row score and observed information of the family parameters.
+
+        Parameters
+        ----------
+        y, mu : array_like
+            Responses and means (broadcasting, like :meth:`loglike`).
+        params : sequence
+            One value (or array broadcasting against ``mu``) per entry of
+            :attr:`parameters`, on the natural scale.
+        trials : array_like
+            Binomial trials; ones for other families.
+
+        Returns
+        -------
+        ParameterDerivatives
+            On the unconstrained scale of each parameter.
+        """
+        params = self._check_params(params)
+        if params:
+            raise NotImplementedError
+        shape = np.broadcast(y, mu).shape
+        return ParameterDerivatives(np.zeros((0,) + shape), np.zeros((0, 0) + shape),
+                                    np.zeros((0,) + shape))
+
+    def parameter_statistics(self, y, mu, weight, params, trials=1.0):
+        """The sums over rows that the parameters' M-step needs.
+
+        Returns a 1-d array that adds over pieces of the data: the statistic
+        of all rows is the sum of the statistics of any partition of them
+        (this is how the dask backend computes it). By default the weighted
+        score and observed information at ``params`` (``m + m*m`` numbers),
+        from which :meth:`parameters_from_statistics` takes one Newton step;
+        families with a closed-form M-step override both. Rows without
+        weight are left out (a mean at the edge of its range there would
+        give ``0 * inf``).
+        """
+        return self._score_and_information(y, mu, weight, params, trials)
+
+    def _score_and_information(self, y, mu, weight, params, trials=1.0):
+        """``[sum w score (m), sum w info (m*m)]`` at ``params``: the
+        statistics of a Newton step, which :meth:`mle_parameters` takes
+        whatever a family's own :meth:`parameter_statistics` are."""
+        params = self._check_params(params)
+        m = len(params)
+        keep = np.asarray(weight) > 0
+        derivatives = self.parameter_derivatives(y[keep], mu[keep], params,
+                                                 rows_of(trials, keep))
+        w = weight[keep]
+        score = derivatives.score.reshape(m, -1) @ w
+        info = derivatives.info.reshape(m, m, -1) @ w
+        return np.concatenate([score, info.ravel()])
+
+    def parameters_from_statistics(self, statistics, params):
+        """The parameters' update from summed :meth:`parameter_statistics`.
+
+        By default one Newton step on the unconstrained scale from
+        ``params``: exact for a quadratic log-likelihood, a generalised EM
+        step otherwise. Returns an array of the natural-scale values.
+        """
+        params = self._check_params(params)
+        if not params:
+            return np.zeros(0)
+        theta = self._unconstrained(params)
+        step = newton_step(np.asarray(statistics, dtype=float), len(params))
+        return self._natural(theta + step)
+
+    def mle_parameters(self, y, mu, weight, params, trials=1.0, tol=1e-10, max_iter=200):
+        """Maximum likelihood values of the family parameters of one component.
+
+        Maximises ``sum_i weight_i log f(y_i; mu_i, params)`` (``weight`` is
+        the frequency weight times the posterior) given the means. By
+        default Newton's method on the unconstrained scale from ``params``,
+        each step halved until the weighted log-likelihood does not fall;
+        families with a closed form override it.
+        """
+        params = self._check_params(params)
+        if not params:
+            return np.zeros(0)
+        keep = np.asarray(weight) > 0
+        y, mu, w, trials = y[keep], mu[keep], weight[keep], rows_of(trials, keep)
+
+        def objective(theta):
+            with np.errstate(all="ignore"):
+                value = w @ self.log_density(y, mu, tuple(self._natural(theta)), trials)
+            return value if np.isfinite(value) else -np.inf
+
+        theta = self._unconstrained(params)
+        current = objective(theta)
+        for _ in range(max_iter):
+            statistics = self._score_and_information(y, mu, w, tuple(self._natural(theta)),
+                                                     trials)
+            step = newton_step(statistics, len(params))
+            length = 1.0
+            while length > 1e-12:
+                candidate = theta + length * step
+                value = objective(candidate)
+                if value >= current:
+                    break
+                length /= 2.0
+            else:
+                break  # no step gains: a maximum to rounding
+            theta, current = candidate, value
+            if np.max(np.abs(length * step)) < tol:
+                break
+        return self._natural(theta)
+
+    def _unconstrained(self, params):
+        return np.array([float(p.to_unconstrained(v)) for p, v in zip(self.parameters, params)])
+
+    def _natural(self, theta):
+        return np.array([float(p.from_unconstrained(t)) for p, t in zip(self.parameters, theta)])
+
+    # ------------------------- the engine's view: at most one parameter, log(scale)
+    @property
+    def estimates_scale(self):
+        """Whether the family's one parameter is the dispersion, which the
+        engine estimates per component (Gaussian, gamma, inverse Gaussian)."""
+        return tuple(self.parameters) == (DISPERSION,)
+
+    @property
+    def irls_is_exact(self):
+        """Whether one IRLS step is the exact maximiser of a component's Q
+        (weighted least squares: the Gaussian with the identity link). A
+        property, so that families pickled before it existed work."""
+        return False
+
+    def mle_scale(self, y, mu, weight):
+        """Maximum likelihood dispersion given means and row weights; 1 for
+        a family without one."""
+        return 1.0
+
+    def scale_statistic(self, y, mu, weight):
+        """The weighted sum the ML dispersion depends on (summable over
+        pieces of the data); 0 for a family without a dispersion."""
+        return 0.0
+
+    def scale_from_statistic(self, mean_statistic):
+        """ML dispersion from ``scale_statistic / sum(weight)``."""
+        return 1.0
+
+    def logscale_derivatives(self, y, mu, scale):
+        """``(score, info)`` per row of ``log f`` in ``log(scale)``; zeros
+        for a family without a dispersion."""
+        zeros = np.zeros(np.broadcast(y, mu).shape)
+        return zeros, zeros
+
+    def floor_moments(self, y, weights):
+        """Weighted moments whose variance sets the default dispersion floor
+        (:func:`~emformula.families.default_scale_floor`); empty for a family
+        without a dispersion."""
+        return WeightedMoments()
+
+
+def _all_subclasses(cls):
+    """Every class below ``cls`` (the family classes register by existing)."""
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
