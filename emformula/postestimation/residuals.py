@@ -208,9 +208,7 @@ def residuals(results, type="deviance", component=None, random_state=None, data=
 # ------------------------------------------------------------ the inputs
 def _as_fit(results):
     """The :class:`_Fit` of an EMGLMResults or a statsmodels GLMResults."""
-    from ..results import EMGLMResults
-
-    if isinstance(results, EMGLMResults):
+    if _is_mixture_fit(results):
         data = results.model.data
         est = results.estimates
         n = data.nobs
@@ -247,9 +245,8 @@ def _new_fit(results, data, context):
     """The :class:`_Fit` of new data under an EMGLMResults (NaN rows where a
     value is missing)."""
     from ..engine import em as _em
-    from ..results import EMGLMResults
 
-    if not isinstance(results, EMGLMResults):
+    if not _is_mixture_fit(results, new_data=True):
         raise TypeError("residuals of new data (data=) need an EMGLMResults, got "
                         f"{type(results).__name__}")
     est = results.estimates
@@ -269,6 +266,36 @@ def _new_fit(results, data, context):
                 prior=prior, posterior=posterior, trials=n_trials, var_weights=np.ones(n),
                 family=_fresh_family(results.model.data.family.sm_family), index=new["index"],
                 names=tuple(results.component_names))
+
+
+#: What residuals read of a mixture fit; with new data also what turns the
+#: new rows into arrays and posteriors.
+_MIXTURE_ATTRIBUTES = ("model", "estimates", "family", "posterior", "_component_mean",
+                       "_row_prior", "component_names")
+_NEW_DATA_ATTRIBUTES = ("_new_arrays", "_new_posterior", "_new_prior")
+
+
+def _is_mixture_fit(results, new_data=False):
+    """Whether ``results`` is a mixture fit (an EMGLMResults, or anything with
+    its attributes).
+
+    Checked by the attributes used rather than by class, so that this layer
+    need not import the results module, which imports it (lazily) for
+    ``res.residuals()``.
+    """
+    return has_attributes(results, _MIXTURE_ATTRIBUTES
+                          + (_NEW_DATA_ATTRIBUTES if new_data else ()))
+
+
+def has_attributes(obj, names):
+    """Whether ``obj`` has every attribute in ``names``.
+
+    Each name is looked up on the class or in the instance's own attributes,
+    never through ``getattr``: a cached property is then not computed by the
+    check, only where it is used.
+    """
+    own = getattr(obj, "__dict__", {})
+    return all(name in own or hasattr(type(obj), name) for name in names)
 
 
 def _glm_results(results):

@@ -10,6 +10,7 @@ from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.iolib.table import SimpleTable
 
 from ..families import as_family
+from ..postestimation.residuals import has_attributes
 
 __all__ = ["summarize", "compare", "ComparisonTable"]
 
@@ -231,6 +232,21 @@ def _estimates_scale(sm_family):
         return False
 
 
+#: What a row of :func:`compare` reads of a mixture fit.
+_MIXTURE_ROW = ("family", "n_components", "nobs", "df_model", "llf", "aic", "bic", "icl",
+                "deviance")
+
+
+def _is_mixture_fit(res):
+    """Whether ``res`` has what :func:`_emformula_row` reads (an EMGLMResults).
+
+    Checked by attributes rather than by class, so that the tables need not
+    import the results module, which imports them (lazily) for
+    ``res.summary()``.
+    """
+    return has_attributes(res, _MIXTURE_ROW)
+
+
 def _emformula_row(res):
     return {
         "model": f"EMGLM {res.family.family_name}({res.family.link_name})",
@@ -271,13 +287,11 @@ def compare(*results, names=None):
     >>> glm = sm.GLM.from_formula("y ~ V1", df, family=sm.families.Poisson()).fit()
     >>> print(compare(glm, res).as_text())                  # doctest: +SKIP
     """
-    from ..results import EMGLMResults
-
     if not results:
         raise ValueError("compare needs at least one results object")
     rows = []
     for i, res in enumerate(results):
-        if isinstance(res, EMGLMResults):
+        if _is_mixture_fit(res):
             rows.append(_emformula_row(res))
         elif hasattr(res, "model") and hasattr(res.model, "family") and hasattr(res, "llf"):
             rows.append(_statsmodels_row(res))
