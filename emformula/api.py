@@ -10,16 +10,14 @@ from .engine import em as _em
 from .formula.dask_design import is_dask_collection
 from ._runtime.parallel import map_tasks
 from .engine.starts import candidate_start
-from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence
+from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence, model_spec
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 
 
-def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
-          exposure=None, trials=None, link=None, start="auto", n_init=DEFAULT_N_INIT,
-          max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, na_action="drop",
-          scale_floor=None, context=None, n_jobs=1, progress=None, concomitant=None,
-          fixed=None, equal_scale=False, groups=None, cov_type="louis", cov_groups=None):
+def emglm(formula, data, family="poisson", K=2, *, start="auto", n_init=DEFAULT_N_INIT,
+          max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, scale_floor=None,
+          n_jobs=1, progress=None, cov_type="louis", spec=None, **model):
     """Fit a finite mixture of generalized linear models from a formula.
 
     The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
@@ -106,6 +104,14 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     cov_groups : str or array_like, optional
         A column (or labels) of clusters for ``cov_type="cluster"``; it may
         also be given for a later ``results.with_cov_type("cluster")``.
+    spec : MixtureSpec, optional
+        The model keywords above (``family`` and ``K`` too) as one object,
+        to reuse across fits; keywords given as well override it.
+
+    The model keywords (``weights`` ... ``cov_groups``, ``link``,
+    ``na_action``, ``context``) are those of
+    :class:`~emformula.specification.MixtureSpec`, which every entry point
+    shares; a misspelt one is refused by name.
 
     Returns
     -------
@@ -128,31 +134,29 @@ def emglm(formula, data, family="poisson", K=2, *, weights=None, offset=None,
     ...             cov_type="robust")                        # doctest: +SKIP
     >>> res.predict(new_df, type="prior")                     # doctest: +SKIP
     """
-    if context is None:
-        context = capture_context(1)
+    spec = model_spec("emglm", family, K, spec, model)
+    if spec.context is None:
+        spec = spec.replace(context=capture_context(1))
     if is_dask_collection(data):
         # Out of core: one pass over the partitions per EM iteration.
         unsupported = {name: value for name, value in (
-            ("concomitant", concomitant), ("fixed", fixed), ("groups", groups))
+            ("concomitant", spec.concomitant), ("fixed", spec.fixed), ("groups", spec.groups))
             if value is not None}
         plain_cov = str(cov_type).lower() in ("louis", "robust", "cluster")
-        if unsupported or not plain_cov or na_action != "drop":
+        if unsupported or not plain_cov or spec.na_action != "drop":
             raise NotImplementedError(
                 "with dask data emglm fits the basic mixture (constant priors, "
                 "component-specific effects, Louis, robust or clustered covariance, "
                 f"na_action='drop'); got {sorted(unsupported) or ''}"
                 f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
         from .backends.dask import fit_dask
-        return fit_dask(formula, data, family, K, weights=weights, offset=offset,
-                        exposure=exposure, trials=trials, link=link, start=start,
-                        n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
-                        scale_floor=scale_floor, context=context, cov_type=cov_type,
-                        cov_groups=cov_groups, equal_scale=equal_scale)
-    model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
-                               exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context, fixed=fixed,
-                               concomitant=concomitant, groups=groups,
-                               equal_scale=equal_scale, cov_groups=cov_groups)
+        return fit_dask(formula, data, spec.family, spec.K, weights=spec.weights,
+                        offset=spec.offset, exposure=spec.exposure, trials=spec.trials,
+                        link=spec.link, start=start, n_init=n_init, max_iter=max_iter,
+                        tol=tol, random_state=random_state, scale_floor=scale_floor,
+                        context=spec.context, cov_type=cov_type, cov_groups=spec.cov_groups,
+                        equal_scale=spec.equal_scale)
+    model = EMGLM.from_formula(formula, data, spec=spec)
     return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
                      random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
                      progress=progress, cov_type=cov_type)
@@ -186,9 +190,8 @@ class WarmupTrials:
 
 
 def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
-             sample_size=None, random_state=None, weights=None, offset=None, exposure=None,
-             trials=None, link=None, na_action="drop", context=None, n_jobs=1, progress=None,
-             concomitant=None, fixed=None, equal_scale=False, groups=None):
+             sample_size=None, random_state=None, n_jobs=1, progress=None, spec=None,
+             **model):
     """Short EM trials from random starts: the warm-up of the original package.
 
     The trials are the screening candidates of the default start strategy
@@ -202,10 +205,12 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
 
     Parameters
     ----------
-    formula, data, family, K, weights, offset, exposure, trials, link, na_action
+    formula, data, family, K, spec
         As in :func:`emglm`.
-    concomitant, fixed, equal_scale, groups
-        As in :func:`emglm`.
+    **model
+        The model keywords of :func:`emglm` (``weights``, ``offset``,
+        ``exposure``, ``trials``, ``link``, ``na_action``, ``context``,
+        ``concomitant``, ``fixed``, ``equal_scale``, ``groups``).
     repeats : int, default 20
         Number of trials.
     max_iter : int, default 5
@@ -232,18 +237,15 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     >>> warm = small_em(f, sim2.data, "poisson", K=2, repeats=5, random_state=1)
     >>> res = emglm(f, sim2.data, "poisson", K=2, start=select_best(warm))
     """
-    if context is None:
-        context = capture_context(1)
+    spec = model_spec("small_em", family, K, spec, model)
+    if spec.context is None:
+        spec = spec.replace(context=capture_context(1))
     if is_dask_collection(data):
         # Warm-up trials are short and many: run them in memory on a random
         # sample of rows; their starts then serve emglm on all of the data.
         from .backends.dask import sample_frame
         data = sample_frame(data, random_state)
-    model = EMGLM.from_formula(formula, data, family, K, weights=weights, offset=offset,
-                               exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context, fixed=fixed,
-                               concomitant=concomitant, groups=groups,
-                               equal_scale=equal_scale)
+    model = EMGLM.from_formula(formula, data, spec=spec)
     return _warmup(model, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
                    random_state=random_state, n_jobs=n_jobs, progress=progress)
 

@@ -9,7 +9,6 @@ share everything after the design.
 
 from __future__ import annotations
 
-import copy
 import numbers
 import warnings
 from dataclasses import replace
@@ -20,7 +19,8 @@ import scipy.linalg
 from statsmodels.tools.sm_exceptions import DomainWarning
 
 from .engine import em as _em
-from .formula.design import build_design, resolve_labels
+from .formula.design import build_design, group_codes as _group_codes
+from .specification import MixtureSpec
 from ._runtime.parallel import map_tasks
 from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
 from ._runtime.threads import blas_threads
@@ -107,6 +107,12 @@ class EMGLM:
                  concomitant_names=None, groups=None, equal_scale=False, cov_groups=None):
         self.family = as_family(family, link)
         self.K = _check_k(K)
+        # What with_k() passes to the constructor again (arrays shared).
+        self._keywords = dict(weights=weights, offset=offset, exposure=exposure, trials=trials,
+                              exog_names=exog_names, endog_names=endog_names,
+                              missing_rows=missing_rows, fixed=fixed, fixed_names=fixed_names,
+                              concomitant=concomitant, concomitant_names=concomitant_names,
+                              groups=groups, equal_scale=equal_scale, cov_groups=cov_groups)
         safe = getattr(self.family.sm_family, "safe_links", None)
         if safe and not isinstance(self.family.link, tuple(safe)):
             # As statsmodels' GLM does: the mean may leave the family's domain.
@@ -183,9 +189,11 @@ class EMGLM:
         if n_free > n_rows:
             raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
                              f"but only {n_rows} rows with positive weight")
-        # Filled by from_formula: the design, to rebuild X for new data.
+        # Filled by from_design: the design, to rebuild X for new data.
         self.design = None
         self.formula = None
+        self.context = None
+        self.spec = MixtureSpec(self.family, self.K, equal_scale=self.equal_scale)
 
     # ----------------------------------------------------------- building
     def _response(self, endog, trials, n):
@@ -217,25 +225,43 @@ class EMGLM:
         return endog, np.ones(n)
 
     @classmethod
-    def from_formula(cls, formula, data, family="poisson", K=2, *, weights=None,
-                     offset=None, exposure=None, trials=None, link=None,
-                     na_action="drop", context=None, fixed=None, concomitant=None,
-                     groups=None, equal_scale=False, cov_groups=None):
-        """Build the model from a formula (see :func:`emformula.emglm`)."""
-        design = build_design(formula, data, context=context, weights=weights,
-                              offset=offset, exposure=exposure, trials=trials,
-                              na_action=na_action, fixed=fixed, concomitant=concomitant,
-                              groups=groups, cov_groups=cov_groups)
-        model = cls(design.endog, design.exog, family, K, weights=design.weights,
+    def from_formula(cls, formula, data, family="poisson", K=2, *, spec=None, **model):
+        """Build the model from a formula.
+
+        Parameters
+        ----------
+        formula : str
+        data : DataFrame
+        family, K
+            As in :func:`emformula.emglm` (or in ``spec``).
+        spec : MixtureSpec, optional
+            The model keywords at once; keywords given as well override it.
+        **model
+            The model keywords of :class:`~emformula.specification.MixtureSpec`
+            (``weights``, ``offset``, ``exposure``, ``trials``, ``link``,
+            ``na_action``, ``context``, ``fixed``, ``concomitant``,
+            ``groups``, ``equal_scale``, ``cov_groups``).
+        """
+        spec = model_spec("EMGLM.from_formula", family, K, spec, model)
+        return cls.from_design(build_design(formula, data, spec), spec, formula)
+
+    @classmethod
+    def from_design(cls, design, spec, formula=None):
+        """The model of a formula layer :class:`~emformula.formula.design.Design`
+        under ``spec`` (its family, K, link and equal_scale), through the
+        constructor and all of its checks."""
+        model = cls(design.endog, design.exog, spec.family, spec.K, weights=design.weights,
                     offset=design.offset, exposure=design.exposure, trials=design.trials,
-                    link=link, exog_names=design.exog_names, endog_names=design.endog_names,
-                    missing_rows=int((~design.kept).sum()), fixed=design.fixed,
-                    fixed_names=design.fixed_names, concomitant=design.concomitant,
-                    concomitant_names=design.concomitant_names, groups=design.groups,
-                    equal_scale=equal_scale, cov_groups=design.cov_groups)
+                    link=spec.link, exog_names=design.exog_names,
+                    endog_names=design.endog_names, missing_rows=int((~design.kept).sum()),
+                    fixed=design.fixed, fixed_names=design.fixed_names,
+                    concomitant=design.concomitant, concomitant_names=design.concomitant_names,
+                    groups=design.groups, equal_scale=spec.equal_scale,
+                    cov_groups=design.cov_groups)
         model.design = design
-        model.formula = formula
-        model.context = context
+        model.formula = formula if formula is not None else design.formula
+        model.context = spec.context
+        model.spec = spec
         return model
 
     @property
@@ -275,7 +301,16 @@ class EMGLM:
         # The formula's namespace may hold modules and functions that do not
         # pickle; predict() after unpickling then needs them in scope again.
         state["context"] = None
+        if state.get("spec") is not None:
+            state["spec"] = state["spec"].replace(context=None)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # Models pickled before the spec existed.
+        if self.__dict__.get("spec") is None:
+            self.spec = MixtureSpec(self.family, self.K, equal_scale=self.equal_scale)
+        self.__dict__.setdefault("_keywords", {})
 
     # -------------------------------------------------------------- fit
     def fit(self, start="auto", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
@@ -406,15 +441,14 @@ class EMGLM:
             start_bounds=dict(search.bounds)), problems=problems, cov=cov)
 
     def with_k(self, K):
-        """The same model with ``K`` components (the data are shared, not copied)."""
-        K = _check_k(K)
-        clone = copy.copy(self)
-        clone.K = K
-        n_free, n_rows = clone.layout.size, int(np.count_nonzero(self.weights))
-        if n_free > n_rows:
-            raise ValueError(f"K={K} is too large for the data: {n_free} free parameters "
-                             f"but only {n_rows} rows with positive weight")
-        return clone
+        """The same model with ``K`` components, built again through the
+        constructor (every check of the new K included); the arrays are
+        shared, not copied."""
+        if self.design is not None:
+            model = type(self).from_design(self.design, self.spec.replace(K=K), self.formula)
+            model.context = self.context
+            return model
+        return type(self)(self.endog, self.exog, self.family, K, **self._keywords)
 
     @property
     def term_columns(self):
@@ -584,6 +618,20 @@ def _gamma_from_prior(concomitant, prior):
 
 
 # ------------------------------------------------------------ validation
+def model_spec(caller, family, K, spec, model):
+    """The :class:`MixtureSpec` of an entry point's arguments.
+
+    ``family`` and ``K`` are the entry point's positional arguments; with
+    ``spec`` they must keep their defaults (the spec has its own), and
+    keywords in ``model`` override the spec's.
+    """
+    if spec is None:
+        return MixtureSpec.from_keywords(caller, family=family, K=K, **model)
+    if not (isinstance(family, str) and family == "poisson" and K == 2):
+        raise TypeError(f"{caller}(): give family and K in spec= or as arguments, not both")
+    return MixtureSpec.from_keywords(caller, spec, **model)
+
+
 def _seed_sequence(random_state):
     """``random_state`` (None, a non-negative whole number, a Generator or a
     SeedSequence) as a SeedSequence; anything else is refused by name."""
@@ -734,21 +782,6 @@ def _extra_design(values, names, n, argument, prefix):
         raise ValueError(f"{argument} has missing or infinite values in column(s) "
                          f"{[names[c] for c in cols]}")
     return np.ascontiguousarray(array), names
-
-
-def _group_codes(labels, n, argument):
-    """``(labels, codes)``: the distinct labels (sorted) and codes ``0..G-1``."""
-    if labels is None:
-        return None, None
-    if isinstance(labels, str):
-        raise TypeError(f"{argument} must be labels, one per row (a column name only "
-                        "works with a formula and data)")
-    series = resolve_labels(labels, None, argument, n)  # length and missing labels
-    try:
-        codes, uniques = pd.factorize(series.to_numpy(), sort=True)
-    except TypeError:
-        codes, uniques = pd.factorize(series.astype(str).to_numpy(), sort=True)
-    return pd.Index(uniques), codes.astype(np.intp)
 
 
 def _check_constant_within(values, codes, labels, what):

@@ -3,7 +3,6 @@ parametric bootstrap likelihood-ratio test."""
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import replace
 
@@ -14,7 +13,7 @@ from formulaic.utils.context import capture_context
 from .engine import em as _em
 from ._runtime.parallel import map_tasks, show_progress
 from .engine.layout import unit_prior
-from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence
+from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence, model_spec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
@@ -79,6 +78,20 @@ def _progress(items, progress, desc):
     return tqdm(items, desc=desc, leave=False)
 
 
+#: Keywords of EMGLM.fit that select_k and bootstrap_lrt pass on.
+_FIT_KEYWORDS = ("start", "max_iter", "tol", "scale_floor", "cov_type", "polish")
+
+
+def _split_fit_keywords(keywords, fit_kwargs):
+    """``(model keywords, fit keywords)``: the fit's options may come as
+    keywords beside the model's (as they always have) or as ``fit_kwargs``."""
+    fit = dict(fit_kwargs or {})
+    model = {}
+    for name, value in keywords.items():
+        (fit if name in _FIT_KEYWORDS else model)[name] = value
+    return model, fit
+
+
 def _fit_quietly(model, local_maxima=True, **kwargs):
     """Fit without degenerate-fit and convergence warnings (expected for a
     too-large K), but with :class:`LocalMaximumWarning`, which says the
@@ -92,11 +105,8 @@ def _fit_quietly(model, local_maxima=True, **kwargs):
 
 
 def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N_INIT,
-             criterion="bic",
-             random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
-             exposure=None, trials=None, link=None, na_action="drop", context=None,
-             concomitant=None, fixed=None, equal_scale=False, groups=None, cov_groups=None,
-             **fit_kwargs):
+             criterion="bic", random_state=None, n_jobs=1, progress=None, spec=None,
+             fit_kwargs=None, **model):
     """Fit every K and choose one by an information criterion.
 
     Each K is fitted with the default start strategy of :meth:`EMGLM.fit`
@@ -110,11 +120,14 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
 
     Parameters
     ----------
-    formula, data, family, weights, offset, exposure, trials, link, na_action
-        As in :func:`emformula.emglm`.
-    concomitant, fixed, equal_scale, groups, cov_groups
-        As in :func:`emformula.emglm` (the criteria count their parameters;
-        with ``groups`` the BIC's sample size is the number of groups).
+    formula, data, family, spec
+        As in :func:`emformula.emglm` (``spec.K`` is not used).
+    **model
+        The model keywords of :func:`emformula.emglm` (``weights``,
+        ``offset``, ``exposure``, ``trials``, ``link``, ``na_action``,
+        ``context``, ``concomitant``, ``fixed``, ``equal_scale``,
+        ``groups``, ``cov_groups``): the criteria count their parameters;
+        with ``groups`` the BIC's sample size is the number of groups.
     K : iterable of int, default range(1, 6)
     n_init : int, default 10
         Full EM runs per K.
@@ -125,9 +138,9 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
         not depend on it.
     progress : bool or None
         Progress bar over K (``None``: only on an interactive terminal).
-    **fit_kwargs
+    fit_kwargs : dict, optional
         Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``,
-        ``cov_type``).
+        ``cov_type``, ``polish``); these may also be given as keywords.
 
     Returns
     -------
@@ -148,13 +161,11 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
     if not ks:
         raise ValueError("K must list at least one number of components")
     n_init = _check_positive_int(n_init, "n_init")
-    if context is None:
-        context = capture_context(1)
-    model = EMGLM.from_formula(formula, data, family, min(ks), weights=weights, offset=offset,
-                               exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context, fixed=fixed,
-                               concomitant=concomitant, groups=groups,
-                               equal_scale=equal_scale, cov_groups=cov_groups)
+    model, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
+    spec = model_spec("select_k", family, 2, spec, model).replace(K=min(ks))
+    if spec.context is None:
+        spec = spec.replace(context=capture_context(1))
+    model = EMGLM.from_formula(formula, data, spec=spec)
     models = {k: model.with_k(k) for k in ks}  # every K checked before any fit
     seeds = _seed_sequence(random_state).spawn(len(ks))
     fits, previous = [], {}
@@ -264,10 +275,8 @@ def _bootstrap_task(shared, seed):
 
 
 def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, n_init=3,
-                  random_state=None, n_jobs=1, progress=None, weights=None, offset=None,
-                  exposure=None, trials=None, link=None, na_action="drop", context=None,
-                  concomitant=None, fixed=None, equal_scale=False, groups=None,
-                  **fit_kwargs):
+                  random_state=None, n_jobs=1, progress=None, spec=None, fit_kwargs=None,
+                  **model):
     """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
 
     The likelihood ratio of mixtures with different K has no chi-squared
@@ -278,12 +287,18 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
 
     Parameters
     ----------
-    formula, data, family, weights, offset, exposure, trials, link, na_action
-        As in :func:`emformula.emglm`. Bootstrap responses keep the
-        frequency weights of their rows.
-    concomitant, fixed, equal_scale, groups
-        As in :func:`emformula.emglm`; bootstrap responses are drawn per
-        group and from each unit's own mixing proportions.
+    formula, data, family, spec
+        As in :func:`emformula.emglm` (``spec.K`` is not used).
+    **model
+        The model keywords of :func:`emformula.emglm` (``weights``,
+        ``offset``, ``exposure``, ``trials``, ``link``, ``na_action``,
+        ``context``, ``concomitant``, ``fixed``, ``equal_scale``,
+        ``groups``). Bootstrap responses keep the frequency weights of their
+        rows, are drawn per group and from each unit's own mixing
+        proportions.
+    fit_kwargs : dict, optional
+        Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``,
+        ``polish``); these may also be given as keywords.
     K0 : int, default 1
     K1 : int, default K0 + 1
     n_boot : int, default 99
@@ -315,13 +330,11 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
         raise ValueError(f"K1 must exceed K0, got K0={K0}, K1={K1}")
     n_boot = _check_positive_int(n_boot, "n_boot")
     n_init = _check_positive_int(n_init, "n_init")
-    if context is None:
-        context = capture_context(1)
-    model = EMGLM.from_formula(formula, data, family, K0, weights=weights, offset=offset,
-                               exposure=exposure, trials=trials, link=link,
-                               na_action=na_action, context=context, fixed=fixed,
-                               concomitant=concomitant, groups=groups,
-                               equal_scale=equal_scale)
+    model, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
+    spec = model_spec("bootstrap_lrt", family, 2, spec, model).replace(K=K0)
+    if spec.context is None:
+        spec = spec.replace(context=capture_context(1))
+    model = EMGLM.from_formula(formula, data, spec=spec)
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
     n_data = max(n_init, DEFAULT_N_INIT)
     fit0 = _fit_quietly(model, n_init=n_data, random_state=seed0, **fit_kwargs)

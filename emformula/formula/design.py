@@ -29,7 +29,7 @@ from formulaic.utils.code import sanitize_variable_names
 
 from .columns import CATEGORICAL, as_float, prepare_columns
 
-__all__ = ["Design", "build_design", "new_design_matrix", "new_response", "as_frame",
+__all__ = ["Design", "build_design", "group_codes", "new_design_matrix", "new_response", "as_frame",
            "resolve_vector", "resolve_labels", "parse_formula", "check_safe_formula",
            "spec_columns", "SAFE_FUNCTIONS"]
 
@@ -163,6 +163,25 @@ def resolve_labels(value, data, argument, n_rows):
         raise ValueError(f"{argument} has {rows.size} missing label(s), first at row "
                          f"positions {rows[:5].tolist()}")
     return labels
+
+
+def group_codes(labels, n, argument):
+    """``(labels, codes)``: the distinct labels (sorted) and codes ``0..G-1``.
+
+    For the group and cluster labels of the array-level model; labels of
+    mixed types that cannot be sorted are coded as strings.
+    """
+    if labels is None:
+        return None, None
+    if isinstance(labels, str):
+        raise TypeError(f"{argument} must be labels, one per row (a column name only "
+                        "works with a formula and data)")
+    series = resolve_labels(labels, None, argument, n)  # length and missing labels
+    try:
+        codes, uniques = pd.factorize(series.to_numpy(), sort=True)
+    except TypeError:
+        codes, uniques = pd.factorize(series.astype(str).to_numpy(), sort=True)
+    return pd.Index(uniques), codes.astype(np.intp)
 
 
 def _one_sided(formula, argument):
@@ -602,9 +621,7 @@ def _categorical_response(model_spec):
             if getattr(kind, "value", kind) != "numerical"]
 
 
-def build_design(formula, data, *, context=None, weights=None, offset=None,
-                 exposure=None, trials=None, na_action="drop", fixed=None,
-                 concomitant=None, groups=None, cov_groups=None):
+def build_design(formula, data, spec):
     """Build the arrays of a fit from a two-sided formula.
 
     Parameters
@@ -614,24 +631,26 @@ def build_design(formula, data, *, context=None, weights=None, offset=None,
         ``"successes + failures ~ x"`` for binomial counts.
     data : pandas.DataFrame
         Never modified.
-    context : mapping, optional
-        Names for the formula's functions (the caller's namespace).
-    weights, offset, exposure, trials : str or array_like, optional
-        Column names of ``data`` or arrays with one value per row of ``data``.
-    na_action : {"drop", "raise"}
-        Rows with a missing value in any variable used are dropped with a
-        warning, or reported by a ValueError.
-    fixed, concomitant : str, optional
-        One-sided formulas (``"~ x2"``) of the shared effects and of the
-        mixing proportions. The intercept of ``fixed`` is dropped when the
-        main formula has one (each component has its own).
-    groups, cov_groups : str or array_like, optional
-        Column names or per-row labels of the groups and of the clusters.
+    spec : MixtureSpec
+        The model keywords this layer reads: ``context`` (names for the
+        formula's functions, the caller's namespace); ``weights``,
+        ``offset``, ``exposure``, ``trials`` (column names of ``data`` or
+        arrays with one value per row of ``data``); ``na_action`` ("drop":
+        rows with a missing value in any variable used are dropped with a
+        warning; "raise": reported by a ValueError); ``fixed`` and
+        ``concomitant`` (one-sided formulas ``"~ x2"`` of the shared effects
+        and of the mixing proportions; the intercept of ``fixed`` is dropped
+        when the main formula has one, as each component has its own);
+        ``groups`` and ``cov_groups`` (column names or per-row labels).
 
     Returns
     -------
     Design
     """
+    context, na_action = spec.context, spec.na_action
+    weights, offset, exposure, trials = spec.weights, spec.offset, spec.exposure, spec.trials
+    fixed, concomitant, groups, cov_groups = (spec.fixed, spec.concomitant, spec.groups,
+                                              spec.cov_groups)
     if na_action not in ("drop", "raise"):
         raise ValueError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if context is not None and not isinstance(context, Mapping):
