@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .covariance.registry import cov_type_names
 from .model import DEFAULT_N_INIT
 
 __all__ = ["main", "build_parser"]
@@ -355,7 +356,7 @@ def build_parser():
     fit.add_argument("--format", choices=["text", "html", "latex", "json"], default="text",
                      help="output format (default text)")
     fit.add_argument("--posterior", metavar="FILE", help="write the posterior to this CSV")
-    fit.add_argument("--cov-type", choices=["louis", "robust", "cluster"], default="louis",
+    fit.add_argument("--cov-type", choices=list(cov_type_names()), default="louis",
                      dest="cov_type", help="covariance of the estimates (default louis)")
     fit.add_argument("--cov-groups", metavar="COL", dest="cov_groups",
                      help="cluster column for --cov-type cluster")
