@@ -370,3 +370,16 @@ def test_discreteness_and_counts_are_declared(label):
     assert family.is_discrete == isinstance(family, (Poisson, Binomial, NegativeBinomial))
     assert family.is_count == isinstance(family, (Poisson, NegativeBinomial))
     assert family.has_coefficients
+
+
+def test_what_the_engine_diagnoses_is_the_family_s_to_say():
+    binomial, poisson = as_family("binomial"), as_family("poisson")
+    assert binomial.takes_trials and not poisson.takes_trials
+    mu = np.array([0.0, 1e-11, 0.5, 1.0 - 1e-11, 1.0])
+    np.testing.assert_array_equal(binomial.mean_on_boundary(mu), [1, 1, 0, 1, 1])
+    assert not poisson.mean_on_boundary(mu).any()
+    eta = np.array([-701.0, -699.0, 0.0, 700.0])
+    np.testing.assert_array_equal(poisson.eta_clipped(eta), [1, 0, 0, 1])
+    np.testing.assert_array_equal(as_family("gamma", link="log").eta_clipped(eta), [1, 0, 0, 1])
+    assert not as_family("poisson", link="sqrt").eta_clipped(eta).any()
+    assert not binomial.eta_clipped(eta).any()

@@ -61,6 +61,10 @@ class MixtureFamily:
         The response is an unbounded count (Poisson, negative binomial):
         non-integer values get a warning and plots use a logarithmic axis
         for the means.
+    takes_trials : bool
+        The response is a proportion of a number of trials (binomial): a
+        two-column response of successes and failures and ``trials=`` are
+        accepted.
     has_coefficients : bool
         The component has a linear predictor. The engine requires it today
         (every component gets coefficients); a point mass would set False.
@@ -74,6 +78,7 @@ class MixtureFamily:
     parameters = ()
     is_discrete = False
     is_count = False
+    takes_trials = False
     has_coefficients = True
     canonical = False
     link = None
@@ -126,6 +131,18 @@ class MixtureFamily:
     def start_mean(self, y, trials):
         """A starting mean from the data (as statsmodels' ``starting_mu``)."""
         raise NotImplementedError
+
+    def mean_on_boundary(self, mu):
+        """Where a fitted mean sits at the edge of the family's mean range, so
+        that the fit is at a boundary of the parameter space (a binomial
+        probability of 0 or 1: separation). None anywhere by default."""
+        return np.zeros(np.shape(mu), dtype=bool)
+
+    def eta_clipped(self, eta):
+        """Where :meth:`mean` clips the linear predictor to keep the mean
+        finite (the mean there no longer follows the coefficients). None
+        anywhere by default."""
+        return np.zeros(np.shape(eta), dtype=bool)
 
     # -------------------------------------------------------- log-density
     def loglike(self, y, mu, scale=1.0, trials=1.0):

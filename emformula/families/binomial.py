@@ -23,6 +23,7 @@ class Binomial(DiscreteFamily):
 
     name = "binomial"
     statsmodels_class = sm_families.Binomial
+    takes_trials = True
 
     def __init__(self, sm_family=None):
         super().__init__(sm_family)
@@ -34,6 +35,11 @@ class Binomial(DiscreteFamily):
     def clip_mean(self, mu):
         """A probability kept ``eps`` away from 0 and 1."""
         return np.clip(mu, EPS, 1.0 - EPS)
+
+    def mean_on_boundary(self, mu):
+        """A probability within ``1e-10`` of 0 or 1 (separated rows)."""
+        mu = np.asarray(mu, dtype=float)
+        return np.minimum(mu, 1.0 - mu) <= 1e-10
 
     def start_mean(self, y, trials):
         return (trials * y + 0.5) / (trials + 1.0)

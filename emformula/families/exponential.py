@@ -81,6 +81,12 @@ class ExponentialFamily(MixtureFamily):
             mu = self.link.inverse(eta)
         return self.clip_mean(mu)
 
+    def eta_clipped(self, eta):
+        """``|eta| >= 700`` under the log link, where :meth:`mean` clips it."""
+        if isinstance(self.link, sm_links.Log):
+            return np.abs(eta) >= MAX_ETA
+        return super().eta_clipped(eta)
+
     def clip_mean(self, mu):
         """Clip a mean into the open support of a positive family."""
         return np.clip(mu, TINY, None)
