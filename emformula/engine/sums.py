@@ -1,0 +1,341 @@
+"""What EM takes from the rows: sums over one piece of data at one E-step.
+
+Everything the EM loop (:mod:`emformula.engine.loop`), its M-step
+(:mod:`emformula.engine.mstep`) and the Newton finish need from the data is
+a sum over rows, or over units (groups of rows): normal equations, expected
+complete-data log-likelihoods (Q), dispersion statistics, posterior weights,
+the multinomial log-likelihood of a concomitant model with its gradient and
+Hessian, Louis' information and the observed score. A backend computes them
+on each piece of the data (the whole data in memory; each partition on
+dask, where a group never spans two partitions) and adds them over the
+pieces (:func:`add_sums`); the engine then solves, halves and decides on the
+totals, so every backend runs the same algorithm.
+
+Every function here is called as ``function(data, estep, est, *args)``:
+``data`` is the piece's :class:`~emformula.engine.data.EMData`, ``estep``
+the E-step at the estimates ``est`` on that piece (computed once per piece
+and pass by the backend). It returns a dict of sums (floats or arrays, all
+additive over pieces). Functions that compute new linear predictors accept
+``keep``, a dict that receives them when the piece stays in memory, so that
+the next E-step need not compute them again; on dask it is None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .estep import linear_predictor, unit_posterior
+from .layout import log_softmax
+from .louis import louis_information, observed_score, row_derivatives
+
+__all__ = ["add_sums", "weighted_sum", "weighted_q", "normal_equations",
+           "stacked_normal_equations", "multinomial_sums", "llf_sums", "m_step_sums",
+           "candidate_sums", "shared_candidate_sums", "scale_sums", "concomitant_sums",
+           "mean_prior_sums", "information_sums", "diagnostic_sums", "stepped_coef"]
+
+
+def add_sums(results):
+    """Add the sums of several pieces (dicts of floats and arrays, nested)."""
+    first = results[0]
+    if isinstance(first, dict):
+        return {key: add_sums([r[key] for r in results]) for key in first}
+    return sum(results[1:], first)
+
+
+# ------------------------------------------------------------- row sums
+def weighted_sum(weight, values):
+    """``sum_i weight_i values_i`` over the rows with positive weight.
+
+    A plain dot product, unless a row without weight has an infinite value
+    (a mean at the edge of its range where the row's posterior is 0): then
+    0 * inf is NaN and those rows are left out.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # callers check for +-inf
+        total = float(np.dot(weight, values))
+        if not np.isnan(total):
+            return total
+        positive = weight > 0
+        return float(np.dot(weight[positive], values[positive]))
+
+
+def weighted_q(data, row_weight, eta_k, mu_k, scale_k):
+    """Expected complete-data log-likelihood of one component, ``sum_i c_i log f``
+    at the linear predictor ``eta_k`` and mean ``mu_k`` (-inf where not finite)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ll = data.family.loglike_kernel(data.endog, mu_k, scale_k, data.trials, eta=eta_k)
+        ll += data.loglike_constant
+    q = weighted_sum(row_weight, ll)
+    return q if np.isfinite(q) else -np.inf
+
+
+def _working(data, row_weight, eta_k, mu_k):
+    """IRLS working weight ``w`` and response ``z`` (offset removed) of one
+    component, in work arrays; rows where either is not finite get weight 0."""
+    _, _, irls_weight, link_deriv = data.family.eta_derivatives(
+        data.endog, mu_k, data.trials, observed=False)
+    # At the edge of the mean's range the IRLS weight can be infinite where
+    # the row weight is 0 (0 * inf); such rows are dropped just below.
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = np.multiply(row_weight, irls_weight, out=data.work_buffer("irls_weight"))
+        z = np.subtract(data.endog, mu_k, out=data.work_buffer("irls_response"))
+        z *= link_deriv
+        z += eta_k
+        z -= data.offset
+    ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))
+    ok &= np.isfinite(z, out=data.work_buffer("irls_ok_z", dtype=bool))
+    if not ok.all():
+        w[~ok] = 0.0
+        z[w <= 0] = 0.0
+    return w, z
+
+
+def normal_equations(data, row_weight, eta_k, mu_k):
+    """``(X'WX, X'Wz)`` of one component's IRLS step at ``eta_k``, ``mu_k``.
+
+    ``W`` is the row weight times the IRLS weight, ``z`` the working
+    response without the offset. Preallocated work arrays hold ``W`` and
+    ``z``: they live only until the two sums.
+    """
+    w, z = _working(data, row_weight, eta_k, mu_k)
+    z *= w
+    return data.gram(w), data.exog.T @ z
+
+
+def stacked_normal_equations(data, row_weights, eta, mu):
+    """Normal equations of one IRLS step of all components and the shared effects.
+
+    The shared coefficients ``c`` tie the components together, so the step
+    solves the stacked K-fold weighted least-squares problem (row ``i`` once
+    per component, weight ``w_i tau_ik`` times its IRLS weight) from its
+    block normal equations: ``X'W_k X`` on the diagonal, ``X'W_k Z`` against
+    ``c`` and ``sum_k Z'W_k Z``; the stacked matrix is never formed.
+
+    Returns
+    -------
+    normal : ndarray (K p + r, K p + r)
+    rhs : ndarray (K p + r,)
+        In the order ``(b_1, ..., b_K, c)``.
+    """
+    p, r = data.n_coef, data.n_fixed
+    K = row_weights.shape[1]
+    size = K * p + r
+    shared = slice(K * p, size)
+    normal = np.zeros((size, size))
+    rhs = np.zeros(size)
+    for k in range(K):
+        w, z = _working(data, row_weights[:, k], eta[:, k], mu[:, k])
+        own = slice(k * p, (k + 1) * p)
+        # [X Z]' W [X Z] holds X'WX, X'WZ and Z'WZ at once.
+        gram = data.component_gram(w)
+        normal[own, own] = gram[:p, :p]
+        normal[own, shared] = gram[:p, p:]
+        normal[shared, own] = gram[p:, :p]
+        normal[shared, shared] += gram[p:, p:]
+        both = data.component_design.T @ (w * z)
+        rhs[own] = both[:p]
+        rhs[shared] += both[p:]
+    return normal, rhs
+
+
+def multinomial_sums(W, v, tau, gamma):
+    """The concomitant M-step's objective ``sum_u v_u sum_k tau_uk log pi_uk``
+    at ``gamma``, its gradient and negative Hessian in ``gamma_2 .. gamma_K``,
+    and ``sum_u v_u pi_uk`` (the mean proportions' numerator).
+
+    The gradient is ``W' v (tau_k - pi_k)`` and the negative Hessian has
+    blocks ``W' diag(v (delta_kl pi_k - pi_k pi_l)) W``; sums over units, so
+    pieces of the data add them.
+    """
+    q, K = gamma.shape
+    logp = log_softmax(W @ gamma)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(tau > 0, tau * logp, 0.0)
+    pi = np.exp(logp)
+    resid = v[:, None] * (tau - pi)
+    grad = np.concatenate([W.T @ resid[:, k] for k in range(1, K)]) if K > 1 else np.zeros(0)
+    hess = np.zeros(((K - 1) * q, (K - 1) * q))
+    for k in range(1, K):
+        for l in range(k, K):
+            delta = 1.0 if k == l else 0.0
+            block = W.T @ ((v * (delta * pi[:, k] - pi[:, k] * pi[:, l]))[:, None] * W)
+            hess[(k - 1) * q:k * q, (l - 1) * q:l * q] = block
+            hess[(l - 1) * q:l * q, (k - 1) * q:k * q] = block.T
+    return {"objective": float(v @ terms.sum(axis=1)), "gradient": grad, "hessian": hess,
+            "prior_sum": v @ pi, "unit_weight": float(v.sum())}
+
+
+def stepped_coef(coef_k, solution, step, exact):
+    """The coefficients of a step of size ``step`` towards the IRLS solution.
+
+    For a family whose step is exact (:attr:`irls_is_exact`) the solution
+    itself; otherwise ``coef_k + step (solution - coef_k)``. The M-step and
+    the pieces both use this, so that a piece in memory can recognise the
+    coefficients whose linear predictor it kept.
+    """
+    if exact:
+        return solution
+    return coef_k + step * (solution - coef_k)
+
+
+# ------------------------------------------------------ sums of an E-step
+def llf_sums(data, estep, est):
+    """The log-likelihood of the piece."""
+    return {"llf": estep.llf}
+
+
+def m_step_sums(data, estep, est, need_q):
+    """What an M-step from ``est`` needs from the E-step at ``est``.
+
+    Returns
+    -------
+    dict
+        ``weight`` (K: ``sum_i w_i tau_ik``), ``prior_weight`` (K:
+        ``sum_u v_u tau_uk``), ``unit_weight`` (``sum_u v_u``), ``q_old``
+        (K: each component's Q at ``est``, zeros unless ``need_q``); without
+        shared effects ``xtwx`` (K, p, p) and ``xtwz`` (K, p), each
+        component's normal equations; with them ``normal`` and ``rhs``, the
+        stacked ones (:func:`stacked_normal_equations`).
+    """
+    K = est.n_components
+    p = data.n_coef
+    weight, q_old = np.zeros(K), np.zeros(K)
+    tau_units = unit_posterior(data, estep)
+    sums = {"prior_weight": data.unit_weights @ tau_units,
+            "unit_weight": float(data.unit_weights.sum())}
+    if data.fixed is None:
+        xtwx, xtwz = np.zeros((K, p, p)), np.zeros((K, p))
+        for k in range(K):
+            # One component's row weights at a time, in a work array: no
+            # n x K array of them.
+            c = np.multiply(data.weights, estep.posterior[:, k],
+                            out=data.work_buffer("m_step_weight"))
+            weight[k] = c.sum()
+            if need_q:
+                q_old[k] = weighted_sum(c, estep.loglike[:, k])
+            xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k])
+        sums.update(xtwx=xtwx, xtwz=xtwz)
+    else:
+        row_weights = data.weights[:, None] * estep.posterior
+        for k in range(K):
+            weight[k] = row_weights[:, k].sum()
+            q_old[k] = weighted_sum(row_weights[:, k], estep.loglike[:, k])
+        sums["normal"], sums["rhs"] = stacked_normal_equations(data, row_weights, estep.eta,
+                                                               estep.mu)
+    sums.update(weight=weight, q_old=q_old)
+    return sums
+
+
+def _component_values(data, c, eta_k, scale_k, need_q):
+    """Mean, Q (if ``need_q``) and dispersion statistic of one component at ``eta_k``."""
+    family = data.family
+    mu_k = family.mean(eta_k)
+    q = weighted_q(data, c, eta_k, mu_k, scale_k) if need_q else np.nan
+    stat = family.scale_statistic(data.endog, mu_k, c) if family.estimates_scale else 0.0
+    return mu_k, q, stat
+
+
+def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
+    """Q and dispersion statistic of each component at its candidate step.
+
+    Component ``k`` is evaluated at :func:`stepped_coef` of its IRLS
+    ``solutions[:, k]`` with step ``steps[k]`` (skipped where the step is
+    NaN), under the posterior of ``estep``.
+
+    Returns
+    -------
+    dict
+        ``q`` (K; NaN where skipped or not ``need_q``) and ``scale_stat`` (K).
+    """
+    K = est.n_components
+    exact = not need_q
+    q, stat = np.full(K, np.nan), np.zeros(K)
+    for k in range(K):
+        step = steps[k]
+        if not step > 0:
+            continue
+        c = np.multiply(data.weights, estep.posterior[:, k],
+                        out=data.work_buffer("m_step_weight"))
+        if exact:
+            eta_k = data.exog @ solutions[:, k] + data.offset
+        else:
+            eta_k = estep.eta[:, k] + step * (data.exog @ (solutions[:, k] - est.coef[:, k]))
+        mu_k, q[k], stat[k] = _component_values(data, c, eta_k, est.scale[k], need_q)
+        if keep is not None:
+            keep["eta"][:, k], keep["mu"][:, k] = eta_k, mu_k
+            keep["coef"][k] = stepped_coef(est.coef[:, k], solutions[:, k], step, exact)
+    return {"q": q, "scale_stat": stat}
+
+
+def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
+    """Q and dispersion statistic of every component at ``(coef, fixed_coef)``
+    (a step of the stacked problem with shared effects)."""
+    K = est.n_components
+    q, stat = np.zeros(K), np.zeros(K)
+    eta = linear_predictor(data, coef, fixed_coef)
+    mu = np.empty_like(eta)
+    for k in range(K):
+        c = data.weights * estep.posterior[:, k]
+        mu[:, k], q[k], stat[k] = _component_values(data, c, eta[:, k], est.scale[k], True)
+    if keep is not None:
+        keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)],
+                    fixed_coef=fixed_coef)
+    return {"q": q, "scale_stat": stat}
+
+
+def scale_sums(data, estep, est):
+    """Each component's dispersion statistic at the means of ``estep`` (for
+    components whose coefficients the M-step left where they were)."""
+    family = data.family
+    stat = np.zeros(est.n_components)
+    for k in range(est.n_components):
+        c = data.weights * estep.posterior[:, k]
+        stat[k] = family.scale_statistic(data.endog, estep.mu[:, k], c)
+    return {"scale_stat": stat}
+
+
+def concomitant_sums(data, estep, est, gamma):
+    """:func:`multinomial_sums` at ``gamma`` under the unit posterior of ``estep``."""
+    return multinomial_sums(data.unit_concomitant, data.unit_weights,
+                            unit_posterior(data, estep), gamma)
+
+
+def mean_prior_sums(data, gamma):
+    """``sum_u v_u pi_uk(gamma)`` and ``sum_u v_u``: the mean mixing proportions
+    of a concomitant model (no E-step needed)."""
+    pi = np.exp(log_softmax(data.unit_concomitant @ gamma))
+    return {"prior_sum": data.unit_weights @ pi, "unit_weight": float(data.unit_weights.sum())}
+
+
+def information_sums(data, estep, est, layout):
+    """Louis' observed information and the observed score at ``est``."""
+    derivatives = row_derivatives(data, est, estep.mu, estep.posterior)
+    return {"information": louis_information(data, est, estep.posterior, estep.mu, layout,
+                                             derivatives),
+            "score": observed_score(data, est, estep.posterior, estep.mu, layout, derivatives)}
+
+
+def diagnostic_sums(data, estep, est):
+    """Counts behind the messages of :func:`emformula.engine.loop.diagnose`.
+
+    Per component: posterior weight; rows it owns (posterior > 1/2) with a
+    fitted binomial probability of 0 or 1; units with concomitant log-odds
+    against component 1 beyond +-35; rows it can explain with a log-link
+    predictor beyond +-700.
+    """
+    family = data.family
+    K = est.n_components
+    tau = estep.posterior
+    eta = linear_predictor(data, est.coef, est.fixed_coef)
+    mu = family.mean(eta)
+    sums = {name: np.zeros(K) for name in ("weight", "edge", "separated", "overflow")}
+    for k in range(K):
+        sums["weight"][k] = float(np.dot(data.weights, tau[:, k]))
+        owned = tau[:, k] > 0.5
+        if family.name == "binomial" and owned.any():
+            sums["edge"][k] = np.sum(np.minimum(mu[owned, k], 1.0 - mu[owned, k]) <= 1e-10)
+        if est.gamma is not None and k >= 1 and data.n_units:
+            logits = data.unit_concomitant @ (est.gamma[:, k] - est.gamma[:, 0])
+            sums["separated"][k] = np.sum(np.abs(logits) > 35.0)
+        if family.link_name == "Log":
+            sums["overflow"][k] = np.sum(np.abs(eta[tau[:, k] > 0, k]) >= 700.0)
+    return sums
