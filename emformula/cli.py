@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from .covariance.registry import cov_type_names
-from .model import DEFAULT_N_INIT
+from . import __version__
+from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
 __all__ = ["main", "build_parser"]
 
@@ -222,8 +224,8 @@ def _fit(args):
             if args.cov_groups not in data.columns:
                 raise UsageError(f"--cov-groups column {args.cov_groups!r} is not in the data")
             kwargs["cov_groups"] = args.cov_groups
-    res = emglm(args.formula, data, family=family, K=args.K, n_init=args.n_init,
-                random_state=args.seed, **kwargs)
+    res = emglm(args.formula, data, family=family, K=args.K, random_state=args.seed,
+                **_fit_kwargs(args), **kwargs)
     # On stderr, so that the JSON, HTML or LaTeX on stdout stays clean.
     print(f"emformula: log-likelihood {res.llf:.4f}; best llf replicated: {res.n_best} of "
           f"{res.n_full_starts} starts", file=sys.stderr)
@@ -297,11 +299,36 @@ def _select_k(args):
     family = _family(args)
     if args.kmax > len(data):
         raise UsageError(f"--kmax {args.kmax} is more than the {len(data)} rows of the data")
+    options = _fit_kwargs(args)
     choice = select_k(args.formula, data, family, K=range(1, args.kmax + 1),
-                      criterion=args.criterion, n_init=args.n_init, random_state=args.seed,
-                      **_model_kwargs(args, data))
-    print(choice)
+                      criterion=args.criterion, n_init=options.pop("n_init"),
+                      random_state=args.seed, n_jobs=options.pop("n_jobs"),
+                      fit_kwargs=options, **_model_kwargs(args, data))
+    table = choice.table
+    if args.format == "json":
+        print(json.dumps({"criterion": choice.criterion, "best_k": choice.best_k,
+                          "table": json.loads(table.reset_index().to_json(orient="records"))},
+                         indent=2))
+    elif args.format == "html":
+        print(choice._repr_html_())
+    elif args.format == "csv":
+        print(table.to_csv(), end="")
+    else:
+        print(choice)
     return 0
+
+
+def _fit_kwargs(args):
+    """The options of the fit itself, checked as the library would."""
+    if args.max_iter < 1:
+        raise UsageError(f"--max-iter must be at least 1, got {args.max_iter}")
+    if not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"--tol must be a positive number, got {args.tol}")
+    if args.n_jobs == 0 or args.n_jobs < -1:
+        raise UsageError(f"--n-jobs must be a positive number of processes or -1, got "
+                         f"{args.n_jobs}")
+    return {"n_init": args.n_init, "max_iter": args.max_iter, "tol": args.tol,
+            "n_jobs": args.n_jobs}
 
 
 # ----------------------------------------------------------------- parser
@@ -328,6 +355,14 @@ def _add_model_arguments(parser):
                         help="starts run to convergence after screening (default "
                              f"{DEFAULT_N_INIT})")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER, dest="max_iter",
+                        help=f"EM iterations per start (default {DEFAULT_MAX_ITER})")
+    parser.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                        help="relative change of the log-likelihood at convergence "
+                             f"(default {DEFAULT_TOL:g})")
+    parser.add_argument("--n-jobs", type=int, default=1, dest="n_jobs",
+                        help="processes for the starts (-1: every core; default 1); the "
+                             "result does not depend on it")
     parser.add_argument("--allow-python", action="store_true", dest="allow_python",
                         help="evaluate any Python in the formulas (with np, pd, math and "
                              "Python's builtins); without it a formula may use only column "
@@ -340,6 +375,7 @@ def build_parser():
     parser = _Parser(
         prog="emformula",
         description="Finite mixtures of generalized linear models fitted by EM.")
+    parser.add_argument("--version", action="version", version=f"emformula {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="fit the bundled sim2 data and print the results",
@@ -368,6 +404,8 @@ def build_parser():
     _add_model_arguments(select)
     select.add_argument("--kmax", type=int, default=5, help="largest K (default 5)")
     select.add_argument("--criterion", choices=["bic", "aic", "icl"], default="bic")
+    select.add_argument("--format", choices=["text", "json", "html", "csv"], default="text",
+                        help="output format of the table (default text)")
     select.set_defaults(handler=_select_k)
     return parser
 

@@ -233,6 +233,12 @@ USER_ERRORS = [
     ("kmax zero", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "0"], ["--kmax"]),
     ("kmax above rows", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "99"], ["--kmax", "rows"]),
     ("unsafe select-k", ["select-k", "{f}/d.csv", "y ~ I(eval('x'))"], ["eval"]),
+    ("max-iter zero", ["fit", "{f}/d.csv", "y ~ x", "--max-iter", "0"], ["--max-iter"]),
+    ("tol negative", ["fit", "{f}/d.csv", "y ~ x", "--tol", "-1e-8"], ["--tol"]),
+    ("tol not a number", ["fit", "{f}/d.csv", "y ~ x", "--tol", "tiny"], ["--tol", "'tiny'"]),
+    ("n-jobs zero", ["select-k", "{f}/d.csv", "y ~ x", "--n-jobs", "0"], ["--n-jobs"]),
+    ("select-k bad format", ["select-k", "{f}/d.csv", "y ~ x", "--format", "latex"],
+     ["--format", "latex"]),
     ("unknown option", ["fit", "{f}/d.csv", "y ~ x", "--nope"], ["--nope"]),
     ("unknown command", ["fitt"], ["fitt"]),
     ("missing arguments", ["fit"], ["required"]),
@@ -318,3 +324,53 @@ def test_an_internal_error_is_one_line_and_status_1(small_files, capsys, monkeyp
     code, out, err = main_in_process(capsys, "fit", folder / "d.csv", "y ~ x")
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == [err.strip()] and "RuntimeError: boom" in err
+
+
+def test_version_and_python_dash_m():
+    import emformula
+    from importlib.metadata import version
+
+    proc = subprocess.run([sys.executable, "-m", "emformula", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"emformula {emformula.__version__}"
+    assert emformula.__version__ == version("emformula")  # one version, in one place
+
+
+def test_fit_options_reach_the_fit(small_files, capsys, monkeypatch):
+    import emformula
+
+    folder, _ = small_files
+    seen = {}
+    real = emformula.emglm
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(emformula, "emglm", spy)
+    code, out, err = main_in_process(capsys, "fit", f"{folder}/d.csv", "y ~ x", "-K", "2",
+                                     "--max-iter", "7", "--tol", "1e-6", "--n-jobs", "2",
+                                     "--n-init", "3", "--seed", "3", "--format", "json")
+    assert code == 0, err
+    assert (seen["max_iter"], seen["tol"], seen["n_jobs"], seen["n_init"]) == (7, 1e-6, 2, 3)
+    assert json.loads(out)["K"] == 2
+
+
+def test_select_k_formats(small_files, capsys):
+    folder, data = small_files
+    args = ("select-k", f"{folder}/d.csv", "y ~ x", "--kmax", "2", "--n-init", "2",
+            "--seed", "1")
+    code, out, err = main_in_process(capsys, *args, "--format", "json")
+    assert code == 0, err
+    table = json.loads(out)
+    assert [row["K"] for row in table["table"]] == [1, 2]
+    assert table["best_k"] in (1, 2) and table["criterion"] == "bic"
+    best = min(table["table"], key=lambda row: row["bic"])
+    assert best["K"] == table["best_k"]
+    k1 = emglm("y ~ x", data, "poisson", 1)
+    assert table["table"][0]["llf"] == pytest.approx(k1.llf, rel=1e-9)
+    code, out, _ = main_in_process(capsys, *args, "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("K,llf,df")
+    code, out, _ = main_in_process(capsys, *args, "--format", "html")
+    assert code == 0 and "<table" in out and "K = " in out
