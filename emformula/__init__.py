@@ -10,6 +10,7 @@ from .families import MixtureFamily, as_family
 from .model import EMGLM
 from .results import EMGLMResults
 from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
+from .specification import MixtureSpec
 from .report.summary import compare
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
@@ -26,6 +27,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'emformula' has no attribute {name!r}")
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
+           "MixtureSpec",
            "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
            "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult", "bootstrap_lrt",
            "BootstrapLRT", "residuals", "__version__", *_PLOTTING]

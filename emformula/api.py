@@ -75,7 +75,7 @@ def emglm(formula, data, family="poisson", K=2, *, start="auto", n_init=DEFAULT_
         Never pass a formula from an untrusted source to this function; the
         ``emformula`` command evaluates only column names, numpy functions
         and formulaic's transforms unless given ``--allow-python``
-        (``emformula._design.check_safe_formula`` is that check).
+        (``emformula.formula.design.check_safe_formula`` is that check).
     n_jobs : int, default 1
         Processes for the starts (-1: every core); results do not depend on it.
     progress : bool or None
@@ -138,24 +138,11 @@ def emglm(formula, data, family="poisson", K=2, *, start="auto", n_init=DEFAULT_
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     if is_dask_collection(data):
-        # Out of core: one pass over the partitions per EM iteration.
-        unsupported = {name: value for name, value in (
-            ("concomitant", spec.concomitant), ("fixed", spec.fixed), ("groups", spec.groups))
-            if value is not None}
-        plain_cov = str(cov_type).lower() in ("louis", "robust", "cluster")
-        if unsupported or not plain_cov or spec.na_action != "drop":
-            raise NotImplementedError(
-                "with dask data emglm fits the basic mixture (constant priors, "
-                "component-specific effects, Louis, robust or clustered covariance, "
-                f"na_action='drop'); got {sorted(unsupported) or ''}"
-                f"{'' if plain_cov else ' cov_type=' + str(cov_type)}")
+        # Out of core: the engine's EM loop, with the sums of every partition.
         from .backends.dask import fit_dask
-        return fit_dask(formula, data, spec.family, spec.K, weights=spec.weights,
-                        offset=spec.offset, exposure=spec.exposure, trials=spec.trials,
-                        link=spec.link, start=start, n_init=n_init, max_iter=max_iter,
+        return fit_dask(formula, data, spec, start=start, n_init=n_init, max_iter=max_iter,
                         tol=tol, random_state=random_state, scale_floor=scale_floor,
-                        context=spec.context, cov_type=cov_type, cov_groups=spec.cov_groups,
-                        equal_scale=spec.equal_scale)
+                        cov_type=cov_type)
     model = EMGLM.from_formula(formula, data, spec=spec)
     return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
                      random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
@@ -195,7 +182,7 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
     """Short EM trials from random starts: the warm-up of the original package.
 
     The trials are the screening candidates of the default start strategy
-    (:mod:`emformula._starts`): random partitions and random regression
+    (:mod:`emformula.engine.starts`): random partitions and random regression
     lines in turn. Each runs ``max_iter`` EM iterations; with ``sample_size``
     each trial runs on its own random subsample of the rows (cheap on large
     data) and its log-likelihood is then scored on the full data, so trials

@@ -11,7 +11,7 @@ caller's namespace (as statsmodels and formulaic do), the command line
 evaluates only column names, numpy functions and formulaic's transforms,
 checked on the parsed Python of every term of the formula, ``--fixed`` and
 ``--concomitant`` before anything is evaluated
-(:func:`emformula._design.check_safe_formula`). ``--allow-python`` lifts
+(:func:`emformula.formula.design.check_safe_formula`). ``--allow-python`` lifts
 that for formulas the user trusts.
 """
 

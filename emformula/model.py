@@ -266,7 +266,7 @@ class EMGLM:
 
     @property
     def layout(self):
-        """The :class:`~emformula.inference.ParameterLayout` of the free parameters."""
+        """The :class:`~emformula.engine.layout.ParameterLayout` of the free parameters."""
         return ParameterLayout.for_data(self.data, self.K)
 
     @property
@@ -327,12 +327,12 @@ class EMGLM:
             best of each kind and others run to convergence (``n_init`` in
             all; every candidate on small data), plus starts from the nested models with the
             component-specific effects shared, which go straight to a full
-            run; see :mod:`emformula._starts`. The fit therefore never ends
+            run; see :mod:`emformula.engine.starts`. The fit therefore never ends
             below its nested models. ``"random"``: ``n_init`` random
             partitions of the rows, each followed by an M-step and run to
             convergence (on more than 100 000 rows, EM first separates the
             components on a random subsample of 20 000 rows; see
-            :func:`emformula._em.random_start`). A results
+            :func:`emformula.engine.initial.random_start`). A results
             object (same K and design), or a dict with ``params`` (p x K),
             ``prior`` (K) and, for families with a dispersion, ``scale`` (K),
             plus ``fixed`` (r shared coefficients, default 0) and
@@ -398,7 +398,7 @@ class EMGLM:
         cov = check_cov_type(self, cov_type, cov_groups)
         # One BLAS thread: the engine's products are tall and skinny, where
         # threads gain little on an idle machine and spin against other
-        # processes on a busy one (see emformula._threads).
+        # processes on a busy one (see emformula._runtime.threads).
         with blas_threads():
             return self._fit(start, n_init=n_init, max_iter=max_iter, tol=tol,
                              random_state=random_state, floor=floor, polish=polish,
@@ -465,7 +465,7 @@ class EMGLM:
 
     def _search(self, start, n_init, random_state, floor, max_iter, tol, n_jobs, progress,
                 related):
-        """Run the starts: a :class:`~emformula._starts.StartSearch`."""
+        """Run the starts: a :class:`~emformula.engine.starts.StartSearch`."""
         if isinstance(start, str) and start in ("auto", "warmup"):
             plan = StartPlan.from_n_init(n_init)
             if not related.get("nested", True):

@@ -17,7 +17,7 @@ Stopping. The pool never outlives the call:
   the kernel sends it SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a
   daemon thread polls the parent every :data:`WATCHDOG_INTERVAL` seconds.
 
-Threads. The BLAS is limited by :func:`emformula._threads.blas_threads` in
+Threads. The BLAS is limited by :func:`emformula._runtime.threads.blas_threads` in
 both paths, and each worker is pinned to one BLAS thread, so ``n_jobs``
 workers load ``n_jobs`` cores.
 """
@@ -185,7 +185,7 @@ def map_tasks(function, tasks, *, shared=None, n_jobs=1, progress=None, desc=Non
     desc : str
         Label of the bar.
 
-    The BLAS runs under :func:`emformula._threads.blas_threads` (one thread
+    The BLAS runs under :func:`emformula._runtime.threads.blas_threads` (one thread
     unless ``EMFORMULA_BLAS_THREADS`` says otherwise); workers use one.
     When a task raises, the map stops: the other tasks are cancelled, the
     workers terminated, and the exception reaches the caller (with

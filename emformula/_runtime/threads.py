@@ -12,7 +12,7 @@ spin, and one descheduled thread stalls every product. On the project's
 
 :func:`blas_threads` limits the BLAS pools for the duration of a block
 (through threadpoolctl) and restores them afterwards. The engine applies it
-around its parallel map (:func:`emformula._parallel.map_tasks`) and pins
+around its parallel map (:func:`emformula._runtime.parallel.map_tasks`) and pins
 each worker process to one thread (:func:`pin_blas`), so ``n_jobs``
 processes use ``n_jobs`` cores, never ``n_jobs`` times the BLAS's threads.
 
@@ -134,7 +134,7 @@ def blas_threads(n=None):
 
     Examples
     --------
-    >>> from emformula._threads import blas_threads
+    >>> from emformula._runtime.threads import blas_threads
     >>> with blas_threads():          # one thread
     ...     pass
     """

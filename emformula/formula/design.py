@@ -65,7 +65,7 @@ class Design:
         Group and cluster labels of the kept rows.
     column_kinds : dict or None
         ``"numeric"`` or ``"categorical"`` for each data column the formulas
-        read (see :mod:`emformula._columns`), to check new data.
+        read (see :mod:`emformula.formula.columns`), to check new data.
     """
 
     endog: np.ndarray
