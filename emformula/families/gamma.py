@@ -32,12 +32,17 @@ class Gamma(DispersionFamily):
         return _gamma_log_density(y, mu, scale)
 
     def scale_statistic(self, y, mu, weight):
-        """``-sum w (1 + log(y / mu) - y / mu)``, rows without weight left out."""
+        """``-sum w (1 + log(y / mu) - y / mu)``, rows without weight left out.
+
+        Means clipped at the edge of their range (a trial step under the
+        inverse link) can make the sum overflow; it is then infinite, which
+        :meth:`scale_from_statistic` turns into the largest dispersion.
+        """
+        keep = weight > 0
         with np.errstate(all="ignore"):
             ratio = y / mu
             terms = 1.0 + np.log(ratio) - ratio
-        keep = weight > 0
-        return -float(np.dot(weight[keep], terms[keep]))
+            return -float(np.dot(weight[keep], terms[keep]))
 
     def scale_from_statistic(self, mean_statistic):
         """ML dispersion ``1 / nu`` where ``log(nu) - digamma(nu) = d``.
