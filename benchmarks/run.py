@@ -64,6 +64,9 @@ sys.path.insert(0, str(SOURCE))
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flexmix_workloads import WORKLOADS, flexmix_table, run_workload  # noqa: E402
+
 # --------------------------------------------------------------- settings
 FULL_N = 1_000_000
 QUICK_N = 20_000
@@ -92,6 +95,7 @@ CASES = {
     "busy_narrow": "Poisson K=2, intercept + 2 covariates: fit idle and beside a busy process",
     "njobs_restarts": "Gaussian K=2, intercept + 50 columns, n/10 rows, 16 random starts: n_jobs=2 vs 1",
     "default_starts": "Poisson K=2: the default fit (start='auto') / the old default (10 random starts)",
+    **{name: spec[0] for name, spec in WORKLOADS.items()},
 }
 
 TARGETS = {
@@ -107,6 +111,7 @@ TARGETS = {
     "busy_narrow": dict(busy_ratio=2.0),
     "njobs_restarts": dict(njobs_ratio=0.75),
     "default_starts": dict(starts_ratio=1.5),
+    **{name: dict(flexmix_ratio=20.0) for name in WORKLOADS},
 }
 #: Columns of the wide design of busy_wide and njobs_restarts (plus an intercept).
 WIDE_P = 50
@@ -1085,6 +1090,7 @@ CASE_FUNCS = {
     "busy_narrow": case_busy_narrow,
     "njobs_restarts": case_njobs_restarts,
     "default_starts": case_default_starts,
+    **{name: (lambda args, name=name: run_workload(name, args)) for name in WORKLOADS},
 }
 assert list(CASE_FUNCS) == list(CASES)
 
@@ -1106,6 +1112,8 @@ def _target_text(target):
         parts.append(f"busy / idle <= {target['busy_ratio']:g}")
     if "njobs_ratio" in target:
         parts.append(f"n_jobs=2 / n_jobs=1 <= {target['njobs_ratio']:g}")
+    if "flexmix_ratio" in target:
+        parts.append(f">= {target['flexmix_ratio']:g}x faster than flexmix (--with-r)")
     if "starts_ratio" in target:
         parts.append(f"new / old default <= {target['starts_ratio']:g}")
     return ", ".join(parts)
@@ -1182,6 +1190,13 @@ def render(rows, machine, meta, quick):
             f"other processes used x cores on average (>= {BUSY_CORES}) during the case's "
             "measured phases (not counting the busy rows' own neighbour), so its times are "
             "suspect.", ""]
+    if any(row["case"].startswith("vs_flexmix") for row in rows):
+        out += ["## Against R's flexmix", "",
+                "The same data in the same run (`--with-r`); flexmix with `minprior = 0`, one "
+                "`flexmix()` call per repeat (its default single random start; `stepFlexmix` "
+                "with `nrep = 3` for choosing K), emformula with its defaults from a formula. "
+                "Speed counts at equal or better log-likelihood.", "",
+                flexmix_table(rows), ""]
     if quick:
         out += ["Quick mode (n = 20,000, 1 repeat) is a smoke test: time and memory targets "
                 "are for n = 1,000,000 and are not judged.", ""]
@@ -1212,6 +1227,8 @@ def run_case_subprocess(name, args):
                "--njobs-starts", str(args.njobs_starts)]
         if args.quick:
             cmd.append("--quick")
+        if args.with_r:
+            cmd.append("--with-r")
         env = dict(os.environ)
         if args.blas_threads:
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -1302,6 +1319,9 @@ def parse_args(argv=None):
                    help="run a case again (up to this many times) when other processes used "
                         f">= {BUSY_CORES} cores during it; keep the least disturbed attempt "
                         "(default 2 in full mode, 0 in quick mode)")
+    p.add_argument("--with-r", action="store_true", dest="with_r",
+                   help="also time R's flexmix on the vs_flexmix_* workloads (needs Rscript "
+                        "and the flexmix package; CI does not)")
     p.add_argument("--update-readme", action="store_true",
                    help="paste the results into benchmarks/README.md between its markers")
     p.add_argument("--profile", action="store_true",

@@ -20,13 +20,19 @@ CASES = [
     "iter_scaling",
     "slow_em_binomial",
     "statsmodels_poisson",
+    "vs_flexmix_gaussian_p50",
+    "vs_flexmix_gaussian_k4",
+    "vs_flexmix_poisson_p50",
+    "vs_flexmix_small",
+    "vs_flexmix_select_k",
+    "vs_flexmix_bootstrap",
 ]
 
 
 def test_benchmarks_quick(tmp_path):
     out = tmp_path / "results.md"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ")]
