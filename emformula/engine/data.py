@@ -15,7 +15,7 @@ import scipy.sparse
 
 from .gram import WeightedGram
 
-__all__ = ["EMData", "Estimates", "EStep", "EMRun"]
+__all__ = ["EMData", "Estimates", "EStep", "EMRun", "check_constant_within_groups"]
 
 
 @dataclass(frozen=True)
@@ -255,3 +255,22 @@ class EMRun:
     #: True when the run ended with Newton steps at rounding level, so a
     #: further polish would only recompute what is known.
     newton_converged: bool = False
+
+
+def check_constant_within_groups(values, codes, labels, what):
+    """Refuse values (weights, a concomitant design) that differ between the
+    rows of one group, naming the group: a group is one unit, with one
+    weight and one set of mixing proportions.
+
+    ``codes`` are the group codes ``0..G-1`` of the rows, ``labels`` the
+    group labels by code.
+    """
+    first = np.unique(codes, return_index=True)[1]
+    differs = values[first][codes] != values
+    if differs.ndim > 1:
+        differs = differs.any(axis=1)
+    if differs.any():
+        bad = labels[codes[np.flatnonzero(differs)[0]]]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        raise ValueError(f"{what} must be the same for all rows of a group, but differ "
+                         f"within group {bad!r}")

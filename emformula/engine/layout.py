@@ -145,12 +145,14 @@ class ParameterLayout:
         return theta
 
     @np.errstate(over="ignore")  # an extrapolated log-scale may overflow: callers reject it
-    def unpack(self, theta, data=None):
+    def unpack(self, theta, data=None, *, mean_prior_of=None):
         """Estimates from a parameter vector.
 
-        ``data`` (the fit's :class:`~emformula._em.EMData`) is needed for a
-        concomitant model: the reported ``prior`` of its estimates is the
-        weighted mean over units of the per-unit mixing proportions.
+        ``data`` (the fit's :class:`~emformula.engine.data.EMData`), or
+        ``mean_prior_of`` (a function of gamma, for data not in memory), is
+        needed for a concomitant model: the reported ``prior`` of its
+        estimates is the weighted mean over units of the per-unit mixing
+        proportions.
         """
 
         K = self.n_components
@@ -159,11 +161,12 @@ class ParameterLayout:
                           for i in self.scale_index])
         fixed = theta[self.fixed_index].copy() if self.n_fixed else None
         if self.has_concomitant:
-            if data is None:
+            if data is None and mean_prior_of is None:
                 raise ValueError("unpacking a concomitant model needs the data")
             gamma = np.zeros((self.n_concomitant, K))
             gamma[:, 1:] = theta[self.prior_index].reshape(K - 1, self.n_concomitant).T
-            return Estimates(coef, scale, mean_prior(data, gamma), gamma, fixed)
+            prior = mean_prior(data, gamma) if mean_prior_of is None else mean_prior_of(gamma)
+            return Estimates(coef, scale, prior, gamma, fixed)
         logits = np.concatenate([[0.0], theta[self.prior_index]])
         prior = np.exp(logits - logits.max())
         return Estimates(coef, scale, prior / prior.sum(), None, fixed)

@@ -230,7 +230,13 @@ def _component_values(data, c, eta_k, scale_k, need_q):
     family = data.family
     mu_k = family.mean(eta_k)
     q = weighted_q(data, c, eta_k, mu_k, scale_k) if need_q else np.nan
-    stat = family.scale_statistic(data.endog, mu_k, c) if family.estimates_scale else 0.0
+    stat = 0.0
+    if family.estimates_scale:
+        # Formed at every trial step (a refused one may overflow; its
+        # statistic is never used), so that a step and its dispersion take
+        # one pass.
+        with np.errstate(over="ignore", invalid="ignore"):
+            stat = family.scale_statistic(data.endog, mu_k, c)
     return mu_k, q, stat
 
 
@@ -317,10 +323,11 @@ def information_sums(data, estep, est, layout):
 def diagnostic_sums(data, estep, est):
     """Counts behind the messages of :func:`emformula.engine.loop.diagnose`.
 
-    Per component: posterior weight; rows it owns (posterior > 1/2) with a
-    fitted binomial probability of 0 or 1; units with concomitant log-odds
-    against component 1 beyond +-35; rows it can explain with a log-link
-    predictor beyond +-700.
+    Per component: posterior weight; rows it owns (posterior > 1/2) whose
+    fitted mean is on the boundary of the family's range (a binomial
+    probability of 0 or 1); units with concomitant log-odds against
+    component 1 beyond +-35; rows it can explain whose linear predictor the
+    family's mean clips.
     """
     family = data.family
     K = est.n_components
@@ -331,11 +338,9 @@ def diagnostic_sums(data, estep, est):
     for k in range(K):
         sums["weight"][k] = float(np.dot(data.weights, tau[:, k]))
         owned = tau[:, k] > 0.5
-        if family.name == "binomial" and owned.any():
-            sums["edge"][k] = np.sum(np.minimum(mu[owned, k], 1.0 - mu[owned, k]) <= 1e-10)
+        sums["edge"][k] = np.sum(family.mean_on_boundary(mu[owned, k]))
         if est.gamma is not None and k >= 1 and data.n_units:
             logits = data.unit_concomitant @ (est.gamma[:, k] - est.gamma[:, 0])
             sums["separated"][k] = np.sum(np.abs(logits) > 35.0)
-        if family.link_name == "Log":
-            sums["overflow"][k] = np.sum(np.abs(eta[tau[:, k] > 0, k]) >= 700.0)
+        sums["overflow"][k] = np.sum(family.eta_clipped(eta[tau[:, k] > 0, k]))
     return sums
