@@ -8,85 +8,42 @@ one column per component (``comp1``, ``comp2``, ...).
 
 from __future__ import annotations
 
+import copy
 import warnings
-from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .engine import em as _em
-from .formula.design import as_frame, new_design_matrix, new_response, resolve_labels, resolve_vector
-from .covariance.estimators import invert_information, mean_prior_jacobian, prior_delta_jacobian, sandwich_covariance
-from .engine.louis import louis_information, unit_scores
-from .engine.layout import unit_prior
+from .backends import register_results
+from .backends.memory import MemoryResultRows, memory_cov_choice
+from .covariance.estimators import invert_information, prior_delta_jacobian
+from .covariance.registry import cov_type_names, get_estimator
 from .engine.starts import replication_tolerance
 from .warnings import EstimationWarning
 
 __all__ = ["EMGLMResults", "COV_TYPES", "check_cov_type"]
 
 #: Covariance types of the estimates (``fit(cov_type=...)``).
-COV_TYPES = ("louis", "robust", "cluster")
+COV_TYPES = cov_type_names()
 
 
 def check_cov_type(model, cov_type, cov_groups=None):
-    """Validate a covariance choice; returns what the results object keeps.
-
-    Parameters
-    ----------
-    model : EMGLM
-    cov_type : {"louis", "robust", "cluster"}
-    cov_groups : array_like or pandas Series, optional
-        Cluster labels, one per row used in the fit (a Series is aligned on
-        the data's index); default the model's ``cov_groups``.
-
-    Returns
-    -------
-    dict
-        ``type``; for ``"cluster"`` also ``clusters`` (codes per unit),
-        ``n_clusters`` and ``name``.
-    """
-    key = str(cov_type).lower() if isinstance(cov_type, str) else cov_type
-    if key not in COV_TYPES:
-        raise ValueError(f"cov_type must be one of {', '.join(COV_TYPES)}, got {cov_type!r}")
-    if key != "cluster":
-        if cov_groups is not None:
-            raise ValueError("cov_groups is only used with cov_type='cluster'")
-        return {"type": key}
-    from .model import _group_codes
-    name = model.cov_groups_name
-    if cov_groups is None:
-        if model.cov_groups is None:
-            raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
-                             "(a column name to emglm, or one label per row used)")
-        codes = model.cov_groups
-    else:
-        if isinstance(cov_groups, str):
-            if cov_groups != name or model.cov_groups is None:
-                raise ValueError(f"cov_groups={cov_groups!r}: give the column to emglm "
-                                 "(cov_groups=...) or pass the labels themselves")
-            codes = model.cov_groups
-        else:
-            if isinstance(cov_groups, pd.Series) and len(cov_groups) != model.nobs:
-                cov_groups = cov_groups.loc[model.row_index]
-            values = cov_groups.to_numpy() if isinstance(cov_groups, pd.Series) else cov_groups
-            _, codes = _group_codes(values, model.nobs, "cov_groups")
-            name = getattr(cov_groups, "name", None) or "cov_groups"
-    data = model.data
-    if data.groups is not None:
-        # A group is one unit: all its rows must sit in one cluster.
-        first = codes[data.unit_rows]
-        if np.any(first[data.groups] != codes):
-            raise ValueError("the clusters of cov_groups must contain whole groups: rows of "
-                             "one group fall into different clusters")
-        codes = first
-    codes = np.unique(codes, return_inverse=True)[1]
-    return {"type": key, "clusters": codes, "n_clusters": int(codes.max()) + 1, "name": name}
+    """Validate a covariance choice for a model in memory; returns what the
+    results object keeps (:func:`emformula.backends.memory.memory_cov_choice`)."""
+    return memory_cov_choice(model, cov_type, cov_groups)
 
 
 class EMGLMResults:
     """Results of :func:`emformula.emglm` or :meth:`EMGLM.fit`.
+
+    One class for every backend: what depends on the rows (posterior,
+    fitted values, predictions, the information and the scores behind the
+    covariances, the entropy, the weighted number of units, the deviance)
+    comes from a backend object it holds, the model's arrays in memory or
+    the sums of a dask fit's final pass (whose row results are lazy dask
+    collections).
 
     Components are ordered by decreasing mixing proportion (the mean
     proportion for a concomitant model; ties broken by the coefficients), so
@@ -95,7 +52,8 @@ class EMGLMResults:
 
     Attributes
     ----------
-    model : EMGLM
+    model : EMGLM or DaskMixture
+        The model fitted (for a dask DataFrame, its formula and design).
     params : DataFrame (terms x components)
         Component-specific coefficients.
     fixed_params : Series
@@ -118,13 +76,24 @@ class EMGLMResults:
         a dispersion at its floor), each also issued as an EstimationWarning.
     """
 
-    def __init__(self, model, run, fit_options=None, problems=(), cov=None):
+    def __init__(self, model, run, fit_options=None, problems=(), cov=None, rows=None):
         d = self.__dict__
         d["model"] = model
         d["_run"] = run
         d["fit_options"] = dict(fit_options or {})
         d["problems"] = tuple(problems)
         d["_cov"] = dict(cov or {"type": "louis"})
+        # Where the data-dependent parts come from: None for the model's
+        # arrays in memory (MemoryResultRows, made when first needed).
+        d["_rows"] = rows
+
+    @cached_property
+    def _data(self):
+        """The backend of the data-dependent parts (posterior, predictions,
+        information, scores): :class:`~emformula.backends.memory.MemoryResultRows`
+        or that of the dask fit."""
+        rows = self.__dict__["_rows"]
+        return MemoryResultRows(self.model, self._run) if rows is None else rows
 
     def __setattr__(self, name, value):
         raise AttributeError("EMGLMResults is immutable; fit again to change it")
@@ -271,15 +240,14 @@ class EMGLMResults:
     @property
     def n_groups(self):
         """Number of groups with ``groups=``, else ``None``."""
-        data = self.model.data
-        return None if data.groups is None else data.n_units
+        return self._data.n_groups
 
     @property
     def wnobs(self):
         """Sum of the frequency weights of the independent units: rows, or
         groups with ``groups=`` (each group counted once). The sample size
         of the BIC."""
-        return float(self.model.data.unit_weights.sum())
+        return self._data.wnobs
 
     @property
     def df_model(self):
@@ -310,14 +278,11 @@ class EMGLMResults:
         ``-2 llf + log(nobs) df_model``)."""
         return -2.0 * self.llf + np.log(self.wnobs) * self.df_model
 
-    @cached_property
+    @property
     def entropy(self):
         """Entropy of the posterior, ``-sum_u v_u sum_k tau_uk log tau_uk``
         over the units (rows, or groups)."""
-        tau = self._unit_posterior
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(tau > 0, tau * np.log(tau), 0.0)
-        return float(-np.dot(self.model.data.unit_weights, terms.sum(axis=1)))
+        return self._data.entropy
 
     @property
     def icl(self):
@@ -331,48 +296,34 @@ class EMGLMResults:
         NaN for K > 1, where the saturated model of a mixture is not defined."""
         if self.n_components != 1:
             return np.nan
-        data = self.model.data
-        unit = self.family.unit_deviance(data.endog, self._component_mean[:, 0], data.trials)
-        return float(np.dot(data.weights, unit))
+        return self._data.deviance
 
     # -------------------------------------------------------- row results
     @cached_property
     def posterior(self):
         """Posterior probability of each component for each row (with
-        ``groups=``, every row carries its group's posterior)."""
-        return pd.DataFrame(self._run.posterior, index=self.model.row_index,
-                            columns=self.component_names)
+        ``groups=``, every row carries its group's posterior); a lazy dask
+        DataFrame for a dask fit."""
+        return self._data.posterior(self.component_names)
 
-    @cached_property
+    @property
     def _unit_posterior(self):
-        data = self.model.data
-        tau = self._run.posterior
-        return tau if data.unit_rows is None else tau[data.unit_rows]
+        return self._data.unit_posterior
 
-    @cached_property
+    @property
     def _component_mean(self):
-        eta = _em.linear_predictor(self.model.data, self.estimates.coef,
-                                   self.estimates.fixed_coef)
-        return self.family.mean(eta)
+        return self._data.component_mean
 
-    @cached_property
+    @property
     def _row_prior(self):
         """Mixing proportions of each row, ``(n, K)``."""
-        data = self.model.data
-        prior = unit_prior(data, self.estimates)
-        if self.estimates.gamma is None:
-            return np.broadcast_to(prior, (data.nobs, self.n_components))
-        return data.to_rows(prior)
+        return self._data.row_prior
 
     @cached_property
     def fittedvalues(self):
         """Mixture mean ``sum_k pi_ik mu_ik`` of each row (a probability for
-        the binomial family)."""
-        if self.estimates.gamma is None:
-            values = self._component_mean @ self.estimates.prior
-        else:
-            values = np.sum(self._component_mean * self._row_prior, axis=1)
-        return pd.Series(values, index=self.model.row_index, name="fittedvalues")
+        the binomial family); a lazy dask Series for a dask fit."""
+        return self._data.fittedvalues(self.component_names)
 
     def predict(self, data=None, type="mean", *, offset=None, exposure=None, context=None):
         """Predictions for the training data or new data.
@@ -406,6 +357,10 @@ class EMGLMResults:
         dtypes the fit accepts; its index labels the predictions. A row
         missing a value the formula reads gives NaN in that row only.
 
+        For a dask fit ``data`` is a dask DataFrame (or None) and the
+        predictions are lazy dask collections; offsets and exposures come
+        from their columns.
+
         Returns
         -------
         Series or DataFrame
@@ -415,172 +370,25 @@ class EMGLMResults:
         >>> res.predict(new_df, type="component")  # doctest: +SKIP
         >>> res.predict(new_df, type="prior")      # doctest: +SKIP
         """
-        types = ("mean", "component", "linear", "prior", "posterior")
-        if type not in types:
-            raise ValueError(f"type must be one of {', '.join(map(repr, types))}, got {type!r}")
-        names = self.component_names
-        if data is None:
-            if offset is not None or exposure is not None:
-                raise ValueError("offset and exposure are only for new data")
-            index = self.model.row_index
-            if type == "posterior":
-                return self.posterior.copy()
-            if type == "prior":
-                return pd.DataFrame(np.array(self._row_prior), index=index, columns=names)
-            eta = _em.linear_predictor(self.model.data, self.estimates.coef,
-                                       self.estimates.fixed_coef)
-            prior = self._row_prior
-        else:
-            new = self._new_arrays(data, offset, exposure, response=(type == "posterior"),
-                                   context=context)
-            index = new["index"]
-            eta = _em.linear_predictor(new["data"], self.estimates.coef,
-                                       self.estimates.fixed_coef)
-            prior = self._new_prior(new["data"])
-            if type == "posterior":
-                return self._new_posterior(new, names)
-            if type == "prior":
-                return pd.DataFrame(prior, index=index, columns=names)
-        if type == "linear":
-            return pd.DataFrame(eta, index=index, columns=names)
-        mu = self.family.mean(eta)
-        if type == "component":
-            return pd.DataFrame(mu, index=index, columns=names)
-        if self.estimates.gamma is None:
-            return pd.Series(mu @ self.estimates.prior, index=index, name="predicted")
-        return pd.Series(np.sum(mu * prior, axis=1), index=index, name="predicted")
+        given = {name: value for name, value in (("offset", offset), ("exposure", exposure),
+                                                 ("context", context)) if value is not None}
+        return self._data.predict(data, type, self.component_names, **given)
 
+    # The arrays of new data, for the residuals of new data (rows in memory).
     def _new_prior(self, data):
-        """Per-row mixing proportions of new data (NaN where W is missing)."""
-        est = self.estimates
-        if est.gamma is None:
-            return np.broadcast_to(est.prior, (data.nobs, self.n_components)).copy()
-        logits = data.concomitant @ est.gamma
-        with np.errstate(invalid="ignore"):
-            top = logits.max(axis=1, keepdims=True)
-            expo = np.exp(logits - top)
-            return expo / expo.sum(axis=1, keepdims=True)
+        return self._data.new_prior(data)
 
     def _new_posterior(self, new, names):
-        """Posterior of new data: an E-step on its complete rows (groups kept)."""
-        data, endog, trials = new["data"], new["endog"], new["trials"]
-        arrays = [endog.reshape(data.nobs, -1), data.exog, data.offset[:, None]]
-        arrays += [a for a in (data.fixed, data.concomitant, trials) if a is not None]
-        complete = np.all(np.column_stack([np.all(np.isfinite(a.reshape(data.nobs, -1)), axis=1)
-                                           for a in arrays]), axis=1)
-        out = np.full((data.nobs, self.n_components), np.nan)
-        if complete.any():
-            rows = np.flatnonzero(complete)
-            y, n_trials = self.model._response(endog[rows], None if trials is None
-                                               else trials[rows], rows.size)
-            self.family.check_response(y, n_trials, name=self.model.endog_names[0])
-            sub = replace(data.take(rows), endog=y, trials=n_trials)
-            out[rows] = _em.e_step(sub, self.estimates).posterior
-        return pd.DataFrame(out, index=new["index"], columns=names)
+        return self._data.new_posterior(new, names)
 
     def _new_arrays(self, data, offset, exposure, response=False, context=None):
-        """The engine's arrays for new data: ``{"data": EMData, "index": Index}``.
-
-        The response (``response=True``) and the groups are only looked for
-        when a posterior is asked for.
-        """
-        model = self.model
-        if context is None:
-            context = getattr(model, "context", None)
-        fixed = concomitant = groups = endog = trials = None
-        if model.design is None:
-            parts = dict(data) if isinstance(data, dict) else {"exog": data}
-            exog = np.asarray(parts.get("exog"), dtype=float)
-            if exog.ndim == 1:
-                exog = exog[:, None]
-            if exog.shape[1] != model.data.n_coef:
-                raise ValueError(f"new exog has {exog.shape[1]} columns, the model "
-                                 f"{model.data.n_coef}")
-            frame, index = None, pd.RangeIndex(exog.shape[0])
-            n = exog.shape[0]
-            for name, width in (("fixed", model.data.n_fixed),
-                                ("concomitant", model.data.n_concomitant)):
-                if not width:
-                    continue
-                if parts.get(name) is None:
-                    raise ValueError(f"the model has a {name} design: pass new data as a dict "
-                                     f"with 'exog' and {name!r} arrays")
-                values = np.asarray(parts[name], dtype=float).reshape(n, -1)
-                if values.shape[1] != width:
-                    raise ValueError(f"new {name} has {values.shape[1]} columns, the model "
-                                     f"{width}")
-                if name == "fixed":
-                    fixed = values
-                else:
-                    concomitant = values
-            if response:
-                if parts.get("endog") is None:
-                    raise ValueError("type='posterior' needs the response: pass new data as a "
-                                     "dict with 'exog' and 'endog'")
-                endog = np.asarray(parts["endog"], dtype=float)
-                trials = parts.get("trials")
-                if model.data.groups is not None:
-                    if parts.get("groups") is None:
-                        raise ValueError("the model groups its rows: pass 'groups' labels for "
-                                         "the posterior of new data")
-                    groups = resolve_labels(parts["groups"], None, "groups", n)
-        else:
-            design = model.design
-            data = as_frame(data, "new data")
-            kinds = getattr(design, "column_kinds", None)
-            exog = new_design_matrix(design.model_spec, data, context, kinds=kinds)
-            frame, index = data.reset_index(drop=True), data.index
-            n = exog.shape[0]
-            offset = design.column_args.get("offset") if offset is None else offset
-            exposure = design.column_args.get("exposure") if exposure is None else exposure
-            if design.fixed_spec is not None and model.data.fixed is not None:
-                fixed = new_design_matrix(design.fixed_spec, data, context, design.fixed_names,
-                                          kinds)
-            if design.concomitant_spec is not None:
-                concomitant = new_design_matrix(design.concomitant_spec, data, context,
-                                                design.concomitant_names, kinds)
-            if response:
-                try:
-                    endog = new_response(design.model_spec, data, context, kinds)
-                except ValueError as exc:
-                    raise ValueError(f"type='posterior' needs the response "
-                                     f"{' + '.join(model.endog_names)} in the new data: "
-                                     f"{exc}") from None
-                trials = design.column_args.get("trials")
-                if trials is None and design.trials is not None and endog.ndim == 1:
-                    raise ValueError("the model was fitted with trials as an array: the "
-                                     "posterior of new data needs a trials column")
-                if model.data.groups is not None:
-                    column = design.column_args.get("groups")
-                    if column is None or column not in frame.columns:
-                        raise ValueError(f"the model groups its rows by {model.groups_name!r}: "
-                                         "new data need that column for the posterior")
-                    groups = resolve_labels(column, frame, "groups", n)
-        total = np.zeros(n)
-        for name, given, used in (("offset", offset, model.offset),
-                                  ("exposure", exposure, model.exposure)):
-            if given is None:
-                if used is not None:
-                    raise ValueError(f"the model was fitted with an {name}: pass {name}= "
-                                     "for the new data")
-                continue
-            values = resolve_vector(given, frame, name, n)
-            total += np.log(values) if name == "exposure" else values
-        if trials is not None:
-            trials = resolve_vector(trials, frame, "trials", n)
-        codes = None
-        if groups is not None:
-            from .model import _group_codes
-            codes = _group_codes(groups, n, "groups")[1]
-        engine = _em.EMData(np.zeros(n), exog, np.ones(n), total, np.ones(n), model.family,
-                            fixed, concomitant, codes, model.data.equal_scale)
-        return {"data": engine, "index": index, "endog": endog, "trials": trials}
+        return self._data.new_arrays(data, offset, exposure, response=response,
+                                     context=context)
 
     # ---------------------------------------------------------- inference
     @cached_property
     def _information(self):
-        return louis_information(self.model.data, self.estimates, self._run.posterior,
-                                 self._component_mean, self.layout)
+        return self._data.information(self.layout)
 
     def information(self):
         """Observed information of the mixture log-likelihood (Louis' method)
@@ -630,19 +438,18 @@ class EMGLMResults:
                           "estimate may be a saddle point", EstimationWarning, stacklevel=4)
         return cov
 
-    @cached_property
+    @property
     def _unit_scores(self):
         """Observed score of each unit (rows, or groups), ``(n_units, P)``."""
-        return unit_scores(self.model.data, self.estimates, self._run.posterior,
-                           self._component_mean, self.layout)
+        return self._data.unit_scores
 
     @cached_property
     def _covariance(self):
         louis = self._louis_covariance
-        if self.cov_type == "louis":
+        estimator = get_estimator(self.cov_type)
+        if not estimator.needs_meat:
             return louis
-        return sandwich_covariance(louis, self._unit_scores, self.model.data.unit_weights,
-                                   self._cov.get("clusters"))
+        return estimator.covariance(louis, self._data.cov_meat(self._cov, louis))
 
     @property
     def cov_type(self):
@@ -678,8 +485,9 @@ class EMGLMResults:
         >>> robust = res.with_cov_type("robust")                  # doctest: +SKIP
         >>> clustered = res.with_cov_type("cluster", data["firm"])  # doctest: +SKIP
         """
-        cov = check_cov_type(self.model, cov_type, cov_groups)
-        return EMGLMResults(self.model, self._run, self.fit_options, self.problems, cov)
+        cov = self._data.cov_choice(cov_type, cov_groups)
+        return EMGLMResults(self.model, self._run, self.fit_options, self.problems, cov,
+                            rows=self.__dict__["_rows"])
 
     def cov_params(self):
         """Covariance matrix of the free parameters (as :attr:`cov_type`)."""
@@ -767,7 +575,7 @@ class EMGLMResults:
         if self.estimates.gamma is None:
             jac = prior_delta_jacobian(self.estimates.prior)
         else:
-            jac = mean_prior_jacobian(self.model.data, self.estimates.gamma)
+            jac = self._data.mean_prior_jacobian(self.estimates.gamma)
         cov = self._covariance[np.ix_(index, index)]
         return pd.Series(np.sqrt(np.diag(jac @ cov @ jac.T)), index=self.component_names,
                          name="prior_bse")
@@ -785,6 +593,7 @@ class EMGLMResults:
                   context=None):
         """Residuals of the fit, or of new data with their response (``data=``);
         see :func:`emformula.residuals.residuals`."""
+        self._data.rows_in_memory("residuals")
         from .postestimation.residuals import residuals
         return residuals(self, type=type, component=component, random_state=random_state,
                          data=data, context=context)
@@ -836,9 +645,25 @@ class EMGLMResults:
         return frame
 
     def __getstate__(self):
-        return {"model": self.model, "_run": self._run, "fit_options": self.fit_options,
-                "problems": self.problems, "_cov": self._cov}
+        state = {"model": self.model, "_run": self._run, "fit_options": self.fit_options,
+                 "problems": self.problems, "_cov": self._cov, "_rows": self.__dict__["_rows"]}
+        rows = state["_rows"]
+        if rows is not None and hasattr(rows, "meat"):
+            # The meats of a dask fit travel at the top of the state: results
+            # pickled before they existed have none, and cannot switch to a
+            # sandwich covariance.
+            state.update(_meat=rows.meat, _clusters=rows.clusters)
+        return state
 
     def __setstate__(self, state):
+        state = dict(state)
         state.setdefault("_cov", {"type": "louis"})
+        rows = state.setdefault("_rows", None)
+        if rows is not None and hasattr(rows, "meat"):
+            rows = copy.copy(rows)
+            rows.meat, rows.clusters = state.pop("_meat", None), state.pop("_clusters", None)
+            state["_rows"] = rows
         self.__dict__.update(state)
+
+
+register_results(EMGLMResults)

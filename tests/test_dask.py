@@ -46,6 +46,7 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
     assert lazy.icl == pytest.approx(memory.icl, rel=1e-6)
     assert lazy.converged
+    assert lazy.n_iter == memory.n_iter
 
 
 @pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
@@ -61,12 +62,14 @@ def test_dask_common_dispersion_equals_the_in_memory_fit(kind, family):
     assert lazy.df_model == memory.df_model
     assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
     assert "common" in lazy.summary().as_text().lower()
+    assert lazy.n_iter == memory.n_iter
 
 
 @pytest.mark.parametrize("kind, family", [("poisson", "poisson"), ("gaussian", "gaussian")])
 def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
     memory, lazy, data, formula = _pair(kind, family, cov_type="robust")
     assert memory.cov_type == lazy.cov_type == "robust"
+    assert lazy.n_iter == memory.n_iter
     np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
                                rtol=1e-6, atol=1e-12)
     # Switching covariances keeps the fit and moves only the standard errors.
@@ -97,6 +100,7 @@ def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
     lazy = emglm(formula, ddf, "poisson", 2, start=start, cov_type="cluster",
                  cov_groups="firm")
     assert lazy.cov_type == "cluster" and lazy.n_clusters == memory.n_clusters == 37
+    assert lazy.n_iter == memory.n_iter
     np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
                                rtol=1e-6, atol=1e-12)
     assert "37 clusters of 'firm'" in lazy.summary().as_text()
@@ -219,10 +223,7 @@ def test_distributed_local_cluster():
 
 def test_dask_rejects_what_it_does_not_support():
     data, formula = simulate_mixture("poisson", 200, 2, 1)
-    data["z"] = np.arange(200) % 3
     ddf = dd.from_pandas(data, npartitions=2)
-    with pytest.raises(NotImplementedError, match="concomitant"):
-        emglm(formula, ddf, "poisson", 2, concomitant="~ z")
     with pytest.raises(TypeError, match="column name"):
         emglm(formula, ddf, "poisson", 2, weights=np.ones(200))
     with pytest.raises(ValueError, match="nothere"):
@@ -333,3 +334,134 @@ def test_cluster_sums_keep_nan_like_memory():
     merged = _add([first, _sum_by_label(pd.Index(["a"]), np.array([[1.0, 1.0]]))])
     assert merged.loc["a", 0] == 6.0 and np.isnan(merged.loc["a", 1])
     assert merged.loc["b"].tolist() == [2.0, 3.0]
+
+
+# ----------------------------------------- every feature, on dask as in memory
+def _assert_same_fit(lazy, memory):
+    """The dask fit equals the in-memory fit from the same start, iteration
+    for iteration."""
+    assert lazy.n_iter == memory.n_iter
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
+    for name in ("params", "bse"):
+        np.testing.assert_allclose(getattr(lazy, name).to_numpy(),
+                                   getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8)
+    for name in ("fixed_params", "fixed_bse", "prior", "prior_bse", "scale", "theta_bse"):
+        np.testing.assert_allclose(getattr(lazy, name).to_numpy(),
+                                   getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8)
+    if memory.concomitant_params is not None:
+        np.testing.assert_allclose(lazy.concomitant_params, memory.concomitant_params,
+                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(lazy.concomitant_bse.iloc[:, 1:],
+                                   memory.concomitant_bse.iloc[:, 1:], rtol=1e-6)
+    assert lazy.df_model == memory.df_model and lazy.nobs == memory.nobs
+    assert lazy.wnobs == pytest.approx(memory.wnobs, rel=1e-12)
+    assert lazy.n_groups == memory.n_groups
+    assert lazy.icl == pytest.approx(memory.icl, rel=1e-6)
+    assert lazy.converged == memory.converged
+    assert lazy.cov_type == memory.cov_type
+
+
+def _feature_pair(kind, K=2, n=1600, seed=4, npartitions=4, by_group=False, **features):
+    """An in-memory fit and a dask fit of simulated data, from one start
+    (a perturbed fit, so that EM has work to do)."""
+    from simulate_features import simulate
+
+    data, formula, kwargs = simulate(kind, n, K, seed, concomitant="concomitant" in features,
+                                     fixed="fixed" in features,
+                                     groups=features.pop("groups", None))
+    for name in ("concomitant", "fixed"):
+        features.pop(name, None)
+    kwargs.update(features)
+    first = emglm(formula, data, K=K, random_state=seed, n_init=2, **kwargs)
+    start = {"params": first.params.to_numpy() * 0.95 + 0.02,
+             "prior": np.full(K, 1.0 / K), "scale": first.scale.to_numpy() * 1.1}
+    if first.fixed_params.size:
+        start["fixed"] = first.fixed_params.to_numpy() * 0.9
+    if first.concomitant_params is not None:
+        start["concomitant"] = first.concomitant_params.to_numpy() * 0.8
+    memory = emglm(formula, data, K=K, start=start, **kwargs)
+    frame = data.set_index(data["id"].rename("unit")) if by_group else data
+    lazy = emglm(formula, dd.from_pandas(frame, npartitions=npartitions), K=K, start=start,
+                 **kwargs)
+    return memory, lazy, data, formula, kwargs
+
+
+def test_dask_concomitant_model_equals_memory():
+    memory, lazy, *_ = _feature_pair("poisson", concomitant=True)
+    _assert_same_fit(lazy, memory)
+    pred = lazy.predict(type="prior").compute()
+    np.testing.assert_allclose(pred.to_numpy(), memory.predict(type="prior").to_numpy(),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["poisson", "gaussian"])
+def test_dask_shared_effects_equal_memory(kind):
+    memory, lazy, data, *_ = _feature_pair(kind, fixed=True)
+    assert list(lazy.fixed_params.index) == ["x2"]
+    _assert_same_fit(lazy, memory)
+    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
+                               memory.fittedvalues.to_numpy(), rtol=1e-6)
+
+
+def test_dask_groups_equal_memory():
+    memory, lazy, *_ = _feature_pair("poisson", groups=4, by_group=True, concomitant=True)
+    assert memory.n_groups == 400
+    _assert_same_fit(lazy, memory)
+    post = lazy.posterior.compute()
+    np.testing.assert_allclose(post.to_numpy(), memory.posterior.to_numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "gamma"])
+def test_dask_equal_scale_with_shared_effects_equals_memory(kind):
+    memory, lazy, *_ = _feature_pair(kind, fixed=True, equal_scale=True)
+    assert memory.scale.nunique() == 1
+    _assert_same_fit(lazy, memory)
+
+
+@pytest.mark.parametrize("cov_type", ["robust", "cluster"])
+def test_dask_sandwich_covariances_of_grouped_data_equal_memory(cov_type):
+    from simulate_features import simulate
+
+    data, formula, kwargs = simulate("gaussian", 1200, 2, 5, groups=3, fixed=True)
+    data["firm"] = data["id"] // 7
+    kwargs.update(cov_type=cov_type, cov_groups="firm")
+    first = emglm(formula, data, K=2, random_state=1, n_init=2, **kwargs)
+    start = {"params": first.params.to_numpy() * 0.9, "prior": [0.6, 0.4],
+             "scale": first.scale.to_numpy(), "fixed": first.fixed_params.to_numpy()}
+    memory = emglm(formula, data, K=2, start=start, **kwargs)
+    frame = data.set_index(data["id"].rename("unit"))
+    lazy = emglm(formula, dd.from_pandas(frame, npartitions=3), K=2, start=start, **kwargs)
+    _assert_same_fit(lazy, memory)
+    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
+                               rtol=1e-6, atol=1e-12)
+    other = "louis" if cov_type == "robust" else "robust"
+    np.testing.assert_allclose(lazy.with_cov_type(other).bse, memory.with_cov_type(other).bse,
+                               rtol=1e-6)
+
+
+def test_dask_refuses_a_group_spread_over_partitions():
+    from simulate_features import simulate
+
+    data, formula, kwargs = simulate("poisson", 400, 2, 1, groups=5)
+    spread = pd.concat([data, data.iloc[:3]])  # group 0 again at the end
+    spread.index = np.arange(len(spread))
+    with pytest.raises(ValueError, match="group 0 has rows in more than one partition"):
+        emglm(formula, dd.from_pandas(spread, npartitions=2), K=2, **kwargs)
+
+
+def test_dask_default_tolerance_is_the_in_memory_one():
+    import inspect
+
+    from emformula.backends.dask import DaskEMGLM, fit_dask
+    from emformula.model import DEFAULT_TOL
+
+    assert inspect.signature(fit_dask).parameters["tol"].default == DEFAULT_TOL == 1e-10
+    assert inspect.signature(DaskEMGLM.fit).parameters["tol"].default == DEFAULT_TOL
+
+
+def test_dask_results_pickle_with_their_sums():
+    memory, lazy, *_ = _feature_pair("poisson", fixed=True, cov_type="robust")
+    again = pickle.loads(pickle.dumps(lazy))
+    np.testing.assert_allclose(again.bse, lazy.bse, rtol=1e-12)
+    assert again.with_cov_type("louis").cov_type == "louis"
+    assert again.llf == lazy.llf and again.n_iter == lazy.n_iter

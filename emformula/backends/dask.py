@@ -1,54 +1,122 @@
-"""EM on a dask DataFrame: one pass over the partitions per iteration.
+"""EM on a dask DataFrame: the engine's one EM loop, with the sums of every partition.
 
-Everything EM needs from the rows is a sum: the log-likelihood, and for each
-component the weighted normal equations ``X'WX`` and ``X'Wz`` of its IRLS
-step, its posterior weight and the statistic of its dispersion. Each
-iteration maps one function over the partitions (design built with the one
-ModelSpec of :mod:`emformula._dask_design`) and adds the results, which is
-a dask reduction on any scheduler, the distributed one included. Louis'
-information and the observed score are sums over rows too, so the
-standard errors and the Newton finish use the same per-partition pattern.
+Each partition becomes the engine's :class:`~emformula.engine.data.EMData`
+(its design built with the one ModelSpec of
+:mod:`emformula.formula.dask_design`). :class:`DaskRows` is the engine's
+rows backend for them: every sum the EM loop, its M-step and the Newton
+finish ask for (:mod:`emformula.engine.sums`) is computed on each partition
+at the E-step there and added in a dask tree reduction (:class:`_Passes`),
+on any scheduler, the distributed one included. The loop, SQUAREM, the
+Newton finish, the diagnostics and the component order are the engine's, so
+a fit here equals the fit in memory from the same start, iteration for
+iteration, with concomitant variables, shared effects, groups, one common
+dispersion and every covariance type.
 
-The iteration is EM with its M-step computed from the sums: one IRLS step
-per component, the dispersion at the current means (a conditional
-maximisation of the same expected log-likelihood) and the mixing
-proportions. Its log-likelihood is checked on the next pass; a step that
-would lower it is halved (on the free parameters) until it does not, so the
-history is monotone as in memory. Near the maximum, safeguarded Newton steps
-with Louis' information finish the fit, as in memory, so both paths reach
-the same maximum to rounding.
+Passes over the data (each recomputes the partition's E-step):
 
-Starts (random or warm-up) are computed in memory on a random sample of
-rows (``sample_rows``, default 20000); EM then runs on all rows.
+* an E-step: one pass, which also forms the normal equations and Q values
+  of the M-step that usually follows;
+* an M-step: one pass for the Q checks and dispersion statistics of all
+  components' steps together (one more per round of step halving, rare),
+  one for the dispersions of components whose step was refused (rare),
+  and for a concomitant model one per Newton iteration of its M-step;
+* so a plain EM iteration takes two passes; a SQUAREM cycle (two EM steps,
+  an extrapolation and a stabilising step) about seven; a Newton step one
+  for the information and one per trial step length; each concomitant
+  parameter vector unpacked (SQUAREM, Newton) one more for its mean
+  mixing proportions.
+
+Groups: all rows of a group must sit in one partition (checked, the error
+names the group); their unit-level sums then add over partitions.
+
+Starts are computed in memory on the arrays of a random sample of rows
+(``sample_rows``, default 20000) with the engine's start strategy; EM then
+runs on all rows.
 """
 
 from __future__ import annotations
 
+import numbers
+import uuid
 import warnings
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from ..engine import em as _em
-from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
+from . import make_results
+from ..covariance.estimators import mean_prior_jacobian, score_meat
+from ..covariance.registry import get_estimator
+from ..engine.data import EMData, Estimates, check_constant_within_groups
+from ..engine.estep import e_step, linear_predictor, unit_posterior
+from ..engine.initial import random_start
+from ..engine.layout import ParameterLayout, log_softmax
+from ..engine.loop import DEFAULT_TOL, diagnose, newton_polish, order_components, run_em
+from ..engine.louis import unit_scores
+from ..engine.mstep import needs_q
+from ..engine.starts import StartPlan, search_starts
+from ..engine.sums import information_sums, m_step_sums, mean_prior_sums
 from ..families import WeightedMoments, as_family, default_scale_floor
-from ..engine.layout import ParameterLayout
-from ..engine.louis import louis_information, observed_score, unit_scores
-from ..covariance.estimators import score_meat
-from ..warnings import ConvergenceWarning, LocalMaximumWarning
+from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
+from ..specification import MixtureSpec
+from ..warnings import ConvergenceWarning, EstimationWarning
 
-__all__ = ["fit_dask", "sample_frame"]
+__all__ = ["fit_dask", "sample_frame", "DaskRows", "DaskMixture", "DaskEMGLM"]
 
 SAMPLE_ROWS = 20000
 
 
+class _Arguments:
+    """The fixed arguments of a partition function, with a dask token.
+
+    dask names every graph by hashing its arguments; the formula's namespace
+    (a formulaic LayeredMapping) cannot be hashed deterministically, so the
+    arguments travel in this holder, which carries its own unique token. It
+    also stands for the design in :func:`partition_arrays` (the same
+    attributes, without the frame).
+    """
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+        self._token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self):
+        return self._token
+
+
+def _partition_arguments(design, family, context, equal_scale, columns=None):
+    return _Arguments(model_spec=design.model_spec, fixed_spec=design.fixed_spec,
+                      fixed_names=design.fixed_names,
+                      concomitant_spec=design.concomitant_spec,
+                      concomitant_names=design.concomitant_names,
+                      column_args=dict(design.column_args if columns is None else columns),
+                      context=context, family=family, equal_scale=equal_scale)
+
+
 # ------------------------------------------------------------ partitions
-def _chunk(part, model_spec, column_args, family, context, equal_scale=False):
+@dataclass
+class Chunk:
+    """One partition in the engine's terms.
+
+    ``cluster_labels`` are the cluster labels per unit; ``group_labels`` the
+    distinct group labels of the partition (for the check that no group
+    spans two partitions).
+    """
+
+    data: EMData
+    dropped: int
+    index: object
+    cluster_labels: np.ndarray | None = None
+    group_labels: np.ndarray | None = None
+
+
+def _chunk(part, args):
     """One partition as the engine's EMData (numpy arrays)."""
-    arrays = partition_arrays(part, model_spec, column_args, context)
-    endog = arrays["endog"]
+    arrays = partition_arrays(part, args, args.context)
+    family = args.family
+    endog, trials = arrays["endog"], arrays["trials"]
     n = arrays["exog"].shape[0]
-    trials = arrays["trials"]
     if endog.ndim == 2:
         trials = endog.sum(axis=1)
         endog = np.divide(endog[:, 0], trials, out=np.zeros(n), where=trials > 0)
@@ -59,87 +127,129 @@ def _chunk(part, model_spec, column_args, family, context, equal_scale=False):
     if arrays["exposure"] is not None:
         offset += np.log(arrays["exposure"])
     family.check_response(endog, trials)
-    return _em.EMData(endog, arrays["exog"], weights, offset, trials, family,
-                      equal_scale=equal_scale), \
-        arrays["dropped"], arrays["index"], arrays["cov_groups"]
+    codes = labels = None
+    if arrays["groups"] is not None:
+        codes, labels = pd.factorize(arrays["groups"], sort=True)
+        codes = codes.astype(np.intp)
+        check_constant_within_groups(weights, codes, labels, "weights")
+        if arrays["concomitant"] is not None:
+            check_constant_within_groups(arrays["concomitant"], codes, labels,
+                                   "the concomitant variables")
+    data = EMData(endog, arrays["exog"], weights, offset, trials, family, arrays["fixed"],
+                  arrays["concomitant"], codes, args.equal_scale and family.estimates_scale)
+    clusters = arrays["cov_groups"]
+    if clusters is not None and codes is not None:
+        first = clusters[data.unit_rows]
+        if np.any(first[codes] != clusters):
+            raise ValueError("the clusters of cov_groups must contain whole groups: rows of "
+                             "one group fall into different clusters")
+        clusters = first
+    return Chunk(data, arrays["dropped"], arrays["index"], clusters,
+                 None if labels is None else np.asarray(labels))
 
 
 def _counts(chunk):
-    """Rows, total weight and dropped rows, and the moments of the values
-    that set the default dispersion floor."""
-    data, dropped = chunk[0], chunk[1]
+    """Rows, total weight and dropped rows, the moments of the values that
+    set the default dispersion floor, and the partition's group labels."""
+    data = chunk.data
     moments = (data.family.floor_moments(data.endog, data.weights)
                if data.family.estimates_scale else WeightedMoments())
-    return {"counts": np.array([data.nobs, data.weights.sum(), dropped], dtype=float),
-            "moments": moments}
+    return {"counts": np.array([data.nobs, data.weights.sum(), chunk.dropped], dtype=float),
+            "moments": moments,
+            "groups": [] if chunk.group_labels is None else [chunk.group_labels]}
 
 
-def _em_sums(chunk, est):
-    """Log-likelihood and the M-step sums of one partition at ``est``."""
-    data = chunk[0]
-    estep = _em.e_step(data, est)
-    family = data.family
-    K = est.n_components
-    p = data.n_coef
-    xtwx = np.zeros((K, p, p))
-    xtwz = np.zeros((K, p))
-    weight = np.zeros(K)
-    scale_stat = np.zeros(K)
-    for k in range(K):
-        c = data.weights * estep.posterior[:, k]
-        mu = estep.mu[:, k]
-        xtwx[k], xtwz[k] = _em.normal_equations(data, c, estep.eta[:, k], mu)
-        weight[k] = c.sum()
-        if family.estimates_scale:
-            scale_stat[k] = family.scale_statistic(data.endog, mu, c)
-    return {"llf": estep.llf, "xtwx": xtwx, "xtwz": xtwz, "weight": weight,
-            "scale_stat": scale_stat}
+def _check_groups_in_one_partition(group_sets):
+    """Refuse a group whose rows are in more than one partition."""
+    seen = Counter()
+    for labels in group_sets:
+        seen.update(labels.tolist())
+    spread = [label for label, count in seen.items() if count > 1]
+    if spread:
+        raise ValueError(f"group {spread[0]!r} has rows in more than one partition: all rows "
+                         "of a group must be in one partition (set the index to the group "
+                         "column, or repartition, so that each group sits in one)")
+    return len(seen)
 
 
-def _llf_only(chunk, est):
-    return _em.e_step(chunk[0], est).llf
+# ---------------------------------------------------------- the passes
+def _estep_pass(chunk, est, need_q):
+    """The log-likelihood at ``est`` and the sums of the M-step from it."""
+    data = chunk.data
+    estep = e_step(data, est)
+    return {"llf": estep.llf, "m_step": m_step_sums(data, estep, est, need_q)}
 
 
-def _newton_sums(chunk, est, meat=False):
-    """Log-likelihood, Louis' information and the observed score of one
-    partition at ``est``; with ``meat`` also the meat of the robust
-    covariance, ``sum_u v_u s_u s_u'`` (it adds over partitions), and with
-    cluster labels the weighted scores summed per cluster (a DataFrame by
-    label: a cluster may span partitions)."""
-    data = chunk[0]
-    estep = _em.e_step(data, est)
-    sums = {"llf": estep.llf,
-            "info": louis_information(data, est, estep.posterior, estep.mu),
-            "score": observed_score(data, est, estep.posterior, estep.mu)}
-    if meat:
-        sums["meat"], clusters = _partition_meat(data, est, estep, chunk[3])
-        if chunk[3] is not None:
-            size = sums["info"].shape[0]  # an empty partition has no clusters
-            sums["cluster_scores"] = (clusters if clusters is not None
-                                      else pd.DataFrame(np.zeros((0, size))))
-    return sums
+def _at_estep(chunk, function, est, args):
+    """``function`` of :mod:`emformula.engine.sums` at the partition's E-step."""
+    data = chunk.data
+    return function(data, e_step(data, est), est, *args)
+
+
+def _data_pass(chunk, function, args):
+    return function(chunk.data, *args)
 
 
 #: Rows whose per-row scores (rows x parameters) are formed at once for the meat.
 MEAT_BLOCK_ROWS = 65536
 
 
-def _partition_meat(data, est, estep, labels=None):
+def _unit_blocks(data):
+    """Row positions in blocks of about :data:`MEAT_BLOCK_ROWS` rows, whole units each."""
+    if data.groups is None:
+        for start in range(0, data.nobs, MEAT_BLOCK_ROWS):
+            yield np.arange(start, min(start + MEAT_BLOCK_ROWS, data.nobs))
+        return
+    rows_per_unit = max(data.nobs / max(data.n_units, 1), 1.0)
+    step = max(int(MEAT_BLOCK_ROWS / rows_per_unit), 1)
+    for start in range(0, data.n_units, step):
+        yield np.flatnonzero((data.groups >= start) & (data.groups < start + step))
+
+
+def _partition_meat(data, est, estep, labels=None, layout=None):
     """``sum_u v_u s_u s_u'`` of one partition, and with cluster ``labels``
-    the weighted scores ``sum_{u in c} v_u s_u`` of each cluster (a
-    DataFrame indexed by label), in blocks of rows: the scores of a whole
-    partition (rows x parameters) would add to the peak memory of every
-    worker."""
+    (one per unit) the weighted scores ``sum_{u in c} v_u s_u`` of each
+    cluster (a DataFrame indexed by label), in blocks of whole units: the
+    scores of a whole partition (units x parameters) would add to the peak
+    memory of every worker."""
     meat, by_cluster = 0.0, []
-    for start in range(0, data.nobs, MEAT_BLOCK_ROWS):
-        rows = np.arange(start, min(start + MEAT_BLOCK_ROWS, data.nobs))
+    for rows in _unit_blocks(data):
         block = data.take(rows)
-        scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows])
+        scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows], layout)
         meat = meat + score_meat(scores, block.unit_weights)
         if labels is not None:
+            units = (rows if data.groups is None
+                     else np.unique(data.groups[rows]))
             weighted = block.unit_weights[:, None] * scores
-            by_cluster.append(_sum_by_label(pd.Index(labels[rows]), weighted))
+            by_cluster.append(_sum_by_label(pd.Index(labels[units]), weighted))
     return meat, (_add(by_cluster) if by_cluster else None)
+
+
+def _final_pass(chunk, est, layout, with_meat):
+    """Everything the results need from the rows at the final estimates."""
+    data = chunk.data
+    estep = e_step(data, est)
+    sums = information_sums(data, estep, est, layout)
+    tau = unit_posterior(data, estep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(tau > 0, tau * np.log(tau), 0.0)
+    sums.update(llf=estep.llf, entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
+                wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs))
+    if est.n_components == 1:
+        unit = data.family.unit_deviance(data.endog, estep.mu[:, 0], data.trials)
+        sums["deviance"] = float(np.dot(data.weights, unit))
+    if est.gamma is not None:
+        # The Jacobian of the mean proportions, times this partition's weight.
+        sums["prior_jacobian"] = (mean_prior_jacobian(data, est.gamma)
+                                  * data.unit_weights.sum() if data.n_units else 0.0)
+    if with_meat:
+        sums["meat"], clusters = _partition_meat(data, est, estep, chunk.cluster_labels,
+                                                 layout)
+        if chunk.cluster_labels is not None:
+            size = layout.size  # an empty partition has no clusters
+            sums["cluster_scores"] = (clusters if clusters is not None
+                                      else pd.DataFrame(np.zeros((0, size))))
+    return sums
 
 
 def _sum_by_label(labels, values):
@@ -153,15 +263,8 @@ def _sum_by_label(labels, values):
     return pd.DataFrame(summed, index=uniques)
 
 
-def _entropy(chunk, est):
-    data = chunk[0]
-    tau = _em.e_step(data, est).posterior
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(tau > 0, tau * np.log(tau), 0.0)
-    return float(-np.dot(data.weights, terms.sum(axis=1)))
-
-
 def _add(results):
+    """Add the results of several partitions (dicts, arrays, per-cluster frames, lists)."""
     first = results[0]
     if isinstance(first, dict):
         return {key: _add([r[key] for r in results]) for key in first}
@@ -170,7 +273,9 @@ def _add(results):
         frames = [r for r in results if len(r)] or [first]
         return _sum_by_label(pd.Index(np.concatenate([f.index.to_numpy() for f in frames])),
                              np.vstack([f.to_numpy() for f in frames]))
-    return sum(results)
+    if isinstance(first, list):
+        return [item for r in results for item in r]
+    return sum(results[1:], first)
 
 
 #: Partial results merged at once in a pass's reduction tree.
@@ -197,157 +302,435 @@ class _Passes:
         return dask.compute(parts[0])[0]
 
 
-# -------------------------------------------------------------- the fit
-def _m_step_from_sums(family, sums, total, est, scale_floor, equal_scale=False):
-    K = est.n_components
-    coef = est.coef.copy()
-    scale = est.scale.copy()
-    common = family.estimates_scale and equal_scale
-    for k in range(K):
-        if sums["weight"][k] <= 0:
-            continue
-        solution, _ = _em._solve_normal_equations(sums["xtwx"][k], sums["xtwz"][k])
-        if np.all(np.isfinite(solution)):
-            coef[:, k] = solution
-        if family.estimates_scale and not common:
-            mean_stat = sums["scale_stat"][k] / sums["weight"][k]
-            scale[k] = max(family.scale_from_statistic(mean_stat), scale_floor)
-    if common and sums["weight"].sum() > 0:
-        # One dispersion: the statistic of the stacked K-fold data.
-        mean_stat = sums["scale_stat"].sum() / sums["weight"].sum()
-        scale[:] = max(family.scale_from_statistic(mean_stat), scale_floor)
-    prior = np.clip(sums["weight"] / total, 1e-300, None)
-    return _em.Estimates(coef, scale, prior / prior.sum())
+# ------------------------------------------------------- the rows backend
+@dataclass
+class DaskState:
+    """An E-step on dask: the estimates, the log-likelihood and the M-step
+    sums formed in the same pass (``None`` for a state made for sums only)."""
+
+    est: Estimates
+    llf: float
+    m_step_sums: dict | None = None
 
 
-def _run(passes, family, est, total, layout, *, max_iter, tol, scale_floor):
-    """EM from ``est`` with one pass per iteration, then Newton.
+class DaskRows:
+    """The engine's rows backend of a dask DataFrame (see :mod:`emformula.engine.rows`).
 
-    ``layout`` (:class:`~emformula.inference.ParameterLayout`) places the
-    free parameters for the step halving and the Newton steps."""
-    sums = passes(_em_sums, est)
-    history = [sums["llf"]]
-    n_iter, converged = 0, False
-    while n_iter < max_iter:
-        n_iter += 1
-        candidate = _m_step_from_sums(family, sums, total, est, scale_floor,
-                                      layout.equal_scale)
-        new_sums = passes(_em_sums, candidate)
-        # Monotone safeguard: halve the step on the free parameters.
-        step = 1.0
-        theta0 = layout.pack(est)
-        direction = layout.pack(candidate) - theta0
-        while new_sums["llf"] < sums["llf"] and step > 1e-6:
-            step *= 0.5
-            candidate = layout.unpack(theta0 + step * direction)
-            new_sums = passes(_em_sums, candidate)
-        if new_sums["llf"] < sums["llf"]:
-            break
-        est, sums = candidate, new_sums
-        history.append(sums["llf"])
-        if _em.has_converged(history[-2], history[-1], _em.NEWTON_SWITCH):
-            est, llfs, done = _newton(passes, layout, est, sums["llf"], scale_floor,
-                                      max_steps=min(20, max_iter - n_iter))
-            history.extend(llfs)
-            n_iter += len(llfs)
-            if done or _em.has_converged(history[-2], history[-1], tol):
-                converged = True
-                break
-            sums = passes(_em_sums, est)
-    return est, np.asarray(history), n_iter, converged
+    Parameters
+    ----------
+    passes : _Passes
+        Over the partitions' :class:`Chunk`.
+    family : MixtureFamily
+    n_coef, n_fixed, n_concomitant : int
+    equal_scale : bool
+    """
 
+    def __init__(self, passes, family, n_coef, n_fixed=0, n_concomitant=0, equal_scale=False):
+        self.passes = passes
+        self.family = family
+        self.n_coef, self.n_fixed, self.n_concomitant = n_coef, n_fixed, n_concomitant
+        self.equal_scale = bool(equal_scale and family.estimates_scale)
 
-def _newton(passes, layout, est, llf, scale_floor, max_steps):
-    llfs = []
-    for _ in range(max_steps):
-        sums = passes(_newton_sums, est)
-        direction, definite = _em._ascent_direction(sums["info"], sums["score"])
-        if direction is None:
-            return est, llfs, False
-        theta = layout.pack(est)
-        decrement = 0.5 * sums["score"] @ direction
-        step = 1.0
-        for _ in range(30):
-            cand = layout.unpack(theta + step * direction)
-            if _em._admissible(cand, scale_floor):
-                cand_llf = passes(_llf_only, cand)
-                floor = llf - (1e-13 * (abs(llf) + 1.0) if decrement <= 1e-15 * (abs(llf) + 1)
-                               else 0.0)
-                if cand_llf >= floor:
-                    break
-            step *= 0.5
-        else:
-            return est, llfs, definite
-        est, llf = cand, cand_llf
-        llfs.append(llf)
-        if definite and decrement <= 1e-15 * (abs(llf) + 1.0):
-            return est, llfs, True
-    return est, llfs, False
+    def layout(self, n_components):
+        return ParameterLayout(self.n_coef, n_components, self.family.estimates_scale,
+                               n_fixed=self.n_fixed, equal_scale=self.equal_scale,
+                               n_concomitant=self.n_concomitant)
+
+    def unpack(self, layout, theta):
+        return layout.unpack(theta, mean_prior_of=self.mean_prior)
+
+    def mean_prior(self, gamma):
+        sums = self.data_sums(mean_prior_sums, gamma)
+        return sums["prior_sum"] / sums["unit_weight"]
+
+    def e_step(self, est, predictors=None):
+        sums = self.passes(_estep_pass, est, needs_q(self))
+        return DaskState(est, sums["llf"], sums["m_step"])
+
+    def at(self, est, posterior=None):
+        return DaskState(est, np.nan)
+
+    def sums(self, state, function, *args):
+        if (function is m_step_sums and state.m_step_sums is not None
+                and args == (needs_q(self),)):
+            return state.m_step_sums
+        return self.passes(_at_estep, function, state.est, args)
+
+    def data_sums(self, function, *args):
+        return self.passes(_data_pass, function, args)
+
+    def predictors(self, state, est):
+        return None
+
+    def posterior(self, state):
+        return None
+
+    def __getstate__(self):
+        # Pickled with its results: the partitions stay behind.
+        state = dict(self.__dict__)
+        state["passes"] = None
+        return state
 
 
+# --------------------------------------------------------------- starts
 def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
     """About ``rows`` rows of a dask DataFrame drawn at random, as pandas."""
     n_rows = len(frame)
     fraction = min(1.0, rows / max(n_rows, 1))
     if fraction >= 1.0:
         return frame.compute()
-    seed = np.random.SeedSequence(random_state).generate_state(1)[0]
+    seed = _seed(random_state).generate_state(1)[0]
     return frame.sample(frac=fraction, random_state=int(seed)).compute()
 
 
-def _start(design, family, K, start, n_init, random_state, context, sample_rows,
-           scale_floor, equal_scale=False):
-    """Starting estimates: given, or fitted in memory on a sample of rows."""
-    from ..model import EMGLM, _start_estimates
-    from ..results import EMGLMResults
+def _seed(random_state):
+    """``random_state`` (None, a whole number, a Generator, a SeedSequence) as a SeedSequence."""
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(
+            random_state, numbers.Integral) or random_state < 0):
+        raise TypeError("random_state must be None, a non-negative whole number or a "
+                        f"numpy Generator, got {random_state!r}")
+    return np.random.SeedSequence(None if random_state is None else int(random_state))
 
-    if isinstance(start, EMGLMResults):
-        return start.estimates
-    if isinstance(start, dict):
-        return _start_estimates(start, K)
-    sample = sample_frame(design.frame, random_state, sample_rows)
-    model = EMGLM.from_formula(design.formula, sample, family, K, context=context,
-                               equal_scale=equal_scale, **design.column_args)
-    lacking = [name for name in design.exog_names if name not in model.exog_names]
-    if lacking or len(model.exog_names) != len(design.exog_names):
-        raise ValueError(f"the {len(sample)} sampled rows for the starting values lack "
-                         f"design column(s) {lacking} (a rare level?): pass a larger "
-                         "sample_rows= or start=")
+
+def _sample_data(design, args, random_state, sample_rows):
+    """The engine's arrays of a random sample of rows (groups kept whole)."""
+    frame = design.frame
+    groups = design.column_args.get("groups")
+    if groups is None:
+        sample = sample_frame(frame, random_state, sample_rows)
+    else:
+        # Whole groups: a sample of their labels, then every row of those.
+        labels = frame[groups].drop_duplicates().compute().to_numpy()
+        rng = np.random.default_rng(_seed(random_state))
+        n_rows = len(frame)
+        share = min(1.0, sample_rows / max(n_rows, 1))
+        take = rng.choice(labels, size=max(1, int(np.ceil(share * labels.size))),
+                          replace=False)
+        sample = frame[frame[groups].isin(list(take))].compute()
+    data = _chunk(sample, args).data
+    empty = [name for name, column in zip(design.exog_names, data.exog.T)
+             if not np.any(column)]
+    if empty or data.nobs == 0:
+        raise ValueError(f"the {data.nobs} sampled rows for the starting values lack design "
+                         f"column(s) {empty} (a rare level?): pass a larger sample_rows= or "
+                         "start=")
+    return data
+
+
+def _given_start(start, K, rows, data):
+    """Estimates from a results object or a start dict, checked against the model."""
+    est = getattr(start, "estimates", None)
+    if est is None:
+        if "posterior" in start:
+            raise ValueError("start['posterior'] needs the rows in memory: with dask data give "
+                             "params and prior (and scale), or a results object")
+        missing = {"params", "prior"} - set(start)
+        if missing:
+            raise ValueError(f"start dict lacks {sorted(missing)}")
+        as_array = (lambda key: None if start.get(key) is None
+                    else np.asarray(start[key], dtype=float))
+        est = Estimates(as_array("params"), np.asarray(start.get("scale", np.ones(K)), float),
+                        as_array("prior"), as_array("concomitant"), as_array("fixed"))
+    p, prior = rows.n_coef, np.asarray(est.prior, dtype=float)
+    if est.coef.shape != (p, K) or prior.shape != (K,) or np.any(prior < 0):
+        raise ValueError(f"the start must have params of shape {(p, K)} and {K} non-negative "
+                         "prior values")
+    scale = np.array(est.scale, dtype=float)
+    if rows.equal_scale:
+        scale[:] = np.exp(np.mean(np.log(scale)))  # one dispersion: the geometric mean
+    fixed = None
+    if rows.n_fixed:
+        fixed = (np.zeros(rows.n_fixed) if est.fixed_coef is None
+                 else np.asarray(est.fixed_coef, dtype=float).ravel())
+    prior = prior / prior.sum()
+    if not rows.n_concomitant:
+        return Estimates(est.coef.copy(), scale, prior, None, fixed)
+    gamma = est.gamma
+    if gamma is None:
+        # The log-odds of the prior on the concomitant design's constant column.
+        W = data.concomitant
+        constant = np.flatnonzero(np.all(W == W[:1], axis=0) & (W[0] != 0))
+        gamma = np.zeros((rows.n_concomitant, K))
+        if constant.size:
+            with np.errstate(divide="ignore"):
+                logits = np.log(np.clip(prior, 1e-300, None))
+            gamma[constant[0]] = (logits - logits[0]) / W[0, constant[0]]
+    gamma = np.asarray(gamma, dtype=float)
+    gamma = gamma - gamma[:, :1]
+    return Estimates(est.coef.copy(), scale, rows.mean_prior(gamma), gamma, fixed)
+
+
+def _start(design, args, rows, K, start, *, n_init, random_state, sample_rows, scale_floor,
+           max_iter, tol):
+    """Starting estimates: given, or found in memory on a sample of rows by
+    the engine's start strategy (``"auto"``) or random starts (``"random"``)."""
+    if not isinstance(start, str):
+        return _given_start(start, K, rows, _sample_data(design, args, random_state, 200)
+                            if rows.n_concomitant else None)
+    if start not in ("auto", "warmup", "random"):
+        raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
+                         f"dict, got {start!r}")
+    sample = _sample_data(design, args, random_state, sample_rows)
     with warnings.catch_warnings():
+        # The sample's own convergence says nothing about the fit to all rows.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        # The sample's own replication says nothing about the fit to all rows.
-        warnings.simplefilter("ignore", LocalMaximumWarning)
-        fitted = model.fit(start=start, n_init=n_init, random_state=random_state,
-                           scale_floor=scale_floor)
-    return fitted.estimates
+        if start == "random":
+            runs = [run_em(sample, random_start(sample, K, np.random.default_rng(seed),
+                                                scale_floor),
+                           max_iter=max_iter, tol=tol, scale_floor=scale_floor)
+                    for seed in _seed(random_state).spawn(n_init)]
+        else:
+            runs = search_starts(sample, K, StartPlan.from_n_init(n_init), _seed(random_state),
+                                 scale_floor, max_iter=max_iter, tol=tol,
+                                 term_columns=design.term_columns).runs
+    llfs = np.array([run.llf for run in runs], dtype=float)
+    best = runs[int(np.argmax(np.where(np.isfinite(llfs), llfs, -np.inf)))].estimates
+    if best.gamma is not None:
+        best = replace(best, prior=rows.mean_prior(best.gamma))
+    return best
 
 
-def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
-             exposure=None, trials=None, link=None, start="auto", n_init=10,
-             max_iter=5000, tol=1e-8, random_state=None, scale_floor=None, context=None,
-             sample_rows=SAMPLE_ROWS, persist=False, cov_type="louis", cov_groups=None,
-             equal_scale=False):
+# --------------------------------------------------------------- the model
+class DaskMixture:
+    """A mixture of GLMs on a dask DataFrame: formula, design and model keywords.
+
+    What :attr:`EMGLMResults.model` is for a dask fit (the in-memory fit's is
+    an :class:`~emformula.model.EMGLM`). ``data`` is the engine's view of
+    the partitions (:class:`DaskRows`).
+    """
+
+    def __init__(self, formula, design, spec, family, context, rows, nobs):
+        self.formula = formula
+        self.design = design
+        self.spec = spec
+        self.family = family
+        self.K = spec.K
+        self.context = context
+        self.data = rows
+        self.nobs = nobs
+        self.endog_names = design.endog_names
+        self.exog_names = list(design.exog_names)
+        self.fixed_names = list(design.fixed_names)
+        self.concomitant_names = design.concomitant_names
+
+    @property
+    def layout(self):
+        return self.data.layout(self.K)
+
+    @property
+    def groups_name(self):
+        return self.design.column_args.get("groups", "groups")
+
+    @property
+    def cov_groups_name(self):
+        return self.design.column_args.get("cov_groups", "cov_groups")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # The formula's namespace may hold modules and functions that do not pickle.
+        state["context"] = None
+        state["spec"] = self.spec.replace(context=None)
+        return state
+
+
+# ------------------------------------------------- the results' backend
+class DaskResultRows:
+    """The data-dependent parts of the results of a dask fit.
+
+    Row-wise results stay lazy (``posterior``, ``fittedvalues`` and
+    ``predict`` return dask collections); Louis' information, the meats of
+    the robust and clustered covariances, the entropy and the weighted
+    number of units were summed over the partitions in the final pass.
+    """
+
+    in_memory = False
+
+    def __init__(self, model, estimates, sums, cluster_name=None):
+        self.model = model
+        self.estimates = estimates
+        self.information_matrix = np.asarray(sums["information"])
+        self.entropy = float(sums["entropy"])
+        self.wnobs = float(sums["wnobs"])
+        self.deviance = float(sums.get("deviance", np.nan))
+        self.n_groups = sums.get("n_groups")
+        self.prior_jacobian = (None if sums.get("prior_jacobian") is None
+                               else np.asarray(sums["prior_jacobian"]) / self.wnobs)
+        self.meat = None if sums.get("meat") is None else np.asarray(sums["meat"])
+        self.clusters = None
+        if sums.get("cluster_scores") is not None:
+            summed = np.asarray(sums["cluster_scores"], dtype=float)
+            self.clusters = {"meat": summed.T @ summed, "n_clusters": summed.shape[0],
+                             "name": cluster_name}
+
+    def cov_choice(self, cov_type, cov_groups=None):
+        """What the results keep for ``cov_type`` (a new cluster column would
+        need another pass over the data)."""
+        estimator = get_estimator(cov_type)
+        if cov_groups is not None:
+            if not estimator.needs_clusters:
+                raise ValueError("cov_groups is only used with cov_type='cluster'")
+            own = (self.clusters or {}).get("name")
+            if not (isinstance(cov_groups, str) and cov_groups == own):
+                raise NotImplementedError("new cluster labels for a dask fit: fit again "
+                                          "with cov_type='cluster', cov_groups='column'")
+        if estimator.needs_clusters:
+            if self.clusters is None:
+                raise NotImplementedError("a clustered covariance of a dask fit needs the "
+                                          "cluster column at fit time: emglm(..., "
+                                          "cov_type='cluster', cov_groups='column')")
+            return {"type": estimator.name, "n_clusters": self.clusters["n_clusters"],
+                    "name": self.clusters["name"]}
+        if estimator.needs_meat and self.meat is None:
+            raise NotImplementedError("this dask fit has no robust meat (pickled by an "
+                                      "older version): fit again")
+        return {"type": estimator.name}
+
+    def cov_meat(self, cov, louis_covariance):
+        """The meat of the sandwich of the covariance choice ``cov`` (summed
+        over the partitions in the final pass)."""
+        return self.clusters["meat"] if get_estimator(cov["type"]).needs_clusters else self.meat
+
+    def information(self, layout):
+        return self.information_matrix
+
+    def mean_prior_jacobian(self, gamma):
+        return self.prior_jacobian
+
+    @property
+    def unit_posterior(self):
+        return self.rows_in_memory("the posterior of the units")
+
+    @property
+    def component_mean(self):
+        return self.rows_in_memory("the component means")
+
+    @property
+    def row_prior(self):
+        return self.rows_in_memory("the mixing proportions of the rows")
+
+    @property
+    def unit_scores(self):
+        return self.rows_in_memory("the scores of the units")
+
+    def rows_in_memory(self, what):
+        raise NotImplementedError(f"{what} needs the rows in memory: fit EMGLM to a computed "
+                                  "sample, or compute predict() and the response")
+
+    # Lazy row results.
+    def _lazy(self, data, what, meta, names):
+        import dask.dataframe as dd  # noqa: F401  (a dask fit has dask)
+
+        model = self.model
+        design = model.design
+        frame = design.frame if data is None else data
+        if not hasattr(frame, "map_partitions"):
+            raise TypeError("predict on a dask fit takes a dask DataFrame (or no data)")
+        if data is not None and design.frame is not data:
+            # New data: the training categories, so every partition encodes alike.
+            cats = {c: t for c, t in design.frame.dtypes.items()
+                    if isinstance(t, pd.CategoricalDtype) and c in frame.columns}
+            frame = frame.astype(cats) if cats else frame
+        # Predictions need the offset, exposure and trials columns only (not
+        # the weights or the cluster labels of the fit); the posterior the groups.
+        wanted = ("offset", "exposure", "trials") + (("groups",) if what == "posterior" else ())
+        needed = {name: column for name, column in design.column_args.items()
+                  if name in wanted}
+        args = _partition_arguments(design, model.family, model.context,
+                                    model.data.equal_scale, needed)
+        args.estimates, args.names = self.estimates, names
+        return frame.map_partitions(_partition_frame, args, what, meta=meta)
+
+    def posterior(self, names):
+        return self._lazy(None, "posterior", _meta_frame(names), names)
+
+    def fittedvalues(self, names):
+        return self._lazy(None, "mean", pd.Series(dtype=float, name="predicted"), names)
+
+    def predict(self, data, type, names, **kwargs):
+        if kwargs:
+            raise TypeError(f"predict on a dask fit takes no {sorted(kwargs)}: offsets and "
+                            "exposures come from their columns")
+        types = ("mean", "component", "linear", "prior", "posterior")
+        if type not in types:
+            raise ValueError(f"type must be one of {', '.join(map(repr, types))}, got {type!r}")
+        meta = (pd.Series(dtype=float, name="predicted") if type == "mean"
+                else _meta_frame(names))
+        return self._lazy(data, type, meta, names)
+
+    def __getstate__(self):
+        return dict(self.__dict__)
+
+
+def _meta_frame(names):
+    return pd.DataFrame({name: pd.Series(dtype=float) for name in names})
+
+
+def _partition_frame(part, args, what):
+    """One partition's predictions (``what``: linear, component, mean, prior, posterior)."""
+    chunk = _chunk(part, args)
+    data, est = chunk.data, args.estimates
+    names, index = args.names, chunk.index
+    if what == "posterior":
+        return pd.DataFrame(e_step(data, est).posterior, index=index, columns=names)
+    eta = linear_predictor(data, est.coef, est.fixed_coef)
+    if what == "linear":
+        return pd.DataFrame(eta, index=index, columns=names)
+    mu = data.family.mean(eta)
+    if what == "component":
+        return pd.DataFrame(mu, index=index, columns=names)
+    prior = (np.broadcast_to(est.prior, mu.shape) if est.gamma is None
+             else np.exp(log_softmax(data.concomitant @ est.gamma)))
+    if what == "prior":
+        return pd.DataFrame(np.array(prior), index=index, columns=names)
+    return pd.Series(np.sum(mu * prior, axis=1), index=index, name="predicted")
+
+
+# --------------------------------------------------------------- the fit
+def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol=DEFAULT_TOL,
+             random_state=None, scale_floor=None, sample_rows=SAMPLE_ROWS, cov_type="louis",
+             persist=False, polish=True):
     """Fit a mixture to a dask DataFrame (see the module docstring).
+
+    Parameters
+    ----------
+    formula : str
+    data : dask DataFrame
+    spec : MixtureSpec
+        The model keywords; their column keywords must name columns.
+    start, n_init, max_iter, tol, random_state, scale_floor, cov_type, polish
+        As in :meth:`emformula.EMGLM.fit`; the starts (``"auto"``,
+        ``"random"``) run in memory on ``sample_rows`` random rows.
+    persist : bool, default False
+        Keep the partitions' arrays in the cluster's memory between passes.
 
     Returns
     -------
-    DaskEMGLMResults
+    EMGLMResults
     """
     import dask
 
-    from .dask_results import _dask_cov_type
-
+    if not isinstance(spec, MixtureSpec):
+        raise TypeError(f"spec must be a MixtureSpec, got {type(spec).__name__}")
+    estimator = get_estimator(cov_type)
     # Checked before any pass over the data, as in memory.
-    if _dask_cov_type(cov_type) == "cluster" and cov_groups is None:
+    if estimator.needs_clusters and spec.cov_groups is None:
         raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
                          "(a column name)")
-    family = as_family(family, link)
-    context = formula_context(formula, context)
-    design = build_dask_design(formula, data, context=context, weights=weights,
-                               offset=offset, exposure=exposure, trials=trials,
-                               cov_groups=cov_groups)
-    chunks = [dask.delayed(_chunk)(part, design.model_spec, design.column_args, family,
-                                   context, equal_scale) for part in design.partitions()]
+    if spec.na_action != "drop":
+        raise NotImplementedError("with dask data rows with missing values are dropped "
+                                  "(na_action='drop')")
+    K = spec.K
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
+        raise ValueError(f"K must be a whole number of at least 1, got {K!r}")
+    family = as_family(spec.family, spec.link)
+    context = formula_context(formula, spec.context)
+    design = build_dask_design(formula, data, spec.replace(context=context))
+    args = _partition_arguments(design, family, context, spec.equal_scale)
+    chunks = [dask.delayed(_chunk)(part, args) for part in design.partitions()]
     if persist:
         chunks = list(dask.persist(*chunks))
     passes = _Passes(chunks)
@@ -358,6 +741,8 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         raise ValueError(f"every row has a missing value in the variables of {formula!r}")
     if not total > 0:
         raise ValueError("weights are all zero")
+    n_groups = (_check_groups_in_one_partition(counted["groups"])
+                if "groups" in design.column_args else None)
     if dropped:
         warnings.warn(f"dropped {int(dropped)} rows with missing values", UserWarning,
                       stacklevel=3)
@@ -365,28 +750,33 @@ def fit_dask(formula, data, family="poisson", K=2, *, weights=None, offset=None,
         # As in memory, from the weighted variance (merged over partitions).
         scale_floor = (default_scale_floor(counted["moments"].variance)
                        if family.estimates_scale else 0.0)
-    est0 = _start(design, family, K, start, n_init, random_state, context, sample_rows,
-                  scale_floor, equal_scale)
-    layout = ParameterLayout(len(design.exog_names), K, family.estimates_scale,
-                             equal_scale=equal_scale)
-    est, history, n_iter, converged = _run(passes, family, est0, total, layout,
-                                           max_iter=max_iter, tol=tol, scale_floor=scale_floor)
-    if not converged:
+    rows = DaskRows(passes, family, len(design.exog_names), len(design.fixed_names),
+                    len(design.concomitant_names or ()), spec.equal_scale)
+    est0 = _start(design, args, rows, K, start, n_init=n_init, random_state=random_state,
+                  sample_rows=sample_rows, scale_floor=scale_floor, max_iter=max_iter, tol=tol)
+    # The same sequence as EMGLM.fit in memory: EM, the Newton polish, the order.
+    run = run_em(rows, est0, max_iter=max_iter, tol=tol, scale_floor=scale_floor)
+    if run.converged and polish and not run.newton_converged:
+        run = newton_polish(rows, run, scale_floor=scale_floor)
+    run = order_components(run)
+    problems = diagnose(rows, run, scale_floor)
+    if problems:
+        warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
+                      stacklevel=3)
+    if not run.converged:
         warnings.warn(f"EM on dask data did not converge in {max_iter} iterations",
                       ConvergenceWarning, stacklevel=3)
-    order = np.lexsort((np.round(est.coef[0], 10), -np.round(est.prior, 10)))
-    est = est.permuted(order)
-    sums = passes(_newton_sums, est, True)
-    entropy = passes(_entropy, est)
-    from .dask_results import DaskEMGLMResults
-
-    return DaskEMGLMResults(
-        design=design, family=family, estimates=est, llf=sums["llf"], history=history,
-        n_iter=n_iter, converged=converged, information=sums["info"], entropy=entropy,
-        nobs=int(nobs), wnobs=float(total), chunks=chunks, context=context,
-        passes=passes.count, scale_floor=scale_floor, meat=sums["meat"],
-        cluster_scores=sums.get("cluster_scores"), cluster_name=cov_groups, cov_type=cov_type,
-        equal_scale=equal_scale)
+    layout = rows.layout(K)
+    sums = passes(_final_pass, run.estimates, layout, True)
+    sums["n_groups"] = n_groups
+    run = replace(run, llf=sums["llf"])
+    model = DaskMixture(formula, design, spec, family, context, rows, int(nobs))
+    result_rows = DaskResultRows(model, run.estimates, sums, spec.cov_groups)
+    fit_options = {"passes": passes.count, "backend": "dask", "scale_floor": scale_floor,
+                   "tol": tol, "max_iter": max_iter, "polish": polish,
+                   "start": start if isinstance(start, str) else type(start).__name__}
+    return make_results(model, run, rows=result_rows, fit_options=fit_options,
+                        problems=problems, cov=result_rows.cov_choice(estimator.name))
 
 
 class DaskEMGLM:
@@ -426,19 +816,18 @@ class DaskEMGLM:
             if value is not None:
                 columns[f"_{name}"] = da.asarray(value)
                 extra[name] = f"_{name}"
-        arrays = list(columns.values())
-        stacked = da.stack([a.astype(float) for a in arrays], axis=1)
+        stacked = da.stack([a.astype(float) for a in columns.values()], axis=1)
         self.frame = dd.from_dask_array(stacked, columns=list(columns))
         self.formula = f"{lhs} ~ 0 + " + " + ".join(safe)
-        self.family, self.K, self.link, self.extra = family, K, link, extra
+        self.spec = MixtureSpec(family, K, link=link, **extra)
         self.exog_names = names
 
-    def fit(self, start="auto", *, n_init=10, max_iter=5000, tol=1e-8, random_state=None,
-            scale_floor=None):
-        """Fit by EM with one pass over the chunks per iteration."""
-        res = fit_dask(self.formula, self.frame, self.family, self.K, link=self.link,
-                       start=start, n_init=n_init, max_iter=max_iter, tol=tol,
-                       random_state=random_state, scale_floor=scale_floor, **self.extra)
+    def fit(self, start="auto", *, n_init=10, max_iter=5000, tol=DEFAULT_TOL,
+            random_state=None, scale_floor=None):
+        """Fit by EM (see :func:`fit_dask`)."""
+        res = fit_dask(self.formula, self.frame, self.spec, start=start, n_init=n_init,
+                       max_iter=max_iter, tol=tol, random_state=random_state,
+                       scale_floor=scale_floor)
         # Report the caller's column names, not the internal ones.
         res.model.exog_names = self.exog_names
         return res

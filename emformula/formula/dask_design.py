@@ -47,21 +47,44 @@ class DaskDesign:
     model_spec : formulaic ModelSpecs
     endog_names, exog_names : list of str
     column_args : dict
-        ``weights``/``offset``/``exposure``/``trials`` column names.
+        ``weights``/``offset``/``exposure``/``trials``/``groups``/``cov_groups``
+        column names.
     formula : str
+    fixed_spec, concomitant_spec : formulaic ModelSpec or None
+        The designs of the shared effects and of the mixing proportions.
+    fixed_names, concomitant_names : list of str
+        Their columns (the shared effects without an intercept when the
+        main formula has one, as in memory).
     """
 
-    def __init__(self, frame, model_spec, endog_names, exog_names, column_args, formula):
+    def __init__(self, frame, model_spec, endog_names, exog_names, column_args, formula,
+                 fixed_spec=None, fixed_names=(), concomitant_spec=None,
+                 concomitant_names=None):
         self.frame = frame
         self.model_spec = model_spec
         self.endog_names = endog_names
         self.exog_names = exog_names
         self.column_args = column_args
         self.formula = formula
+        self.fixed_spec = fixed_spec
+        self.fixed_names = list(fixed_names)
+        self.concomitant_spec = concomitant_spec
+        self.concomitant_names = concomitant_names
 
     def partitions(self):
         """Delayed pandas partitions."""
         return self.frame.to_delayed()
+
+    @property
+    def term_columns(self):
+        """``[(term, column positions)]`` of the design (a factor's columns together)."""
+        try:
+            indices = self.model_spec.rhs.term_indices
+        except AttributeError:
+            indices = None
+        if not indices:
+            return [(name, [j]) for j, name in enumerate(self.exog_names)]
+        return [(str(term), list(columns)) for term, columns in indices.items()]
 
 
 def formula_context(formula, context):
@@ -79,14 +102,17 @@ def formula_context(formula, context):
     return {name: context[name] for name in words if name in context}
 
 
-def build_dask_design(formula, frame, *, context=None, weights=None, offset=None,
-                      exposure=None, trials=None, cov_groups=None):
-    """Prepare a dask DataFrame for fitting (see the module docstring)."""
+def build_dask_design(formula, frame, spec):
+    """Prepare a dask DataFrame for fitting (see the module docstring).
+
+    ``spec`` is the :class:`~emformula.specification.MixtureSpec`: its
+    ``context``, the column keywords (column names only: a dask frame has
+    no positions to align arrays with) and the one-sided formulas
+    ``fixed`` and ``concomitant``.
+    """
+    context = spec.context
     column_args = {}
-    for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
-                        ("trials", trials), ("cov_groups", cov_groups)):
-        if value is None:
-            continue
+    for name, value in spec.column_arguments().items():
         if not isinstance(value, str):
             raise TypeError(f"with dask data, {name} must be a column name")
         if value not in frame.columns:
@@ -94,17 +120,25 @@ def build_dask_design(formula, frame, *, context=None, weights=None, offset=None
         column_args[name] = value
     columns = list(frame.columns)
     roles = set(column_args.values())
-    parsed = parse_formula(formula, columns, context=context,
-                           available=[c for c in columns if c not in roles])
+    available = [c for c in columns if c not in roles]
+    parsed = parse_formula(formula, columns, context=context, available=available)
+    side = {name: parse_formula(one_sided, columns, argument=name, two_sided=False,
+                                context=context,
+                                available=[c for c in available if c not in parsed.lhs])
+            for name, one_sided in (("fixed", spec.fixed), ("concomitant", spec.concomitant))
+            if one_sided is not None}
     try:
-        needed = parsed.formula.required_variables
+        needed = set(parsed.formula.required_variables)
+        for one in side.values():
+            needed |= set(one.formula.required_variables)
     except FormulaicError as exc:
         raise ValueError(f"cannot parse formula {formula!r}: {exc}") from None
     missing = [name for name in needed if name not in frame.columns and name not in
                (context or {})]
     if missing:
         raise ValueError(f"formula {formula!r} uses {missing}, not columns of the data")
-    used = sorted(parsed.lhs | parsed.rhs, key=str)
+    used = sorted(set().union(parsed.lhs, parsed.rhs, *(one.rhs for one in side.values())),
+                  key=str)
     # Which columns are categories, from the first rows (dates and other
     # unusable columns are refused here, before any pass).
     head = frame[used].head(SPEC_ROWS, npartitions=-1) if used else None
@@ -115,10 +149,19 @@ def build_dask_design(formula, frame, *, context=None, weights=None, offset=None
     sample = prepare_columns(sample, used)[0]
     try:
         matrices = parsed.formula.get_model_matrix(sample, context=context, na_action="drop")
+        sides = {name: one.formula.get_model_matrix(sample, context=context, na_action="drop")
+                 for name, one in side.items()}
     except FormulaicError as exc:
         raise ValueError(f"cannot build the design of formula {formula!r}: {exc}") from None
+    exog_names = [str(c) for c in matrices.rhs.columns]
+    extra = {}
+    for name, matrix in sides.items():
+        names = [str(c) for c in matrix.columns]
+        if name == "fixed" and "Intercept" in names and "Intercept" in exog_names:
+            names.remove("Intercept")  # every component has its own intercept already
+        extra[f"{name}_spec"], extra[f"{name}_names"] = matrix.model_spec, names
     return DaskDesign(frame, matrices.model_spec, [str(c) for c in matrices.lhs.columns],
-                      [str(c) for c in matrices.rhs.columns], column_args, formula)
+                      exog_names, column_args, formula, **extra)
 
 
 def _partition_levels(part, names):
@@ -160,40 +203,58 @@ def _categorize(part, dtypes):
     return part
 
 
-def partition_arrays(part, model_spec, column_args, context=None):
-    """Arrays of one partition: endog, exog, weights, offset, exposure,
-    trials, and the cluster labels ``cov_groups`` (as they are).
+def partition_arrays(part, design, context=None, columns=None):
+    """Arrays of one partition: endog, exog, fixed, concomitant, weights,
+    offset, exposure, trials, and the labels ``groups`` and ``cov_groups``
+    (as they are).
 
-    Rows with a missing value in any variable of the formula are dropped; the
-    count is returned so the caller can report it. A missing cluster label
-    is an error, as in memory.
+    Rows with a missing value in any variable of the formulas are dropped;
+    the count is returned so the caller can report it. A missing group or
+    cluster label is an error, as in memory. ``columns`` (default
+    ``design.column_args``) names the columns of the keywords to read.
     """
+    column_args = design.column_args if columns is None else columns
     frame = part.reset_index(drop=True)
-    names = sorted(spec_columns(model_spec, frame.columns, context), key=str)
+    specs = {"main": design.model_spec, "fixed": design.fixed_spec,
+             "concomitant": design.concomitant_spec}
+    specs = {name: spec for name, spec in specs.items() if spec is not None}
+    names = sorted(set().union(*(spec_columns(spec, frame.columns, context)
+                                 for spec in specs.values())), key=str)
     frame = prepare_columns(frame, names)[0]
-    matrices = model_spec.get_model_matrix(frame, context=context, na_action="drop")
-    kept = np.asarray(matrices.rhs.index, dtype=int)
+    matrices = {name: spec.get_model_matrix(frame, context=context, na_action="drop")
+                for name, spec in specs.items()}
+    main = matrices.pop("main")
+    kept = np.asarray(main.rhs.index, dtype=int)
+    for matrix in matrices.values():
+        kept = kept[np.isin(kept, np.asarray(matrix.index, dtype=int))]
     if names:
         observed = ~frame[names].isna().any(axis=1).to_numpy()
         kept = kept[observed[kept]]
     arrays = {
-        "endog": matrices.lhs.loc[kept].to_numpy(dtype=float),
-        "exog": np.ascontiguousarray(matrices.rhs.loc[kept].to_numpy(dtype=float)),
+        "endog": main.lhs.loc[kept].to_numpy(dtype=float),
+        "exog": np.ascontiguousarray(main.rhs.loc[kept].to_numpy(dtype=float)),
+        "fixed": None, "concomitant": None,
     }
+    for name, matrix in matrices.items():
+        wanted = design.fixed_names if name == "fixed" else design.concomitant_names
+        if wanted:
+            arrays[name] = np.ascontiguousarray(
+                matrix.loc[kept, wanted].to_numpy(dtype=float))
     if arrays["endog"].shape[1] == 1:
         arrays["endog"] = arrays["endog"][:, 0]
     for name in ("weights", "offset", "exposure", "trials"):
         column = column_args.get(name)
         arrays[name] = (None if column is None
                         else as_float(part[column], name, column)[kept])
-    column = column_args.get("cov_groups")
-    arrays["cov_groups"] = None
-    if column is not None:
-        labels = part[column].to_numpy()
-        # Checked on every row, dropped or not, as in memory.
-        if pd.isna(labels).any():
-            raise ValueError(f"cov_groups: column {column!r} has missing labels")
-        arrays["cov_groups"] = labels[kept]
+    for name in ("groups", "cov_groups"):
+        column = column_args.get(name)
+        arrays[name] = None
+        if column is not None:
+            labels = part[column].to_numpy()
+            # Checked on every row, dropped or not, as in memory.
+            if pd.isna(labels).any():
+                raise ValueError(f"{name}: column {column!r} has missing labels")
+            arrays[name] = labels[kept]
     arrays["dropped"] = len(part) - kept.size
     arrays["index"] = part.index[kept]
     return arrays
