@@ -21,7 +21,7 @@ print(sim2.data.describe().round(2).to_string())
 #
 # An ordinary Poisson GLM (with an intercept, as in the R vignette) fits
 # badly: the Pearson chi-squared per degree of freedom should be near 1 for a
-# Poisson model and is in the hundreds.
+# Poisson model and is about 16.
 
 # %%
 glm = sm.GLM.from_formula("y ~ V1 + V2 + V3 + V4 + V5", sim2.data,
