@@ -387,8 +387,13 @@ def _feature_pair(kind, K=2, n=1600, seed=4, npartitions=4, by_group=False, **fe
 
 
 def test_dask_concomitant_model_equals_memory():
-    memory, lazy, *_ = _feature_pair("poisson", concomitant=True)
+    memory, lazy, data, formula, kwargs = _feature_pair("poisson", concomitant=True)
     _assert_same_fit(lazy, memory)
+    # A start without concomitant coefficients: the log-odds of its proportions.
+    start = {"params": memory.params.to_numpy() * 0.9, "prior": [0.7, 0.3]}
+    _assert_same_fit(emglm(formula, dd.from_pandas(data, npartitions=3), K=2, start=start,
+                           **kwargs),
+                     emglm(formula, data, K=2, start=start, **kwargs))
     pred = lazy.predict(type="prior").compute()
     np.testing.assert_allclose(pred.to_numpy(), memory.predict(type="prior").to_numpy(),
                                rtol=1e-6)

@@ -421,8 +421,9 @@ def _sample_data(design, args, random_state, sample_rows):
     return data
 
 
-def _given_start(start, K, rows, data):
-    """Estimates from a results object or a start dict, checked against the model."""
+def _given_start(start, K, rows, concomitant_names):
+    """Estimates from a results object or a start dict, checked against the model
+    (a concomitant model's coefficients default to the start's proportions)."""
     est = getattr(start, "estimates", None)
     if est is None:
         if "posterior" in start:
@@ -451,14 +452,12 @@ def _given_start(start, K, rows, data):
         return Estimates(est.coef.copy(), scale, prior, None, fixed)
     gamma = est.gamma
     if gamma is None:
-        # The log-odds of the prior on the concomitant design's constant column.
-        W = data.concomitant
-        constant = np.flatnonzero(np.all(W == W[:1], axis=0) & (W[0] != 0))
+        # The log-odds of the prior on the concomitant design's intercept.
         gamma = np.zeros((rows.n_concomitant, K))
-        if constant.size:
+        if "Intercept" in concomitant_names:
             with np.errstate(divide="ignore"):
                 logits = np.log(np.clip(prior, 1e-300, None))
-            gamma[constant[0]] = (logits - logits[0]) / W[0, constant[0]]
+            gamma[concomitant_names.index("Intercept")] = logits - logits[0]
     gamma = np.asarray(gamma, dtype=float)
     gamma = gamma - gamma[:, :1]
     return Estimates(est.coef.copy(), scale, rows.mean_prior(gamma), gamma, fixed)
@@ -469,8 +468,7 @@ def _start(design, args, rows, K, start, *, n_init, random_state, sample_rows, s
     """Starting estimates: given, or found in memory on a sample of rows by
     the engine's start strategy (``"auto"``) or random starts (``"random"``)."""
     if not isinstance(start, str):
-        return _given_start(start, K, rows, _sample_data(design, args, random_state, 200)
-                            if rows.n_concomitant else None)
+        return _given_start(start, K, rows, design.concomitant_names or [])
     if start not in ("auto", "warmup", "random"):
         raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
                          f"dict, got {start!r}")
