@@ -14,11 +14,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from postestimation_fits import K1_FAMILIES, k1_fit, k2_gaussian_fixed, k2_poisson_concomitant
 from scipy import stats
 
-from emformula.postestimation.hypothesis import (f_test, lincom, linear_constraints, t_test,
-                                                 wald_test, wald_test_terms)
-from postestimation_fits import K1_FAMILIES, k1_fit, k2_gaussian_fixed, k2_poisson_concomitant
+from emformula.postestimation.hypothesis import (
+    f_test,
+    lincom,
+    linear_constraints,
+    t_test,
+    wald_test,
+    wald_test_terms,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.DomainWarning")
 

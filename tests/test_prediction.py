@@ -10,12 +10,21 @@ are the documented transformations of the link-scale (or logit-scale) ones.
 import numpy as np
 import pandas as pd
 import pytest
+from postestimation_fits import (
+    K1_FAMILIES,
+    component_means,
+    fd_delta_se,
+    k1_data,
+    k1_fit,
+    k2_gaussian_fixed,
+    k2_poisson_concomitant,
+    mixture_mean,
+    theta_of,
+    unpacked,
+)
 from scipy import stats
 
 from emformula.postestimation.prediction import get_prediction
-from postestimation_fits import (K1_FAMILIES, component_means, fd_delta_se, k1_data, k1_fit,
-                                 k2_gaussian_fixed, k2_poisson_concomitant, mixture_mean,
-                                 theta_of, unpacked)
 
 pytestmark = pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.DomainWarning")
 
@@ -89,15 +98,13 @@ def test_k2_standard_errors_equal_a_finite_difference_delta_method(fit):
     comp = get_prediction(res, type="component")
     np.testing.assert_allclose(comp.predicted, res.predict(type="component"), rtol=1e-12)
     for k in range(2):
-        np.testing.assert_allclose(
-            comp.se.iloc[rows, k], fd_delta_se(res, lambda t: component_means(res, t)[rows, k]),
-            rtol=1e-6)
+        expected = fd_delta_se(res, lambda t, k=k: component_means(res, t)[rows, k])
+        np.testing.assert_allclose(comp.se.iloc[rows, k], expected, rtol=1e-6)
     prior = get_prediction(res, type="prior")
     np.testing.assert_allclose(prior.predicted, res.predict(type="prior"), rtol=1e-12)
     for k in range(2):
-        np.testing.assert_allclose(
-            prior.se.iloc[rows, k], fd_delta_se(res, lambda t: unpacked(res, t)[2][rows, k]),
-            rtol=1e-6)
+        expected = fd_delta_se(res, lambda t, k=k: unpacked(res, t)[2][rows, k])
+        np.testing.assert_allclose(prior.se.iloc[rows, k], expected, rtol=1e-6)
 
 
 def test_k2_intervals_are_formed_on_the_link_and_logit_scales():

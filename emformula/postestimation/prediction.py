@@ -14,8 +14,15 @@ import numpy as np
 import pandas as pd
 from statsmodels.genmod.families import links
 
-from ._delta import (covariance, eta_gradient, link_interval,
-                     parameters_of, prior_gradient, quadratic_se, rows_of)
+from ._delta import (
+    covariance,
+    eta_gradient,
+    link_interval,
+    parameters_of,
+    prior_gradient,
+    quadratic_se,
+    rows_of,
+)
 
 __all__ = ["get_prediction", "MixturePrediction", "PREDICTION_TYPES"]
 
