@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from formulaic.utils.context import capture_context
@@ -10,14 +12,20 @@ from .engine import em as _em
 from .formula.dask_design import is_dask_collection
 from ._runtime.parallel import map_tasks
 from .engine.starts import candidate_start
+from ._typing import DataLike, FamilyLike, RandomState
+from .results import EMGLMResults
+from .specification import MixtureSpec
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence, model_spec
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 
 
-def emglm(formula, data, family="poisson", K=2, *, start="auto", n_init=DEFAULT_N_INIT,
-          max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None, scale_floor=None,
-          n_jobs=1, progress=None, cov_type="louis", spec=None, **model):
+def emglm(formula: str, data: DataLike, family: FamilyLike = "poisson", K: int = 2, *,
+          start: Any = "auto", n_init: int = DEFAULT_N_INIT, max_iter: int = DEFAULT_MAX_ITER,
+          tol: float = DEFAULT_TOL, random_state: RandomState = None,
+          scale_floor: float | None = None, n_jobs: int = 1, progress: bool | None = None,
+          cov_type: str = "louis", spec: MixtureSpec | None = None,
+          **model: Any) -> EMGLMResults:
     """Fit a finite mixture of generalized linear models from a formula.
 
     The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
@@ -143,10 +151,10 @@ def emglm(formula, data, family="poisson", K=2, *, start="auto", n_init=DEFAULT_
         return fit_dask(formula, data, spec, start=start, n_init=n_init, max_iter=max_iter,
                         tol=tol, random_state=random_state, scale_floor=scale_floor,
                         cov_type=cov_type)
-    model = EMGLM.from_formula(formula, data, spec=spec)
-    return model.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
-                     random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
-                     progress=progress, cov_type=cov_type)
+    mixture = EMGLM.from_formula(formula, data, spec=spec)
+    return mixture.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
+                       random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
+                       progress=progress, cov_type=cov_type)
 
 
 class WarmupTrials:
@@ -176,9 +184,10 @@ class WarmupTrials:
         return len(self.starts)
 
 
-def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
-             sample_size=None, random_state=None, n_jobs=1, progress=None, spec=None,
-             **model):
+def small_em(formula: str, data: DataLike, family: FamilyLike = "poisson", K: int = 2, *,
+             repeats: int = 20, max_iter: int = 5, sample_size: int | None = None,
+             random_state: RandomState = None, n_jobs: int = 1, progress: bool | None = None,
+             spec: MixtureSpec | None = None, **model: Any) -> WarmupTrials:
     """Short EM trials from random starts: the warm-up of the original package.
 
     The trials are the screening candidates of the default start strategy
@@ -232,8 +241,8 @@ def small_em(formula, data, family="poisson", K=2, *, repeats=20, max_iter=5,
         # sample of rows; their starts then serve emglm on all of the data.
         from .backends.dask import sample_frame
         data = sample_frame(data, random_state)
-    model = EMGLM.from_formula(formula, data, spec=spec)
-    return _warmup(model, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
+    mixture = EMGLM.from_formula(formula, data, spec=spec)
+    return _warmup(mixture, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
                    random_state=random_state, n_jobs=n_jobs, progress=progress)
 
 
@@ -298,7 +307,7 @@ def _warmup_trial(shared, task):
     return run.estimates, llf, run.n_iter
 
 
-def select_best(warm):
+def select_best(warm: WarmupTrials) -> dict:
     """The start of the warm-up trial with the highest log-likelihood.
 
     Parameters

@@ -3,6 +3,9 @@ parametric bootstrap likelihood-ratio test."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import warnings
 from dataclasses import replace
 
@@ -13,6 +16,8 @@ from formulaic.utils.context import capture_context
 from .engine import em as _em
 from ._runtime.parallel import map_tasks, show_progress
 from .engine.layout import unit_prior
+from ._typing import DataLike, FamilyLike, RandomState
+from .specification import MixtureSpec
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence, model_spec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
@@ -104,9 +109,11 @@ def _fit_quietly(model, local_maxima=True, **kwargs):
         return model.fit(**kwargs)
 
 
-def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N_INIT,
-             criterion="bic", random_state=None, n_jobs=1, progress=None, spec=None,
-             fit_kwargs=None, **model):
+def select_k(formula: str, data: DataLike, family: FamilyLike = "poisson",
+             K: Iterable[int] = range(1, 6), *, n_init: int = DEFAULT_N_INIT,
+             criterion: str = "bic", random_state: RandomState = None, n_jobs: int = 1,
+             progress: bool | None = None, spec: MixtureSpec | None = None,
+             fit_kwargs: dict | None = None, **model: Any) -> SelectKResult:
     """Fit every K and choose one by an information criterion.
 
     Each K is fitted with the default start strategy of :meth:`EMGLM.fit`
@@ -161,14 +168,15 @@ def select_k(formula, data, family="poisson", K=range(1, 6), *, n_init=DEFAULT_N
     if not ks:
         raise ValueError("K must list at least one number of components")
     n_init = _check_positive_int(n_init, "n_init")
-    model, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("select_k", family, 2, spec, model).replace(K=min(ks))
+    keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
+    spec = model_spec("select_k", family, 2, spec, keywords).replace(K=min(ks))
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
-    model = EMGLM.from_formula(formula, data, spec=spec)
-    models = {k: model.with_k(k) for k in ks}  # every K checked before any fit
+    smallest = EMGLM.from_formula(formula, data, spec=spec)
+    models = {k: smallest.with_k(k) for k in ks}  # every K checked before any fit
     seeds = _seed_sequence(random_state).spawn(len(ks))
-    fits, previous = [], {}
+    fits: list = []
+    previous: dict = {}
     for k, seed in zip(_progress(ks, progress, "select_k"), seeds):
         related = {"previous": previous.get(k - 1)}
         fit = _fit_quietly(models[k], n_init=n_init, random_state=seed, n_jobs=n_jobs,
@@ -274,9 +282,11 @@ def _bootstrap_task(shared, seed):
     return 2.0 * (alt.llf - null.llf)
 
 
-def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, n_init=3,
-                  random_state=None, n_jobs=1, progress=None, spec=None, fit_kwargs=None,
-                  **model):
+def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = "poisson", K0: int = 1,
+                  K1: int | None = None, *, n_boot: int = 99, n_init: int = 3,
+                  random_state: RandomState = None, n_jobs: int = 1,
+                  progress: bool | None = None, spec: MixtureSpec | None = None,
+                  fit_kwargs: dict | None = None, **model: Any) -> BootstrapLRT:
     """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
 
     The likelihood ratio of mixtures with different K has no chi-squared
@@ -330,15 +340,15 @@ def bootstrap_lrt(formula, data, family="poisson", K0=1, K1=None, *, n_boot=99, 
         raise ValueError(f"K1 must exceed K0, got K0={K0}, K1={K1}")
     n_boot = _check_positive_int(n_boot, "n_boot")
     n_init = _check_positive_int(n_init, "n_init")
-    model, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("bootstrap_lrt", family, 2, spec, model).replace(K=K0)
+    keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
+    spec = model_spec("bootstrap_lrt", family, 2, spec, keywords).replace(K=K0)
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
-    model = EMGLM.from_formula(formula, data, spec=spec)
+    null_model = EMGLM.from_formula(formula, data, spec=spec)
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
     n_data = max(n_init, DEFAULT_N_INIT)
-    fit0 = _fit_quietly(model, n_init=n_data, random_state=seed0, **fit_kwargs)
-    fit1 = _fit_quietly(model.with_k(K1), n_init=n_data, random_state=seed1,
+    fit0 = _fit_quietly(null_model, n_init=n_data, random_state=seed0, **fit_kwargs)
+    fit1 = _fit_quietly(null_model.with_k(K1), n_init=n_data, random_state=seed1,
                         _related={"previous": fit0.estimates} if K1 == K0 + 1 else None,
                         **fit_kwargs)
     statistic = 2.0 * (fit1.llf - fit0.llf)

@@ -46,7 +46,7 @@ ENV_VAR = "EMFORMULA_BLAS_THREADS"
 # The BLAS holds the limit of the last one; the limits found when the first
 # one opened come back when the last one closes.
 _lock = threading.Lock()
-_regions = []
+_regions: list[tuple[object, int]] = []
 _original = None   # threadpoolctl limiter that restores the limits found first
 _current = None    # limit now applied by this module
 _ceiling = None    # set by pin_blas in a worker process: never more threads

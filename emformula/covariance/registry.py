@@ -67,7 +67,7 @@ class CovarianceEstimator:
 
 
 #: ``{name: estimator}`` in the order they are listed to users.
-COVARIANCE_ESTIMATORS = {}
+COVARIANCE_ESTIMATORS: dict[str, CovarianceEstimator] = {}
 
 
 def register(estimator):
