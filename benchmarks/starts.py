@@ -32,9 +32,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from emformula import EMGLM  # noqa: E402
 from many_levels import FORMULA, make_many_levels  # noqa: E402
 from run import make_poisson  # noqa: E402
+
+from emformula import EMGLM  # noqa: E402
 
 
 def _time(fit, repeats):

@@ -4,14 +4,14 @@
 """
 
 from . import datasets
-from .postestimation.residuals import residuals
 from .api import WarmupTrials, emglm, select_best, small_em
 from .families import MixtureFamily, as_family
 from .model import EMGLM
+from .postestimation.residuals import residuals
+from .report.summary import compare
 from .results import EMGLMResults
 from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
 from .specification import MixtureSpec
-from .report.summary import compare
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __version__ = "0.1.0"
@@ -27,7 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'emformula' has no attribute {name!r}")
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
-           "MixtureSpec",
-           "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
-           "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult", "bootstrap_lrt",
-           "BootstrapLRT", "residuals", "__version__", *_PLOTTING]
+           "MixtureSpec", "MixtureFamily", "as_family", "datasets", "ConvergenceWarning",
+           "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult",
+           "bootstrap_lrt", "BootstrapLRT", "residuals", "__version__", *_PLOTTING]

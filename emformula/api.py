@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 from formulaic.utils.context import capture_context
 
-from .engine import em as _em
-from .formula.dask_design import is_dask_collection
 from ._runtime.parallel import map_tasks
-from .engine.starts import candidate_start
 from ._typing import DataLike, FamilyLike, RandomState
+from .engine import em as _em
+from .engine.starts import candidate_start
+from .formula.dask_design import is_dask_collection
+from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence, model_spec
 from .results import EMGLMResults
 from .specification import MixtureSpec
-from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence, model_spec
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 

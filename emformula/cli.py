@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .covariance.registry import cov_type_names
 from . import __version__
+from .covariance.registry import cov_type_names
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL
 
 __all__ = ["main", "build_parser"]

@@ -3,22 +3,21 @@ parametric bootstrap likelihood-ratio test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import warnings
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from formulaic.utils.context import capture_context
 
-from .engine import em as _em
 from ._runtime.parallel import map_tasks, show_progress
-from .engine.layout import unit_prior
 from ._typing import DataLike, FamilyLike, RandomState
-from .specification import MixtureSpec
+from .engine import em as _em
+from .engine.layout import unit_prior
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence, model_spec
+from .specification import MixtureSpec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
@@ -54,7 +53,8 @@ class SelectKResult:
                 f"chosen by {self.criterion.upper()}: K = {self.best_k}")
 
     def _repr_html_(self):
-        return self.table.to_html() + f"<p>chosen by {self.criterion.upper()}: K = {self.best_k}</p>"
+        choice = f"<p>chosen by {self.criterion.upper()}: K = {self.best_k}</p>"
+        return self.table.to_html() + choice
 
     def plot(self, ax=None):
         """AIC, BIC and ICL against K, the chosen K marked.
@@ -184,7 +184,8 @@ def select_k(formula: str, data: DataLike, family: FamilyLike = "poisson",
         previous[k] = fit.estimates
         fits.append(fit)
     rows = [{"K": k, "llf": r.llf, "df": r.df_model, "aic": r.aic, "bic": r.bic, "icl": r.icl,
-             "converged": r.converged, "n_iter": r.n_iter, "n_best": r.n_best} for k, r in zip(ks, fits)]
+             "converged": r.converged, "n_iter": r.n_iter, "n_best": r.n_best}
+            for k, r in zip(ks, fits)]
     table = pd.DataFrame(rows).set_index("K")
     return SelectKResult(table, dict(zip(ks, fits)), criterion)
 

@@ -327,8 +327,9 @@ def test_an_internal_error_is_one_line_and_status_1(small_files, capsys, monkeyp
 
 
 def test_version_and_python_dash_m():
-    import emformula
     from importlib.metadata import version
+
+    import emformula
 
     proc = subprocess.run([sys.executable, "-m", "emformula", "--version"], capture_output=True,
                           text=True, timeout=120)

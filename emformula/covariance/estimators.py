@@ -12,7 +12,8 @@ import numpy as np
 from ..engine.layout import log_softmax
 from ..engine.linalg import equilibration
 
-__all__ = ['score_meat', 'sandwich_from_meat', 'sandwich_covariance', 'invert_information', 'prior_delta_jacobian', 'mean_prior_jacobian']
+__all__ = ["score_meat", "sandwich_from_meat", "sandwich_covariance", "invert_information",
+           "prior_delta_jacobian", "mean_prior_jacobian"]
 
 
 def score_meat(scores, weights, clusters=None):

@@ -187,7 +187,7 @@ def column_values(series, name, where="data"):
                         "modulus or both as separate columns")
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return series.to_numpy(), NUMERIC
-    if dtype == object:
+    if dtype == np.dtype(object):
         return _object_values(series, name, where)
     raise TypeError(f"column {name!r} has the dtype {dtype}, which a formula cannot use: "
                     "convert it to numbers or strings")

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 from formulaic.errors import DataMismatchWarning, FormulaicError
-from formulaic.formula import SimpleFormula, StructuredFormula
+from formulaic.formula import SimpleFormula
 from formulaic.parser import DefaultFormulaParser
 from formulaic.parser.types import ASTNode, Token
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.code import sanitize_variable_names
 
-from .columns import CATEGORICAL, as_float, prepare_columns
+from .columns import as_float, prepare_columns
 
 __all__ = ["Design", "build_design", "group_codes", "new_design_matrix", "new_response", "as_frame",
            "resolve_vector", "resolve_labels", "parse_formula", "check_safe_formula",
