@@ -204,7 +204,7 @@ class EMGLM:
             raise ValueError(f"the response {self.endog_names[0]!r} has missing or "
                              "infinite values")
         if endog.ndim == 2:
-            if endog.shape[1] != 2 or family.name != "binomial":
+            if endog.shape[1] != 2 or not family.takes_trials:
                 raise ValueError("a two-column response (successes, failures) needs the "
                                  f"binomial family and two columns, got {endog.shape[1]} "
                                  f"columns with the {family.name} family")
@@ -216,7 +216,7 @@ class EMGLM:
             y = np.divide(endog[:, 0], n_trials, out=np.zeros(n), where=n_trials > 0)
             return y, n_trials
         if trials is not None:
-            if family.name != "binomial":
+            if not family.takes_trials:
                 raise ValueError(f"trials= is only for the binomial family, not {family.name}")
             n_trials = _check_vector(trials, n, "trials")
             if np.any(n_trials < 0):

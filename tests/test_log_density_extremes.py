@@ -180,11 +180,11 @@ def term_size(name, y, mu, phi):
                 + (size + 1.0) * np.abs(np.log1p(y)) + 1.0)
 
 
-def close(a, b, size):
-    """``|a - b| <= RTOL |b| + FLOOR size`` (equal infinities count as close)."""
+def close(a, b, size, factor=1.0):
+    """``|a - b| <= factor (RTOL |b| + FLOOR size)`` (equal infinities count as close)."""
     with np.errstate(invalid="ignore"):
         same = a == b
-        return same | (np.abs(a - b) <= RTOL * np.abs(b) + FLOOR * size)
+        return same | (np.abs(a - b) <= factor * (RTOL * np.abs(b) + FLOOR * size))
 
 
 def ours(name, y, mu, phi):
@@ -232,7 +232,9 @@ def test_equals_scipy_where_scipy_is_accurate(case):
     # half for the negative binomial (whose p = 1 / (1 + alpha mu) cannot
     # carry a mean below 1e-16).
     assert accurate.sum() > 0.45 * finite.sum(), (accurate.sum(), finite.sum())
-    bad = accurate & ~close(got, ref, size)
+    # Both are within the tolerance of the exact value where scipy is
+    # accurate, so they may be up to twice that apart (on either side of it).
+    bad = accurate & ~close(got, ref, size, factor=2.0)
     assert not bad.any(), _show(bad, y, mu, phi, got, ref)
 
 

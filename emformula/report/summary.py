@@ -279,13 +279,20 @@ def compare(*results, names=None):
         K = 1 fits); one column per model. For a GLM the log-likelihood is
         statsmodels' own; AIC and BIC are statsmodels' ``info_criteria``,
         counting the dispersion as a parameter where the family has one
-        (for Poisson and binomial they equal ``GLMResults.aic`` and ``bic``).
+        (for Poisson and binomial they equal ``GLMResults.aic`` and the
+        likelihood-based ``bic_llf``, which is ``bic`` from statsmodels 0.15).
 
     Examples
     --------
-    >>> import statsmodels.api as sm                        # doctest: +SKIP
-    >>> glm = sm.GLM.from_formula("y ~ V1", df, family=sm.families.Poisson()).fit()
-    >>> print(compare(glm, res).as_text())                  # doctest: +SKIP
+    >>> import statsmodels.api as sm
+    >>> from emformula import datasets, emglm
+    >>> sim2 = datasets.load_sim2()
+    >>> glm = sm.GLM.from_formula(sim2.formula, sim2.data, family=sm.families.Poisson()).fit()
+    >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1)
+    >>> table = compare(glm, res, names=["GLM", "mixture"])
+    >>> bool(table.loc["bic", "mixture"] < table.loc["bic", "GLM"])
+    True
+    >>> print(table.as_text())                              # doctest: +SKIP
     """
     if not results:
         raise ValueError("compare needs at least one results object")
