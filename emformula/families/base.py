@@ -29,11 +29,12 @@ families where the closed forms are faster.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from .moments import WeightedMoments
-from .parameters import DISPERSION, ParameterDerivatives, newton_step, rows_of
+from .parameters import DISPERSION, FamilyParameter, ParameterDerivatives, newton_step, rows_of
 
 __all__ = ["MixtureFamily"]
 
@@ -74,14 +75,14 @@ class MixtureFamily:
         Callable: ``link(mu)`` is the linear predictor.
     """
 
-    name = None
-    parameters = ()
+    name: str | None = None
+    parameters: tuple[FamilyParameter, ...] = ()
     is_discrete = False
     is_count = False
     takes_trials = False
     has_coefficients = True
     canonical = False
-    link = None
+    link: Any = None
 
     # ------------------------------------------------------------------ names
     @property
@@ -105,7 +106,7 @@ class MixtureFamily:
     def __eq__(self, other):
         return type(self) is type(other) and self._identity() == other._identity()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal families are not hashed
 
     def __setstate__(self, state):
         # A family pickled before families were one class per distribution is
