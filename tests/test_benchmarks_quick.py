@@ -40,9 +40,10 @@ def test_benchmarks_quick(tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("| "))
     rows = []
     for line in lines[start:]:
-        if not line.startswith("| "):
+        if not line.startswith("|"):
             break
-        rows.append(line)
+        if line.startswith("| "):  # not the |---| separator
+            rows.append(line)
     header, body = rows[0], rows[1:]
     assert "median s (fit)" in header and "peak MB" in header
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in body]
