@@ -588,6 +588,107 @@ class EMGLMResults:
                   if i is not None else np.nan for k, i in enumerate(self.layout.scale_index)]
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
+    # ------------------------------------------------------ postestimation
+    # Tests and linear combinations need only the estimates and their
+    # covariance, so they work on every backend; predictions, margins and
+    # the class diagnostics read the rows, which a dask fit does not hold.
+    def t_test(self, r, q=None):
+        """t (z) tests of linear constraints ``R theta = q`` on the parameters
+        of :meth:`cov_params`; see :func:`emformula.postestimation.hypothesis.t_test`.
+
+        Examples
+        --------
+        >>> res.t_test("comp1:x = comp2:x")                         # doctest: +SKIP
+        """
+        from .postestimation.hypothesis import t_test
+        return t_test(self, r, q)
+
+    def wald_test(self, r, q=None, scalar=True):
+        """Joint Wald test of linear constraints (statsmodels' ``ContrastResults``);
+        see :func:`emformula.postestimation.hypothesis.wald_test`."""
+        from .postestimation.hypothesis import wald_test
+        return wald_test(self, r, q, scalar=scalar)
+
+    def f_test(self, r, q=None, df_denom=None):
+        """F test of linear constraints; see
+        :func:`emformula.postestimation.hypothesis.f_test`."""
+        from .postestimation.hypothesis import f_test
+        return f_test(self, r, q, df_denom=df_denom)
+
+    def wald_test_terms(self):
+        """For each term, the Wald test that its coefficients are equal in
+        every component; see :func:`emformula.postestimation.hypothesis.wald_test_terms`."""
+        from .postestimation.hypothesis import wald_test_terms
+        return wald_test_terms(self)
+
+    def lincom(self, r, q=None, alpha=0.05):
+        """Linear combinations of the parameters with standard errors, z,
+        p-values and intervals; see :func:`emformula.postestimation.hypothesis.lincom`."""
+        from .postestimation.hypothesis import lincom
+        return lincom(self, r, q, alpha=alpha)
+
+    def get_prediction(self, exog=None, type="mean", alpha=0.05, *, offset=None,
+                       exposure=None):
+        """Predictions with delta-method standard errors and intervals (the
+        mixture mean, each component's mean, the mixing proportions); see
+        :func:`emformula.postestimation.prediction.get_prediction`."""
+        self._data.rows_in_memory("get_prediction")
+        from .postestimation.prediction import get_prediction
+        return get_prediction(self, exog, type, alpha, offset=offset, exposure=exposure)
+
+    def get_margeff(self, at="overall", method="dydx", dummy=False):
+        """Marginal effects of the mixture mean and of each component's mean;
+        see :func:`emformula.postestimation.margins.get_margeff`."""
+        self._data.rows_in_memory("get_margeff")
+        from .postestimation.margins import get_margeff
+        return get_margeff(self, at=at, method=method, dummy=dummy)
+
+    def class_sizes(self, alpha=0.05):
+        """Class proportions with standard errors and intervals (Stata's
+        ``estat lcprob``); see :func:`emformula.postestimation.classes.class_sizes`."""
+        from .postestimation.classes import class_sizes
+        return class_sizes(self, alpha)
+
+    def class_means(self, alpha=0.05):
+        """The mean response of each class with standard errors (``estat
+        lcmean``); see :func:`emformula.postestimation.classes.class_means`."""
+        self._data.rows_in_memory("class_means")
+        from .postestimation.classes import class_means
+        return class_means(self, alpha)
+
+    def clusters(self):
+        """Hard assignments, 1-based (flexmix's ``clusters``)."""
+        self._data.rows_in_memory("clusters")
+        from .postestimation.classes import clusters
+        return clusters(self)
+
+    def classification_table(self, labels):
+        """Assignments against known labels; see
+        :func:`emformula.postestimation.classes.classification_table`."""
+        self._data.rows_in_memory("classification_table")
+        from .postestimation.classes import classification_table
+        return classification_table(self, labels)
+
+    def entropy_r2(self):
+        """Entropy R^2 of the classification, ``1 - entropy / (N log K)``."""
+        self._data.rows_in_memory("entropy_r2")
+        from .postestimation.classes import entropy_r2
+        return entropy_r2(self)
+
+    def average_posterior(self):
+        """Average posterior probability of each class among the units
+        assigned to each class (the latent-class diagnostic matrix)."""
+        self._data.rows_in_memory("average_posterior")
+        from .postestimation.classes import average_posterior
+        return average_posterior(self)
+
+    def kl_divergence(self, eps=1e-4):
+        """Kullback-Leibler divergences between the components (flexmix's
+        ``KLdiv``); see :func:`emformula.postestimation.classes.kl_divergence`."""
+        self._data.rows_in_memory("kl_divergence")
+        from .postestimation.classes import kl_divergence
+        return kl_divergence(self, eps)
+
     # -------------------------------------------------------- diagnostics
     def residuals(self, type="deviance", component=None, random_state=None, data=None,
                   context=None):
