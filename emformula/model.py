@@ -26,15 +26,14 @@ from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates
 from ._runtime.threads import blas_threads
 from .families import as_family, default_scale_floor
 from .engine.layout import ParameterLayout, mean_prior
+from .engine.loop import DEFAULT_TOL
 from .results import EMGLMResults
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["EMGLM"]
 
-#: Default relative tolerance on the change of the log-likelihood. Tight
-#: enough that the observed score at the returned estimate is negligible
-#: against its standard error, which Louis' standard errors rely on.
-DEFAULT_TOL = 1e-10
+# DEFAULT_TOL (the relative tolerance on the change of the log-likelihood)
+# is the engine's, one value for every backend.
 DEFAULT_MAX_ITER = 5000
 DEFAULT_N_INIT = 10
 
@@ -95,7 +94,7 @@ class EMGLM:
     """
 
     def __new__(cls, endog=None, exog=None, *args, **kwargs):
-        # Dask arrays get the out-of-core model (one pass per EM iteration).
+        # Dask arrays get the out-of-core model (the engine's loop on per-partition sums).
         if any(type(a).__module__.startswith("dask") for a in (endog, exog)):
             from .backends.dask import DaskEMGLM
             return DaskEMGLM(endog, exog, *args, **kwargs)
