@@ -31,6 +31,9 @@ LAYERS = [
     ("report", ["emformula.report"]),
     ("entry points", ["emformula.api", "emformula.selection", "emformula.cli",
                       "emformula.__main__", "emformula"]),
+    # Where 0.1.0 kept the classes its pickles name; nothing imports them.
+    ("pickle compatibility", ["emformula._em", "emformula._design", "emformula._starts",
+                              "emformula.inference", "emformula._gram"]),
 ]
 
 #: Upward imports that are allowed because they are inside the results'
