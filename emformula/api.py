@@ -15,12 +15,13 @@ from .engine.starts import candidate_start
 from .formula.dask_design import is_dask_collection
 from .model import DEFAULT_MAX_ITER, DEFAULT_N_INIT, DEFAULT_TOL, EMGLM, _seed_sequence, model_spec
 from .results import EMGLMResults
-from .specification import MixtureSpec
+from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec
 
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 
 
-def emglm(formula: str, data: DataLike, family: FamilyLike = "poisson", K: int = 2, *,
+def emglm(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
+          K: int = DEFAULT_K, *,
           start: Any = "auto", n_init: int = DEFAULT_N_INIT, max_iter: int = DEFAULT_MAX_ITER,
           tol: float = DEFAULT_TOL, random_state: RandomState = None,
           scale_floor: float | None = None, n_jobs: int = 1, progress: bool | None = None,
@@ -184,7 +185,8 @@ class WarmupTrials:
         return len(self.starts)
 
 
-def small_em(formula: str, data: DataLike, family: FamilyLike = "poisson", K: int = 2, *,
+def small_em(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
+             K: int = DEFAULT_K, *,
              repeats: int = 20, max_iter: int = 5, sample_size: int | None = None,
              random_state: RandomState = None, n_jobs: int = 1, progress: bool | None = None,
              spec: MixtureSpec | None = None, **model: Any) -> WarmupTrials:

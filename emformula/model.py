@@ -18,16 +18,17 @@ import pandas as pd
 import scipy.linalg
 from statsmodels.tools.sm_exceptions import DomainWarning
 
-from .engine import em as _em
-from .formula.design import build_design, group_codes as _group_codes
-from .specification import MixtureSpec
 from ._runtime.parallel import map_tasks
-from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
 from ._runtime.threads import blas_threads
-from .families import as_family, default_scale_floor
+from .engine import em as _em
 from .engine.layout import ParameterLayout, mean_prior
 from .engine.loop import DEFAULT_TOL
+from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
+from .families import as_family, default_scale_floor
+from .formula.design import build_design
+from .formula.design import group_codes as _group_codes
 from .results import EMGLMResults
+from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec, given
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["EMGLM"]
@@ -118,6 +119,18 @@ class EMGLM:
             warnings.warn(f"The {self.family.link_name} link function does not respect the "
                           f"domain of the {self.family.family_name} family.", DomainWarning,
                           stacklevel=3)
+        # pandas inputs keep their labels, as in statsmodels' GLM: the
+        # columns name the terms, the Series the response, the index the rows.
+        index = next((a.index for a in (exog, endog) if isinstance(a, pd.Series | pd.DataFrame)),
+                     None)
+        if exog_names is None and isinstance(exog, pd.DataFrame):
+            exog_names = [str(c) for c in exog.columns]
+        if exog_names is None and isinstance(exog, pd.Series) and exog.name is not None:
+            exog_names = [str(exog.name)]
+        if endog_names is None and isinstance(endog, pd.Series) and endog.name is not None:
+            endog_names = [str(endog.name)]
+        if endog_names is None and isinstance(endog, pd.DataFrame) and endog.shape[1] == 2:
+            endog_names = [str(c) for c in endog.columns]
         endog = _as_float_array(endog, "endog")
         exog = _as_float_array(exog, "exog")
         if exog.ndim == 1:
@@ -188,6 +201,7 @@ class EMGLM:
         if n_free > n_rows:
             raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
                              f"but only {n_rows} rows with positive weight")
+        self._index = index if index is not None and len(index) == n else None
         # Filled by from_design: the design, to rebuild X for new data.
         self.design = None
         self.formula = None
@@ -224,7 +238,8 @@ class EMGLM:
         return endog, np.ones(n)
 
     @classmethod
-    def from_formula(cls, formula, data, family="poisson", K=2, *, spec=None, **model):
+    def from_formula(cls, formula, data, family=DEFAULT_FAMILY, K=DEFAULT_K, *, spec=None,
+                     **model):
         """Build the model from a formula.
 
         Parameters
@@ -290,10 +305,12 @@ class EMGLM:
 
     @property
     def row_index(self):
-        """Labels of the rows used (a RangeIndex for the array route)."""
+        """Labels of the rows used: the data's index (formula route, or pandas
+        arrays), else a RangeIndex."""
         if self.design is not None:
             return self.design.row_index
-        return pd.RangeIndex(self.nobs)
+        index = self.__dict__.get("_index")
+        return index if index is not None else pd.RangeIndex(self.nobs)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -309,7 +326,9 @@ class EMGLM:
         # Models pickled before the spec existed.
         if self.__dict__.get("spec") is None:
             self.spec = MixtureSpec(self.family, self.K, equal_scale=self.equal_scale)
-        self.__dict__.setdefault("_keywords", {})
+        # An array-route model pickled before with_k() kept the constructor's
+        # keywords cannot be rebuilt faithfully: with_k() then refuses.
+        self.__dict__.setdefault("_keywords", None)
 
     # -------------------------------------------------------------- fit
     def fit(self, start="auto", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
@@ -343,7 +362,8 @@ class EMGLM:
         n_init : int
             Starts run to convergence (with ``"auto"`` or ``"random"``;
             ``"auto"`` adds one run from each nested model); the run with
-            the highest log-likelihood is kept (the first of equals). ``results.starts`` lists every start and
+            the highest log-likelihood is kept (the first of equals).
+            ``results.starts`` lists every start and
             ``results.n_best`` how many reached the best log-likelihood; a
             warning says when only one of several did.
         max_iter : int
@@ -354,7 +374,8 @@ class EMGLM:
         scale_floor : float, optional
             Smallest dispersion allowed (default ``1e-8`` times the response
             variance, or that of its log for gamma and inverse Gaussian,
-            weighted by the frequency weights), which keeps a Gaussian component that collapses onto a
+            weighted by the frequency weights), which keeps a Gaussian
+            component that collapses onto a
             few points from an unbounded likelihood.
         polish : bool, default True
             After EM has converged, take safeguarded Newton steps on the
@@ -447,6 +468,10 @@ class EMGLM:
             model = type(self).from_design(self.design, self.spec.replace(K=K), self.formula)
             model.context = self.context
             return model
+        if self._keywords is None:
+            raise ValueError("this model was pickled by an older version of emformula, which "
+                             "did not keep the constructor's arguments: build it again to "
+                             "change K")
         return type(self)(self.endog, self.exog, self.family, K, **self._keywords)
 
     @property
@@ -620,13 +645,17 @@ def _gamma_from_prior(concomitant, prior):
 def model_spec(caller, family, K, spec, model):
     """The :class:`MixtureSpec` of an entry point's arguments.
 
-    ``family`` and ``K`` are the entry point's positional arguments; with
-    ``spec`` they must keep their defaults (the spec has its own), and
-    keywords in ``model`` override the spec's.
+    ``family`` and ``K`` are the entry point's positional arguments (their
+    defaults :data:`~emformula.specification.DEFAULT_FAMILY` and
+    ``DEFAULT_K`` say when they were left out); with ``spec`` they must be
+    left out (the spec has its own), and keywords in ``model`` override the
+    spec's.
     """
+    family, family_given = given(family)
+    K, k_given = given(K)
     if spec is None:
         return MixtureSpec.from_keywords(caller, family=family, K=K, **model)
-    if not (isinstance(family, str) and family == "poisson" and K == 2):
+    if family_given or k_given:
         raise TypeError(f"{caller}(): give family and K in spec= or as arguments, not both")
     return MixtureSpec.from_keywords(caller, spec, **model)
 

@@ -3,6 +3,7 @@ parametric bootstrap likelihood-ratio test."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable
 from dataclasses import replace
@@ -17,7 +18,7 @@ from ._typing import DataLike, FamilyLike, RandomState
 from .engine import em as _em
 from .engine.layout import unit_prior
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence, model_spec
-from .specification import MixtureSpec
+from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
 __all__ = ["select_k", "SelectKResult", "bootstrap_lrt", "BootstrapLRT", "simulate"]
@@ -109,7 +110,7 @@ def _fit_quietly(model, local_maxima=True, **kwargs):
         return model.fit(**kwargs)
 
 
-def select_k(formula: str, data: DataLike, family: FamilyLike = "poisson",
+def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
              K: Iterable[int] = range(1, 6), *, n_init: int = DEFAULT_N_INIT,
              criterion: str = "bic", random_state: RandomState = None, n_jobs: int = 1,
              progress: bool | None = None, spec: MixtureSpec | None = None,
@@ -169,7 +170,7 @@ def select_k(formula: str, data: DataLike, family: FamilyLike = "poisson",
         raise ValueError("K must list at least one number of components")
     n_init = _check_positive_int(n_init, "n_init")
     keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("select_k", family, 2, spec, keywords).replace(K=min(ks))
+    spec = model_spec("select_k", family, DEFAULT_K, spec, keywords).replace(K=min(ks))
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     smallest = EMGLM.from_formula(formula, data, spec=spec)
@@ -254,9 +255,14 @@ class BootstrapLRT:
                 f"({self.null_distribution.size} bootstrap samples)")
 
 
-def _with_response(model, endog, K):
-    """The same design with a new response and K (no revalidation)."""
-    clone = model.with_k(K)
+def _with_response(model, endog):
+    """A fitted model of the data with a simulated response in place of the
+    observed one. The model was built (and checked) through the constructor
+    once; a replicate only swaps the response, which :func:`simulate` draws
+    from the model's own family, so nothing needs checking again (and the
+    constructor's warnings, such as a link outside the family's domain, are
+    not repeated for every replicate)."""
+    clone = copy.copy(model)
     clone.data = replace(model.data, endog=endog)
     return clone
 
@@ -270,20 +276,20 @@ def _bootstrap_task(shared, seed):
     # The data's own fits are warm starts for each replicate's, and the
     # replicate's K0 fit is split for its K1 fit (when K1 = K0 + 1), which
     # keeps the statistic from going negative through a poor K1 start.
-    null = _fit_quietly(_with_response(fit0.model, y, k0), False, n_init=n_init,
+    null = _fit_quietly(_with_response(fit0.model, y), False, n_init=n_init,
                         random_state=seeds[0],
                         _related={"extra": [("fit to the data", fit0.estimates)],
                                   "nested": False}, **fit_kwargs)
     related = {"extra": [("fit to the data", fit1.estimates)], "nested": False}
     if k1 == k0 + 1:
         related["previous"] = null.estimates
-    alt = _fit_quietly(_with_response(fit0.model, y, k1), False, n_init=n_init,
+    alt = _fit_quietly(_with_response(fit1.model, y), False, n_init=n_init,
                        random_state=seeds[1],
                        _related=related, **fit_kwargs)
     return 2.0 * (alt.llf - null.llf)
 
 
-def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = "poisson", K0: int = 1,
+def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY, K0: int = 1,
                   K1: int | None = None, *, n_boot: int = 99, n_init: int = 3,
                   random_state: RandomState = None, n_jobs: int = 1,
                   progress: bool | None = None, spec: MixtureSpec | None = None,
@@ -342,7 +348,7 @@ def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = "poisson", 
     n_boot = _check_positive_int(n_boot, "n_boot")
     n_init = _check_positive_int(n_init, "n_init")
     keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("bootstrap_lrt", family, 2, spec, keywords).replace(K=K0)
+    spec = model_spec("bootstrap_lrt", family, DEFAULT_K, spec, keywords).replace(K=K0)
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     null_model = EMGLM.from_formula(formula, data, spec=spec)

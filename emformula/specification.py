@@ -14,7 +14,35 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, fields, replace
 
-__all__ = ["MixtureSpec"]
+__all__ = ["MixtureSpec", "DEFAULT_FAMILY", "DEFAULT_K", "given"]
+
+
+class _Default:
+    """A default argument that knows it was not given.
+
+    Entry points take ``family`` and ``K`` positionally and also accept a
+    whole ``spec=``; with these defaults they can tell ``K=2`` written out
+    (which must not be silently dropped for the spec's K) from ``K`` left
+    out. Shown as the value itself in signatures and help.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+#: The default family and number of components of the entry points.
+DEFAULT_FAMILY = _Default("poisson")
+DEFAULT_K = _Default(2)
+
+
+def given(value):
+    """``(value, True)`` for an argument given, ``(default, False)`` for one left out."""
+    if isinstance(value, _Default):
+        return value.value, False
+    return value, True
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from emformula import EMGLM, datasets, emglm, select_k, small_em
@@ -41,6 +42,11 @@ def test_a_misspelt_model_keyword_is_refused_by_name(sim2, call):
 def test_family_and_k_come_from_the_spec_or_the_arguments_not_both(sim2):
     with pytest.raises(TypeError, match="not both"):
         emglm(sim2.formula, sim2.data, "gaussian", spec=MixtureSpec("poisson", 2))
+    # Even when the values written out are the defaults: never silently dropped.
+    with pytest.raises(TypeError, match="not both"):
+        emglm(sim2.formula, sim2.data, K=2, spec=MixtureSpec("poisson", 3))
+    with pytest.raises(TypeError, match="not both"):
+        select_k(sim2.formula, sim2.data, "poisson", [1], spec=MixtureSpec("poisson"))
 
 
 def test_with_k_runs_the_constructor_checks():
@@ -69,3 +75,22 @@ def test_a_formula_model_keeps_its_spec_through_with_k_and_pickle(sim2):
     assert three.design is model.design and three.exog_names == model.exog_names
     restored = pickle.loads(pickle.dumps(three))
     assert restored.spec.K == 3 and restored.spec.context is None
+
+
+def test_pandas_arrays_keep_their_names_and_index(sim2):
+    data = sim2.data.copy()
+    data.index = data.index * 2 + 1000
+    model = EMGLM(data["y"], data[["V1", "V2", "V3", "V4", "V5"]], "poisson", 2)
+    assert model.exog_names == ["V1", "V2", "V3", "V4", "V5"] and model.endog_names == ["y"]
+    res = model.fit(random_state=1, n_init=2)
+    assert list(res.params.index) == ["V1", "V2", "V3", "V4", "V5"]
+    assert res.posterior.index.equals(data.index)
+    assert "Dep. Variable:                        y" in res.summary().as_text()
+    # The same fit as from plain arrays, where the labels are generated.
+    plain = EMGLM(data["y"].to_numpy(), data[["V1", "V2", "V3", "V4", "V5"]].to_numpy(),
+                  "poisson", 2).fit(random_state=1, n_init=2)
+    assert plain.llf == res.llf and list(plain.params.index) == [f"x{j}" for j in range(5)]
+    assert plain.posterior.index.equals(pd.RangeIndex(len(data)))
+    # Explicit names still win.
+    named = EMGLM(data["y"], data[["V1", "V2"]], "poisson", 1, exog_names=["a", "b"])
+    assert named.exog_names == ["a", "b"]
