@@ -11,6 +11,8 @@ with one component equals statsmodels' ``GLMResults.get_margeff``
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -229,6 +231,12 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
     columns = [j for j in range(design.shape[1]) if np.ptp(design[:, j]) > 0]
     if not columns:
         raise ValueError("the design has no non-constant column to take effects of")
+    shared = sorted(set(names[j] for j in columns)
+                    & set(getattr(res.model, "concomitant_names", None) or []))
+    if shared and res.n_components > 1:
+        warnings.warn(f"{', '.join(shared)} also enter(s) the concomitant model: the effects of "
+                      "the mixture mean hold the mixing proportions fixed, so they are not the "
+                      "total effects of these covariates", UserWarning, stacklevel=2)
     discrete = {j for j in columns if dummy and _is_dummy(design[:, j])}
     evaluation = _evaluation_rows(rows, at)
     weights = evaluation.weights / evaluation.weights.sum()
