@@ -45,7 +45,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from . import make_results
 from ..covariance.estimators import mean_prior_jacobian, score_meat
 from ..covariance.registry import get_estimator
 from ..engine.data import EMData, Estimates, check_constant_within_groups
@@ -61,6 +60,7 @@ from ..families import WeightedMoments, as_family, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec
 from ..warnings import ConvergenceWarning, EstimationWarning
+from . import make_results
 
 __all__ = ["fit_dask", "sample_frame", "DaskRows", "DaskMixture", "DaskEMGLM"]
 

@@ -22,8 +22,14 @@ from ..engine.data import EMData
 from ..engine.estep import e_step, linear_predictor
 from ..engine.layout import unit_prior
 from ..engine.louis import louis_information, unit_scores
-from ..formula.design import (as_frame, group_codes, new_design_matrix, new_response,
-                              resolve_labels, resolve_vector)
+from ..formula.design import (
+    as_frame,
+    group_codes,
+    new_design_matrix,
+    new_response,
+    resolve_labels,
+    resolve_vector,
+)
 
 __all__ = ["MemoryResultRows", "memory_cov_choice"]
 

@@ -24,15 +24,32 @@ that hold an :class:`EMData`.
 
 from __future__ import annotations
 
-from .data import EMData, EMRun, Estimates, EStep
-from .estep import e_step, linear_predictor, log_prior, unit_posterior
-from .initial import (SUBSAMPLE_START_ROWS, SUBSAMPLE_START_SIZE, estimates_from_posterior,
-                      initial_estimates, random_partition, random_start)
-from .loop import (DEFAULT_TOL, NEWTON_SWITCH, _admissible, _ascent_direction, diagnose,
-                   has_converged, newton_polish, newton_steps, order_components, run_em)
 from . import mstep as _mstep
-from .mstep import (common_scale as _common_scale, concomitant_step, irls_step,
-                    shared_irls_step, solve_normal_equations as _solve_normal_equations)
+from .data import EMData, EMRun, EStep, Estimates
+from .estep import e_step, linear_predictor, log_prior, unit_posterior
+from .initial import (
+    SUBSAMPLE_START_ROWS,
+    SUBSAMPLE_START_SIZE,
+    estimates_from_posterior,
+    initial_estimates,
+    random_partition,
+    random_start,
+)
+from .loop import (
+    DEFAULT_TOL,
+    NEWTON_SWITCH,
+    _admissible,
+    _ascent_direction,
+    diagnose,
+    has_converged,
+    newton_polish,
+    newton_steps,
+    order_components,
+    run_em,
+)
+from .mstep import common_scale as _common_scale
+from .mstep import concomitant_step, irls_step, shared_irls_step
+from .mstep import solve_normal_equations as _solve_normal_equations
 from .rows import MemoryRows
 from .sums import normal_equations, weighted_sum
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from .data import Estimates
 
-__all__ = ['ParameterLayout', 'parameter_layout', 'pack_theta', 'unpack_theta', 'log_softmax', 'mean_prior', 'unit_prior']
+__all__ = ["ParameterLayout", "parameter_layout", "pack_theta", "unpack_theta", "log_softmax",
+           "mean_prior", "unit_prior"]
 
 
 # ------------------------------------------------------------ the layout

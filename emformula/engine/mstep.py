@@ -35,9 +35,18 @@ import numpy as np
 from .data import Estimates
 from .estep import linear_predictor
 from .linalg import equilibration
-from .sums import (candidate_sums, concomitant_sums, m_step_sums, multinomial_sums, normal_equations,
-                   scale_sums, shared_candidate_sums, stacked_normal_equations, stepped_coef,
-                   weighted_q)
+from .sums import (
+    candidate_sums,
+    concomitant_sums,
+    m_step_sums,
+    multinomial_sums,
+    normal_equations,
+    scale_sums,
+    shared_candidate_sums,
+    stacked_normal_equations,
+    stepped_coef,
+    weighted_q,
+)
 
 __all__ = ["m_step", "needs_q", "halve_steps", "irls_step", "shared_irls_step",
            "concomitant_step", "maximise_multinomial", "dispersions", "common_scale",

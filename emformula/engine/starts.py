@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import em as _em
 from .._runtime.parallel import map_tasks
+from . import em as _em
 
 __all__ = ["StartPlan", "StartRecord", "StartSearch", "search_starts", "candidate_start",
            "replication_tolerance",

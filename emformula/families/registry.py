@@ -126,6 +126,8 @@ def _as_link(link):
     if isinstance(link, str):
         key = link.strip().lower()
         if key not in LINK_NAMES:
-            raise ValueError(f"unknown link {link!r}; choose one of {', '.join(sorted(LINK_NAMES))}")
+            raise ValueError(f"unknown link {link!r}; choose one of "
+                             f"{', '.join(sorted(LINK_NAMES))}")
         return LINK_NAMES[key]()
-    raise TypeError(f"link must be a name or a statsmodels link instance, got {type(link).__name__}")
+    raise TypeError("link must be a name or a statsmodels link instance, got "
+                    f"{type(link).__name__}")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .known import known_frame, match_components
 from ..postestimation.residuals import _as_fit, _glm_results, _mix, residuals
+from .known import known_frame, match_components
 
 __all__ = ["plot_params", "plot_diagnostics", "plot_qq", "plot_posterior"]
 

@@ -20,7 +20,9 @@ def _fmt(value, digits=4):
         return "nan"
     if isinstance(value, (int, np.integer)):
         return str(value)
-    return f"{value:#.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e6 else f"{value:.{digits}f}"
+    if abs(value) < 1e-3 or abs(value) >= 1e6:
+        return f"{value:#.{digits}g}"
+    return f"{value:.{digits}f}"
 
 
 def summarize(res, alpha=0.05):
@@ -178,7 +180,8 @@ class ComparisonTable(pd.DataFrame):
                 return value
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 return ""
-            if isinstance(value, (int, np.integer)) or float(value).is_integer() and abs(value) < 1e9:
+            whole = float(value).is_integer() and abs(value) < 1e9
+            if isinstance(value, (int, np.integer)) or whole:
                 return f"{int(value)}"
             return f"{value:.3f}"
         return pd.DataFrame([[cell(v) for v in row] for row in self.itertuples(index=False)],
