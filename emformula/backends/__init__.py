@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["register_results", "make_results"]
 
-_RESULTS = {}
+_RESULTS: dict = {}
 
 
 def register_results(factory):
