@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 __all__ = ["MixtureSpec", "DEFAULT_FAMILY", "DEFAULT_K", "given"]
 
@@ -34,8 +35,9 @@ class _Default:
 
 
 #: The default family and number of components of the entry points.
-DEFAULT_FAMILY = _Default("poisson")
-DEFAULT_K = _Default(2)
+# (Typed Any: each stands for a value of the parameter's own type.)
+DEFAULT_FAMILY: Any = _Default("poisson")
+DEFAULT_K: Any = _Default(2)
 
 
 def given(value):
