@@ -588,6 +588,37 @@ class EMGLMResults:
                   if i is not None else np.nan for k, i in enumerate(self.layout.scale_index)]
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
+    # ------------------------------------------------------ fit measures
+    @cached_property
+    def llnull(self):
+        """Log-likelihood of the intercept-only one-component model (the
+        family, weights, offset and exposure of the fit), as statsmodels'
+        ``GLMResults.llnull``; see :func:`emformula.postestimation.fit_measures.llnull`."""
+        self._data.rows_in_memory("llnull")
+        from .postestimation.fit_measures import llnull
+        return llnull(self)
+
+    def pseudo_rsquared(self, kind="cs"):
+        """Cox and Snell (``"cs"``) or McFadden (``"mcf"``) pseudo R² against
+        :attr:`llnull`, as statsmodels defines them."""
+        from .postestimation.fit_measures import pseudo_rsquared
+        return pseudo_rsquared(self, kind)
+
+    @property
+    def resid_response(self):
+        """Response residuals ``y - E(y)`` of the mixture (statsmodels' name)."""
+        return self.residuals("response")
+
+    @property
+    def resid_pearson(self):
+        """Pearson residuals with the mixture variance (statsmodels' name)."""
+        return self.residuals("pearson")
+
+    @property
+    def resid_deviance(self):
+        """Deviance residuals (statsmodels' name; see :meth:`residuals`)."""
+        return self.residuals("deviance")
+
     # ------------------------------------------------------ postestimation
     # Tests and linear combinations need only the estimates and their
     # covariance, so they work on every backend; predictions, margins and

@@ -1,0 +1,51 @@
+"""llnull, pseudo R² and the resid_* names: a one-component fit equals statsmodels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from emformula import emglm
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(8)
+    n = 400
+    df = pd.DataFrame({"x": rng.normal(size=n), "t": rng.uniform(0.5, 2.0, size=n)})
+    df["y"] = rng.poisson(df["t"] * np.exp(0.3 + 0.5 * df["x"]))
+    df["m"] = rng.integers(1, 6, size=n)
+    df["s"] = rng.binomial(df["m"], 1 / (1 + np.exp(-(0.2 - 0.7 * df["x"]))))
+    df["f"] = df["m"] - df["s"]
+    return df
+
+
+def test_poisson_with_exposure_equals_statsmodels(data):
+    ours = emglm("y ~ x", data, "poisson", 1, exposure="t")
+    theirs = sm.GLM.from_formula("y ~ x", data, family=sm.families.Poisson(),
+                                 exposure=data["t"]).fit()
+    assert ours.llnull == pytest.approx(theirs.llnull, rel=1e-10)
+    for kind in ("cs", "mcf"):
+        assert ours.pseudo_rsquared(kind) == pytest.approx(theirs.pseudo_rsquared(kind),
+                                                           rel=1e-8)
+    np.testing.assert_allclose(ours.resid_response, theirs.resid_response, rtol=1e-7)
+    np.testing.assert_allclose(ours.resid_pearson, theirs.resid_pearson, rtol=1e-6)
+    np.testing.assert_allclose(ours.resid_deviance, theirs.resid_deviance, rtol=1e-6)
+
+
+def test_binomial_counts_equal_statsmodels(data):
+    ours = emglm("s + f ~ x", data, "binomial", 1)
+    theirs = sm.GLM.from_formula("s + f ~ x", data, family=sm.families.Binomial()).fit()
+    assert ours.llnull == pytest.approx(theirs.llnull, rel=1e-10)
+    assert ours.pseudo_rsquared("mcf") == pytest.approx(theirs.pseudo_rsquared("mcf"),
+                                                        rel=1e-8)
+
+
+def test_a_mixture_is_measured_against_the_same_null(data):
+    one = emglm("y ~ x", data, "poisson", 1, exposure="t")
+    two = emglm("y ~ x", data, "poisson", 2, exposure="t", random_state=0)
+    assert two.llnull == pytest.approx(one.llnull, rel=1e-12)
+    assert two.llf >= one.llf - 1e-8
+    assert two.pseudo_rsquared("mcf") >= one.pseudo_rsquared("mcf") - 1e-10
+    with pytest.raises(ValueError, match="kind"):
+        two.pseudo_rsquared("nagelkerke")
