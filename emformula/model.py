@@ -21,6 +21,7 @@ from statsmodels.tools.sm_exceptions import DomainWarning
 from ._runtime.parallel import map_tasks
 from ._runtime.threads import blas_threads
 from .engine import em as _em
+from .engine.data import check_constant_within_groups
 from .engine.layout import ParameterLayout, mean_prior
 from .engine.loop import DEFAULT_TOL
 from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
@@ -184,9 +185,9 @@ class EMGLM:
             _check_rank(concomitant, self.concomitant_names)
         self.group_labels, codes = _group_codes(groups, n, "groups")
         if codes is not None:
-            _check_constant_within(self.weights, codes, self.group_labels, "weights")
+            check_constant_within_groups(self.weights, codes, self.group_labels, "weights")
             if concomitant is not None:
-                _check_constant_within(concomitant, codes, self.group_labels,
+                check_constant_within_groups(concomitant, codes, self.group_labels,
                                        "the concomitant variables")
         self.cov_group_labels, self.cov_groups = _group_codes(cov_groups, n, "cov_groups")
         self.equal_scale = bool(equal_scale)
@@ -810,17 +811,3 @@ def _extra_design(values, names, n, argument, prefix):
         raise ValueError(f"{argument} has missing or infinite values in column(s) "
                          f"{[names[c] for c in cols]}")
     return np.ascontiguousarray(array), names
-
-
-def _check_constant_within(values, codes, labels, what):
-    """Refuse values that differ between the rows of one group."""
-    first = np.unique(codes, return_index=True)[1]
-    reference = values[first][codes]
-    differs = reference != values
-    if differs.ndim > 1:
-        differs = differs.any(axis=1)
-    if differs.any():
-        bad = labels[codes[np.flatnonzero(differs)[0]]]
-        bad = bad.item() if isinstance(bad, np.generic) else bad
-        raise ValueError(f"{what} must be the same for all rows of a group, but differ "
-                         f"within group {bad!r}")
