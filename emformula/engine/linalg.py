@@ -55,6 +55,8 @@ def equilibration(matrix):
     for j in np.flatnonzero(diag == 0):
         row = np.abs(matrix[j, regular]) * scale[regular]
         top = row.max(initial=0.0)
-        if 0 < top < np.inf:
+        # A subnormal top would make the scale overflow: such a row keeps 1,
+        # as an all-zero row does.
+        if np.finfo(float).tiny <= top < np.inf:
             scale[j] = 1.0 / top
     return scale
