@@ -662,11 +662,15 @@ def case_poisson_k2_bse(args):
                  llf=res.llf, iterations=None, ratio=None, peak_mb=bse_peak, notes=notes)]
 
 
-def _true_estimates(d, K=None):
+def _true_estimates(d, family):
+    """The simulation's parameters as engine estimates for ``family`` (its
+    dispersion as the one family-parameter row where it has one)."""
     from emformula.engine import em as _em
+    from emformula.families import as_family
 
-    return _em.Estimates(d["coef"].copy(), np.asarray(d["scale"], float).copy(),
-                         np.asarray(d["prior"], float).copy())
+    scale = np.asarray(d["scale"], float).copy()
+    params = scale[None, :] if as_family(family).estimates_scale else np.zeros((0, scale.size))
+    return _em.Estimates(d["coef"].copy(), params, np.asarray(d["prior"], float).copy())
 
 
 def _model_for(family, d, n=None, K=2):
@@ -701,7 +705,7 @@ def _iter_case(case, family, d, K, args):
     log = WarningLog()
     with log:
         model = _model_for(family, d, K=K)
-        est = _true_estimates(d)
+        est = _true_estimates(d, family)
         with Phase() as ph:
             it = time_em_iteration(model, est, max(args.repeats, 5))
     del model
@@ -743,7 +747,7 @@ def case_iter_scaling(args):
     with log:
         for K in (2, 4):
             d = make_poisson(args.n, K, seed=10 + K)
-            est = _true_estimates(d)
+            est = _true_estimates(d, "poisson")
             for n in sizes:
                 model = _model_for("poisson", d, n=n, K=K)
                 with Phase() as ph:

@@ -148,10 +148,10 @@ def emglm(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
         spec = spec.replace(context=capture_context(1))
     if is_dask_collection(data):
         # Out of core: the engine's EM loop, with the sums of every partition.
-        from .backends.dask import fit_dask
-        return fit_dask(formula, data, spec, start=start, n_init=n_init, max_iter=max_iter,
-                        tol=tol, random_state=random_state, scale_floor=scale_floor,
-                        cov_type=cov_type)
+        from .dask_model import fit_dask_results
+        return fit_dask_results(formula, data, spec, start=start, n_init=n_init,
+                                max_iter=max_iter, tol=tol, random_state=random_state,
+                                scale_floor=scale_floor, cov_type=cov_type)
     mixture = EMGLM.from_formula(formula, data, spec=spec)
     return mixture.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
                        random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
@@ -276,7 +276,11 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
         row["kind"] = _TRIAL_KINDS[(trial - 1) % 2]
         rows.append(row)
         start = {"params": pd.DataFrame(est.coef, index=model.exog_names, columns=components),
-                 "prior": est.prior.copy(), "scale": est.scale.copy()}
+                 "prior": est.prior.copy(),
+                 "family_params": pd.DataFrame(est.params, columns=components,
+                                               index=[p.name for p in model.family.parameters])}
+        if model.family.estimates_scale:
+            start["scale"] = est.params[0].copy()
         if est.fixed_coef is not None:
             start["fixed"] = pd.Series(est.fixed_coef, index=model.fixed_names)
         if est.gamma is not None:
@@ -320,7 +324,8 @@ def select_best(warm: WarmupTrials) -> dict:
     Returns
     -------
     dict
-        ``params``, ``prior`` and ``scale``, for ``emglm(start=...)``.
+        ``params``, ``prior`` and ``family_params`` (with ``scale`` for a
+        family with a dispersion), for ``emglm(start=...)``.
 
     Examples
     --------

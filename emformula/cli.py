@@ -272,6 +272,10 @@ def _as_json(res):
                 "prior_se": clean(res.prior_bse[name]),
                 "scale": clean(res.scale[name]),
                 "scale_se": clean(res.scale_bse[name]),
+                "family_params": {
+                    parameter: {"estimate": clean(res.family_params.loc[parameter, name]),
+                                "se": clean(res.family_bse.loc[parameter, name])}
+                    for parameter in res.family_params.index},
                 "params": {term: {"estimate": clean(res.params.loc[term, name]),
                                   "se": clean(res.bse.loc[term, name])}
                            for term in res.params.index},

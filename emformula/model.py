@@ -22,6 +22,7 @@ from ._runtime.parallel import map_tasks
 from ._runtime.threads import blas_threads
 from .engine import em as _em
 from .engine.data import check_constant_within_groups
+from .engine.given import checked_start, estimates_from_dict
 from .engine.layout import ParameterLayout, mean_prior
 from .engine.loop import DEFAULT_TOL
 from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
@@ -77,8 +78,9 @@ class EMGLM:
         (panels, repeated measures). Weights and concomitant variables must
         be constant within a group; a group's weight counts the group once.
     equal_scale : bool, default False
-        One dispersion shared by all components (families with a dispersion;
-        ignored otherwise).
+        One value of each family parameter shared by all components (one
+        dispersion, one negative binomial alpha; ignored for a family
+        without parameters).
     cov_groups : array_like (n,), optional
         Cluster labels for ``fit(cov_type="cluster")``.
 
@@ -98,7 +100,7 @@ class EMGLM:
     def __new__(cls, endog=None, exog=None, *args, **kwargs):
         # Dask arrays get the out-of-core model (the engine's loop on per-partition sums).
         if any(type(a).__module__.startswith("dask") for a in (endog, exog)):
-            from .backends.dask import DaskEMGLM
+            from .dask_model import DaskEMGLM
             return DaskEMGLM(endog, exog, *args, **kwargs)
         return super().__new__(cls)
 
@@ -196,7 +198,7 @@ class EMGLM:
         self.missing_rows = missing_rows
         self.data = _em.EMData(y, np.ascontiguousarray(exog), self.weights, total_offset,
                                n_trials, self.family, fixed, concomitant, codes,
-                               self.equal_scale and self.family.estimates_scale)
+                               bool(self.equal_scale and self.family.parameters))
         n_free = self.layout.size
         n_rows = int(np.count_nonzero(self.weights))
         if n_free > n_rows:
@@ -541,49 +543,18 @@ class EMGLM:
                     raise ValueError(f"start['posterior'] has shape {post.shape}, expected "
                                      f"{(self.nobs, self.K)}")
                 return [_em.estimates_from_posterior(data, post, floor)]
-            missing = {"params", "prior"} - set(start)
-            if missing:
-                raise ValueError(f"start dict lacks {sorted(missing)}")
-            return [self._check_start(_start_estimates(start, self.K))]
+            return [self._check_start(estimates_from_dict(start, self.family, self.K))]
         raise TypeError(f"start must be 'auto', 'random', 'warmup', a results object or a "
                         f"dict, got {type(start).__name__}")
 
     def _check_start(self, est):
         data = self.data
-        p, K = data.n_coef, self.K
-        if est.coef.shape != (p, K):
-            raise ValueError(f"start params have shape {est.coef.shape}, expected {(p, K)} "
-                             f"({p} coefficients x {K} components)")
-        if est.prior.shape != (K,) or np.any(est.prior < 0) or not np.isclose(est.prior.sum(), 1):
-            raise ValueError(f"start prior must be {K} non-negative numbers summing to 1")
-        if est.scale.shape != (K,) or np.any(est.scale <= 0):
-            raise ValueError(f"start scale must be {K} positive numbers")
-        if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))):
-            raise ValueError("start has missing or infinite values")
-        prior = est.prior / est.prior.sum()
-        scale = est.scale.copy()
-        if data.equal_scale:
-            # One dispersion: the geometric mean of the start's.
-            scale[:] = np.exp(np.mean(np.log(scale)))
-        fixed = None
-        if data.fixed is not None:
-            fixed = np.zeros(data.n_fixed) if est.fixed_coef is None else np.asarray(
-                est.fixed_coef, dtype=float).ravel()
-            if fixed.shape != (data.n_fixed,) or not np.all(np.isfinite(fixed)):
-                raise ValueError(f"start fixed must be {data.n_fixed} finite numbers (the "
-                                 f"shared effects {self.fixed_names})")
-        if data.concomitant is None:
-            return _em.Estimates(est.coef.copy(), scale, prior, None, fixed)
-        if est.gamma is None:
-            gamma = _gamma_from_prior(data.concomitant, prior)
-        else:
-            gamma = np.asarray(est.gamma, dtype=float)
-            q = data.n_concomitant
-            if gamma.shape != (q, K) or not np.all(np.isfinite(gamma)):
-                raise ValueError(f"start concomitant must be a finite ({q}, {K}) array (one "
-                                 f"row per concomitant term {self.concomitant_names})")
-            gamma = gamma - gamma[:, :1]
-        return _em.Estimates(est.coef.copy(), scale, mean_prior(data, gamma), gamma, fixed)
+        return checked_start(
+            est, family=self.family, n_coef=data.n_coef, K=self.K,
+            equal_scale=data.equal_scale, fixed_names=self.fixed_names if data.n_fixed else (),
+            concomitant_names=self.concomitant_names if data.n_concomitant else (),
+            gamma_from_prior=lambda prior: _gamma_from_prior(data.concomitant, prior),
+            mean_prior_of=lambda gamma: mean_prior(data, gamma))
 
 
 def _run_start(shared, task):
@@ -614,17 +585,6 @@ def _warn_about_starts(search, best_llf):
                 f"({bound:.4f}), which is nested in it: the estimates are not at the "
                 "maximum; fit again with more starts or a larger max_iter",
                 LocalMaximumWarning, stacklevel=4)
-
-
-def _start_estimates(start, K):
-    coef = np.asarray(start["params"], dtype=float)
-    prior = np.asarray(start["prior"], dtype=float)
-    scale = np.asarray(start.get("scale", np.ones(K)), dtype=float)
-    fixed = start.get("fixed")
-    gamma = start.get("concomitant")
-    return _em.Estimates(coef, scale, prior,
-                         None if gamma is None else np.asarray(gamma, dtype=float),
-                         None if fixed is None else np.asarray(fixed, dtype=float))
 
 
 def _gamma_from_prior(concomitant, prior):

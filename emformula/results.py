@@ -9,6 +9,7 @@ one column per component (``comp1``, ``comp2``, ...).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from functools import cached_property
 
@@ -16,7 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .backends import register_results
 from .backends.memory import MemoryResultRows, memory_cov_choice
 from .covariance.estimators import invert_information, prior_delta_jacobian
 from .covariance.registry import cov_type_names, get_estimator
@@ -64,6 +64,9 @@ class EMGLMResults:
         Mixing proportions (their mean over units for a concomitant model).
     scale : Series
         Dispersion per component (1 for poisson, binomial, negative binomial).
+    family_params, family_bse : DataFrame (family parameters x components)
+        The family's own parameters (dispersion, alpha...) and their
+        standard errors.
     cov_type : str
         ``"louis"``, ``"robust"`` or ``"cluster"``: what ``bse``,
         ``cov_params`` and the summary use (:meth:`with_cov_type`).
@@ -104,7 +107,7 @@ class EMGLMResults:
     # ------------------------------------------------------------- basics
     @property
     def estimates(self):
-        """The engine's :class:`Estimates` (coef, scale, prior arrays)."""
+        """The engine's :class:`Estimates` (coef, family params, prior arrays)."""
         return self._run.estimates
 
     @property
@@ -159,8 +162,23 @@ class EMGLMResults:
     @cached_property
     def scale(self):
         """Dispersion of each component (maximum likelihood; one value
-        repeated with ``equal_scale``)."""
-        return pd.Series(self.estimates.scale, index=self.component_names, name="scale")
+        repeated with ``equal_scale``); ones for a family without a
+        dispersion (Poisson, binomial, negative binomial), as statsmodels'
+        GLM reports."""
+        values = (self.estimates.params[0] if self.family.estimates_scale
+                  else np.ones(self.n_components))
+        return pd.Series(np.array(values, dtype=float), index=self.component_names,
+                         name="scale")
+
+    @cached_property
+    def family_params(self):
+        """The family's own parameters per component (the dispersion
+        ``scale``, the negative binomial's ``alpha``...): one row per
+        parameter, one column per component, natural scale; no rows for a
+        family without any."""
+        names = [p.name for p in self.family.parameters]
+        return pd.DataFrame(np.array(self.estimates.params, dtype=float),
+                            index=pd.Index(names, dtype=object), columns=self.component_names)
 
     @property
     def llf(self):
@@ -399,19 +417,22 @@ class EMGLMResults:
     @cached_property
     def param_names(self):
         """Labels of the free parameters, in the order of ``cov_params``:
-        ``comp1:x`` (component-specific), ``comp1:log(scale)``, ``fixed:x2``
-        (shared), ``log(scale)`` (one common dispersion), ``alpha:comp2``
-        (constant mixing proportions, log-odds against comp1) or
+        ``comp1:x`` (component-specific), ``comp1:log(scale)`` or
+        ``comp1:log(alpha)`` (a family parameter on its unconstrained scale),
+        ``fixed:x2`` (shared), ``log(scale)`` (one common value with
+        ``equal_scale``), ``logit_prior:comp2`` (constant mixing proportions,
+        log-odds against comp1; ``alpha:comp2`` before version 0.2) or
         ``concomitant:comp2:z`` (concomitant model)."""
         lay = self.layout
         model = self.model
         labels = [""] * lay.size
+        parameter_labels = [f"log({p.name})" if p.transform == "log" else p.name
+                            for p in self.family.parameters]
         for k in range(lay.n_components):
             for j, pos in enumerate(lay.coef_index[k]):
                 labels[pos] = f"comp{k + 1}:{model.exog_names[j]}"
-            if lay.scale_index[k] is not None:
-                labels[lay.scale_index[k]] = ("log(scale)" if lay.equal_scale
-                                              else f"comp{k + 1}:log(scale)")
+            for label, pos in zip(parameter_labels, lay.param_index[k]):
+                labels[pos] = label if lay.equal_scale else f"comp{k + 1}:{label}"
         for j, pos in enumerate(lay.fixed_index):
             labels[pos] = f"fixed:{model.fixed_names[j]}"
         for k in range(1, lay.n_components):
@@ -420,7 +441,7 @@ class EMGLMResults:
                 for j, pos in enumerate(positions):
                     labels[pos] = f"concomitant:comp{k + 1}:{model.concomitant_names[j]}"
             else:
-                labels[positions[0]] = f"alpha:comp{k + 1}"
+                labels[positions[0]] = f"logit_prior:comp{k + 1}"
         return labels
 
     @cached_property
@@ -581,11 +602,26 @@ class EMGLMResults:
                          name="prior_bse")
 
     @cached_property
+    def family_bse(self):
+        """Standard errors of :attr:`family_params` (delta method from the
+        unconstrained scale: ``value * se(log value)`` for a log-transformed
+        parameter)."""
+        values = np.full(self.estimates.params.shape, np.nan)
+        for k in range(self.n_components):
+            for j, (parameter, i) in enumerate(zip(self.family.parameters,
+                                                   self.layout.param_index[k])):
+                se = np.sqrt(self._covariance[i, i])
+                values[j, k] = se * (self.estimates.params[j, k]
+                                     if parameter.transform == "log" else 1.0)
+        return pd.DataFrame(values, index=self.family_params.index,
+                            columns=self.component_names)
+
+    @cached_property
     def scale_bse(self):
         """Standard errors of the dispersions (delta method from log scale);
-        NaN where the dispersion is fixed."""
-        values = [self.estimates.scale[k] * np.sqrt(self._covariance[i, i])
-                  if i is not None else np.nan for k, i in enumerate(self.layout.scale_index)]
+        NaN where the family has no dispersion."""
+        values = (self.family_bse.iloc[0].to_numpy() if self.family.estimates_scale
+                  else np.full(self.n_components, np.nan))
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
     # ------------------------------------------------------ fit measures
@@ -790,6 +826,13 @@ class EMGLMResults:
     def __setstate__(self, state):
         state = dict(state)
         state.setdefault("_cov", {"type": "louis"})
+        run = state.get("_run")
+        if run is not None and "model" in state:
+            # Estimates pickled with a unit dispersion row for a family
+            # without parameters (before version 0.2) drop it.
+            estimates = run.estimates.for_family(state["model"].family)
+            if estimates is not run.estimates:
+                state["_run"] = dataclasses.replace(run, estimates=estimates)
         rows = state.setdefault("_rows", None)
         if rows is not None and hasattr(rows, "meat"):
             rows = copy.copy(rows)
@@ -797,5 +840,3 @@ class EMGLMResults:
             state["_rows"] = rows
         self.__dict__.update(state)
 
-
-register_results(EMGLMResults)

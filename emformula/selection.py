@@ -217,7 +217,8 @@ def simulate(results, rng=None):
     labels = data.to_rows(labels)
     mu = results.family.mean(_em.linear_predictor(data, est.coef, est.fixed_coef))
     rows = np.arange(data.nobs)
-    return results.family.simulate(mu[rows, labels], est.scale[labels], data.trials, rng)
+    params = tuple(row[labels] for row in est.params)
+    return results.family.simulate_at(mu[rows, labels], params, data.trials, rng)
 
 
 class BootstrapLRT:

@@ -8,6 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from emformula import EMGLM, datasets, emglm, select_best, small_em
+from emformula.engine.given import estimates_from_dict
 from conftest import match_components
 from simulate import simulate_mixture
 
@@ -189,7 +190,7 @@ def test_small_em_subsamples_score_on_the_full_data():
     start = select_best(warm)
     model = EMGLM.from_formula(sim2.formula, sim2.data, "poisson", 2)
     from emformula.engine import em as _em
-    est = _em.Estimates(start["params"].to_numpy(), start["scale"], start["prior"])
+    est = estimates_from_dict(start, model.family, 2)
     assert warm.table.llf.max() == pytest.approx(_em.e_step(model.data, est).llf, rel=1e-12)
 
 

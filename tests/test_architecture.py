@@ -26,7 +26,7 @@ LAYERS = [
     ("covariance", ["emformula.covariance"]),
     ("backends", ["emformula.backends"]),
     ("results", ["emformula.results"]),
-    ("model", ["emformula.model"]),
+    ("model", ["emformula.model", "emformula.dask_model"]),
     ("postestimation", ["emformula.postestimation"]),
     ("report", ["emformula.report"]),
     ("entry points", ["emformula.api", "emformula.selection", "emformula.cli",

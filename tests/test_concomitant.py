@@ -128,7 +128,7 @@ def test_an_intercept_only_concomitant_model_is_the_constant_prior_model(data):
     np.testing.assert_allclose(conc.prior, const.prior, rtol=1e-8)
     np.testing.assert_allclose(conc.bse, const.bse, rtol=1e-6)
     assert conc.param_names[-1] == "concomitant:comp2:Intercept"
-    assert const.param_names[-1] == "alpha:comp2"
+    assert const.param_names[-1] == "logit_prior:comp2"
     assert conc.theta_bse.iloc[-1] == pytest.approx(const.theta_bse.iloc[-1], rel=1e-6)
     np.testing.assert_allclose(conc.prior_bse, const.prior_bse, rtol=1e-6)
 

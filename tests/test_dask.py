@@ -457,7 +457,8 @@ def test_dask_refuses_a_group_spread_over_partitions():
 def test_dask_default_tolerance_is_the_in_memory_one():
     import inspect
 
-    from emformula.backends.dask import DaskEMGLM, fit_dask
+    from emformula.backends.dask import fit_dask
+    from emformula.dask_model import DaskEMGLM
     from emformula.model import DEFAULT_TOL
 
     assert inspect.signature(fit_dask).parameters["tol"].default == DEFAULT_TOL == 1e-10

@@ -11,6 +11,7 @@ import statsmodels.api as sm
 
 from emformula import EMGLM
 from emformula.engine import em as _em
+from emformula.engine.mstep import parameters_from_arrays
 from emformula.families import as_family
 
 
@@ -31,7 +32,7 @@ def test_exact_gaussian_step_is_the_weighted_least_squares_fit():
     weight = rng.uniform(0.0, 2.0, y.size)
     coef0 = np.array([10.0, 3.0, -2.0])  # far from the solution: one step must land
     eta0 = x @ coef0 + offset
-    coef, eta, mu, q, ok = _em.irls_step(data, weight, coef0, eta0, eta0, None, 1.0,
+    coef, eta, mu, q, ok = _em.irls_step(data, weight, coef0, eta0, eta0, None, (1.0,),
                                          need_q=False)
     wls = sm.WLS(y - offset, x, weights=weight).fit()
     np.testing.assert_allclose(coef, wls.params, rtol=1e-10, atol=1e-12)
@@ -41,7 +42,7 @@ def test_exact_gaussian_step_is_the_weighted_least_squares_fit():
     # The checked step (Q evaluated, halving allowed) takes the same full step.
     checked = _em.irls_step(data, weight, coef0, eta0, eta0,
                             _em.weighted_sum(weight, data.family.loglike(
-                                y, eta0, 1.0, np.ones_like(y))), 1.0)
+                                y, eta0, 1.0, np.ones_like(y))), (1.0,))
     np.testing.assert_allclose(checked[0], coef, rtol=1e-10, atol=1e-12)
 
 
@@ -163,4 +164,5 @@ def test_common_dispersion_equals_the_stacked_ml_update(family):
     keep = row_weights > 0
     stacked = np.repeat(y[:, None], K, axis=1)
     expected = data.family.mle_scale(stacked[keep], mu[keep], row_weights[keep])
-    assert _em._common_scale(data, mu, posterior, 1e-12) == pytest.approx(expected, rel=1e-12)
+    common = parameters_from_arrays(data, mu, posterior, np.ones((1, K)), 1e-12)
+    np.testing.assert_allclose(common, expected, rtol=1e-12)

@@ -75,10 +75,10 @@ def test_delta_method_for_priors_and_scales():
         return np.sqrt(np.diag(np.atleast_2d(jac) @ cov @ np.atleast_2d(jac).T))
 
     prior_se = numeric_se(lambda th: unpack_theta(th, 3, 3, True).prior)
-    scale_se = numeric_se(lambda th: unpack_theta(th, 3, 3, True).scale)
+    scale_se = numeric_se(lambda th: unpack_theta(th, 3, 3, True).params[0])
     np.testing.assert_allclose(res.prior_bse.to_numpy(), prior_se, rtol=1e-6)
     np.testing.assert_allclose(res.scale_bse.to_numpy(), scale_se, rtol=1e-6)
-    assert names[3] == "comp1:log(scale)" and names[-1] == "alpha:comp3"
+    assert names[3] == "comp1:log(scale)" and names[-1] == "logit_prior:comp3"
 
 
 def test_confidence_intervals_and_tests_follow_from_bse():

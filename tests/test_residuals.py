@@ -17,7 +17,7 @@ from emformula import emglm
 from emformula import residuals
 from sim2_fits import SIM2_RHS, sim2, sim2_glm, sim2_mixture
 from emformula.families import as_family
-from emformula.postestimation.residuals import _as_fit, _cdf_bounds, _compute
+from emformula.postestimation.residuals import _as_fit, _compute
 from simulate import simulate_mixture
 
 L = sm.families.links
@@ -316,20 +316,20 @@ def _family(name, kwargs):
 def test_cdf_parametrisation_matches_the_log_density(name, kwargs, y, mu, scale):
     family = _family(name, kwargs)
     density = np.exp(family.loglike(y, mu, scale))
-    lower, upper, lower_sf, upper_sf = _cdf_bounds(family, y, mu, scale)
+    lower, upper, lower_sf, upper_sf = family.cdf_bounds(y, mu, scale)
     np.testing.assert_allclose(lower + lower_sf, 1.0, rtol=1e-12)
     np.testing.assert_allclose(upper + upper_sf, 1.0, rtol=1e-12)
     if name in ("poisson", "negative_binomial"):
         np.testing.assert_allclose(upper - lower, density, rtol=1e-9)
     else:
         h = 1e-5 * np.maximum(np.abs(y), 1.0)
-        up = _cdf_bounds(family, y + h, mu, scale)[1]
-        down = _cdf_bounds(family, y - h, mu, scale)[1]
+        up = family.cdf_bounds(y + h, mu, scale)[1]
+        down = family.cdf_bounds(y - h, mu, scale)[1]
         np.testing.assert_allclose((up - down) / (2 * h), density, rtol=1e-6)
         # A variance weight w is the same family with dispersion scale / w.
         w = 2.5
-        np.testing.assert_allclose(_cdf_bounds(family, y, mu, scale, var_weights=w)[1],
-                                   _cdf_bounds(family, y, mu, scale / w)[1], rtol=1e-12)
+        np.testing.assert_allclose(family.cdf_bounds(y, mu, scale, var_weights=w)[1],
+                                   family.cdf_bounds(y, mu, scale / w)[1], rtol=1e-12)
 
 
 def test_binomial_cdf_matches_the_log_density():
@@ -338,7 +338,7 @@ def test_binomial_cdf_matches_the_log_density():
     successes = np.array([1.0, 0, 3, 10, 6, 11])
     mu = np.array([0.3, 0.2, 0.5, 0.9, 0.4, 0.7])
     y = successes / trials
-    lower, upper, _, _ = _cdf_bounds(family, y, mu, 1.0, trials)
+    lower, upper, _, _ = family.cdf_bounds(y, mu, 1.0, trials)
     np.testing.assert_allclose(upper - lower, np.exp(family.loglike(y, mu, 1.0, trials)),
                                rtol=1e-9)
 

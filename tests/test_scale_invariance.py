@@ -285,7 +285,7 @@ def _duplicated_fit(c):
 
 
 def _unidentified(res):
-    with pytest.warns(EstimationWarning, match="singular: .*alpha:comp2, alpha:comp3") as rec:
+    with pytest.warns(EstimationWarning, match="singular: .*logit_prior:comp2, logit_prior:comp3") as rec:
         cov = res.cov_params()
     names = list(cov.index[np.isnan(np.diag(cov.to_numpy()))])
     assert ", ".join(names) in str(rec[0].message)
@@ -299,7 +299,7 @@ def test_duplicated_component_still_named_at_any_scale(c):
     coefficients): the same parameters are named whatever the units of the
     covariate (before, 1e-9 also dropped comp1:x1, 1e9 comp1:x0 and x2)."""
     names, se = _unidentified(_duplicated_fit(1.0))
-    assert "alpha:comp2" in names and "comp1:x1" not in names
+    assert "logit_prior:comp2" in names and "comp1:x1" not in names
     names_c, se_c = _unidentified(_duplicated_fit(c))
     assert names_c == names
     np.testing.assert_allclose(se_c * np.array([[1.0], [c], [1.0]]), se, rtol=1e-6)

@@ -313,7 +313,7 @@ def test_never_below_the_k_minus_1_fit(bio, monkeypatch):
 
     def poor(shared, est):  # every ordinary full run ends at a poor point
         data, _, tol, floor = shared
-        flat = _em.Estimates(np.zeros_like(est.coef), est.scale, est.prior)
+        flat = _em.Estimates(np.zeros_like(est.coef), est.params, est.prior)
         return real((data, 1, tol, floor), flat)
 
     monkeypatch.setattr(_starts, "_full_task", poor)

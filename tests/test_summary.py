@@ -113,10 +113,10 @@ def test_singular_information_warns_and_names_the_parameters(sim2, fit2):
     start = {"params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
              "prior": [fit2.prior.iloc[0], fit2.prior.iloc[1] / 2, fit2.prior.iloc[1] / 2]}
     res = emglm(sim2.formula, sim2.data, "poisson", K=3, start=start)
-    with pytest.warns(EstimationWarning, match="alpha:comp2, alpha:comp3"):
+    with pytest.warns(EstimationWarning, match="logit_prior:comp2, logit_prior:comp3"):
         cov = res.cov_params()
     # Only the split of the duplicated component's prior is unidentified.
-    assert np.isnan(cov.loc["alpha:comp2", "alpha:comp2"])
+    assert np.isnan(cov.loc["logit_prior:comp2", "logit_prior:comp2"])
     assert np.isnan(res.prior_bse).all()
     assert np.isfinite(res.bse.to_numpy()).all()
     with warnings.catch_warnings():

@@ -41,6 +41,7 @@ import uuid
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,7 @@ from ..covariance.estimators import mean_prior_jacobian, score_meat
 from ..covariance.registry import get_estimator
 from ..engine.data import EMData, Estimates, check_constant_within_groups
 from ..engine.estep import e_step, linear_predictor, unit_posterior
+from ..engine.given import checked_start, estimates_from_dict
 from ..engine.initial import random_start
 from ..engine.layout import ParameterLayout, log_softmax
 from ..engine.loop import DEFAULT_TOL, diagnose, newton_polish, order_components, run_em
@@ -60,9 +62,20 @@ from ..families import WeightedMoments, as_family, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec
 from ..warnings import ConvergenceWarning, EstimationWarning
-from . import make_results
 
-__all__ = ["fit_dask", "sample_frame", "DaskRows", "DaskMixture", "DaskEMGLM"]
+__all__ = ["fit_dask", "DaskFit", "sample_frame", "DaskRows", "DaskMixture"]
+
+
+class DaskFit(NamedTuple):
+    """What a fit on dask gives the results object, in the order of
+    :class:`emformula.EMGLMResults`' arguments."""
+
+    model: object
+    run: object
+    fit_options: dict
+    problems: list
+    cov: dict
+    rows: object
 
 SAMPLE_ROWS = 20000
 
@@ -136,7 +149,7 @@ def _chunk(part, args):
             check_constant_within_groups(arrays["concomitant"], codes, labels,
                                    "the concomitant variables")
     data = EMData(endog, arrays["exog"], weights, offset, trials, family, arrays["fixed"],
-                  arrays["concomitant"], codes, args.equal_scale and family.estimates_scale)
+                  arrays["concomitant"], codes, bool(args.equal_scale and family.parameters))
     clusters = arrays["cov_groups"]
     if clusters is not None and codes is not None:
         first = clusters[data.unit_rows]
@@ -329,12 +342,13 @@ class DaskRows:
         self.passes = passes
         self.family = family
         self.n_coef, self.n_fixed, self.n_concomitant = n_coef, n_fixed, n_concomitant
-        self.equal_scale = bool(equal_scale and family.estimates_scale)
+        self.equal_scale = bool(equal_scale and family.parameters)
 
     def layout(self, n_components):
-        return ParameterLayout(self.n_coef, n_components, self.family.estimates_scale,
+        return ParameterLayout(self.n_coef, n_components, len(self.family.parameters),
                                n_fixed=self.n_fixed, equal_scale=self.equal_scale,
-                               n_concomitant=self.n_concomitant)
+                               n_concomitant=self.n_concomitant,
+                               transforms=tuple(p.transform for p in self.family.parameters))
 
     def unpack(self, layout, theta):
         return layout.unpack(theta, mean_prior_of=self.mean_prior)
@@ -421,46 +435,31 @@ def _sample_data(design, args, random_state, sample_rows):
     return data
 
 
-def _given_start(start, K, rows, concomitant_names):
-    """Estimates from a results object or a start dict, checked against the model
-    (a concomitant model's coefficients default to the start's proportions)."""
+def _given_start(start, K, rows, exog_names, fixed_names, concomitant_names):
+    """Estimates from a results object or a start dict, checked against the
+    model (:func:`~emformula.engine.given.checked_start`; a concomitant
+    model's coefficients default to the start's proportions, as log-odds on
+    the design's intercept)."""
     est = getattr(start, "estimates", None)
     if est is None:
         if "posterior" in start:
             raise ValueError("start['posterior'] needs the rows in memory: with dask data give "
-                             "params and prior (and scale), or a results object")
-        missing = {"params", "prior"} - set(start)
-        if missing:
-            raise ValueError(f"start dict lacks {sorted(missing)}")
-        as_array = (lambda key: None if start.get(key) is None
-                    else np.asarray(start[key], dtype=float))
-        est = Estimates(as_array("params"), np.asarray(start.get("scale", np.ones(K)), float),
-                        as_array("prior"), as_array("concomitant"), as_array("fixed"))
-    p, prior = rows.n_coef, np.asarray(est.prior, dtype=float)
-    if est.coef.shape != (p, K) or prior.shape != (K,) or np.any(prior < 0):
-        raise ValueError(f"the start must have params of shape {(p, K)} and {K} non-negative "
-                         "prior values")
-    scale = np.array(est.scale, dtype=float)
-    if rows.equal_scale:
-        scale[:] = np.exp(np.mean(np.log(scale)))  # one dispersion: the geometric mean
-    fixed = None
-    if rows.n_fixed:
-        fixed = (np.zeros(rows.n_fixed) if est.fixed_coef is None
-                 else np.asarray(est.fixed_coef, dtype=float).ravel())
-    prior = prior / prior.sum()
-    if not rows.n_concomitant:
-        return Estimates(est.coef.copy(), scale, prior, None, fixed)
-    gamma = est.gamma
-    if gamma is None:
-        # The log-odds of the prior on the concomitant design's intercept.
-        gamma = np.zeros((rows.n_concomitant, K))
+                             "params and prior (and the family parameters), or a results "
+                             "object")
+        est = estimates_from_dict(start, rows.family, K)
+
+    def gamma_from_prior(prior):
+        gamma = np.zeros((len(concomitant_names), K))
         if "Intercept" in concomitant_names:
             with np.errstate(divide="ignore"):
                 logits = np.log(np.clip(prior, 1e-300, None))
-            gamma[concomitant_names.index("Intercept")] = logits - logits[0]
-    gamma = np.asarray(gamma, dtype=float)
-    gamma = gamma - gamma[:, :1]
-    return Estimates(est.coef.copy(), scale, rows.mean_prior(gamma), gamma, fixed)
+            gamma[list(concomitant_names).index("Intercept")] = logits - logits[0]
+        return gamma
+
+    return checked_start(est, family=rows.family, n_coef=len(exog_names), K=K,
+                         equal_scale=rows.equal_scale, fixed_names=fixed_names,
+                         concomitant_names=concomitant_names,
+                         gamma_from_prior=gamma_from_prior, mean_prior_of=rows.mean_prior)
 
 
 def _start(design, args, rows, K, start, *, n_init, random_state, sample_rows, scale_floor,
@@ -468,7 +467,8 @@ def _start(design, args, rows, K, start, *, n_init, random_state, sample_rows, s
     """Starting estimates: given, or found in memory on a sample of rows by
     the engine's start strategy (``"auto"``) or random starts (``"random"``)."""
     if not isinstance(start, str):
-        return _given_start(start, K, rows, design.concomitant_names or [])
+        return _given_start(start, K, rows, design.exog_names, design.fixed_names or [],
+                            design.concomitant_names or [])
     if start not in ("auto", "warmup", "random"):
         raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
                          f"dict, got {start!r}")
@@ -707,7 +707,9 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
 
     Returns
     -------
-    EMGLMResults
+    DaskFit
+        The parts of the results object (:class:`emformula.EMGLMResults`
+        takes them as its arguments), which the layer above builds.
     """
     import dask
 
@@ -773,59 +775,5 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     fit_options = {"passes": passes.count, "backend": "dask", "scale_floor": scale_floor,
                    "tol": tol, "max_iter": max_iter, "polish": polish,
                    "start": start if isinstance(start, str) else type(start).__name__}
-    return make_results(model, run, rows=result_rows, fit_options=fit_options,
-                        problems=problems, cov=result_rows.cov_choice(estimator.name))
-
-
-class DaskEMGLM:
-    """The array-level model for dask arrays: ``EMGLM(endog, exog, ...)``
-    with ``endog`` and ``exog`` dask arrays (chunked by rows) returns one.
-
-    The arrays become the columns of a dask DataFrame (``y``, and the exog
-    names), so the fit is :func:`fit_dask` with the formula ``y ~ 0 + ...``.
-    Weights, offset, exposure and trials may be dask arrays chunked like
-    ``exog``.
-    """
-
-    def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
-                 exposure=None, trials=None, link=None, exog_names=None):
-        import dask.array as da
-        import dask.dataframe as dd
-
-        exog = da.asarray(exog)
-        endog = da.asarray(endog)
-        if exog.ndim == 1:
-            exog = exog[:, None]
-        p = exog.shape[1]
-        names = list(exog_names) if exog_names is not None else [f"x{j}" for j in range(p)]
-        if len(names) != p:
-            raise ValueError(f"exog_names has {len(names)} names for {p} columns")
-        safe = [f"x{j}" for j in range(p)]
-        columns = {name: exog[:, j] for j, name in enumerate(safe)}
-        if endog.ndim == 2:
-            columns["successes"], columns["failures"] = endog[:, 0], endog[:, 1]
-            lhs = "successes + failures"
-        else:
-            columns["y"] = endog
-            lhs = "y"
-        extra = {}
-        for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
-                            ("trials", trials)):
-            if value is not None:
-                columns[f"_{name}"] = da.asarray(value)
-                extra[name] = f"_{name}"
-        stacked = da.stack([a.astype(float) for a in columns.values()], axis=1)
-        self.frame = dd.from_dask_array(stacked, columns=list(columns))
-        self.formula = f"{lhs} ~ 0 + " + " + ".join(safe)
-        self.spec = MixtureSpec(family, K, link=link, **extra)
-        self.exog_names = names
-
-    def fit(self, start="auto", *, n_init=10, max_iter=5000, tol=DEFAULT_TOL,
-            random_state=None, scale_floor=None):
-        """Fit by EM (see :func:`fit_dask`)."""
-        res = fit_dask(self.formula, self.frame, self.spec, start=start, n_init=n_init,
-                       max_iter=max_iter, tol=tol, random_state=random_state,
-                       scale_floor=scale_floor)
-        # Report the caller's column names, not the internal ones.
-        res.model.exog_names = self.exog_names
-        return res
+    return DaskFit(model, run, fit_options, problems, result_rows.cov_choice(estimator.name),
+                   result_rows)

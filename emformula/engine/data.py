@@ -194,8 +194,12 @@ class Estimates:
     ----------
     coef : ndarray (p, K)
         Component-specific coefficients.
-    scale : ndarray (K,)
-        Dispersions (all equal with ``equal_scale``; ones without a dispersion).
+    params : ndarray (m, K)
+        The family's own parameters per component, one row per entry of the
+        family's ``parameters`` (the dispersion of the Gaussian family, the
+        negative binomial's alpha...), on their natural scale; ``m = 0`` for
+        a family without any (Poisson, binomial). With ``equal_scale`` every
+        row is constant.
     prior : ndarray (K,)
         Mixing proportions; for a concomitant model the weighted mean over
         units of the per-unit proportions.
@@ -203,17 +207,63 @@ class Estimates:
         Concomitant coefficients, column 1 (the reference) zero.
     fixed_coef : ndarray (r,) or None
         Coefficients shared by all components.
+
+    Examples
+    --------
+    >>> est = Estimates(np.zeros((2, 3)), np.ones((1, 3)), np.full(3, 1 / 3))
+    >>> est.n_components, est.params.shape
+    (3, (1, 3))
     """
 
     coef: np.ndarray
-    scale: np.ndarray
+    params: np.ndarray
     prior: np.ndarray
     gamma: np.ndarray | None = None
     fixed_coef: np.ndarray | None = None
 
+    def __post_init__(self):
+        params = np.asarray(self.params, dtype=float)
+        if params.ndim != 2 or params.shape[1] != self.coef.shape[1]:
+            raise ValueError(f"family parameters must have shape (m, {self.coef.shape[1]}): "
+                             f"one row per parameter, one column per component; got "
+                             f"{params.shape}")
+        object.__setattr__(self, "params", params)
+
+    def __setstate__(self, state):
+        # Estimates pickled before family parameters were general held the
+        # dispersion as ``scale`` (K,): it is the one parameter row. The
+        # results that hold them drop the row for a family without a
+        # dispersion (:meth:`for_family`).
+        state = dict(state)
+        if "scale" in state and "params" not in state:
+            state["params"] = np.asarray(state.pop("scale"), dtype=float)[None, :]
+        self.__dict__.update(state)
+
     @property
     def n_components(self):
         return self.coef.shape[1]
+
+    def for_family(self, family):
+        """These estimates with as many parameter rows as ``family`` has
+        parameters (an old pickle's unit dispersion row dropped)."""
+        m = len(family.parameters)
+        if self.params.shape[0] == m:
+            return self
+        if m == 0 and np.all(self.params == 1.0):
+            return Estimates(self.coef, self.params[:0], self.prior, self.gamma,
+                             self.fixed_coef)
+        raise ValueError(f"estimates with {self.params.shape[0]} family parameter(s) do not "
+                         f"fit the {family.name} family's {m}")
+
+    def parameter_values(self, k):
+        """Component ``k``'s family parameters as a tuple (natural scale), as
+        the family's methods take them."""
+        return tuple(self.params[:, k])
+
+    def parameter_rows(self):
+        """Every component's family parameters as a tuple of ``(1, K)`` rows,
+        which broadcast against ``(n, K)`` means in the family's methods."""
+        return tuple(row[None, :] for row in self.params)
 
     def permuted(self, order):
         """The same mixture with its components in ``order``.
@@ -226,7 +276,7 @@ class Estimates:
         if self.gamma is not None:
             gamma = self.gamma[:, order] - self.gamma[:, order[:1]]
         fixed = None if self.fixed_coef is None else self.fixed_coef.copy()
-        return Estimates(self.coef[:, order].copy(), self.scale[order].copy(),
+        return Estimates(self.coef[:, order].copy(), self.params[:, order].copy(),
                          self.prior[order].copy(), gamma, fixed)
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ from .loop import (
     order_components,
     run_em,
 )
-from .mstep import common_scale as _common_scale
 from .mstep import concomitant_step, irls_step, shared_irls_step
 from .mstep import solve_normal_equations as _solve_normal_equations
 from .rows import MemoryRows
@@ -59,7 +58,7 @@ __all__ = ["EMData", "Estimates", "EMRun", "EStep", "e_step", "m_step", "run_em"
            "log_prior", "linear_predictor", "unit_posterior", "concomitant_step",
            "irls_step", "shared_irls_step", "normal_equations", "weighted_sum",
            "has_converged", "NEWTON_SWITCH", "DEFAULT_TOL", "SUBSAMPLE_START_ROWS",
-           "SUBSAMPLE_START_SIZE", "_admissible", "_ascent_direction", "_common_scale",
+           "SUBSAMPLE_START_SIZE", "_admissible", "_ascent_direction",
            "_solve_normal_equations"]
 
 

@@ -86,8 +86,8 @@ def e_step(data, est, eta=None, mu=None):
         mu = family.mean(eta)
     y = data.endog[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        loglike = family.loglike_kernel(y, mu, est.scale[None, :], data.trials[:, None],
-                                        eta=eta)
+        loglike = family.log_kernel(y, mu, est.parameter_rows(), data.trials[:, None],
+                                    eta=eta)
         loglike += data.loglike_constant[:, None]
         if data.groups is None:
             log_joint = loglike + log_prior(data, est)

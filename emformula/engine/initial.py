@@ -15,7 +15,7 @@ from .data import Estimates
 from .estep import linear_predictor
 from .layout import mean_prior
 from .loop import run_em
-from .mstep import common_scale, concomitant_step, irls_step, shared_irls_step
+from .mstep import concomitant_step, irls_step, parameters_from_arrays, shared_irls_step
 
 __all__ = ["estimates_from_posterior", "random_partition", "initial_estimates",
            "random_start", "SUBSAMPLE_START_ROWS", "SUBSAMPLE_START_SIZE"]
@@ -37,7 +37,9 @@ def estimates_from_posterior(data, posterior, scale_floor):
     n, K = posterior.shape
     p = data.n_coef
     coef = np.zeros((p, K))
-    scale = np.ones(K)
+    # The coefficients are fitted at the family's start parameters, then the
+    # parameters at the fitted means.
+    params = np.tile(np.asarray(family.start_parameters(), dtype=float)[:, None], (1, K))
     fixed_coef = None
     start_mu = family.start_mean(data.endog, data.trials)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -49,7 +51,8 @@ def estimates_from_posterior(data, posterior, scale_floor):
             c = row_weights[:, k]
             coef_k, eta, mu, q = None, start_eta, start_mu, None
             for _ in range(_START_IRLS_ITER):
-                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, 1.0)
+                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q,
+                                                        tuple(params[:, k]))
                 done = (q is not None and q_new is not None
                         and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
                 coef_k, q = coef_new, q_new
@@ -64,10 +67,9 @@ def estimates_from_posterior(data, posterior, scale_floor):
         b, c_fixed, q = None, None, None
         eta = np.repeat(start_eta[:, None], K, axis=1)
         mu = np.repeat(start_mu[:, None], K, axis=1)
-        ones = np.ones(K)
         for _ in range(_START_IRLS_ITER):
             b_new, c_new, eta, mu, q_new, _ = shared_irls_step(
-                data, row_weights, b, c_fixed, eta, mu, q, ones)
+                data, row_weights, b, c_fixed, eta, mu, q, params)
             done = (q is not None and q_new is not None
                     and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
             b, c_fixed, q = b_new, c_new, q_new
@@ -77,22 +79,15 @@ def estimates_from_posterior(data, posterior, scale_floor):
             b, c_fixed = np.zeros((p, K)), np.zeros(data.n_fixed)
             mu = family.mean(linear_predictor(data, b, c_fixed))
         coef, fixed_coef, mus = b.copy(), c_fixed, mu
-    if family.estimates_scale:
-        if data.equal_scale:
-            scale[:] = common_scale(data, mus, posterior, scale_floor)
-        else:
-            for k in range(K):
-                c = row_weights[:, k]
-                if c.sum() > 0:
-                    scale[k] = max(family.mle_scale(data.endog, mus[:, k], c), scale_floor)
+    params = parameters_from_arrays(data, mus, posterior, params, scale_floor)
     tau_units = posterior if data.groups is None else posterior[data.unit_rows]
     if data.concomitant is None:
         prior = (data.unit_weights[:, None] * tau_units).sum(axis=0) / data.unit_weights.sum()
         prior = np.clip(prior, 1e-300, None)
-        return Estimates(coef, scale, prior / prior.sum(), None, fixed_coef)
+        return Estimates(coef, params, prior / prior.sum(), None, fixed_coef)
     gamma = concomitant_step(data.unit_concomitant, data.unit_weights, tau_units,
                              np.zeros((data.n_concomitant, K)), max_steps=25)
-    return Estimates(coef, scale, mean_prior(data, gamma), gamma, fixed_coef)
+    return Estimates(coef, params, mean_prior(data, gamma), gamma, fixed_coef)
 
 
 def random_partition(rng, n, K):

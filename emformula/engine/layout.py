@@ -2,12 +2,16 @@
 
 The free parameters are, in this order,
 
-    theta = (b_1, [log phi_1], ..., b_K, [log phi_K],      component-specific
-             c, [log phi],                                  shared (fixed=, equal_scale=)
+    theta = (b_1, [t_1], ..., b_K, [t_K],                  component-specific
+             c, [t],                                       shared (fixed=, equal_scale=)
              alpha_2, ..., alpha_K  or  gamma_2, ..., gamma_K)   mixing proportions
 
-(see :mod:`emformula.engine.louis` for what each block means). Packing and
-unpacking theta is what SQUAREM, the Newton steps and the covariance share.
+``t_k`` are component ``k``'s family parameters on their unconstrained
+scale (``log phi_k`` for a dispersion, ``log alpha_k`` for the negative
+binomial; none for Poisson), ``t`` their one common value with
+``equal_scale`` (see :mod:`emformula.engine.louis` for what each block
+means). Packing and unpacking theta is what SQUAREM, the Newton steps and
+the covariance share.
 """
 
 from __future__ import annotations
@@ -32,23 +36,28 @@ class ParameterLayout:
     n_coef : int
         Component-specific coefficients per component (``p``).
     n_components : int
-    estimates_scale : bool
-        Whether the family has a dispersion.
+    n_params : int
+        Family parameters per component (``m``; a bool reads as 0 or 1:
+        whether the family has a dispersion).
     n_fixed : int, default 0
         Coefficients shared by all components (``r``).
     equal_scale : bool, default False
-        One dispersion for all components (only with ``estimates_scale``).
+        One value of each family parameter for all components.
     n_concomitant : int, default 0
         Columns of the concomitant design (``q``); 0 for constant mixing
         proportions.
+    transforms : tuple of str, optional
+        Each family parameter's map to theta (``"log"`` or ``"identity"``,
+        :class:`~emformula.families.FamilyParameter`); ``"log"`` for all by
+        default (a dispersion).
 
     Attributes
     ----------
     coef_index : list of ndarray
         For each component, the positions of its coefficients.
-    scale_index : list of int or None
-        For each component, the position of its log-dispersion (the same
-        position for every component with ``equal_scale``).
+    param_index : list of ndarray
+        For each component, the positions of its family parameters (the
+        same positions for every component with ``equal_scale``).
     fixed_index : ndarray
         Positions of the shared coefficients.
     prior_index : ndarray
@@ -59,7 +68,7 @@ class ParameterLayout:
 
     Examples
     --------
-    >>> lay = ParameterLayout(2, 2, True, n_fixed=1, equal_scale=True, n_concomitant=2)
+    >>> lay = ParameterLayout(2, 2, 1, n_fixed=1, equal_scale=True, n_concomitant=2)
     >>> lay.coef_index[1].tolist(), lay.fixed_index.tolist(), lay.scale_index
     ([2, 3], [4], [5, 5])
     >>> lay.prior_index.tolist(), lay.size
@@ -68,48 +77,65 @@ class ParameterLayout:
 
     n_coef: int
     n_components: int
-    estimates_scale: bool
+    n_params: int
     n_fixed: int = 0
     equal_scale: bool = False
     n_concomitant: int = 0
+    transforms: tuple | None = None
     coef_index: list = field(init=False, repr=False, compare=False)
-    scale_index: list = field(init=False, repr=False, compare=False)
+    param_index: list = field(init=False, repr=False, compare=False)
     fixed_index: np.ndarray = field(init=False, repr=False, compare=False)
     prior_index: np.ndarray = field(init=False, repr=False, compare=False)
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        K, p = self.n_components, self.n_coef
-        own_scale = self.estimates_scale and not self.equal_scale
-        coef_index, scale_index = [], []
+        K, p, m = self.n_components, self.n_coef, int(self.n_params)
+        object.__setattr__(self, "n_params", m)
+        transforms = ("log",) * m if self.transforms is None else tuple(self.transforms)
+        if len(transforms) != m:
+            raise ValueError(f"{m} family parameter(s) need as many transforms, got "
+                             f"{len(transforms)}")
+        object.__setattr__(self, "transforms", transforms)
+        coef_index, param_index = [], []
         pos = 0
+        own = not self.equal_scale
         for _ in range(K):
             coef_index.append(np.arange(pos, pos + p))
             pos += p
-            if own_scale:
-                scale_index.append(pos)
-                pos += 1
-            else:
-                scale_index.append(None)
+            width = m if own else 0
+            param_index.append(np.arange(pos, pos + width))
+            pos += width
         fixed_index = np.arange(pos, pos + self.n_fixed)
         pos += self.n_fixed
-        if self.estimates_scale and self.equal_scale:
-            scale_index = [pos] * K
-            pos += 1
+        if not own:
+            param_index = [np.arange(pos, pos + m)] * K
+            pos += m
         n_prior = (K - 1) * (self.n_concomitant if self.n_concomitant else 1)
         prior_index = np.arange(pos, pos + n_prior)
         pos += n_prior
-        for name, value in (("coef_index", coef_index), ("scale_index", scale_index),
+        for name, value in (("coef_index", coef_index), ("param_index", param_index),
                             ("fixed_index", fixed_index), ("prior_index", prior_index),
                             ("size", pos)):
             object.__setattr__(self, name, value)
 
     @classmethod
     def for_data(cls, data, n_components):
-        """The layout of a fit of :class:`~emformula._em.EMData` with K components."""
-        return cls(data.n_coef, n_components, data.family.estimates_scale,
+        """The layout of a fit of :class:`~emformula.engine.data.EMData` with K components."""
+        family = data.family
+        return cls(data.n_coef, n_components, len(family.parameters),
                    n_fixed=data.n_fixed, equal_scale=data.equal_scale,
-                   n_concomitant=data.n_concomitant)
+                   n_concomitant=data.n_concomitant,
+                   transforms=tuple(p.transform for p in family.parameters))
+
+    @property
+    def scale_index(self):
+        """For each component, the position of its one family parameter (the
+        log-dispersion), or None for a family without parameters; the form
+        of a layout with at most one family parameter."""
+        if self.n_params > 1:
+            raise ValueError("scale_index is the view of a layout with at most one family "
+                             "parameter; use param_index")
+        return [int(idx[0]) if idx.size else None for idx in self.param_index]
 
     @property
     def has_concomitant(self):
@@ -132,8 +158,8 @@ class ParameterLayout:
         theta = np.empty(self.size)
         for k in range(self.n_components):
             theta[self.coef_index[k]] = est.coef[:, k]
-            if self.scale_index[k] is not None:
-                theta[self.scale_index[k]] = np.log(est.scale[k])
+            for j, position in enumerate(self.param_index[k]):
+                theta[position] = _to_theta(self.transforms[j], est.params[j, k])
         if self.n_fixed:
             theta[self.fixed_index] = est.fixed_coef
         if self.has_concomitant:
@@ -145,7 +171,7 @@ class ParameterLayout:
                 theta[self.prior_index] = np.log(est.prior[1:]) - np.log(est.prior[0])
         return theta
 
-    @np.errstate(over="ignore")  # an extrapolated log-scale may overflow: callers reject it
+    @np.errstate(over="ignore")  # an extrapolated log-parameter may overflow: callers reject it
     def unpack(self, theta, data=None, *, mean_prior_of=None):
         """Estimates from a parameter vector.
 
@@ -158,8 +184,10 @@ class ParameterLayout:
 
         K = self.n_components
         coef = np.column_stack([theta[idx] for idx in self.coef_index])
-        scale = np.array([np.exp(theta[i]) if i is not None else 1.0
-                          for i in self.scale_index])
+        params = np.empty((self.n_params, K))
+        for k in range(K):
+            for j, position in enumerate(self.param_index[k]):
+                params[j, k] = _from_theta(self.transforms[j], theta[position])
         fixed = theta[self.fixed_index].copy() if self.n_fixed else None
         if self.has_concomitant:
             if data is None and mean_prior_of is None:
@@ -167,14 +195,27 @@ class ParameterLayout:
             gamma = np.zeros((self.n_concomitant, K))
             gamma[:, 1:] = theta[self.prior_index].reshape(K - 1, self.n_concomitant).T
             prior = mean_prior(data, gamma) if mean_prior_of is None else mean_prior_of(gamma)
-            return Estimates(coef, scale, prior, gamma, fixed)
+            return Estimates(coef, params, prior, gamma, fixed)
         logits = np.concatenate([[0.0], theta[self.prior_index]])
         prior = np.exp(logits - logits.max())
-        return Estimates(coef, scale, prior / prior.sum(), None, fixed)
+        return Estimates(coef, params, prior / prior.sum(), None, fixed)
 
-def parameter_layout(n_coef, n_components, estimates_scale, *, n_fixed=0, equal_scale=False,
+
+def _to_theta(transform, value):
+    if transform == "log":
+        with np.errstate(divide="ignore"):
+            return np.log(value)
+    return value
+
+
+def _from_theta(transform, value):
+    return np.exp(value) if transform == "log" else value
+
+
+def parameter_layout(n_coef, n_components, n_params, *, n_fixed=0, equal_scale=False,
                      n_concomitant=0):
-    """Positions of each block of theta, as a tuple.
+    """Positions of each block of theta, as a tuple (a layout with at most
+    one family parameter, a log-dispersion).
 
     Returns
     -------
@@ -183,30 +224,39 @@ def parameter_layout(n_coef, n_components, estimates_scale, *, n_fixed=0, equal_
         the mixing parameters, concomitant coefficients included); its
         ``fixed_index`` is not in the tuple.
     """
-    lay = ParameterLayout(n_coef, n_components, estimates_scale, n_fixed=n_fixed,
+    lay = ParameterLayout(n_coef, n_components, n_params, n_fixed=n_fixed,
                           equal_scale=equal_scale, n_concomitant=n_concomitant)
     return lay.coef_index, lay.scale_index, lay.prior_index, lay.size
 
-def _default_layout(est, estimates_scale):
+
+def _default_layout(est):
     n_fixed = 0 if est.fixed_coef is None else len(est.fixed_coef)
     n_conc = 0 if est.gamma is None else est.gamma.shape[0]
-    return ParameterLayout(est.coef.shape[0], est.n_components, estimates_scale,
+    return ParameterLayout(est.coef.shape[0], est.n_components, est.params.shape[0],
                            n_fixed=n_fixed, n_concomitant=n_conc)
 
-def pack_theta(est, estimates_scale, layout=None):
+
+def pack_theta(est, n_params=None, layout=None):
     """The free parameters of ``est`` as one vector.
 
-    ``layout`` (a :class:`ParameterLayout`) is required with ``equal_scale``;
-    otherwise it is inferred from ``est``.
+    ``n_params`` (the family parameters per component; a bool reads as 0 or
+    1) is checked against ``est`` when given. ``layout`` (a
+    :class:`ParameterLayout`) is required with ``equal_scale`` or parameters
+    that are not log-transformed; otherwise it is inferred from ``est``.
     """
-    return (layout or _default_layout(est, estimates_scale)).pack(est)
+    if n_params is not None and int(n_params) != est.params.shape[0]:
+        raise ValueError(f"the estimates have {est.params.shape[0]} family parameter(s), "
+                         f"not {int(n_params)}")
+    return (layout or _default_layout(est)).pack(est)
 
-def unpack_theta(theta, n_coef, n_components, estimates_scale, layout=None, data=None):
-    """Coefficients, dispersions and priors from a parameter vector (the
-    inverse of :func:`pack_theta`; ``data`` for a concomitant model)."""
+
+def unpack_theta(theta, n_coef, n_components, n_params, layout=None, data=None):
+    """Coefficients, family parameters and priors from a parameter vector
+    (the inverse of :func:`pack_theta`; ``data`` for a concomitant model)."""
     if layout is None:
-        layout = ParameterLayout(n_coef, n_components, estimates_scale)
+        layout = ParameterLayout(n_coef, n_components, n_params)
     return layout.unpack(theta, data)
+
 
 # ----------------------------------------------------- mixing proportions
 def log_softmax(logits):

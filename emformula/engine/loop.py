@@ -106,12 +106,18 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
                  rows.posterior(state), notes, newton_converged=newton_done)
 
 
-def _admissible(est, scale_floor):
-    """Whether extrapolated or Newton-stepped estimates are worth evaluating."""
+def _admissible(est, scale_floor, family):
+    """Whether extrapolated or Newton-stepped estimates are worth evaluating:
+    finite, mixing proportions positive, family parameters inside their
+    bounds (a dispersion at least the floor)."""
     extra = [a for a in (est.gamma, est.fixed_coef) if a is not None]
-    return bool(np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.scale))
-                and np.all(est.scale >= scale_floor) and np.all(est.prior > 0)
-                and all(np.all(np.isfinite(a)) for a in extra))
+    if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.params))
+            and np.all(est.prior > 0) and all(np.all(np.isfinite(a)) for a in extra)):
+        return False
+    if family.estimates_scale:
+        return bool(np.all(est.params >= scale_floor))
+    return all(np.all((row >= p.lower) & (row <= p.upper))
+               for p, row in zip(family.parameters, est.params))
 
 
 def _squarem_cycle(rows, state0, scale_floor):
@@ -144,7 +150,7 @@ def _squarem_cycle(rows, state0, scale_floor):
     # alpha = -1 reproduces est2; only a longer step is worth the extra E-step.
     while alpha < -1.0:
         cand = rows.unpack(layout, theta0 - 2.0 * alpha * r + alpha ** 2 * v)
-        if _admissible(cand, scale_floor):
+        if _admissible(cand, scale_floor, rows.family):
             cand_state = None  # a rejected candidate's arrays go before the next
             cand_state = rows.e_step(cand)
             if np.isfinite(cand_state.llf) and cand_state.llf >= state0.llf:
@@ -197,7 +203,7 @@ def newton_steps(rows, state, *, scale_floor, max_steps=20):
             # is the square root of it, are not: one last full step, taken
             # unless the log-likelihood visibly falls.
             cand = rows.unpack(layout, theta + direction)
-            if _admissible(cand, scale_floor):
+            if _admissible(cand, scale_floor, rows.family):
                 cand_state = rows.e_step(cand)
                 if cand_state.llf >= state.llf - 1e-13 * (abs(state.llf) + 1.0):
                     state = cand_state
@@ -206,7 +212,7 @@ def newton_steps(rows, state, *, scale_floor, max_steps=20):
         step, accepted = 1.0, None
         for _ in range(30):
             cand = rows.unpack(layout, theta + step * direction)
-            if _admissible(cand, scale_floor):
+            if _admissible(cand, scale_floor, rows.family):
                 cand_state = rows.e_step(cand)
                 if cand_state.llf >= state.llf:
                     accepted = cand_state
@@ -290,7 +296,7 @@ def diagnose(data, run, scale_floor):
         if est.prior[k] < 1e-8 or weight < rows.n_coef:
             messages.append(f"{name} has collapsed: prior {est.prior[k]:.3g}, posterior "
                             f"weight {weight:.3g} for {rows.n_coef} coefficients")
-        if family.estimates_scale and est.scale[k] <= scale_floor * (1 + 1e-6):
+        if family.estimates_scale and est.params[0, k] <= scale_floor * (1 + 1e-6):
             messages.append(f"{name} has its dispersion at the floor {scale_floor:.3g}: it "
                             "sits on a few points, where the likelihood is unbounded")
         if counts["edge"][k]:

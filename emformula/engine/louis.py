@@ -10,20 +10,24 @@ with ``S_c`` and ``B_c`` the complete-data score and negative Hessian of a
 unit and ``v_u`` its frequency weight. This is exactly minus the Hessian of
 the observed log-likelihood. The free parameters are, in this order,
 
-    theta = (b_1, [log phi_1], ..., b_K, [log phi_K],      component-specific
-             c, [log phi],                                  shared (fixed=, equal_scale=)
+    theta = (b_1, [t_1], ..., b_K, [t_K],                  component-specific
+             c, [t],                                       shared (fixed=, equal_scale=)
              alpha_2, ..., alpha_K  or  gamma_2, ..., gamma_K)   mixing proportions
 
-``b_k`` are component ``k``'s coefficients and ``phi_k`` its dispersion
-(only for families that estimate one); ``c`` are the coefficients shared by
-every component and ``phi`` the one common dispersion of ``equal_scale``
-(which then replaces the per-component ones). Constant mixing proportions
+``b_k`` are component ``k``'s coefficients and ``t_k`` its family
+parameters on their unconstrained scale (``log phi_k`` for a dispersion,
+``log alpha_k`` for the negative binomial; none for Poisson); ``c`` are the
+coefficients shared by every component and ``t`` the one common value of
+``equal_scale`` (which then replaces the per-component ones). A family
+parameter enters the complete-data information through its own score and
+information and its cross term with the linear predictor
+(:class:`~emformula.families.ParameterDerivatives`). Constant mixing proportions
 are ``pi_k = softmax(alpha)_k`` with ``alpha_1 = 0``; a concomitant model has
 per-unit proportions ``pi_uk = softmax(W_u Gamma)_k`` with a coefficient
 vector ``gamma_k`` (one entry per column of the concomitant design ``W``)
 for each ``k >= 2`` and ``gamma_1 = 0``: component 1 is the reference, as
 in flexmix's ``FLXPmultinom``. Without any of these features the vector is
-the original ``(b_1, [log phi_1], ..., alpha_K)``.
+the original ``(b_1, [t_1], ..., alpha_K)``.
 
 Every block is a sandwich product over the rows or units: no ``n x n`` and
 no ``n x P x P`` array is formed.
@@ -33,20 +37,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import ParameterLayout, parameter_layout, unit_prior
+from .layout import ParameterLayout, unit_prior
 
 __all__ = ['louis_information', 'observed_score', 'unit_scores', 'row_derivatives']
 
 
 # ------------------------------------------------------------ derivatives
 def row_derivatives(data, est, mu, posterior):
-    """Per row and component: score and information of eta and log(scale).
+    """Per row and component: score and information of eta and of the family
+    parameters.
 
-    Returns ``(score_eta, info_eta, score_logscale, info_logscale)``, each
-    ``(K, n)``: component-major, so that the many per-component products of
-    the information read contiguous rows. :func:`louis_information` and
-    :func:`observed_score` take them as ``derivatives=`` so a caller that
-    needs both (a Newton step) computes them once.
+    Returns ``(score_eta, info_eta, score_par, info_par, cross)``: the first
+    two ``(K, n)``, then ``(K, m, n)``, ``(K, m, m, n)`` and ``(K, m, n)``
+    for the ``m`` family parameters on their unconstrained scale
+    (:class:`~emformula.families.ParameterDerivatives`; ``cross`` is
+    ``-d^2 log f / d t_j d eta``). Component-major, so that the many
+    per-component products of the information read contiguous rows.
+    :func:`louis_information` and :func:`observed_score` take them as
+    ``derivatives=`` so a caller that needs both (a Newton step) computes
+    them once.
 
     Rows a component cannot explain (posterior exactly 0) contribute nothing
     to its blocks; their derivatives are set to 0 so that an overflow there
@@ -55,18 +64,39 @@ def row_derivatives(data, est, mu, posterior):
     family = data.family
     y = data.endog[None, :]
     trials = data.trials[None, :]
-    scale = est.scale[:, None]
+    params = tuple(row[:, None] for row in est.params)
     mu = np.ascontiguousarray(mu.T)
+    K, n = mu.shape
+    m = len(params)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        score_eta, info_eta, _, _ = family.eta_derivatives(y, mu, trials, observed=True)
-        score_eta = score_eta / scale
-        info_eta = info_eta / scale
-        score_log, info_log = family.logscale_derivatives(y, mu, scale)
+        score_eta, info_eta, _, _ = family.eta_derivatives_at(y, mu, params, trials,
+                                                              observed=True)
+        score_eta = np.broadcast_to(score_eta, (K, n))
+        info_eta = np.broadcast_to(info_eta, (K, n))
+        if m == 0:
+            score_par = np.zeros((K, 0, n))
+            info_par, cross = np.zeros((K, 0, 0, n)), np.zeros((K, 0, n))
+        elif family.estimates_scale:
+            # The dispersion's closed forms; its cross term with eta is the
+            # eta score itself (log f depends on phi through 1/phi times a
+            # function of eta).
+            score_log, info_log = family.logscale_derivatives(y, mu, params[0])
+            score_par = np.broadcast_to(score_log, (K, n))[:, None, :]
+            info_par = np.broadcast_to(info_log, (K, n))[:, None, None, :]
+            cross = score_eta[:, None, :]
+        else:
+            d = family.parameter_derivatives(y, mu, params, trials)
+            score_par = np.moveaxis(np.broadcast_to(d.score, (m, K, n)), 1, 0)
+            info_par = np.moveaxis(np.broadcast_to(d.info, (m, m, K, n)), 2, 0)
+            cross = np.moveaxis(np.broadcast_to(d.cross_eta, (m, K, n)), 1, 0)
     absent = posterior.T <= 0
-    values = (score_eta, info_eta, score_log, info_log)
+    values = (score_eta, info_eta, score_par, info_par, cross)
     if not absent.any():
         return values
-    return tuple(np.where(absent, 0.0, value) for value in values)
+    return (np.where(absent, 0.0, score_eta), np.where(absent, 0.0, info_eta),
+            np.where(absent[:, None, :], 0.0, score_par),
+            np.where(absent[:, None, None, :], 0.0, info_par),
+            np.where(absent[:, None, :], 0.0, cross))
 
 # Rows at the edge of a mean's range (a mean clipped to zero under an identity
 # link) can make single terms infinite; the callers check the result for
@@ -80,14 +110,14 @@ def observed_score(data, est, posterior, mu, layout=None, derivatives=None):
     """
     K = est.n_components
     lay = layout or ParameterLayout.for_data(data, K)
-    s, _, t, _ = derivatives or row_derivatives(data, est, mu, posterior)
+    s, _, t, _, _ = derivatives or row_derivatives(data, est, mu, posterior)
     design = data.component_design
     weighted = data.weights[:, None] * posterior
     score = np.zeros(lay.size)
     for k in range(K):
         score[lay.eta_index(k)] += (weighted[:, k] * s[k]) @ design
-        if lay.scale_index[k] is not None:
-            score[lay.scale_index[k]] += np.dot(weighted[:, k], t[k])
+        if lay.n_params:
+            np.add.at(score, lay.param_index[k], t[k] @ weighted[:, k])
     if K > 1:
         v = data.unit_weights
         tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
@@ -105,21 +135,21 @@ def _local_scores(data, est, posterior, mu, lay, derivatives=None):
     Returns ``(scores, tau, v)``: ``scores[k] = (L_k, pos_k)`` with ``L_k`` of
     shape ``(n_units, m_k)`` and ``pos_k`` the positions in theta of its
     columns: the eta scores ``s_ik [x_i, z_i]`` summed within units, the
-    log-dispersion score, and for ``k >= 2`` the indicator of the mixing
+    family parameters' scores, and for ``k >= 2`` the indicator of the mixing
     block (1, or ``W_u`` for a concomitant model; the ``-pi`` part is the
     same for every component and cancels in a covariance). ``tau`` and ``v``
     are the unit posteriors and weights.
     """
-    s, _, t, _ = derivatives or row_derivatives(data, est, mu, posterior)
+    s, _, t, _, _ = derivatives or row_derivatives(data, est, mu, posterior)
     design = data.component_design
     n_units = data.n_units
     scores = []
     for k in range(est.n_components):
         parts = [data.unit_sum(design * s[k][:, None])]
         positions = [lay.eta_index(k)]
-        if lay.scale_index[k] is not None:
-            parts.append(data.unit_sum(t[k])[:, None])
-            positions.append([lay.scale_index[k]])
+        if lay.n_params:
+            parts.append(data.unit_sum(np.ascontiguousarray(t[k].T)))
+            positions.append(lay.param_index[k])
         if k >= 1:
             parts.append(data.unit_concomitant if lay.has_concomitant
                          else np.ones((n_units, 1)))
@@ -163,18 +193,18 @@ def louis_information(data, est, posterior, mu, layout=None, derivatives=None):
     lay = layout or ParameterLayout.for_data(data, est.n_components)
     if (data.groups is None and not lay.n_fixed and not lay.equal_scale
             and not lay.has_concomitant):
-        return _louis_plain(data, est, posterior, mu, derivatives)
+        return _louis_plain(data, est, posterior, mu, lay, derivatives)
     return _louis_general(data, est, posterior, mu, lay, derivatives)
 
 def _louis_general(data, est, posterior, mu, lay, derivatives=None):
     """:func:`louis_information` for any layout (shared effects, common
-    dispersion, concomitant variables, groups)."""
+    family parameters, concomitant variables, groups)."""
     K = est.n_components
     design = data.component_design
     w = data.weights
     tau_rows = posterior
     derivatives = derivatives or row_derivatives(data, est, mu, tau_rows)
-    s, h, t, r = derivatives
+    s, h, _, r, cross = derivatives
     info = np.zeros((lay.size, lay.size))
 
     # E(B_c | y): each component's complete-data information, posterior weighted.
@@ -182,13 +212,12 @@ def _louis_general(data, est, posterior, mu, lay, derivatives=None):
         cols = lay.eta_index(k)
         c = w * tau_rows[:, k]
         info[np.ix_(cols, cols)] += data.component_gram(c * h[k])
-        l = lay.scale_index[k]
-        if l is not None:
-            # (eta, log phi): the complete-data cross term is the eta score itself.
-            cross = (c * s[k]) @ design
-            info[cols, l] += cross
-            info[l, cols] += cross
-            info[l, l] += np.dot(c, r[k])
+        if lay.n_params:
+            own = lay.param_index[k]
+            eta_par = (cross[k] * c) @ design  # (m, columns of [X, Z])
+            info[np.ix_(own, cols)] += eta_par
+            info[np.ix_(cols, own)] += eta_par.T
+            info[np.ix_(own, own)] += r[k] @ c
     scores, tau, v = _local_scores(data, est, tau_rows, mu, lay, derivatives)
     if K > 1:
         # The mixing parameters: complete-data information (diag(pi) - pi pi')
@@ -219,23 +248,22 @@ def _louis_general(data, est, posterior, mu, lay, derivatives=None):
                 info[np.ix_(pos_l, pos_k)] -= block.T
     return 0.5 * (info + info.T)
 
-def _louis_plain(data, est, posterior, mu, derivatives=None):
+def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
     """:func:`louis_information` of a model without shared effects, common
-    dispersion, concomitant variables or groups: the row weights of each
-    block are combined first, so every block is one weighted Gram product
-    (:class:`~emformula._gram.WeightedGram`) or one ``c' X``."""
-    family = data.family
+    family parameters, concomitant variables or groups: the row weights of
+    each block are combined first, so every block is one weighted Gram
+    product (:class:`~emformula.engine.gram.WeightedGram`) or one ``c' X``."""
     x = data.exog
     w = data.weights
     K = est.n_components
-    coef_index, scale_index, alpha_index, size = parameter_layout(
-        data.n_coef, K, family.estimates_scale)
+    coef_index, param_index, alpha_index = lay.coef_index, lay.param_index, lay.prior_index
+    m = lay.n_params
     # Components as contiguous rows (K, n), as the derivatives come: the
     # many elementwise products below would otherwise read with a stride.
-    s, h, t, r = derivatives or row_derivatives(data, est, mu, posterior)
+    s, h, t, r, cross = derivatives or row_derivatives(data, est, mu, posterior)
     tau = np.ascontiguousarray(posterior.T)
     w_tau = w * tau
-    info = np.zeros((size, size))
+    info = np.zeros((lay.size, lay.size))
 
     def cov_weight(k, l):
         # w_i Cov(z_ik, z_il | y_i): the missing-information weights.
@@ -248,6 +276,9 @@ def _louis_plain(data, est, posterior, mu, derivatives=None):
         # A cross term sum_i c_i x_i between an entry of theta and the
         # coefficients of component l.
         info[row, coef_index[l]] = info[coef_index[l], row] = weight @ x
+
+    def set_pair(a, b, value):
+        info[a, b] = info[b, a] = value
 
     # Every block is formed as soon as its row weights are: no n x (number
     # of blocks) array, whose fresh pages would cost more than the products.
@@ -262,19 +293,20 @@ def _louis_plain(data, est, posterior, mu, derivatives=None):
             block = data.gram(bb)
             info[np.ix_(coef_index[k], coef_index[l])] = block
             info[np.ix_(coef_index[l], coef_index[k])] = block.T
-            if family.estimates_scale:
-                cov_t = cov_w * t[k]
-                # (b_k, log phi_l): the complete-data cross term is s_k itself.
-                c_bs = cov_s * -t[l]
-                c_ss = cov_t * -t[l]
+            for j in range(m):
+                cov_t = cov_w * t[k, j]
+                # (b_k, t_lj); the complete-data cross term is -d2 log f / d eta d t.
+                c_bt = cov_s * -t[l, j]
                 if k == l:
-                    c_bs += w_tau[k] * s[k]
-                    c_ss += w_tau[k] * r[k]
-                set_cross(scale_index[l], k, c_bs)
+                    c_bt += w_tau[k] * cross[k, j]
+                set_cross(param_index[l][j], k, c_bt)
                 if k != l:
-                    set_cross(scale_index[k], l, cov_t * -s[l])
-                info[scale_index[k], scale_index[l]] = info[scale_index[l], scale_index[k]] = \
-                    c_ss.sum()
+                    set_cross(param_index[k][j], l, cov_t * -s[l])
+                for i in range(m):
+                    value = -np.dot(cov_t, t[l, i])
+                    if k == l:
+                        value += np.dot(w_tau[k], r[k, j, i])
+                    set_pair(param_index[k][j], param_index[l][i], value)
     # The mixing logits: complete-data information diag(pi) - pi pi' per row,
     # complete-data score e_k, so Cov(S_c) brings in the posterior covariance.
     prior = est.prior
@@ -282,9 +314,8 @@ def _louis_plain(data, est, posterior, mu, derivatives=None):
         for l in range(K):
             cov_w = cov_weight(k, l)
             set_cross(alpha_index[a], l, cov_w * -s[l])
-            if family.estimates_scale:
-                info[alpha_index[a], scale_index[l]] = info[scale_index[l], alpha_index[a]] = \
-                    -np.dot(cov_w, t[l])
+            for j in range(m):
+                set_pair(alpha_index[a], param_index[l][j], -np.dot(cov_w, t[l, j]))
             if l >= 1:
                 complete = w.sum() * ((prior[k] if k == l else 0.0) - prior[k] * prior[l])
                 info[alpha_index[a], alpha_index[l - 1]] = complete - cov_w.sum()

@@ -12,9 +12,11 @@ One generalised M-step from the E-step at ``est`` (:func:`m_step`):
 * **shared effects** (``fixed=``): one IRLS step of the stacked K-fold
   problem for ``(b_1, ..., b_K, c)``, halved until Q summed over the
   components does not fall;
-* **dispersions**: their maximum likelihood values at the new means, per
-  component or one common value (``equal_scale``), from the families'
-  additive statistics;
+* **family parameters** (a dispersion, the negative binomial's alpha...):
+  their update at the new means from the family's additive statistics, per
+  component or one common value (``equal_scale``): the exact maximiser
+  where the family has a closed form (the dispersions), else a Newton step
+  halved until the component's Q does not fall;
 * **mixing proportions**: the weighted mean posterior, or for a concomitant
   model Newton's method on the weighted multinomial log-likelihood
   ``sum_u v_u sum_k tau_uk log pi_uk`` (concave), halved until it rises.
@@ -24,7 +26,7 @@ with it is a generalised EM algorithm: the observed log-likelihood never
 decreases (Dempster, Laird and Rubin 1977, theorem 1).
 
 The arrays-level helpers :func:`irls_step`, :func:`shared_irls_step`,
-:func:`concomitant_step` and :func:`common_scale` serve the starts (which
+:func:`concomitant_step` and :func:`parameters_from_arrays` serve the starts (which
 fit components from scratch, in memory) with the same step rules.
 """
 
@@ -41,7 +43,8 @@ from .sums import (
     m_step_sums,
     multinomial_sums,
     normal_equations,
-    scale_sums,
+    parameter_candidate_sums,
+    parameter_sums,
     shared_candidate_sums,
     stacked_normal_equations,
     stepped_coef,
@@ -49,8 +52,8 @@ from .sums import (
 )
 
 __all__ = ["m_step", "needs_q", "halve_steps", "irls_step", "shared_irls_step",
-           "concomitant_step", "maximise_multinomial", "dispersions", "common_scale",
-           "solve_normal_equations"]
+           "concomitant_step", "maximise_multinomial", "family_parameters",
+           "parameters_from_arrays", "solve_normal_equations"]
 
 # Largest number of step halvings in one IRLS step before it is abandoned.
 _MAX_HALVINGS = 30
@@ -87,25 +90,23 @@ def m_step(rows, state, scale_floor):
     predictors
         For ``rows.e_step(est, predictors)`` (None where the backend keeps none).
     """
-    est = state.est
     sums = rows.sums(state, m_step_sums, needs_q(rows))
     if rows.n_fixed == 0:
-        coef, stat, notes = _component_steps(rows, state, sums)
+        coef, stat, q_new, notes = _component_steps(rows, state, sums)
         fixed_coef = None
     else:
-        coef, fixed_coef, stat, notes = _shared_step(rows, state, sums)
-    scale = dispersions(rows.family, est.scale, sums["weight"], stat, rows.equal_scale,
-                        scale_floor)
+        coef, fixed_coef, stat, q_new, notes = _shared_step(rows, state, sums)
+    params = family_parameters(rows, state, coef, fixed_coef, stat, q_new, scale_floor)
     prior, gamma = _mixing_step(rows, state, sums)
-    new = Estimates(coef, scale, prior, gamma, fixed_coef)
+    new = Estimates(coef, params, prior, gamma, fixed_coef)
     return new, notes, rows.predictors(state, new)
 
 
 def _component_steps(rows, state, sums):
     """Each component's IRLS step (halved until its Q holds), all at once.
 
-    Returns the coefficients, each component's dispersion statistic at its
-    new means, and the components whose step failed.
+    Returns the coefficients, each component's family-parameter statistic
+    and Q at its new means, and the components whose step failed.
     """
     est = state.est
     K = est.n_components
@@ -129,12 +130,13 @@ def _component_steps(rows, state, sums):
     moved = steps > 0
     for k in np.flatnonzero(moved):
         coef[:, k] = stepped_coef(est.coef[:, k], solutions[:, k], steps[k], exact)
-    stat = np.asarray(values.get("scale_stat", np.zeros(K)), dtype=float).copy()
-    if rows.family.estimates_scale and not moved.all():
+    stat = np.array(values.get("param_stat", np.zeros((K, 0))), dtype=float)
+    q_new = np.where(moved, values.get("q", np.full(K, np.nan)), sums["q_old"])
+    if rows.family.parameters and not moved.all():
         # A component left where it was keeps the statistic of its old means.
-        stat[~moved] = rows.sums(state, scale_sums)["scale_stat"][~moved]
+        stat[~moved] = rows.sums(state, parameter_sums)["param_stat"][~moved]
     notes = [k for k in range(K) if not usable[k] or failed[k] or not regular[k]]
-    return coef, stat, notes
+    return coef, stat, q_new, notes
 
 
 def _shared_step(rows, state, sums):
@@ -149,7 +151,7 @@ def _shared_step(rows, state, sums):
         step = trial[0]
         b, c = est.coef + step * d_coef, est.fixed_coef + step * d_fixed
         result = rows.sums(state, shared_candidate_sums, b, c)
-        evaluated[step] = b, c, result["scale_stat"]
+        evaluated[step] = b, c, result["param_stat"], result["q"]
         return {"q": np.array([result["q"].sum()])}
 
     if np.all(np.isfinite(solution)):
@@ -158,14 +160,14 @@ def _shared_step(rows, state, sums):
         steps, _, failed = halve_steps(np.array([sums["q_old"].sum()]),
                                        np.ones(1, dtype=bool), evaluate)
         if steps[0] > 0:
-            b, c, stat = evaluated[steps[0]]
-            return b.copy(), c, stat, ([] if regular else list(range(K)))
+            b, c, stat, q_new = evaluated[steps[0]]
+            return b.copy(), c, stat, q_new, ([] if regular else list(range(K)))
         ok = regular and not failed[0]
     else:
         ok = False
-    stat = (rows.sums(state, scale_sums)["scale_stat"] if rows.family.estimates_scale
-            else np.zeros(K))
-    return est.coef.copy(), est.fixed_coef, stat, ([] if ok else list(range(K)))
+    stat = rows.sums(state, parameter_sums)["param_stat"]
+    return (est.coef.copy(), est.fixed_coef, stat, sums["q_old"],
+            ([] if ok else list(range(K))))
 
 
 def _mixing_step(rows, state, sums):
@@ -222,8 +224,8 @@ def halve_steps(q_old, active, evaluate):
         The accepted step; 0 where the current point is kept (a loss of Q
         at rounding level, or no step found).
     values : dict
-        The other arrays ``evaluate`` returned, each problem's from the
-        round its step was accepted in.
+        The arrays ``evaluate`` returned (``q`` included; first axis the
+        problems), each problem's from the round its step was accepted in.
     failed : ndarray of bool (m,)
         Problems for which no step kept Q within ``_MAX_HALVINGS``.
     """
@@ -243,46 +245,109 @@ def halve_steps(q_old, active, evaluate):
             gains = holds & (result["q"] >= q_old)  # a rounding-level loss keeps the old point
         accepted[gains] = step[gains]
         for key, value in result.items():
-            if key != "q":
-                values.setdefault(key, np.full(m, np.nan))[gains] = np.asarray(value)[gains]
+            value = np.asarray(value, dtype=float)
+            values.setdefault(key, np.full(value.shape, np.nan))[gains] = value[gains]
         pending &= ~holds
         step[pending] *= 0.5
     return accepted, values, pending
 
 
-def dispersions(family, scale, weight, statistic, equal_scale, scale_floor):
-    """Maximum likelihood dispersions from the statistics of the new means.
+def family_parameters(rows, state, coef, fixed_coef, statistic, q_new, scale_floor):
+    """The family parameters' M-step at the new coefficients.
 
-    ``weight[k]`` is ``sum_i w_i tau_ik`` and ``statistic[k]`` the family's
-    :meth:`scale_statistic` of component ``k``. One common dispersion
-    (``equal_scale``) is the family's update on the stacked K-fold data.
-    Components without weight keep their dispersion.
+    Parameters
+    ----------
+    rows, state
+        The rows backend and the E-step the M-step started from.
+    coef, fixed_coef
+        The new coefficients.
+    statistic : ndarray (K, s)
+        Each component's :meth:`parameter_statistics` at its new means and
+        current parameters.
+    q_new : ndarray (K,)
+        Each component's Q there.
+    scale_floor : float
+        Smallest dispersion.
+
+    Returns
+    -------
+    ndarray (m, K)
+        The family's :meth:`parameters_from_statistics`, per component or
+        from the summed statistics with ``equal_scale``; a dispersion is kept
+        above the floor. For a family without a closed form
+        (:attr:`parameters_exact` False) the update is a Newton step on the
+        unconstrained scale, halved until each component's Q at the new
+        means does not fall (the sum of the components' with
+        ``equal_scale``), so the M-step stays a GEM step.
     """
-    scale = np.array(scale, dtype=float)
-    if not family.estimates_scale:
-        return scale
-    if equal_scale:
-        total = weight.sum()
-        scale[:] = (max(family.scale_from_statistic(statistic.sum() / total), scale_floor)
-                    if total > 0 else 1.0)
-        return scale
-    for k in range(scale.size):
-        if weight[k] > 0:
-            scale[k] = max(family.scale_from_statistic(statistic[k] / weight[k]), scale_floor)
-    return scale
+    family = rows.family
+    old = state.est.params
+    m, K = old.shape
+    if m == 0:
+        return old.copy()
+    statistic = np.asarray(statistic, dtype=float)
+    proposal = old.copy()
+    if rows.equal_scale:
+        proposal[:] = np.asarray(family.parameters_from_statistics(
+            statistic.sum(axis=0), tuple(old[:, 0])), dtype=float)[:, None]
+    else:
+        for k in range(K):
+            proposal[:, k] = family.parameters_from_statistics(statistic[k], tuple(old[:, k]))
+    if family.estimates_scale:
+        proposal = np.maximum(proposal, scale_floor)
+    if family.parameters_exact:
+        return proposal
+    theta_old = np.array([family._unconstrained(old[:, k]) for k in range(K)]).T
+    direction = np.array([family._unconstrained(proposal[:, k]) for k in range(K)]).T
+    direction -= theta_old
+    moving = np.all(np.isfinite(direction), axis=0)
+    direction[:, ~moving] = 0.0
+    common = rows.equal_scale
+
+    def at(steps):
+        steps = np.nan_to_num(np.asarray(steps, dtype=float), nan=0.0)
+        if common:
+            steps = np.full(K, steps[0])
+        theta = theta_old + steps[None, :] * direction
+        return np.array([family._natural(theta[:, k]) for k in range(K)]).T
+
+    def evaluate(steps):
+        q = rows.sums(state, parameter_candidate_sums, coef, fixed_coef, [at(steps)])["q"][0]
+        return {"q": np.array([q.sum()]) if common else q}
+
+    q_start = np.array([np.sum(q_new)]) if common else np.asarray(q_new, dtype=float)
+    active = np.array([moving.any()]) if common else moving
+    steps, _, _ = halve_steps(q_start, active, evaluate)
+    return at(steps)
 
 
-def common_scale(data, mu, posterior, scale_floor):
-    """ML dispersion shared by all components, from arrays in memory: the
-    family's dispersion update on the stacked K-fold data (rows repeated per
-    component, weights ``w tau``)."""
-    K = mu.shape[1]
-    weight, statistic = np.zeros(K), np.zeros(K)
-    for k in range(K):
-        c = np.multiply(data.weights, posterior[:, k], out=data.work_buffer("m_step_weight"))
-        weight[k] = c.sum()
-        statistic[k] = data.family.scale_statistic(data.endog, mu[:, k], c)
-    return float(dispersions(data.family, np.ones(K), weight, statistic, True, scale_floor)[0])
+def parameters_from_arrays(data, mu, posterior, params, scale_floor):
+    """Maximum likelihood family parameters given the means, from arrays in
+    memory (the starts): each component's :meth:`mle_parameters` with row
+    weights ``w tau_k`` from ``params`` (m, K), or with ``equal_scale`` one
+    value from the stacked K-fold data (rows repeated per component).
+    Components without weight keep their parameters; a dispersion is kept
+    above the floor."""
+    family = data.family
+    params = np.array(params, dtype=float)
+    m, K = params.shape
+    if m == 0:
+        return params
+    weights = data.weights[:, None] * posterior
+    if data.equal_scale:
+        if weights.sum() > 0:
+            trials = np.broadcast_to(data.trials, data.endog.shape)
+            params[:] = np.asarray(family.mle_parameters(
+                np.tile(data.endog, K), mu.T.ravel(), weights.T.ravel(), tuple(params[:, 0]),
+                np.tile(trials, K)), dtype=float)[:, None]
+    else:
+        for k in range(K):
+            if weights[:, k].sum() > 0:
+                params[:, k] = family.mle_parameters(data.endog, mu[:, k], weights[:, k],
+                                                     tuple(params[:, k]), data.trials)
+    if family.estimates_scale:
+        params = np.maximum(params, scale_floor)
+    return params
 
 
 def maximise_multinomial(evaluate, gamma, max_steps=_CONCOMITANT_NEWTON):
@@ -361,7 +426,7 @@ def concomitant_step(W, v, tau, gamma, max_steps=_CONCOMITANT_NEWTON):
 
 
 # ------------------------------------------ IRLS on arrays (the starts)
-def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True):
+def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=True):
     """One Fisher-scoring step for one component on arrays in memory, halved
     until Q rises (Gaussian-identity with ``need_q=False``: the exact step,
     unchecked). The starts fit components from scratch with it.
@@ -374,6 +439,8 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True
     q_old : float
         ``sum_i row_weight_i log f_k(y_i)`` at the current coefficients, or
         ``None`` to accept the full step (a start with no coefficients).
+    params_k : tuple
+        The component's family parameters (natural scale), held fixed.
     need_q : bool, default True
         False when the caller does not use the returned Q: for a family
         whose step is exact (Gaussian-identity, :attr:`irls_is_exact`) the
@@ -386,7 +453,7 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True
     """
     x = data.exog
     candidate, regular = solve_normal_equations(*normal_equations(data, row_weight, eta_k,
-                                                                  mu_k))
+                                                                  mu_k, params_k))
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
     if data.family.irls_is_exact and not need_q:
@@ -395,7 +462,7 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True
     if coef_k is None or q_old is None:
         eta = x @ candidate + data.offset
         mu = data.family.mean(eta)
-        return candidate, eta, mu, weighted_q(data, row_weight, eta, mu, scale_k), regular
+        return candidate, eta, mu, weighted_q(data, row_weight, eta, mu, params_k), regular
     direction = candidate - coef_k
     eta_direction = x @ direction
     last = {}
@@ -403,7 +470,7 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True
     def evaluate(trial):
         eta = eta_k + trial[0] * eta_direction
         mu = data.family.mean(eta)
-        last.update(eta=eta, mu=mu, q=weighted_q(data, row_weight, eta, mu, scale_k))
+        last.update(eta=eta, mu=mu, q=weighted_q(data, row_weight, eta, mu, params_k))
         return {"q": np.array([last["q"]])}
 
     steps, _, failed = halve_steps(np.array([q_old]), np.ones(1, dtype=bool), evaluate)
@@ -412,7 +479,7 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, scale_k, need_q=True
     return coef_k, eta_k, mu_k, q_old, regular and not failed[0]
 
 
-def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale):
+def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, params):
     """One Fisher-scoring step of all components and the shared effects on
     arrays in memory (:func:`~emformula.engine.sums.stacked_normal_equations`),
     halved until Q summed over the components does not fall; the starts fit
@@ -428,7 +495,8 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
     eta, mu : ndarray (n, K)
     q_old : float or None
         ``sum_k sum_i row_weights_ik log f_k(y_i)`` at the current point.
-    scale : ndarray (K,)
+    params : ndarray (m, K)
+        The components' family parameters, held fixed.
 
     Returns
     -------
@@ -437,7 +505,7 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
     p = data.n_coef
     K = row_weights.shape[1]
     candidate, regular = solve_normal_equations(*stacked_normal_equations(data, row_weights,
-                                                                          eta, mu))
+                                                                          eta, mu, params))
     if not np.all(np.isfinite(candidate)):
         return coef, fixed_coef, eta, mu, q_old, False
     new_coef = candidate[:K * p].reshape(K, p).T
@@ -446,8 +514,8 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, scale)
     def at(b, c):
         eta_new = linear_predictor(data, b, c)
         mu_new = data.family.mean(eta_new)
-        q = sum(weighted_q(data, row_weights[:, k], eta_new[:, k], mu_new[:, k], scale[k])
-                for k in range(K))
+        q = sum(weighted_q(data, row_weights[:, k], eta_new[:, k], mu_new[:, k],
+                           tuple(params[:, k])) for k in range(K))
         return q, eta_new, mu_new
 
     if coef is None or q_old is None:

@@ -231,7 +231,7 @@ def _expand_nested(data, nested_est, keep, shared_columns):
     r0 = data.n_fixed
     coef[shared_columns] = nested_est.fixed_coef[r0:, None]
     fixed = None if data.fixed is None else nested_est.fixed_coef[:r0].copy()
-    return _em.Estimates(coef, nested_est.scale.copy(), nested_est.prior.copy(),
+    return _em.Estimates(coef, nested_est.params.copy(), nested_est.prior.copy(),
                          None if nested_est.gamma is None else nested_est.gamma.copy(), fixed)
 
 
@@ -438,10 +438,10 @@ def _duplicated(previous):
     model's halved odds need an intercept in its design)."""
     j = int(np.argmax(previous.prior))
     coef = np.insert(previous.coef, j + 1, previous.coef[:, j], axis=1)
-    scale = np.insert(previous.scale, j + 1, previous.scale[j])
+    params = np.insert(previous.params, j + 1, previous.params[:, j], axis=1)
     prior = np.insert(previous.prior, j + 1, previous.prior[j] / 2)
     prior[j] /= 2
-    return replace(previous, coef=coef, scale=scale, prior=prior, gamma=None,
+    return replace(previous, coef=coef, params=params, prior=prior, gamma=None,
                    fixed_coef=None if previous.fixed_coef is None
                    else previous.fixed_coef.copy())
 

@@ -30,7 +30,8 @@ from .louis import louis_information, observed_score, row_derivatives
 
 __all__ = ["add_sums", "weighted_sum", "weighted_q", "normal_equations",
            "stacked_normal_equations", "multinomial_sums", "llf_sums", "m_step_sums",
-           "candidate_sums", "shared_candidate_sums", "scale_sums", "concomitant_sums",
+           "candidate_sums", "shared_candidate_sums", "parameter_sums",
+           "parameter_candidate_sums", "concomitant_sums",
            "mean_prior_sums", "information_sums", "diagnostic_sums", "stepped_coef"]
 
 
@@ -58,21 +59,22 @@ def weighted_sum(weight, values):
         return float(np.dot(weight[positive], values[positive]))
 
 
-def weighted_q(data, row_weight, eta_k, mu_k, scale_k):
+def weighted_q(data, row_weight, eta_k, mu_k, params_k):
     """Expected complete-data log-likelihood of one component, ``sum_i c_i log f``
-    at the linear predictor ``eta_k`` and mean ``mu_k`` (-inf where not finite)."""
+    at the linear predictor ``eta_k``, mean ``mu_k`` and family parameters
+    ``params_k`` (a tuple, natural scale); -inf where not finite."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll = data.family.loglike_kernel(data.endog, mu_k, scale_k, data.trials, eta=eta_k)
+        ll = data.family.log_kernel(data.endog, mu_k, params_k, data.trials, eta=eta_k)
         ll += data.loglike_constant
     q = weighted_sum(row_weight, ll)
     return q if np.isfinite(q) else -np.inf
 
 
-def _working(data, row_weight, eta_k, mu_k):
+def _working(data, row_weight, eta_k, mu_k, params_k=()):
     """IRLS working weight ``w`` and response ``z`` (offset removed) of one
-    component, in work arrays; rows where either is not finite get weight 0."""
-    _, _, irls_weight, link_deriv = data.family.eta_derivatives(
-        data.endog, mu_k, data.trials, observed=False)
+    component at its family parameters ``params_k``, in work arrays; rows
+    where either is not finite get weight 0."""
+    irls_weight, link_deriv = data.family.irls_terms(data.endog, mu_k, params_k, data.trials)
     # At the edge of the mean's range the IRLS weight can be infinite where
     # the row weight is 0 (0 * inf); such rows are dropped just below.
     with np.errstate(invalid="ignore", over="ignore"):
@@ -89,19 +91,20 @@ def _working(data, row_weight, eta_k, mu_k):
     return w, z
 
 
-def normal_equations(data, row_weight, eta_k, mu_k):
-    """``(X'WX, X'Wz)`` of one component's IRLS step at ``eta_k``, ``mu_k``.
+def normal_equations(data, row_weight, eta_k, mu_k, params_k=()):
+    """``(X'WX, X'Wz)`` of one component's IRLS step at ``eta_k``, ``mu_k``
+    and family parameters ``params_k``.
 
     ``W`` is the row weight times the IRLS weight, ``z`` the working
     response without the offset. Preallocated work arrays hold ``W`` and
     ``z``: they live only until the two sums.
     """
-    w, z = _working(data, row_weight, eta_k, mu_k)
+    w, z = _working(data, row_weight, eta_k, mu_k, params_k)
     z *= w
     return data.gram(w), data.exog.T @ z
 
 
-def stacked_normal_equations(data, row_weights, eta, mu):
+def stacked_normal_equations(data, row_weights, eta, mu, params=None):
     """Normal equations of one IRLS step of all components and the shared effects.
 
     The shared coefficients ``c`` tie the components together, so the step
@@ -109,6 +112,8 @@ def stacked_normal_equations(data, row_weights, eta, mu):
     per component, weight ``w_i tau_ik`` times its IRLS weight) from its
     block normal equations: ``X'W_k X`` on the diagonal, ``X'W_k Z`` against
     ``c`` and ``sum_k Z'W_k Z``; the stacked matrix is never formed.
+
+    ``params`` (m, K) are the components' family parameters (none by default).
 
     Returns
     -------
@@ -123,7 +128,8 @@ def stacked_normal_equations(data, row_weights, eta, mu):
     normal = np.zeros((size, size))
     rhs = np.zeros(size)
     for k in range(K):
-        w, z = _working(data, row_weights[:, k], eta[:, k], mu[:, k])
+        params_k = () if params is None else tuple(params[:, k])
+        w, z = _working(data, row_weights[:, k], eta[:, k], mu[:, k], params_k)
         own = slice(k * p, (k + 1) * p)
         # [X Z]' W [X Z] holds X'WX, X'WZ and Z'WZ at once.
         gram = data.component_gram(w)
@@ -212,7 +218,8 @@ def m_step_sums(data, estep, est, need_q):
             weight[k] = c.sum()
             if need_q:
                 q_old[k] = weighted_sum(c, estep.loglike[:, k])
-            xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k])
+            xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k],
+                                                est.parameter_values(k))
         sums.update(xtwx=xtwx, xtwz=xtwz)
     else:
         row_weights = data.weights[:, None] * estep.posterior
@@ -220,41 +227,59 @@ def m_step_sums(data, estep, est, need_q):
             weight[k] = row_weights[:, k].sum()
             q_old[k] = weighted_sum(row_weights[:, k], estep.loglike[:, k])
         sums["normal"], sums["rhs"] = stacked_normal_equations(data, row_weights, estep.eta,
-                                                               estep.mu)
+                                                               estep.mu, est.params)
     sums.update(weight=weight, q_old=q_old)
     return sums
 
 
-def _component_values(data, c, eta_k, scale_k, need_q):
-    """Mean, Q (if ``need_q``) and dispersion statistic of one component at ``eta_k``."""
+def _component_values(data, c, eta_k, params_k, need_q):
+    """Mean, Q (if ``need_q``) and family-parameter statistic of one
+    component at ``eta_k`` (its parameters at ``params_k``)."""
     family = data.family
     mu_k = family.mean(eta_k)
-    q = weighted_q(data, c, eta_k, mu_k, scale_k) if need_q else np.nan
-    stat = 0.0
-    if family.estimates_scale:
-        # Formed at every trial step (a refused one may overflow; its
-        # statistic is never used), so that a step and its dispersion take
-        # one pass.
-        with np.errstate(over="ignore", invalid="ignore"):
-            stat = family.scale_statistic(data.endog, mu_k, c)
-    return mu_k, q, stat
+    q = weighted_q(data, c, eta_k, mu_k, params_k) if need_q else np.nan
+    # Formed at every trial step (a refused one may overflow; its statistic
+    # is never used), so that a step and its parameters' update take one pass.
+    return mu_k, q, _parameter_statistic(data, c, mu_k, params_k)
+
+
+def _parameter_statistic(data, c, mu_k, params_k):
+    """The family's :meth:`parameter_statistics` of one component (empty for
+    a family without parameters)."""
+    if not params_k:
+        return np.zeros(0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(data.family.parameter_statistics(data.endog, mu_k, c, params_k,
+                                                           data.trials), dtype=float)
+
+
+def _stack_statistics(stats):
+    """Per-component statistics (lists of 1-d arrays, None where skipped) as
+    one (K, s) array, NaN where skipped."""
+    width = max((len(v) for v in stats if v is not None), default=0)
+    out = np.full((len(stats), width), np.nan)
+    for k, value in enumerate(stats):
+        if value is not None:
+            out[k] = value
+    return out
 
 
 def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
-    """Q and dispersion statistic of each component at its candidate step.
+    """Q and family-parameter statistic of each component at its candidate step.
 
     Component ``k`` is evaluated at :func:`stepped_coef` of its IRLS
     ``solutions[:, k]`` with step ``steps[k]`` (skipped where the step is
-    NaN), under the posterior of ``estep``.
+    NaN), under the posterior of ``estep``, at its current family parameters.
 
     Returns
     -------
     dict
-        ``q`` (K; NaN where skipped or not ``need_q``) and ``scale_stat`` (K).
+        ``q`` (K; NaN where skipped or not ``need_q``) and ``param_stat``
+        (K, s: the family's :meth:`parameter_statistics` at the new means).
     """
     K = est.n_components
     exact = not need_q
-    q, stat = np.full(K, np.nan), np.zeros(K)
+    q, stat = np.full(K, np.nan), [None] * K
     for k in range(K):
         step = steps[k]
         if not step > 0:
@@ -265,38 +290,66 @@ def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
             eta_k = data.exog @ solutions[:, k] + data.offset
         else:
             eta_k = estep.eta[:, k] + step * (data.exog @ (solutions[:, k] - est.coef[:, k]))
-        mu_k, q[k], stat[k] = _component_values(data, c, eta_k, est.scale[k], need_q)
+        mu_k, q[k], stat[k] = _component_values(data, c, eta_k, est.parameter_values(k),
+                                                need_q)
         if keep is not None:
             keep["eta"][:, k], keep["mu"][:, k] = eta_k, mu_k
             keep["coef"][k] = stepped_coef(est.coef[:, k], solutions[:, k], step, exact)
-    return {"q": q, "scale_stat": stat}
+    return {"q": q, "param_stat": _stack_statistics(stat)}
 
 
 def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
-    """Q and dispersion statistic of every component at ``(coef, fixed_coef)``
-    (a step of the stacked problem with shared effects)."""
+    """Q and family-parameter statistic of every component at ``(coef,
+    fixed_coef)`` (a step of the stacked problem with shared effects)."""
     K = est.n_components
-    q, stat = np.zeros(K), np.zeros(K)
+    q, stat = np.zeros(K), [None] * K
     eta = linear_predictor(data, coef, fixed_coef)
     mu = np.empty_like(eta)
     for k in range(K):
         c = data.weights * estep.posterior[:, k]
-        mu[:, k], q[k], stat[k] = _component_values(data, c, eta[:, k], est.scale[k], True)
+        mu[:, k], q[k], stat[k] = _component_values(data, c, eta[:, k],
+                                                    est.parameter_values(k), True)
     if keep is not None:
         keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)],
                     fixed_coef=fixed_coef)
-    return {"q": q, "scale_stat": stat}
+    return {"q": q, "param_stat": _stack_statistics(stat)}
 
 
-def scale_sums(data, estep, est):
-    """Each component's dispersion statistic at the means of ``estep`` (for
-    components whose coefficients the M-step left where they were)."""
-    family = data.family
-    stat = np.zeros(est.n_components)
+def parameter_sums(data, estep, est):
+    """Each component's family-parameter statistic at the means of ``estep``
+    (for components whose coefficients the M-step left where they were)."""
+    stat = []
     for k in range(est.n_components):
         c = data.weights * estep.posterior[:, k]
-        stat[k] = family.scale_statistic(data.endog, estep.mu[:, k], c)
-    return {"scale_stat": stat}
+        stat.append(_parameter_statistic(data, c, estep.mu[:, k], est.parameter_values(k)))
+    return {"param_stat": _stack_statistics(stat)}
+
+
+def parameter_candidate_sums(data, estep, est, coef, fixed_coef, candidates):
+    """Q and family-parameter statistic of every component at the
+    coefficients ``coef``, ``fixed_coef`` and each of the family parameters ``candidates``
+    (a list of (m, K) arrays), under the posterior of ``estep``: the check
+    of an M-step for parameters without a closed form.
+
+    Returns
+    -------
+    dict
+        ``q`` (n_candidates, K) and ``param_stat`` (n_candidates, K, s).
+    """
+    K = est.n_components
+    eta = linear_predictor(data, coef, fixed_coef)
+    mu = data.family.mean(eta)
+    q = np.zeros((len(candidates), K))
+    stats = []
+    for i, params in enumerate(candidates):
+        stat = []
+        for k in range(K):
+            c = data.weights * estep.posterior[:, k]
+            params_k = tuple(params[:, k])
+            q[i, k] = weighted_q(data, c, eta[:, k], mu[:, k], params_k)
+            stat.append(_parameter_statistic(data, c, mu[:, k], params_k))
+        stats.append(_stack_statistics(stat))
+    return {"q": q, "param_stat": np.stack(stats)}
 
 
 def concomitant_sums(data, estep, est, gamma):

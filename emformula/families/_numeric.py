@@ -67,17 +67,39 @@ def log_gamma_ratio(y, a):
     Directly for small arguments; for large ones from Stirling's series
     (:func:`stirling_error`) with the logarithms combined by ``log1p``,
     since the two log-gamma values (each ~ ``y log y``) cancel: at
-    ``y = 1e15`` the direct difference is off by several units.
+    ``y = 1e15`` the direct difference is off by several units. ``a`` may
+    be an array broadcasting against ``y``.
     """
     y = np.asarray(y, dtype=float)
-    a = float(a)
+    a = np.asarray(a, dtype=float)  # broadcasts: one value per component
     with np.errstate(all="ignore"):
         direct = special.gammaln(y + a) - special.gammaln(y + 1.0)
-        large = (y + min(a, 1.0) >= 15.0) & np.isfinite(y)
+        large = (y + np.minimum(a, 1.0) >= 15.0) & np.isfinite(y)
         if not np.any(large):
             return direct
         yl = np.where(large, y, 15.0)
         c = a - 1.0
         series = ((yl + a - 0.5) * np.log1p(c / (yl + 1.0)) + c * np.log(yl + 1.0) - c
                   + stirling_error(yl + a) - stirling_error(yl + 1.0))
+    return np.where(large, series, direct)
+
+
+def log_rising_factorial(r, y):
+    """``lgamma(y + r) - lgamma(r)`` for ``r > 0`` and ``y >= 0`` (broadcasts).
+
+    For ``r >= 15`` from Stirling's series: ``(r - 1/2) log1p(y / r) +
+    y log(y + r) - y`` plus the series' error terms, so that a large ``r``
+    (a negative binomial close to Poisson, ``r = 1 / alpha``) does not
+    cancel two log-gamma values of size ``r log r``.
+    """
+    r = np.asarray(r, dtype=float)
+    y = np.asarray(y, dtype=float)
+    with np.errstate(all="ignore"):
+        direct = special.gammaln(y + r) - special.gammaln(r)
+        large = (r >= 15.0) & np.isfinite(y)
+        if not np.any(large):
+            return direct
+        rl = np.where(large, r, 15.0)
+        series = ((rl - 0.5) * np.log1p(y / rl) + special.xlogy(y, y + rl) - y
+                  + stirling_error(y + rl) - stirling_error(rl))
     return np.where(large, series, direct)

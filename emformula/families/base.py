@@ -17,13 +17,16 @@ A component family is one class per distribution (:mod:`.poisson`,
   the sums over rows it needs (so that data in pieces, dask partitions,
   can be summed), and their per-row score and observed information.
 
-The engine today knows at most one family parameter per component, the
-dispersion ``log(scale)``, and reaches it through the methods in the last
-section of :class:`MixtureFamily` (``estimates_scale``, ``mle_scale``,
-``scale_statistic``, ``scale_from_statistic``, ``logscale_derivatives``,
-``floor_moments``). Those are written on top of the general parameter
-methods where that costs nothing, and overridden by the dispersion
-families where the closed forms are faster.
+The engine holds any number of family parameters per component (an
+``(m, K)`` array) and reaches them only through the methods of the last
+two sections of :class:`MixtureFamily`: ``log_kernel``,
+``eta_derivatives_at``, ``parameter_derivatives``, ``parameter_statistics``
+with ``parameters_from_statistics`` (the M-step, checked unless
+``parameters_exact``), ``start_parameters``, ``simulate_at`` and
+``cdf_bounds_at``. Their defaults serve the dispersion families and the
+families without parameters; the dispersion's closed forms
+(``mle_scale``, ``scale_statistic``, ``logscale_derivatives``...) are the
+fast paths the engine takes where ``estimates_scale``.
 """
 
 from __future__ import annotations
@@ -120,6 +123,12 @@ class MixtureFamily:
                     self.__class__ = cls
                     break
 
+    @classmethod
+    def from_name(cls, sm_family):
+        """The family a user asks for by name, built on ``sm_family`` (the
+        statsmodels family of the name, with the link asked for)."""
+        return cls(sm_family)
+
     # ------------------------------------------------------------- the mean
     def mean(self, eta):
         """The mean of every row from its linear predictor, finite."""
@@ -177,13 +186,10 @@ class MixtureFamily:
 
     def log_density(self, y, mu, params=(), trials=1.0):
         """Log-density at the family parameters ``params`` (natural scale, in
-        the order of :attr:`parameters`).
-
-        The general form the parameter methods use. A family with more than
-        one parameter overrides it; with at most one it is :meth:`loglike`.
-        """
+        the order of :attr:`parameters`): :meth:`log_kernel` plus
+        :meth:`loglike_constant`, the form the parameter methods use."""
         params = self._check_params(params)
-        return self.loglike(y, mu, *params, trials=trials)
+        return self.log_kernel(y, mu, params, trials) + self.loglike_constant(y, trials)
 
     # ------------------------------------------------------- eta derivatives
     def eta_derivatives(self, y, mu, trials=1.0, observed=True):
@@ -361,13 +367,88 @@ class MixtureFamily:
     def _natural(self, theta):
         return np.array([float(p.from_unconstrained(t)) for p, t in zip(self.parameters, theta)])
 
-    # ------------------------- the engine's view: at most one parameter, log(scale)
+    # --------------- the engine's view: the parameters of K components at once
+    # The engine holds a family's parameters as an (m, K) array, one row per
+    # entry of ``parameters``; it passes them to the methods below as
+    # ``params``, a tuple of m arrays that broadcast against the means (rows
+    # of shape (K,) against means (n, K), or numbers for one component).
+    # Every method is written for the dispersion families and those without
+    # parameters; a family with other parameters overrides the ones that
+    # raise NotImplementedError.
     @property
     def estimates_scale(self):
-        """Whether the family's one parameter is the dispersion, which the
-        engine estimates per component (Gaussian, gamma, inverse Gaussian)."""
+        """Whether the family's one parameter is the dispersion (Gaussian,
+        gamma, inverse Gaussian): the engine's closed-form M-step and the
+        ``scale`` of the results are then that parameter."""
         return tuple(self.parameters) == (DISPERSION,)
 
+    @property
+    def parameters_exact(self):
+        """Whether :meth:`parameters_from_statistics` is the exact maximiser
+        of a component's expected complete-data log-likelihood given its means
+        (a closed form). Otherwise the M-step checks that the update raises
+        it, halving the step where it does not."""
+        return not self.parameters or self.estimates_scale
+
+    def start_parameters(self):
+        """Values of the parameters before any fit (natural scale): each
+        parameter's ``start``."""
+        return tuple(p.start for p in self.parameters)
+
+    def dispersion(self, params):
+        """The dispersion in ``params`` (``params[0]`` of a dispersion family),
+        else 1: what divides ``V(mu)`` in the variance and the Pearson
+        residuals, and the results' ``scale``."""
+        return params[0] if self.estimates_scale else 1.0
+
+    def log_kernel(self, y, mu, params, trials=1.0, eta=None):
+        """:meth:`loglike_kernel` at the family parameters ``params``."""
+        if self.estimates_scale:
+            return self.loglike_kernel(y, mu, params[0], trials, eta=eta)
+        if not params:
+            return self.loglike_kernel(y, mu, 1.0, trials, eta=eta)
+        raise NotImplementedError(f"{type(self).__name__} must define log_kernel")
+
+    def eta_derivatives_at(self, y, mu, params, trials=1.0, observed=True):
+        """:meth:`eta_derivatives` of the actual density at ``params``: score
+        and information divided by the dispersion; the IRLS weight and
+        ``g'(mu)`` as they are (a dispersion common to a component's rows
+        does not change its IRLS step)."""
+        if self.parameters and not self.estimates_scale:
+            raise NotImplementedError(f"{type(self).__name__} must define eta_derivatives_at")
+        score, info, irls_weight, link_deriv = self.eta_derivatives(y, mu, trials, observed)
+        if self.estimates_scale:
+            scale = params[0]
+            score, info = score / scale, info / scale
+        return score, info, irls_weight, link_deriv
+
+    def irls_terms(self, y, mu, params, trials=1.0):
+        """The IRLS weight ``trials / (V(mu) g'(mu)^2)`` and ``g'(mu)`` per
+        row at ``params`` (a dispersion common to a component's rows leaves
+        its IRLS step unchanged, so it is left out)."""
+        if self.parameters and not self.estimates_scale:
+            raise NotImplementedError(f"{type(self).__name__} must define irls_terms")
+        _, _, irls_weight, link_deriv = self.eta_derivatives(y, mu, trials, observed=False)
+        return irls_weight, link_deriv
+
+    def variance_at(self, mu, params, trials=1.0):
+        """``Var(y)`` per row at ``params`` (``scale V(mu) / trials``)."""
+        return self.dispersion(params) * self.variance(mu) / trials
+
+    def scaled_deviance_at(self, y, mu, params, trials=1.0):
+        """The unit deviance divided by the dispersion at ``params`` (what
+        deviance residuals square)."""
+        return self.unit_deviance(y, mu, trials) / self.dispersion(params)
+
+    def simulate_at(self, mu, params, trials, rng):
+        """:meth:`simulate` at the family parameters ``params``."""
+        return self.simulate(mu, self.dispersion(params), trials, rng)
+
+    def cdf_bounds_at(self, y, mu, params, trials=1.0, var_weights=1.0):
+        """:meth:`cdf_bounds` at the family parameters ``params``."""
+        return self.cdf_bounds(y, mu, self.dispersion(params), trials, var_weights)
+
+    # ----------------- the dispersion's closed forms (the fast path of the above)
     @property
     def irls_is_exact(self):
         """Whether one IRLS step is the exact maximiser of a component's Q

@@ -156,11 +156,15 @@ class DiscreteFamily(ExponentialFamily):
         For integer counts ``F(y-) = F(y - 1)``. A variance weight other
         than 1 would take ``y`` out of the family, so it is refused.
         """
+        return self._count_bounds(self.distribution(mu, scale, trials), y, mu, trials,
+                                  var_weights)
+
+    def _count_bounds(self, dist, y, mu, trials, var_weights):
+        """:meth:`cdf_bounds` from the frozen distribution ``dist`` of the counts."""
         y, mu = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(mu, dtype=float))
         if np.any(np.asarray(var_weights) != 1.0):
             raise ValueError(f"quantile residuals of the {self.name} family need unit variance "
                              "weights: with others y does not follow the family")
-        dist = self.distribution(mu, scale, trials)
         count = self.response_count(y, trials)
         return dist.cdf(count - 1), dist.cdf(count), dist.sf(count - 1), dist.sf(count)
 

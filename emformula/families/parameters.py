@@ -47,6 +47,8 @@ class FamilyParameter:
         unreachable: a log-transformed parameter is above 0).
     description : str
         One line for documentation and summaries.
+    start : float
+        The value before any fit (natural scale), where the starts begin.
 
     Examples
     --------
@@ -60,6 +62,7 @@ class FamilyParameter:
     lower: float = -np.inf
     upper: float = np.inf
     description: str = ""
+    start: float = 1.0
 
     def __post_init__(self):
         if self.transform not in TRANSFORMS:

@@ -91,13 +91,17 @@ def as_family(family, link=None):
         if link is not None:
             kwargs["link"] = _as_link(link)
         statsmodels_class = FAMILY_NAMES[key]
+        if statsmodels_class is sm_families.NegativeBinomial:
+            # Only its link is used (alpha is estimated); statsmodels warns
+            # when alpha is left out.
+            kwargs["alpha"] = 1.0
         try:
             sm_family = statsmodels_class(**kwargs)
         except ValueError:
             allowed = ", ".join(c.__name__ for c in statsmodels_class.links)
             raise ValueError(f"link {link!r} is not allowed for family {family!r}; statsmodels "
                              f"allows {allowed}") from None
-        return _BY_NAME[key](sm_family)
+        return _BY_NAME[key].from_name(sm_family)
     if isinstance(family, sm_families.Family):
         if link is not None:
             raise ValueError("link= is only accepted together with a family name; "

@@ -250,10 +250,9 @@ def kl_divergence(res, eps=1e-4):
     rows = rows_of(res)
     par = parameters_of(res)
     mu = res.family.mean(par.eta(rows))
-    scale = res.scale.to_numpy(dtype=float)
     with np.errstate(all="ignore"):
-        log_f = res.family.loglike(data.endog[:, None], mu, scale[None, :],
-                                   data.trials[:, None])
+        log_f = res.family.log_density(data.endog[:, None], mu,
+                                       res.estimates.parameter_rows(), data.trials[:, None])
         log_u = data.to_rows(data.unit_sum(log_f)) + np.log(par.prior(rows))
     u = np.exp(log_u)
     K = res.n_components

@@ -58,6 +58,18 @@ class LinearConstraints:
 
 
 # ----------------------------------------------------------------- parsing
+#: Names of the mixing log-odds before version 0.2 (``alpha:comp2``), renamed
+#: ``logit_prior:comp2`` so as not to clash with the negative binomial's alpha.
+_OLD_MIXING_NAME = re.compile(r"(?<![\w(])alpha:comp(\d+)")
+
+
+def _current_names(text):
+    """``text`` with the mixing log-odds' old names (``alpha:comp2``) written
+    as today's (``logit_prior:comp2``), so constraints written for version
+    0.1 still read."""
+    return _OLD_MIXING_NAME.sub(r"logit_prior:comp\1", text)
+
+
 def _tokenize(text, names):
     """Tokens of a constraint string: known names (longest first, so that
     ``comp1:x1`` is not read as ``comp1:x`` and ``1``), numbers, operators.
@@ -245,12 +257,13 @@ def linear_constraints(res, r, q=None):
     if isinstance(r, str):
         if q is not None:
             raise ValueError("q is given in the constraint string itself")
-        return _parse(r, names)
+        return _parse(_current_names(r), names)
     if isinstance(r, tuple) and len(r) == 2 and q is None:
         r, q = r
     if isinstance(r, pd.Series):
         r = r.to_frame().T
     if isinstance(r, pd.DataFrame):
+        r = r.rename(columns=_current_names)
         unknown = [c for c in r.columns if c not in names]
         if unknown:
             raise ValueError(f"not parameter names: {unknown}")

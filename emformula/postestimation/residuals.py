@@ -39,7 +39,8 @@ _TINY = np.finfo(float).tiny
 class _Fit:
     """The arrays every residual is computed from (one row per fitted row).
 
-    ``mu``, ``posterior`` are ``(n, K)``; ``scale`` ``(K,)``; ``prior``
+    ``mu``, ``posterior`` are ``(n, K)``; ``params`` ``(m, K)``, the family
+    parameters of each component (a GLM's dispersion as one row); ``prior``
     ``(K,)``, or ``(n, K)`` for the per-row proportions of a concomitant model;
     ``trials`` the binomial number of trials (ones otherwise) and
     ``var_weights`` the statsmodels variance weights (ones for a mixture).
@@ -47,7 +48,7 @@ class _Fit:
 
     y: np.ndarray
     mu: np.ndarray
-    scale: np.ndarray
+    params: np.ndarray
     prior: np.ndarray
     posterior: np.ndarray
     trials: np.ndarray
@@ -59,6 +60,17 @@ class _Fit:
     @property
     def n_components(self):
         return self.mu.shape[1]
+
+    @property
+    def scale(self):
+        """The dispersion of each component (ones for a family without one)."""
+        return (self.params[0] if self.family.estimates_scale
+                else np.ones(self.mu.shape[1]))
+
+    @property
+    def param_rows(self):
+        """The family parameters as rows broadcasting against ``mu``."""
+        return tuple(row[None, :] for row in self.params)
 
     @property
     def prior_weight(self):
@@ -214,12 +226,12 @@ def _as_fit(results):
         n = data.nobs
         return _Fit(y=np.asarray(data.endog, dtype=float),
                     mu=np.asarray(results._component_mean, dtype=float),
-                    scale=np.asarray(est.scale, dtype=float),
+                    params=np.asarray(est.params, dtype=float),
                     prior=(np.asarray(est.prior, dtype=float) if est.gamma is None
                            else np.asarray(results._row_prior, dtype=float)),
                     posterior=np.asarray(results.posterior, dtype=float),
                     trials=np.asarray(data.trials, dtype=float),
-                    var_weights=np.ones(n), family=_fresh_family(data.family.sm_family),
+                    var_weights=np.ones(n), family=_component_family(data.family),
                     index=results.model.row_index, names=tuple(results.component_names))
     glm = _glm_results(results)
     if glm is None:
@@ -230,12 +242,13 @@ def _as_fit(results):
     y = np.asarray(model.endog, dtype=float)
     n = y.shape[0]
     mu = np.asarray(glm.mu, dtype=float)
-    scale = float(glm.scale) if family.estimates_scale else 1.0
+    params = (np.array([[float(glm.scale)]]) if family.estimates_scale
+              else np.zeros((0, 1)))
     trials = np.asarray(getattr(model, "n_trials", np.ones(n)), dtype=float)
     var_weights = np.broadcast_to(np.asarray(model.var_weights, dtype=float), (n,)).copy()
     labels = getattr(model.data, "row_labels", None)
     index = pd.Index(labels) if labels is not None and len(labels) == n else pd.RangeIndex(n)
-    return _Fit(y=y, mu=mu[:, None], scale=np.array([scale]), prior=np.ones(1),
+    return _Fit(y=y, mu=mu[:, None], params=params, prior=np.ones(1),
                 posterior=np.ones((n, 1)), trials=trials, var_weights=var_weights,
                 family=family, index=index, names=("comp1",))
 
@@ -262,9 +275,9 @@ def _new_fit(results, data, context):
             endog[rows], None if trials is None else trials[rows], rows.size)
     prior = (np.asarray(est.prior, dtype=float) if est.gamma is None
              else results._new_prior(engine))
-    return _Fit(y=y, mu=np.asarray(mu, dtype=float), scale=np.asarray(est.scale, dtype=float),
+    return _Fit(y=y, mu=np.asarray(mu, dtype=float), params=np.asarray(est.params, dtype=float),
                 prior=prior, posterior=posterior, trials=n_trials, var_weights=np.ones(n),
-                family=_fresh_family(results.model.data.family.sm_family), index=new["index"],
+                family=_component_family(results.model.data.family), index=new["index"],
                 names=tuple(results.component_names))
 
 
@@ -304,6 +317,15 @@ def _glm_results(results):
 
     inner = getattr(results, "_results", results)
     return inner if isinstance(inner, GLMResults) else None
+
+
+def _component_family(family):
+    """The family of a mixture's components for its residuals: built anew
+    from its statsmodels family (:func:`_fresh_family`) unless it has
+    parameters of its own beyond a dispersion, whose values the fit holds."""
+    if family.parameters and not family.estimates_scale:
+        return family
+    return _fresh_family(family.sm_family)
 
 
 def _fresh_family(sm_family):
@@ -359,20 +381,19 @@ def _compute(fit, type, k, random_state):
             return y - mean
         if type == "pearson":
             # phi_k V(mu_ik) / a_i: the variance of y_i within component k.
-            within = fit.scale[None, :] * family.variance(mu) / a
+            within = family.variance_at(mu, fit.param_rows, a)
             if k is not None:
                 return (y - mean) / np.sqrt(within[:, k])
             between = (mu - mean[:, None]) ** 2
             return (y - mean) / np.sqrt(_mix(within + between, prior))
         if type == "deviance":
-            unit = family.unit_deviance(y[:, None], mu, fit.trials[:, None])
-            scaled = np.clip(unit * fit.var_weights[:, None] / fit.scale[None, :], 0.0, None)
+            unit = family.scaled_deviance_at(y[:, None], mu, fit.param_rows, fit.trials[:, None])
+            scaled = np.clip(unit * fit.var_weights[:, None], 0.0, None)
             total = scaled[:, k] if k is not None else np.sum(fit.posterior * scaled, axis=1)
             return np.sign(y - mean) * np.sqrt(total)
         # quantile
-        lower, upper, lower_sf, upper_sf = _cdf_bounds(
-            family, y[:, None], mu, fit.scale[None, :], fit.trials[:, None],
-            fit.var_weights[:, None])
+        lower, upper, lower_sf, upper_sf = family.cdf_bounds_at(
+            y[:, None], mu, fit.param_rows, fit.trials[:, None], fit.var_weights[:, None])
         if k is not None:
             columns = [k]
             weight = np.ones(1)
@@ -397,14 +418,3 @@ def _compute(fit, type, k, random_state):
 def _mix(values, prior):
     """``sum_k pi_k values_ik`` with constant (K,) or per-row (n, K) proportions."""
     return values @ prior if prior.ndim == 1 else np.sum(values * prior, axis=1)
-
-
-def _cdf_bounds(family, y, mu, scale, trials=1.0, var_weights=1.0):
-    """``F(y-), F(y), 1 - F(y-), 1 - F(y)`` of one component (broadcasts).
-
-    For a continuous family ``F(y-) = F(y)``. ``y`` is a binomial proportion;
-    ``var_weights`` (a statsmodels GLM's) divide the dispersion, which keeps
-    a continuous family in its family; for a discrete one they must be 1.
-    The distributions are the family's own (``family.cdf_bounds``).
-    """
-    return family.cdf_bounds(y, mu, scale, trials, var_weights)

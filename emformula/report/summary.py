@@ -143,20 +143,32 @@ def _theta_table(res, positions, names, yname, alpha, title):
 
 
 def _mixing_table(res):
+    """Mixing proportions and the family parameters (natural scale, delta
+    method standard errors); a family without parameters shows its fixed
+    unit dispersion."""
+    names = list(res.family_params.index)
     rows = []
     for k, name in enumerate(res.component_names):
-        scale = res.scale.iloc[k]
-        scale_se = res.scale_bse.iloc[k]
-        rows.append([name, _fmt(res.prior.iloc[k]), _fmt(res.prior_bse.iloc[k]),
-                     _fmt(scale) if res.family.estimates_scale else "1 (fixed)",
-                     _fmt(scale_se) if res.family.estimates_scale else ""])
+        row = [name, _fmt(res.prior.iloc[k]), _fmt(res.prior_bse.iloc[k])]
+        for parameter in names:
+            row += [_fmt(res.family_params.loc[parameter, name]),
+                    _fmt(res.family_bse.loc[parameter, name])]
+        if not names:
+            row += ["1 (fixed)", ""]
+        rows.append(row)
     # "mean prior": the mean over units of a concomitant model's proportions.
     concomitant = res.concomitant_params is not None
-    title = "Mixing proportions and dispersions"
+    if res.family.estimates_scale or not names:
+        title = "Mixing proportions and dispersions"
+    else:
+        title = f"Mixing proportions and {res.family.name} parameters"
     if res.model.data.equal_scale:
-        title += " (one common dispersion)"
-    return SimpleTable(rows, headers=["", "mean prior" if concomitant else "prior", "std err",
-                                      "scale", "std err"],
+        title += (" (one common dispersion)" if res.family.estimates_scale
+                  else " (one value for all components)")
+    headers = ["", "mean prior" if concomitant else "prior", "std err"]
+    for parameter in names or ["scale"]:
+        headers += [parameter, "std err"]
+    return SimpleTable(rows, headers=headers,
                        title=title, txt_fmt={"data_aligns": "r", "header_align": "r"})
 
 
