@@ -308,7 +308,7 @@ def _warmup_trial(shared, task):
         sub = data.take(take)
     est = candidate_start(sub, K, kind, rng, floor)
     run = _em.order_components(_em.run_em(sub, est, max_iter=max_iter, tol=0.0,
-                                          scale_floor=floor, newton=False))
+                                          scale_floor=floor, newton=False), data.family)
     llf = run.llf if sub is data else _em.e_step(data, run.estimates).llf
     return run.estimates, llf, run.n_iter
 

@@ -104,11 +104,18 @@ class EMGLM:
             return DaskEMGLM(endog, exog, *args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
+    def __init__(self, endog, exog, family="poisson", K=DEFAULT_K, *, weights=None, offset=None,
                  exposure=None, trials=None, link=None, exog_names=None, endog_names=None,
                  missing_rows=0, fixed=None, fixed_names=None, concomitant=None,
                  concomitant_names=None, groups=None, equal_scale=False, cov_groups=None):
         self.family = as_family(family, link)
+        K, k_given = given(K)
+        if self.family.n_members is not None:
+            # One family per component: K is their number.
+            if k_given and K != self.family.n_members:
+                raise ValueError(f"K={K} but {self.family.n_members} families are given, one "
+                                 "per component: leave K out or give as many families")
+            K = self.family.n_members
         self.K = _check_k(K)
         # What with_k() passes to the constructor again (arrays shared).
         self._keywords = dict(weights=weights, offset=offset, exposure=exposure, trials=trials,
@@ -116,7 +123,7 @@ class EMGLM:
                               missing_rows=missing_rows, fixed=fixed, fixed_names=fixed_names,
                               concomitant=concomitant, concomitant_names=concomitant_names,
                               groups=groups, equal_scale=equal_scale, cov_groups=cov_groups)
-        safe = getattr(self.family.sm_family, "safe_links", None)
+        safe = getattr(getattr(self.family, "sm_family", None), "safe_links", None)
         if safe and not isinstance(self.family.link, tuple(safe)):
             # As statsmodels' GLM does: the mean may leave the family's domain.
             warnings.warn(f"The {self.family.link_name} link function does not respect the "
@@ -193,6 +200,8 @@ class EMGLM:
                                        "the concomitant variables")
         self.cov_group_labels, self.cov_groups = _group_codes(cov_groups, n, "cov_groups")
         self.equal_scale = bool(equal_scale)
+        if self.family.n_members is not None:
+            _check_family_list(self.family, fixed is not None, self.equal_scale)
         self.endog = endog
         self.exog = exog
         self.missing_rows = missing_rows
@@ -440,7 +449,7 @@ class EMGLM:
         best = replace(best, posterior=_em.e_step(self.data, best.estimates).posterior)
         if best.converged and polish and not best.newton_converged:
             best = _em.newton_polish(self.data, best, scale_floor=floor)
-        best = _em.order_components(best)
+        best = _em.order_components(best, self.family)
         problems = _em.diagnose(self.data, best, floor)
         if problems:
             warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
@@ -497,6 +506,10 @@ class EMGLM:
             plan = StartPlan.from_n_init(n_init)
             if not related.get("nested", True):
                 plan = replace(plan, nested=False)
+            if self.family.n_members is not None:
+                # The K-1 fit and the nested models are of one family: a list
+                # of families starts from partitions and regression lines.
+                plan = replace(plan, nested=False, split=False)
             return search_starts(self.data, self.K, plan, _seed_sequence(random_state), floor,
                                  max_iter=max_iter, tol=tol, term_columns=self.term_columns,
                                  previous=related.get("previous"),
@@ -615,6 +628,8 @@ def model_spec(caller, family, K, spec, model):
     family, family_given = given(family)
     K, k_given = given(K)
     if spec is None:
+        if not k_given and isinstance(family, (list, tuple)):
+            K = None  # the number of families
         return MixtureSpec.from_keywords(caller, family=family, K=K, **model)
     if family_given or k_given:
         raise TypeError(f"{caller}(): give family and K in spec= or as arguments, not both")
@@ -695,6 +710,16 @@ def _check_rank(exog, names):
         details.append(f"{names[j]!r} = combination of {involved}")
     raise ValueError("the design matrix is rank deficient (collinear columns): "
                      + "; ".join(details) + ". Remove the redundant column(s)")
+
+
+def _check_family_list(family, has_fixed, equal_scale):
+    """Refuse what a list of families cannot do, by name."""
+    if has_fixed and not all(family.has_coefficients_of(k) for k in range(family.n_members)):
+        raise ValueError(f"shared effects (fixed=) need coefficients in every component; "
+                         f"{family.name} has a component without (a point mass)")
+    if equal_scale and family.differs:
+        raise ValueError(f"equal_scale=True needs one family in all components, not "
+                         f"{family.name}")
 
 
 def _check_k(K):

@@ -131,8 +131,9 @@ class EMGLMResults:
     @cached_property
     def params(self):
         """Component-specific coefficients: one row per term, one column per
-        component (shared effects are in :attr:`fixed_params`)."""
-        return self._frame(self.estimates.coef)
+        component (shared effects are in :attr:`fixed_params`); NaN for a
+        component without coefficients (a point mass)."""
+        return self._frame(self._by_component(self.estimates.coef))
 
     @cached_property
     def fixed_params(self):
@@ -165,8 +166,8 @@ class EMGLMResults:
         repeated with ``equal_scale``); ones for a family without a
         dispersion (Poisson, binomial, negative binomial), as statsmodels'
         GLM reports."""
-        values = (self.estimates.params[0] if self.family.estimates_scale
-                  else np.ones(self.n_components))
+        values = [self.estimates.params[0, k] if self.family.member(k).estimates_scale
+                  else 1.0 for k in range(self.n_components)]
         return pd.Series(np.array(values, dtype=float), index=self.component_names,
                          name="scale")
 
@@ -175,10 +176,25 @@ class EMGLMResults:
         """The family's own parameters per component (the dispersion
         ``scale``, the negative binomial's ``alpha``...): one row per
         parameter, one column per component, natural scale; no rows for a
-        family without any."""
-        names = [p.name for p in self.family.parameters]
-        return pd.DataFrame(np.array(self.estimates.params, dtype=float),
-                            index=pd.Index(names, dtype=object), columns=self.component_names)
+        family without any. With a list of families a row is NaN for the
+        components whose family lacks that parameter."""
+        names = self._parameter_names
+        values = np.full((len(names), self.n_components), np.nan)
+        for k in range(self.n_components):
+            for j, parameter in enumerate(self.family.member(k).parameters):
+                values[names.index(parameter.name), k] = self.estimates.params[j, k]
+        return pd.DataFrame(values, index=pd.Index(names, dtype=object),
+                            columns=self.component_names)
+
+    @property
+    def _parameter_names(self):
+        """The family parameters' names over all components, in order."""
+        names = []
+        for k in range(self.n_components):
+            for parameter in self.family.member(k).parameters:
+                if parameter.name not in names:
+                    names.append(parameter.name)
+        return names
 
     @property
     def llf(self):
@@ -426,11 +442,11 @@ class EMGLMResults:
         lay = self.layout
         model = self.model
         labels = [""] * lay.size
-        parameter_labels = [f"log({p.name})" if p.transform == "log" else p.name
-                            for p in self.family.parameters]
         for k in range(lay.n_components):
             for j, pos in enumerate(lay.coef_index[k]):
                 labels[pos] = f"comp{k + 1}:{model.exog_names[j]}"
+            parameter_labels = [f"log({p.name})" if p.transform == "log" else p.name
+                                for p in self.family.member(k).parameters]
             for label, pos in zip(parameter_labels, lay.param_index[k]):
                 labels[pos] = label if lay.equal_scale else f"comp{k + 1}:{label}"
         for j, pos in enumerate(lay.fixed_index):
@@ -535,7 +551,7 @@ class EMGLMResults:
     def bse(self):
         """Standard errors of the coefficients, shaped like ``params``."""
         se = np.sqrt(np.diag(self._covariance))
-        return self._frame(np.column_stack([se[idx] for idx in self.layout.coef_index]))
+        return self._frame(self._coef_entries(se))
 
     @cached_property
     def fixed_bse(self):
@@ -606,21 +622,23 @@ class EMGLMResults:
         """Standard errors of :attr:`family_params` (delta method from the
         unconstrained scale: ``value * se(log value)`` for a log-transformed
         parameter)."""
-        values = np.full(self.estimates.params.shape, np.nan)
+        names = self._parameter_names
+        values = np.full((len(names), self.n_components), np.nan)
         for k in range(self.n_components):
-            for j, (parameter, i) in enumerate(zip(self.family.parameters,
+            for j, (parameter, i) in enumerate(zip(self.family.member(k).parameters,
                                                    self.layout.param_index[k])):
                 se = np.sqrt(self._covariance[i, i])
-                values[j, k] = se * (self.estimates.params[j, k]
-                                     if parameter.transform == "log" else 1.0)
-        return pd.DataFrame(values, index=self.family_params.index,
+                values[names.index(parameter.name), k] = se * (
+                    self.estimates.params[j, k] if parameter.transform == "log" else 1.0)
+        return pd.DataFrame(values, index=pd.Index(names, dtype=object),
                             columns=self.component_names)
 
     @cached_property
     def scale_bse(self):
         """Standard errors of the dispersions (delta method from log scale);
         NaN where the family has no dispersion."""
-        values = (self.family_bse.iloc[0].to_numpy() if self.family.estimates_scale
+        bse = self.family_bse
+        values = (bse.loc["scale"].to_numpy() if "scale" in bse.index
                   else np.full(self.n_components, np.nan))
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
@@ -807,6 +825,22 @@ class EMGLMResults:
         return self.summary().as_html()
 
     # ------------------------------------------------------------ helpers
+    def _coef_entries(self, theta_values):
+        """Per-coefficient values of theta as (p, K), NaN for a component
+        without coefficients."""
+        p = len(self.model.exog_names)
+        return np.column_stack([theta_values[idx] if idx.size else np.full(p, np.nan)
+                                for idx in self.layout.coef_index])
+
+    def _by_component(self, coef):
+        """``coef`` (p, K) with NaN in the columns of components without
+        coefficients."""
+        coef = np.array(coef, dtype=float)
+        for k, idx in enumerate(self.layout.coef_index):
+            if not idx.size:
+                coef[:, k] = np.nan
+        return coef
+
     def _frame(self, values):
         frame = pd.DataFrame(np.array(values, dtype=float), index=self.model.exog_names,
                              columns=self.component_names)

@@ -217,8 +217,19 @@ def simulate(results, rng=None):
     labels = data.to_rows(labels)
     mu = results.family.mean(_em.linear_predictor(data, est.coef, est.fixed_coef))
     rows = np.arange(data.nobs)
-    params = tuple(row[labels] for row in est.params)
-    return results.family.simulate_at(mu[rows, labels], params, data.trials, rng)
+    family = results.family
+    if family.n_members is None:
+        params = tuple(row[labels] for row in est.params)
+        return family.simulate_at(mu[rows, labels], params, data.trials, rng)
+    # Each component's rows from its own family.
+    y = np.empty(data.nobs)
+    trials = np.broadcast_to(data.trials, (data.nobs,))
+    for k in range(est.n_components):
+        mine = labels == k
+        member = family.member(k)
+        own = tuple(est.params[:len(member.parameters), k])
+        y[mine] = member.simulate_at(mu[mine, k], own, trials[mine], rng)
+    return y
 
 
 class BootstrapLRT:

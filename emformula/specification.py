@@ -53,10 +53,12 @@ class MixtureSpec:
 
     Parameters
     ----------
-    family : str, statsmodels family or MixtureFamily, default "poisson"
-        The component family (see :func:`emformula.families.as_family`).
-    K : int, default 2
-        Number of components.
+    family : str, statsmodels family or MixtureFamily, or a list, default "poisson"
+        The component family (see :func:`emformula.families.as_family`), or
+        one per component.
+    K : int, optional
+        Number of components: 2 by default, the number of families for a
+        list of families.
     link : str or statsmodels link, optional
         With a family name, a non-canonical link.
     weights, offset, exposure, trials : str or array_like, optional
@@ -70,7 +72,8 @@ class MixtureSpec:
     groups : str or array_like, optional
         Rows of a group share one latent component.
     equal_scale : bool, default False
-        One dispersion for all components.
+        One value of each family parameter (a dispersion, alpha) for all
+        components.
     cov_groups : str or array_like, optional
         Cluster labels for ``cov_type="cluster"``.
     na_action : {"drop", "raise"}, default "drop"
@@ -90,7 +93,7 @@ class MixtureSpec:
     """
 
     family: object = "poisson"
-    K: object = 2
+    K: object = None
     link: object = None
     weights: object = None
     offset: object = None
@@ -103,6 +106,11 @@ class MixtureSpec:
     cov_groups: object = None
     na_action: str = "drop"
     context: object = None
+
+    def __post_init__(self):
+        if self.K is None:
+            many = isinstance(self.family, (list, tuple))
+            object.__setattr__(self, "K", len(self.family) if many else 2)
 
     #: Keywords whose value is a column of the data (a name) or one value per row.
     COLUMN_KEYWORDS = ("weights", "offset", "exposure", "trials", "groups", "cov_groups")

@@ -345,10 +345,9 @@ class DaskRows:
         self.equal_scale = bool(equal_scale and family.parameters)
 
     def layout(self, n_components):
-        return ParameterLayout(self.n_coef, n_components, len(self.family.parameters),
-                               n_fixed=self.n_fixed, equal_scale=self.equal_scale,
-                               n_concomitant=self.n_concomitant,
-                               transforms=tuple(p.transform for p in self.family.parameters))
+        return ParameterLayout.for_family(self.family, self.n_coef, n_components,
+                                          n_fixed=self.n_fixed, equal_scale=self.equal_scale,
+                                          n_concomitant=self.n_concomitant)
 
     def unpack(self, layout, theta):
         return layout.unpack(theta, mean_prior_of=self.mean_prior)
@@ -758,7 +757,7 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     run = run_em(rows, est0, max_iter=max_iter, tol=tol, scale_floor=scale_floor)
     if run.converged and polish and not run.newton_converged:
         run = newton_polish(rows, run, scale_floor=scale_floor)
-    run = order_components(run)
+    run = order_components(run, family)
     problems = diagnose(rows, run, scale_floor)
     if problems:
         warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,

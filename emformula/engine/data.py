@@ -115,10 +115,16 @@ class EMData:
         """Broadcast a per-unit array to the rows of each unit."""
         return values if self.groups is None else values[self.groups]
 
+    def constant_of(self, k):
+        """Component ``k``'s :attr:`loglike_constant` (n,)."""
+        constant = self.loglike_constant
+        return constant if constant.ndim == 1 else constant[:, k]
+
     @cached_property
     def loglike_constant(self):
         """The data-only part of each row's log-density, computed once
-        (:meth:`MixtureFamily.loglike_constant`)."""
+        (:meth:`MixtureFamily.loglike_constant`): (n,), or (n, K) for a
+        list of families."""
         with np.errstate(all="ignore"):
             return self.family.loglike_constant(self.endog, self.trials)
 

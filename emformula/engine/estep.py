@@ -88,7 +88,8 @@ def e_step(data, est, eta=None, mu=None):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         loglike = family.log_kernel(y, mu, est.parameter_rows(), data.trials[:, None],
                                     eta=eta)
-        loglike += data.loglike_constant[:, None]
+        constant = data.loglike_constant
+        loglike += constant[:, None] if constant.ndim == 1 else constant
         if data.groups is None:
             log_joint = loglike + log_prior(data, est)
         else:

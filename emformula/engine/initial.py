@@ -38,21 +38,29 @@ def estimates_from_posterior(data, posterior, scale_floor):
     p = data.n_coef
     coef = np.zeros((p, K))
     # The coefficients are fitted at the family's start parameters, then the
-    # parameters at the fitted means.
-    params = np.tile(np.asarray(family.start_parameters(), dtype=float)[:, None], (1, K))
+    # parameters at the fitted means (rows a component's family lacks hold 1).
+    params = np.ones((len(family.parameters), K))
+    for k in range(K):
+        start = family.member(k).start_parameters()
+        params[:len(start), k] = start
     fixed_coef = None
-    start_mu = family.start_mean(data.endog, data.trials)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        start_eta = np.asarray(family.link(start_mu), dtype=float)
     row_weights = data.weights[:, None] * posterior
     mus = np.empty((n, K))
     if data.fixed is None:
         for k in range(K):
+            member = family.member(k)
+            if not member.has_coefficients:
+                mus[:, k] = member.mean(data.offset)
+                continue
+            start_mu = member.start_mean(data.endog, data.trials)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                start_eta = np.asarray(member.link(start_mu), dtype=float)
             c = row_weights[:, k]
+            own = tuple(params[:len(member.parameters), k])
             coef_k, eta, mu, q = None, start_eta, start_mu, None
             for _ in range(_START_IRLS_ITER):
-                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q,
-                                                        tuple(params[:, k]))
+                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, own,
+                                                        k=k)
                 done = (q is not None and q_new is not None
                         and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
                 coef_k, q = coef_new, q_new
@@ -60,10 +68,13 @@ def estimates_from_posterior(data, posterior, scale_floor):
                     break
             if coef_k is None:
                 coef_k = np.zeros(p)
-                mu = family.mean(data.offset)
+                mu = member.mean(data.offset)
             coef[:, k] = coef_k
             mus[:, k] = mu
     else:
+        start_mu = family.start_mean(data.endog, data.trials)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            start_eta = np.asarray(family.link(start_mu), dtype=float)
         b, c_fixed, q = None, None, None
         eta = np.repeat(start_eta[:, None], K, axis=1)
         mu = np.repeat(start_mu[:, None], K, axis=1)

@@ -36,9 +36,10 @@ class ParameterLayout:
     n_coef : int
         Component-specific coefficients per component (``p``).
     n_components : int
-    n_params : int
+    n_params : int or tuple of int
         Family parameters per component (``m``; a bool reads as 0 or 1:
-        whether the family has a dispersion).
+        whether the family has a dispersion), or one count per component
+        (a list of families).
     n_fixed : int, default 0
         Coefficients shared by all components (``r``).
     equal_scale : bool, default False
@@ -49,12 +50,21 @@ class ParameterLayout:
     transforms : tuple of str, optional
         Each family parameter's map to theta (``"log"`` or ``"identity"``,
         :class:`~emformula.families.FamilyParameter`); ``"log"`` for all by
-        default (a dispersion).
+        default (a dispersion). With counts per component, one tuple per
+        component.
+    coefficients : tuple of bool, optional
+        Whether each component has coefficients (a point mass has none);
+        all by default.
 
     Attributes
     ----------
+    counts, component_transforms : tuple
+        Each component's number of family parameters and their transforms
+        (``n_params`` is then the largest count: the rows of
+        ``Estimates.params``).
     coef_index : list of ndarray
-        For each component, the positions of its coefficients.
+        For each component, the positions of its coefficients (none for a
+        component without coefficients).
     param_index : list of ndarray
         For each component, the positions of its family parameters (the
         same positions for every component with ``equal_scale``).
@@ -82,6 +92,9 @@ class ParameterLayout:
     equal_scale: bool = False
     n_concomitant: int = 0
     transforms: tuple | None = None
+    coefficients: tuple | None = None
+    counts: tuple = field(init=False, repr=False, compare=False)
+    component_transforms: tuple = field(init=False, repr=False, compare=False)
     coef_index: list = field(init=False, repr=False, compare=False)
     param_index: list = field(init=False, repr=False, compare=False)
     fixed_index: np.ndarray = field(init=False, repr=False, compare=False)
@@ -89,20 +102,36 @@ class ParameterLayout:
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        K, p, m = self.n_components, self.n_coef, int(self.n_params)
+        K, p = self.n_components, self.n_coef
+        if isinstance(self.n_params, (tuple, list)):
+            counts = tuple(int(c) for c in self.n_params)
+            transforms = (tuple(tuple(t) for t in self.transforms) if self.transforms
+                          is not None else tuple(("log",) * c for c in counts))
+        else:
+            counts = (int(self.n_params),) * K
+            shared = (("log",) * counts[0] if self.transforms is None
+                      else tuple(self.transforms))
+            transforms = (shared,) * K
+        if len(counts) != K or any(len(t) != c for t, c in zip(transforms, counts)):
+            raise ValueError(f"family parameter counts {counts} and transforms {transforms} "
+                             f"do not fit {K} components")
+        if self.equal_scale and len(set(counts)) > 1:
+            raise ValueError("equal_scale needs the same family parameters in every component")
+        coefficients = (True,) * K if self.coefficients is None else tuple(self.coefficients)
+        m = max(counts, default=0)
         object.__setattr__(self, "n_params", m)
-        transforms = ("log",) * m if self.transforms is None else tuple(self.transforms)
-        if len(transforms) != m:
-            raise ValueError(f"{m} family parameter(s) need as many transforms, got "
-                             f"{len(transforms)}")
-        object.__setattr__(self, "transforms", transforms)
+        object.__setattr__(self, "counts", counts)
+        object.__setattr__(self, "component_transforms", transforms)
+        object.__setattr__(self, "transforms", transforms[0] if K else ())
+        object.__setattr__(self, "coefficients", coefficients)
         coef_index, param_index = [], []
         pos = 0
         own = not self.equal_scale
-        for _ in range(K):
-            coef_index.append(np.arange(pos, pos + p))
-            pos += p
-            width = m if own else 0
+        for k in range(K):
+            width = p if coefficients[k] else 0
+            coef_index.append(np.arange(pos, pos + width))
+            pos += width
+            width = counts[k] if own else 0
             param_index.append(np.arange(pos, pos + width))
             pos += width
         fixed_index = np.arange(pos, pos + self.n_fixed)
@@ -121,11 +150,25 @@ class ParameterLayout:
     @classmethod
     def for_data(cls, data, n_components):
         """The layout of a fit of :class:`~emformula.engine.data.EMData` with K components."""
-        family = data.family
-        return cls(data.n_coef, n_components, len(family.parameters),
-                   n_fixed=data.n_fixed, equal_scale=data.equal_scale,
-                   n_concomitant=data.n_concomitant,
-                   transforms=tuple(p.transform for p in family.parameters))
+        return cls.for_family(data.family, data.n_coef, n_components, n_fixed=data.n_fixed,
+                              equal_scale=data.equal_scale,
+                              n_concomitant=data.n_concomitant)
+
+    @classmethod
+    def for_family(cls, family, n_coef, n_components, *, n_fixed=0, equal_scale=False,
+                   n_concomitant=0):
+        """The layout of ``family`` (one family, or one per component)."""
+        members = [family.member(k) for k in range(n_components)]
+        if family.n_members is None:
+            return cls(n_coef, n_components, len(family.parameters), n_fixed=n_fixed,
+                       equal_scale=equal_scale, n_concomitant=n_concomitant,
+                       transforms=tuple(p.transform for p in family.parameters),
+                       coefficients=(family.has_coefficients,) * n_components)
+        return cls(n_coef, n_components, tuple(len(m.parameters) for m in members),
+                   n_fixed=n_fixed, equal_scale=equal_scale, n_concomitant=n_concomitant,
+                   transforms=tuple(tuple(p.transform for p in m.parameters)
+                                    for m in members),
+                   coefficients=tuple(m.has_coefficients for m in members))
 
     @property
     def scale_index(self):
@@ -157,9 +200,10 @@ class ParameterLayout:
         """The free parameters of ``est`` as one vector (the order above)."""
         theta = np.empty(self.size)
         for k in range(self.n_components):
-            theta[self.coef_index[k]] = est.coef[:, k]
+            if self.coefficients[k]:
+                theta[self.coef_index[k]] = est.coef[:, k]
             for j, position in enumerate(self.param_index[k]):
-                theta[position] = _to_theta(self.transforms[j], est.params[j, k])
+                theta[position] = _to_theta(self.component_transforms[k][j], est.params[j, k])
         if self.n_fixed:
             theta[self.fixed_index] = est.fixed_coef
         if self.has_concomitant:
@@ -183,11 +227,15 @@ class ParameterLayout:
         """
 
         K = self.n_components
-        coef = np.column_stack([theta[idx] for idx in self.coef_index])
-        params = np.empty((self.n_params, K))
+        coef = np.zeros((self.n_coef, K))
+        for k, idx in enumerate(self.coef_index):
+            if self.coefficients[k]:
+                coef[:, k] = theta[idx]
+        # Rows a component does not use (a list of families) hold 1.
+        params = np.ones((self.n_params, K))
         for k in range(K):
             for j, position in enumerate(self.param_index[k]):
-                params[j, k] = _from_theta(self.transforms[j], theta[position])
+                params[j, k] = _from_theta(self.component_transforms[k][j], theta[position])
         fixed = theta[self.fixed_index].copy() if self.n_fixed else None
         if self.has_concomitant:
             if data is None and mean_prior_of is None:

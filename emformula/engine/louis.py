@@ -62,6 +62,8 @@ def row_derivatives(data, est, mu, posterior):
     (a mean at the edge of its range) cannot turn 0 * inf into NaN.
     """
     family = data.family
+    if family.n_members is not None:
+        return _member_derivatives(data, est, mu, posterior)
     y = data.endog[None, :]
     trials = data.trials[None, :]
     params = tuple(row[:, None] for row in est.params)
@@ -89,14 +91,44 @@ def row_derivatives(data, est, mu, posterior):
             score_par = np.moveaxis(np.broadcast_to(d.score, (m, K, n)), 1, 0)
             info_par = np.moveaxis(np.broadcast_to(d.info, (m, m, K, n)), 2, 0)
             cross = np.moveaxis(np.broadcast_to(d.cross_eta, (m, K, n)), 1, 0)
+    return _without_absent_rows((score_eta, info_eta, score_par, info_par, cross), posterior)
+
+
+def _without_absent_rows(values, posterior):
+    """The derivatives with the rows a component cannot explain set to 0."""
+    score_eta, info_eta, score_par, info_par, cross = values
     absent = posterior.T <= 0
-    values = (score_eta, info_eta, score_par, info_par, cross)
     if not absent.any():
         return values
     return (np.where(absent, 0.0, score_eta), np.where(absent, 0.0, info_eta),
             np.where(absent[:, None, :], 0.0, score_par),
             np.where(absent[:, None, None, :], 0.0, info_par),
             np.where(absent[:, None, :], 0.0, cross))
+
+
+def _member_derivatives(data, est, mu, posterior):
+    """:func:`row_derivatives` for a list of families: each component's from
+    its own family (parameter rows it lacks, and the eta derivatives of a
+    component without coefficients, are 0)."""
+    family = data.family
+    K, n, m = est.n_components, data.nobs, est.params.shape[0]
+    score_eta, info_eta = np.zeros((K, n)), np.zeros((K, n))
+    score_par, info_par, cross = np.zeros((K, m, n)), np.zeros((K, m, m, n)), np.zeros((K, m, n))
+    for k in range(K):
+        member = family.member(k)
+        m_k = len(member.parameters)
+        own = tuple(est.params[:m_k, k])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if member.has_coefficients:
+                s, h, _, _ = member.eta_derivatives_at(data.endog, mu[:, k], own, data.trials,
+                                                       observed=True)
+                score_eta[k], info_eta[k] = s, h
+            if m_k:
+                d = member.parameter_derivatives(data.endog, mu[:, k], own, data.trials)
+                score_par[k, :m_k] = d.score
+                info_par[k, :m_k, :m_k] = d.info
+                cross[k, :m_k] = d.cross_eta
+    return _without_absent_rows((score_eta, info_eta, score_par, info_par, cross), posterior)
 
 # Rows at the edge of a mean's range (a mean clipped to zero under an identity
 # link) can make single terms infinite; the callers check the result for
@@ -115,9 +147,11 @@ def observed_score(data, est, posterior, mu, layout=None, derivatives=None):
     weighted = data.weights[:, None] * posterior
     score = np.zeros(lay.size)
     for k in range(K):
-        score[lay.eta_index(k)] += (weighted[:, k] * s[k]) @ design
-        if lay.n_params:
-            np.add.at(score, lay.param_index[k], t[k] @ weighted[:, k])
+        if lay.eta_index(k).size:
+            score[lay.eta_index(k)] += (weighted[:, k] * s[k]) @ design
+        m_k = lay.param_index[k].size
+        if m_k:
+            np.add.at(score, lay.param_index[k], t[k, :m_k] @ weighted[:, k])
     if K > 1:
         v = data.unit_weights
         tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
@@ -145,15 +179,20 @@ def _local_scores(data, est, posterior, mu, lay, derivatives=None):
     n_units = data.n_units
     scores = []
     for k in range(est.n_components):
-        parts = [data.unit_sum(design * s[k][:, None])]
-        positions = [lay.eta_index(k)]
-        if lay.n_params:
-            parts.append(data.unit_sum(np.ascontiguousarray(t[k].T)))
+        parts, positions = [], []
+        if lay.eta_index(k).size:
+            parts.append(data.unit_sum(design * s[k][:, None]))
+            positions.append(lay.eta_index(k))
+        m_k = lay.param_index[k].size
+        if m_k:
+            parts.append(data.unit_sum(np.ascontiguousarray(t[k, :m_k].T)))
             positions.append(lay.param_index[k])
         if k >= 1:
             parts.append(data.unit_concomitant if lay.has_concomitant
                          else np.ones((n_units, 1)))
             positions.append(lay.gamma_index(k))
+        if not parts:  # component 1 as a point mass: no parameters of its own
+            parts, positions = [np.zeros((n_units, 0))], [np.zeros(0)]
         scores.append((np.hstack(parts), np.concatenate(positions).astype(np.intp)))
     tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
     return scores, tau, data.unit_weights
@@ -211,13 +250,16 @@ def _louis_general(data, est, posterior, mu, lay, derivatives=None):
     for k in range(K):
         cols = lay.eta_index(k)
         c = w * tau_rows[:, k]
-        info[np.ix_(cols, cols)] += data.component_gram(c * h[k])
-        if lay.n_params:
-            own = lay.param_index[k]
-            eta_par = (cross[k] * c) @ design  # (m, columns of [X, Z])
+        if cols.size:
+            info[np.ix_(cols, cols)] += data.component_gram(c * h[k])
+        own = lay.param_index[k]
+        m_k = own.size
+        if m_k:
+            info[np.ix_(own, own)] += r[k, :m_k, :m_k] @ c
+        if m_k and cols.size:
+            eta_par = (cross[k, :m_k] * c) @ design  # (m_k, columns of [X, Z])
             info[np.ix_(own, cols)] += eta_par
             info[np.ix_(cols, own)] += eta_par.T
-            info[np.ix_(own, own)] += r[k] @ c
     scores, tau, v = _local_scores(data, est, tau_rows, mu, lay, derivatives)
     if K > 1:
         # The mixing parameters: complete-data information (diag(pi) - pi pi')
@@ -257,7 +299,6 @@ def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
     w = data.weights
     K = est.n_components
     coef_index, param_index, alpha_index = lay.coef_index, lay.param_index, lay.prior_index
-    m = lay.n_params
     # Components as contiguous rows (K, n), as the derivatives come: the
     # many elementwise products below would otherwise read with a stride.
     s, h, t, r, cross = derivatives or row_derivatives(data, est, mu, posterior)
@@ -274,8 +315,9 @@ def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
 
     def set_cross(row, l, weight):
         # A cross term sum_i c_i x_i between an entry of theta and the
-        # coefficients of component l.
-        info[row, coef_index[l]] = info[coef_index[l], row] = weight @ x
+        # coefficients of component l (none for a point mass).
+        if coef_index[l].size:
+            info[row, coef_index[l]] = info[coef_index[l], row] = weight @ x
 
     def set_pair(a, b, value):
         info[a, b] = info[b, a] = value
@@ -287,22 +329,24 @@ def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
             cov_w = cov_weight(k, l)
             cov_s = cov_w * s[k]
             # E(B_c | y) enters the diagonal blocks only (expected = w tau_k there).
-            bb = cov_s * -s[l]
-            if k == l:
-                bb += w_tau[k] * h[k]
-            block = data.gram(bb)
-            info[np.ix_(coef_index[k], coef_index[l])] = block
-            info[np.ix_(coef_index[l], coef_index[k])] = block.T
-            for j in range(m):
-                cov_t = cov_w * t[k, j]
+            if coef_index[k].size and coef_index[l].size:
+                bb = cov_s * -s[l]
+                if k == l:
+                    bb += w_tau[k] * h[k]
+                block = data.gram(bb)
+                info[np.ix_(coef_index[k], coef_index[l])] = block
+                info[np.ix_(coef_index[l], coef_index[k])] = block.T
+            for j in range(param_index[l].size):
                 # (b_k, t_lj); the complete-data cross term is -d2 log f / d eta d t.
                 c_bt = cov_s * -t[l, j]
                 if k == l:
                     c_bt += w_tau[k] * cross[k, j]
                 set_cross(param_index[l][j], k, c_bt)
+            for j in range(param_index[k].size):
+                cov_t = cov_w * t[k, j]
                 if k != l:
                     set_cross(param_index[k][j], l, cov_t * -s[l])
-                for i in range(m):
+                for i in range(param_index[l].size):
                     value = -np.dot(cov_t, t[l, i])
                     if k == l:
                         value += np.dot(w_tau[k], r[k, j, i])
@@ -314,7 +358,7 @@ def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
         for l in range(K):
             cov_w = cov_weight(k, l)
             set_cross(alpha_index[a], l, cov_w * -s[l])
-            for j in range(m):
+            for j in range(param_index[l].size):
                 set_pair(alpha_index[a], param_index[l][j], -np.dot(cov_w, t[l, j]))
             if l >= 1:
                 complete = w.sum() * ((prior[k] if k == l else 0.0) - prior[k] * prior[l])

@@ -112,8 +112,10 @@ def _component_steps(rows, state, sums):
     K = est.n_components
     exact = not needs_q(rows)
     solutions = est.coef.copy()
-    usable, regular = np.zeros(K, dtype=bool), np.zeros(K, dtype=bool)
+    usable, regular = np.zeros(K, dtype=bool), np.ones(K, dtype=bool)
     for k in range(K):
+        if not rows.family.has_coefficients_of(k):
+            continue  # a point mass: nothing to step
         solution, regular[k] = solve_normal_equations(sums["xtwx"][k], sums["xtwz"][k])
         if np.all(np.isfinite(solution)):
             solutions[:, k], usable[k] = solution, True
@@ -130,12 +132,16 @@ def _component_steps(rows, state, sums):
     moved = steps > 0
     for k in np.flatnonzero(moved):
         coef[:, k] = stepped_coef(est.coef[:, k], solutions[:, k], steps[k], exact)
-    stat = np.array(values.get("param_stat", np.zeros((K, 0))), dtype=float)
     q_new = np.where(moved, values.get("q", np.full(K, np.nan)), sums["q_old"])
-    if rows.family.parameters and not moved.all():
+    if "param_stat" not in values or not moved.all():
         # A component left where it was keeps the statistic of its old means.
-        stat[~moved] = rows.sums(state, parameter_sums)["param_stat"][~moved]
-    notes = [k for k in range(K) if not usable[k] or failed[k] or not regular[k]]
+        still = rows.sums(state, parameter_sums)["param_stat"]
+        stat = np.array(values.get("param_stat", still), dtype=float)
+        stat[~moved] = still[~moved]
+    else:
+        stat = np.array(values["param_stat"], dtype=float)
+    stuck = [k for k in range(K) if not usable[k] or failed[k] or not regular[k]]
+    notes = [k for k in stuck if rows.family.has_coefficients_of(k)]
     return coef, stat, q_new, notes
 
 
@@ -285,31 +291,44 @@ def family_parameters(rows, state, coef, fixed_coef, statistic, q_new, scale_flo
     m, K = old.shape
     if m == 0:
         return old.copy()
+    members = [family.member(k) for k in range(K)]
+    counts = [len(member.parameters) for member in members]
     statistic = np.asarray(statistic, dtype=float)
     proposal = old.copy()
     if rows.equal_scale:
+        # One family for all components (a list of families is refused).
+        width = family.statistic_size
         proposal[:] = np.asarray(family.parameters_from_statistics(
-            statistic.sum(axis=0), tuple(old[:, 0])), dtype=float)[:, None]
+            statistic[:, :width].sum(axis=0), tuple(old[:, 0])), dtype=float)[:, None]
     else:
-        for k in range(K):
-            proposal[:, k] = family.parameters_from_statistics(statistic[k], tuple(old[:, k]))
-    if family.estimates_scale:
-        proposal = np.maximum(proposal, scale_floor)
-    if family.parameters_exact:
+        for k, member in enumerate(members):
+            if counts[k]:
+                proposal[:counts[k], k] = member.parameters_from_statistics(
+                    statistic[k, :member.statistic_size], tuple(old[:counts[k], k]))
+    for k, member in enumerate(members):
+        if member.estimates_scale:
+            proposal[0, k] = max(proposal[0, k], scale_floor)
+    checked = [k for k in range(K) if counts[k] and not members[k].parameters_exact]
+    if not checked:
         return proposal
-    theta_old = np.array([family._unconstrained(old[:, k]) for k in range(K)]).T
-    direction = np.array([family._unconstrained(proposal[:, k]) for k in range(K)]).T
-    direction -= theta_old
-    moving = np.all(np.isfinite(direction), axis=0)
-    direction[:, ~moving] = 0.0
+    # Newton proposals: on each component's unconstrained scale, halved until
+    # its Q at the new means does not fall.
+    theta_old = [members[k]._unconstrained(old[:counts[k], k]) for k in range(K)]
+    direction = [members[k]._unconstrained(proposal[:counts[k], k]) - theta_old[k]
+                 for k in range(K)]
+    moving = np.array([k in checked and bool(np.all(np.isfinite(direction[k])))
+                       for k in range(K)])
     common = rows.equal_scale
 
     def at(steps):
         steps = np.nan_to_num(np.asarray(steps, dtype=float), nan=0.0)
         if common:
             steps = np.full(K, steps[0])
-        theta = theta_old + steps[None, :] * direction
-        return np.array([family._natural(theta[:, k]) for k in range(K)]).T
+        params = proposal.copy()
+        for k in checked:
+            params[:counts[k], k] = (members[k]._natural(theta_old[k] + steps[k] * direction[k])
+                                     if moving[k] else old[:counts[k], k])
+        return params
 
     def evaluate(steps):
         q = rows.sums(state, parameter_candidate_sums, coef, fixed_coef, [at(steps)])["q"][0]
@@ -342,11 +361,14 @@ def parameters_from_arrays(data, mu, posterior, params, scale_floor):
                 np.tile(trials, K)), dtype=float)[:, None]
     else:
         for k in range(K):
-            if weights[:, k].sum() > 0:
-                params[:, k] = family.mle_parameters(data.endog, mu[:, k], weights[:, k],
-                                                     tuple(params[:, k]), data.trials)
-    if family.estimates_scale:
-        params = np.maximum(params, scale_floor)
+            member = family.member(k)
+            m_k = len(member.parameters)
+            if m_k and weights[:, k].sum() > 0:
+                params[:m_k, k] = member.mle_parameters(data.endog, mu[:, k], weights[:, k],
+                                                        tuple(params[:m_k, k]), data.trials)
+    for k in range(K):
+        if family.member(k).estimates_scale:
+            params[0, k] = max(params[0, k], scale_floor)
     return params
 
 
@@ -426,7 +448,7 @@ def concomitant_step(W, v, tau, gamma, max_steps=_CONCOMITANT_NEWTON):
 
 
 # ------------------------------------------ IRLS on arrays (the starts)
-def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=True):
+def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=True, k=0):
     """One Fisher-scoring step for one component on arrays in memory, halved
     until Q rises (Gaussian-identity with ``need_q=False``: the exact step,
     unchecked). The starts fit components from scratch with it.
@@ -441,6 +463,8 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=Tru
         ``None`` to accept the full step (a start with no coefficients).
     params_k : tuple
         The component's family parameters (natural scale), held fixed.
+    k : int
+        The component (its family, with a list of families).
     need_q : bool, default True
         False when the caller does not use the returned Q: for a family
         whose step is exact (Gaussian-identity, :attr:`irls_is_exact`) the
@@ -452,25 +476,26 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=Tru
         ``ok`` is False when no step improved Q or the system was singular.
     """
     x = data.exog
+    family = data.family.member(k)
     candidate, regular = solve_normal_equations(*normal_equations(data, row_weight, eta_k,
-                                                                  mu_k, params_k))
+                                                                  mu_k, params_k, k))
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
-    if data.family.irls_is_exact and not need_q:
+    if family.irls_is_exact and not need_q:
         eta = x @ candidate + data.offset
-        return candidate, eta, data.family.mean(eta), None, regular
+        return candidate, eta, family.mean(eta), None, regular
     if coef_k is None or q_old is None:
         eta = x @ candidate + data.offset
-        mu = data.family.mean(eta)
-        return candidate, eta, mu, weighted_q(data, row_weight, eta, mu, params_k), regular
+        mu = family.mean(eta)
+        return candidate, eta, mu, weighted_q(data, row_weight, eta, mu, params_k, k), regular
     direction = candidate - coef_k
     eta_direction = x @ direction
     last = {}
 
     def evaluate(trial):
         eta = eta_k + trial[0] * eta_direction
-        mu = data.family.mean(eta)
-        last.update(eta=eta, mu=mu, q=weighted_q(data, row_weight, eta, mu, params_k))
+        mu = family.mean(eta)
+        last.update(eta=eta, mu=mu, q=weighted_q(data, row_weight, eta, mu, params_k, k))
         return {"q": np.array([last["q"]])}
 
     steps, _, failed = halve_steps(np.array([q_old]), np.ones(1, dtype=bool), evaluate)
@@ -515,7 +540,8 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, params
         eta_new = linear_predictor(data, b, c)
         mu_new = data.family.mean(eta_new)
         q = sum(weighted_q(data, row_weights[:, k], eta_new[:, k], mu_new[:, k],
-                           tuple(params[:, k])) for k in range(K))
+                           tuple(params[:len(data.family.member(k).parameters), k]), k)
+                for k in range(K))
         return q, eta_new, mu_new
 
     if coef is None or q_old is None:

@@ -59,22 +59,24 @@ def weighted_sum(weight, values):
         return float(np.dot(weight[positive], values[positive]))
 
 
-def weighted_q(data, row_weight, eta_k, mu_k, params_k):
-    """Expected complete-data log-likelihood of one component, ``sum_i c_i log f``
-    at the linear predictor ``eta_k``, mean ``mu_k`` and family parameters
-    ``params_k`` (a tuple, natural scale); -inf where not finite."""
+def weighted_q(data, row_weight, eta_k, mu_k, params_k, k=0):
+    """Expected complete-data log-likelihood of component ``k``, ``sum_i c_i
+    log f`` at the linear predictor ``eta_k``, mean ``mu_k`` and family
+    parameters ``params_k`` (a tuple, natural scale); -inf where not finite."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll = data.family.log_kernel(data.endog, mu_k, params_k, data.trials, eta=eta_k)
-        ll += data.loglike_constant
+        ll = data.family.member(k).log_kernel(data.endog, mu_k, params_k, data.trials,
+                                              eta=eta_k)
+        ll += data.constant_of(k)
     q = weighted_sum(row_weight, ll)
     return q if np.isfinite(q) else -np.inf
 
 
-def _working(data, row_weight, eta_k, mu_k, params_k=()):
-    """IRLS working weight ``w`` and response ``z`` (offset removed) of one
-    component at its family parameters ``params_k``, in work arrays; rows
-    where either is not finite get weight 0."""
-    irls_weight, link_deriv = data.family.irls_terms(data.endog, mu_k, params_k, data.trials)
+def _working(data, row_weight, eta_k, mu_k, params_k=(), k=0):
+    """IRLS working weight ``w`` and response ``z`` (offset removed) of
+    component ``k`` at its family parameters ``params_k``, in work arrays;
+    rows where either is not finite get weight 0."""
+    irls_weight, link_deriv = data.family.member(k).irls_terms(data.endog, mu_k, params_k,
+                                                               data.trials)
     # At the edge of the mean's range the IRLS weight can be infinite where
     # the row weight is 0 (0 * inf); such rows are dropped just below.
     with np.errstate(invalid="ignore", over="ignore"):
@@ -91,7 +93,7 @@ def _working(data, row_weight, eta_k, mu_k, params_k=()):
     return w, z
 
 
-def normal_equations(data, row_weight, eta_k, mu_k, params_k=()):
+def normal_equations(data, row_weight, eta_k, mu_k, params_k=(), k=0):
     """``(X'WX, X'Wz)`` of one component's IRLS step at ``eta_k``, ``mu_k``
     and family parameters ``params_k``.
 
@@ -99,7 +101,7 @@ def normal_equations(data, row_weight, eta_k, mu_k, params_k=()):
     response without the offset. Preallocated work arrays hold ``W`` and
     ``z``: they live only until the two sums.
     """
-    w, z = _working(data, row_weight, eta_k, mu_k, params_k)
+    w, z = _working(data, row_weight, eta_k, mu_k, params_k, k)
     z *= w
     return data.gram(w), data.exog.T @ z
 
@@ -128,8 +130,8 @@ def stacked_normal_equations(data, row_weights, eta, mu, params=None):
     normal = np.zeros((size, size))
     rhs = np.zeros(size)
     for k in range(K):
-        params_k = () if params is None else tuple(params[:, k])
-        w, z = _working(data, row_weights[:, k], eta[:, k], mu[:, k], params_k)
+        params_k = () if params is None else _own(data.family, params[:, k], k)
+        w, z = _working(data, row_weights[:, k], eta[:, k], mu[:, k], params_k, k)
         own = slice(k * p, (k + 1) * p)
         # [X Z]' W [X Z] holds X'WX, X'WZ and Z'WZ at once.
         gram = data.component_gram(w)
@@ -218,8 +220,9 @@ def m_step_sums(data, estep, est, need_q):
             weight[k] = c.sum()
             if need_q:
                 q_old[k] = weighted_sum(c, estep.loglike[:, k])
-            xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k],
-                                                est.parameter_values(k))
+            if data.family.has_coefficients_of(k):
+                xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k],
+                                                    _own(data.family, est.params[:, k], k), k)
         sums.update(xtwx=xtwx, xtwz=xtwz)
     else:
         row_weights = data.weights[:, None] * estep.posterior
@@ -232,35 +235,41 @@ def m_step_sums(data, estep, est, need_q):
     return sums
 
 
-def _component_values(data, c, eta_k, params_k, need_q):
-    """Mean, Q (if ``need_q``) and family-parameter statistic of one
-    component at ``eta_k`` (its parameters at ``params_k``)."""
-    family = data.family
-    mu_k = family.mean(eta_k)
-    q = weighted_q(data, c, eta_k, mu_k, params_k) if need_q else np.nan
+def _own(family, column, k):
+    """Component ``k``'s family parameters from its column of
+    ``Estimates.params`` (the rows its family has)."""
+    return tuple(column[:len(family.member(k).parameters)])
+
+
+def _component_values(data, c, eta_k, params_k, need_q, k=0):
+    """Mean, Q (if ``need_q``) and family-parameter statistic of component
+    ``k`` at ``eta_k`` (its parameters at ``params_k``)."""
+    mu_k = data.family.member(k).mean(eta_k)
+    q = weighted_q(data, c, eta_k, mu_k, params_k, k) if need_q else np.nan
     # Formed at every trial step (a refused one may overflow; its statistic
     # is never used), so that a step and its parameters' update take one pass.
-    return mu_k, q, _parameter_statistic(data, c, mu_k, params_k)
+    return mu_k, q, _parameter_statistic(data, c, mu_k, params_k, k)
 
 
-def _parameter_statistic(data, c, mu_k, params_k):
-    """The family's :meth:`parameter_statistics` of one component (empty for
-    a family without parameters)."""
+def _parameter_statistic(data, c, mu_k, params_k, k=0):
+    """Component ``k``'s family's :meth:`parameter_statistics` (empty for a
+    family without parameters)."""
     if not params_k:
         return np.zeros(0)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.asarray(data.family.parameter_statistics(data.endog, mu_k, c, params_k,
-                                                           data.trials), dtype=float)
+        return np.asarray(data.family.member(k).parameter_statistics(
+            data.endog, mu_k, c, params_k, data.trials), dtype=float)
 
 
 def _stack_statistics(stats):
     """Per-component statistics (lists of 1-d arrays, None where skipped) as
-    one (K, s) array, NaN where skipped."""
+    one (K, s) array, NaN where skipped (and after a shorter statistic: a
+    list of families)."""
     width = max((len(v) for v in stats if v is not None), default=0)
     out = np.full((len(stats), width), np.nan)
     for k, value in enumerate(stats):
         if value is not None:
-            out[k] = value
+            out[k, :len(value)] = value
     return out
 
 
@@ -290,8 +299,9 @@ def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
             eta_k = data.exog @ solutions[:, k] + data.offset
         else:
             eta_k = estep.eta[:, k] + step * (data.exog @ (solutions[:, k] - est.coef[:, k]))
-        mu_k, q[k], stat[k] = _component_values(data, c, eta_k, est.parameter_values(k),
-                                                need_q)
+        mu_k, q[k], stat[k] = _component_values(data, c, eta_k,
+                                                _own(data.family, est.params[:, k], k),
+                                                need_q, k)
         if keep is not None:
             keep["eta"][:, k], keep["mu"][:, k] = eta_k, mu_k
             keep["coef"][k] = stepped_coef(est.coef[:, k], solutions[:, k], step, exact)
@@ -307,8 +317,8 @@ def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
     mu = np.empty_like(eta)
     for k in range(K):
         c = data.weights * estep.posterior[:, k]
-        mu[:, k], q[k], stat[k] = _component_values(data, c, eta[:, k],
-                                                    est.parameter_values(k), True)
+        mu[:, k], q[k], stat[k] = _component_values(
+            data, c, eta[:, k], _own(data.family, est.params[:, k], k), True, k)
     if keep is not None:
         keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)],
                     fixed_coef=fixed_coef)
@@ -321,7 +331,8 @@ def parameter_sums(data, estep, est):
     stat = []
     for k in range(est.n_components):
         c = data.weights * estep.posterior[:, k]
-        stat.append(_parameter_statistic(data, c, estep.mu[:, k], est.parameter_values(k)))
+        stat.append(_parameter_statistic(data, c, estep.mu[:, k],
+                                         _own(data.family, est.params[:, k], k), k))
     return {"param_stat": _stack_statistics(stat)}
 
 
@@ -345,9 +356,9 @@ def parameter_candidate_sums(data, estep, est, coef, fixed_coef, candidates):
         stat = []
         for k in range(K):
             c = data.weights * estep.posterior[:, k]
-            params_k = tuple(params[:, k])
-            q[i, k] = weighted_q(data, c, eta[:, k], mu[:, k], params_k)
-            stat.append(_parameter_statistic(data, c, mu[:, k], params_k))
+            params_k = _own(data.family, params[:, k], k)
+            q[i, k] = weighted_q(data, c, eta[:, k], mu[:, k], params_k, k)
+            stat.append(_parameter_statistic(data, c, mu[:, k], params_k, k))
         stats.append(_stack_statistics(stat))
     return {"q": q, "param_stat": np.stack(stats)}
 
@@ -380,7 +391,8 @@ def diagnostic_sums(data, estep, est):
     fitted mean is on the boundary of the family's range (a binomial
     probability of 0 or 1); units with concomitant log-odds against
     component 1 beyond +-35; rows it can explain whose linear predictor the
-    family's mean clips.
+    family's mean clips; and the total unit weight. (``separated`` counts
+    unit weight.)
     """
     family = data.family
     K = est.n_components
@@ -388,12 +400,14 @@ def diagnostic_sums(data, estep, est):
     eta = linear_predictor(data, est.coef, est.fixed_coef)
     mu = family.mean(eta)
     sums = {name: np.zeros(K) for name in ("weight", "edge", "separated", "overflow")}
+    sums["unit_weight"] = float(data.unit_weights.sum())
     for k in range(K):
         sums["weight"][k] = float(np.dot(data.weights, tau[:, k]))
         owned = tau[:, k] > 0.5
-        sums["edge"][k] = np.sum(family.mean_on_boundary(mu[owned, k]))
+        member = family.member(k)
+        sums["edge"][k] = np.sum(member.mean_on_boundary(mu[owned, k]))
         if est.gamma is not None and k >= 1 and data.n_units:
             logits = data.unit_concomitant @ (est.gamma[:, k] - est.gamma[:, 0])
-            sums["separated"][k] = np.sum(np.abs(logits) > 35.0)
-        sums["overflow"][k] = np.sum(family.eta_clipped(eta[tau[:, k] > 0, k]))
+            sums["separated"][k] = data.unit_weights @ (np.abs(logits) > 35.0)
+        sums["overflow"][k] = np.sum(member.eta_clipped(eta[tau[:, k] > 0, k]))
     return sums

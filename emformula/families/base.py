@@ -382,6 +382,31 @@ class MixtureFamily:
         ``scale`` of the results are then that parameter."""
         return tuple(self.parameters) == (DISPERSION,)
 
+    # A list of families (:class:`~emformula.families.components.ComponentFamilies`)
+    # gives each component its own; a single family is every component's.
+    n_members = None
+
+    def member(self, k):
+        """The family of component ``k`` (this family itself)."""
+        return self
+
+    def has_coefficients_of(self, k):
+        """Whether component ``k`` has a linear predictor."""
+        return self.has_coefficients
+
+    @property
+    def differs(self):
+        """Whether components have different families (then they keep the
+        order they were given in)."""
+        return False
+
+    @property
+    def statistic_size(self):
+        """Length of :meth:`parameter_statistics` (a score and an
+        information: ``m + m*m``)."""
+        m = len(self.parameters)
+        return m + m * m
+
     @property
     def parameters_exact(self):
         """Whether :meth:`parameters_from_statistics` is the exact maximiser

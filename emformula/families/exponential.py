@@ -265,6 +265,8 @@ class DispersionFamily(ExponentialFamily):
                                     np.broadcast_to(info, shape)[None, None],
                                     np.broadcast_to(cross, shape)[None])
 
+    statistic_size = 2
+
     def parameter_statistics(self, y, mu, weight, params, trials=1.0):
         """``[scale_statistic, sum(weight)]``: the closed-form M-step needs
         nothing else, whatever the current value."""

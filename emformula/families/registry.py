@@ -13,10 +13,12 @@ from statsmodels.genmod.families import links as sm_links
 
 from .base import MixtureFamily
 from .binomial import Binomial
+from .components import ComponentFamilies
 from .gamma import Gamma
 from .gaussian import Gaussian
 from .inverse_gaussian import InverseGaussian
 from .negative_binomial import NegativeBinomial
+from .point_mass import PointMass
 from .poisson import Poisson
 
 __all__ = ["as_family", "FAMILY_CLASSES", "FAMILY_NAMES", "LINK_NAMES"]
@@ -55,10 +57,13 @@ def as_family(family, link=None):
 
     Parameters
     ----------
-    family : str or statsmodels.genmod.families.Family or MixtureFamily
+    family : str or statsmodels.genmod.families.Family or MixtureFamily or list
         ``"poisson"``, ``"binomial"``, ``"gaussian"``, ``"gamma"``,
-        ``"inverse_gaussian"``, ``"negative_binomial"``, or an instance of the
-        corresponding statsmodels family with any link statsmodels allows.
+        ``"inverse_gaussian"``, ``"negative_binomial"`` (alpha estimated),
+        ``"pointmass"`` (all mass at 0, no coefficients), or an instance of
+        the corresponding statsmodels family with any link statsmodels
+        allows; or a list of these, one per component
+        (:class:`~emformula.families.components.ComponentFamilies`).
     link : str or statsmodels link, optional
         Only with a family name: the link to use instead of the canonical
         one (``"log"``, ``"identity"``, ``"logit"``, ...).
@@ -80,12 +85,19 @@ def as_family(family, link=None):
         if link is not None:
             raise ValueError("link= is only accepted together with a family name")
         return family
+    if isinstance(family, (list, tuple)):
+        # One family per component; link= applies to every named one.
+        return ComponentFamilies([_member(f, link) for f in family])
     if isinstance(family, str):
         key = family.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in ("pointmass", "point_mass"):
+            if link is not None:
+                raise ValueError("a point mass has no link")
+            return PointMass()
         if key not in FAMILY_NAMES:
             raise ValueError(
                 f"unknown family {family!r}; choose one of "
-                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}))}"
+                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}) + ['pointmass'])}"
             )
         kwargs = {}
         if link is not None:
@@ -110,6 +122,15 @@ def as_family(family, link=None):
     raise TypeError(
         f"family must be a name or a statsmodels family instance, got {type(family).__name__}"
     )
+
+
+def _member(family, link):
+    """One component's family of a list (``link`` for the named ones)."""
+    if isinstance(family, (list, tuple)):
+        raise TypeError("a list of families holds one family per component, not lists")
+    if isinstance(family, str) and family.strip().lower() not in ("pointmass", "point_mass"):
+        return as_family(family, link)
+    return as_family(family)
 
 
 def _from_statsmodels(sm_family):

@@ -128,7 +128,9 @@ def parameters_of(res, theta=None):
     """
     lay = res.layout
     theta = np.asarray(res.theta if theta is None else theta, dtype=float)
-    coef = np.column_stack([theta[idx] for idx in lay.coef_index])
+    # A component without coefficients (a point mass) has a zero column.
+    coef = np.column_stack([theta[idx] if idx.size else np.zeros(lay.n_coef)
+                            for idx in lay.coef_index])
     fixed = theta[lay.fixed_index]
     width = lay.n_concomitant if lay.has_concomitant else 1
     mixing = np.zeros((width, lay.n_components))
@@ -155,7 +157,8 @@ def eta_gradient(res, rows, k):
     coefficients, ``z_i`` at the shared ones."""
     lay = res.layout
     grad = np.zeros((rows.nobs, lay.size))
-    grad[:, lay.coef_index[k]] = rows.exog
+    if lay.coef_index[k].size:  # none for a point mass: its mean is fixed
+        grad[:, lay.coef_index[k]] = rows.exog
     if rows.fixed is not None:
         grad[:, lay.fixed_index] = rows.fixed
     return grad

@@ -438,6 +438,9 @@ def wald_test_terms(res):
     if K < 2:
         raise ValueError("equality across components needs at least two components")
     lay = res.layout
+    if not all(idx.size for idx in lay.coef_index):
+        raise ValueError("equality of a term across components needs coefficients in every "
+                         f"component; the {res.family.name} components include a point mass")
     rows = {}
     for term, columns in _term_columns(res):
         R = np.zeros(((K - 1) * len(columns), lay.size))

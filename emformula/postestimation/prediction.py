@@ -53,8 +53,11 @@ class MixturePrediction:
         statsmodels' names for ``predicted`` and ``se``.
     """
 
-    def __init__(self, predicted, se, center, se_center, link, type, alpha=0.05):
+    def __init__(self, predicted, se, center, se_center, link, type, alpha=0.05, exact=None):
         self.predicted = predicted
+        # Columns known without error (a point mass's mean): their interval
+        # is the value itself.
+        self._exact = None if exact is None or not np.any(exact) else np.asarray(exact)
         self.se = se
         self.type = type
         self.alpha = alpha
@@ -72,8 +75,13 @@ class MixturePrediction:
         return self.se
 
     def _bounds(self, alpha):
-        return link_interval(self._center, self._se_center, self._link,
-                             self.alpha if alpha is None else alpha)
+        lower, upper = link_interval(self._center, self._se_center, self._link,
+                                     self.alpha if alpha is None else alpha)
+        if self._exact is not None:
+            values = np.asarray(self.predicted, dtype=float)
+            lower = np.where(self._exact, values, lower)
+            upper = np.where(self._exact, values, upper)
+        return lower, upper
 
     def conf_int(self, alpha=None):
         """Confidence intervals of the predictions.
@@ -194,6 +202,13 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     family = res.family
     link = family.link
     names = list(res.component_names)
+    link_names = {type_name(family.member(k).link) for k in range(res.n_components)
+                  if family.has_coefficients_of(k)}
+    if len(link_names) > 1:
+        raise NotImplementedError(f"predictions with intervals need one link in all "
+                                  f"components; {family.name} has "
+                                  f"{', '.join(sorted(link_names))}")
+    exact = [not family.has_coefficients_of(k) for k in range(res.n_components)]
     K = len(names)
     eta = par.eta(rows)
     prior = par.prior(rows)
@@ -206,8 +221,8 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     if type == "component":
         se_eta = np.column_stack([quadratic_se(eta_gradient(res, rows, k), cov)
                                   for k in range(K)])
-        return MixturePrediction(frame(mu), frame(np.abs(slope) * se_eta), eta, se_eta, link,
-                                 type, alpha)
+        return MixturePrediction(frame(mu), frame(np.where(exact, 0.0, np.abs(slope) * se_eta)),
+                                 eta, se_eta, link, type, alpha, exact=exact)
     if type == "prior":
         se = np.column_stack([quadratic_se(prior_gradient(res, rows, prior, k), cov)
                               for k in range(K)])
@@ -220,7 +235,8 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     mean = np.sum(prior * mu, axis=1)
     gradient = np.zeros((rows.nobs, res.layout.size))
     for k in range(K):
-        gradient += (prior[:, k] * slope[:, k])[:, None] * eta_gradient(res, rows, k)
+        if not exact[k]:
+            gradient += (prior[:, k] * slope[:, k])[:, None] * eta_gradient(res, rows, k)
         if K > 1:
             gradient += mu[:, [k]] * prior_gradient(res, rows, prior, k)
     se = quadratic_se(gradient, cov)
@@ -231,3 +247,8 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
                              pd.Series(se, index=rows.index, name="se"), center, se_center,
                              link, type, alpha)
 
+
+
+def type_name(obj):
+    """The class name of a link (for messages)."""
+    return type(obj).__name__

@@ -389,7 +389,10 @@ def _compute(fit, type, k, random_state):
         if type == "deviance":
             unit = family.scaled_deviance_at(y[:, None], mu, fit.param_rows, fit.trials[:, None])
             scaled = np.clip(unit * fit.var_weights[:, None], 0.0, None)
-            total = scaled[:, k] if k is not None else np.sum(fit.posterior * scaled, axis=1)
+            # A row a component cannot explain (a point mass away from its
+            # value: infinite deviance, posterior 0) adds nothing.
+            weighted = np.where(fit.posterior > 0, fit.posterior * scaled, 0.0)
+            total = scaled[:, k] if k is not None else np.sum(weighted, axis=1)
             return np.sign(y - mean) * np.sqrt(total)
         # quantile
         lower, upper, lower_sf, upper_sf = family.cdf_bounds_at(

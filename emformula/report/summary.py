@@ -75,6 +75,8 @@ def summarize(res, alpha=0.05):
     pvalues = res.pvalues
     prior_label = "mean prior" if res.concomitant_params is not None else "prior"
     for k, name in enumerate(res.component_names):
+        if not res.family.has_coefficients_of(k):
+            continue  # a point mass: its mass is in the mixing table
         interval = ci[name].to_numpy()
         table = summary_params(
             (res, res.params[name].to_numpy(), bse[name].to_numpy(), tvalues[name].to_numpy(),
