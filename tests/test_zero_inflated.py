@@ -167,3 +167,27 @@ def test_dask_equals_memory(bio):
     np.testing.assert_allclose(lazy.bse["comp2"], memory.bse["comp2"], rtol=1e-6)
     np.testing.assert_allclose(lazy.family_bse.iloc[:, 1], memory.family_bse.iloc[:, 1],
                                rtol=1e-6)
+
+
+def test_compare_takes_statsmodels_discrete_models(bio, zip_fit, zinb_fit):
+    import statsmodels.api as sm
+    from statsmodels.discrete.count_model import ZeroInflatedPoisson
+
+    from emformula import compare
+
+    exog = sm.add_constant(bio[["fem", "mar", "kid5", "phd", "ment"]].astype(float))
+    infl = sm.add_constant(bio[["ment", "kid5"]].astype(float))
+    sm_zip = ZeroInflatedPoisson(bio.art.astype(float), exog, exog_infl=infl).fit(
+        method="bfgs", maxiter=5000, gtol=1e-10, disp=0)
+    nb_sm = sm.NegativeBinomial(bio.art.astype(float), exog).fit(method="newton", tol=1e-12,
+                                                                disp=0)
+    table = compare(sm_zip, zip_fit, nb_sm, zinb_fit, names=["sm ZIP", "ZIP", "sm NB", "ZINB"])
+    assert table.loc["df", "sm ZIP"] == table.loc["df", "ZIP"] == 9
+    assert table.loc["llf", "sm ZIP"] == pytest.approx(table.loc["llf", "ZIP"], abs=1e-5)
+    assert table.loc["bic", "sm ZIP"] == pytest.approx(table.loc["bic", "ZIP"], abs=1e-4)
+    # The same criteria statsmodels reports for its discrete models.
+    assert table.loc["aic", "sm NB"] == pytest.approx(nb_sm.aic, rel=1e-12)
+    assert table.loc["bic", "sm NB"] == pytest.approx(nb_sm.bic, rel=1e-12)
+    assert table.loc["model", "sm NB"] == "NegativeBinomial (statsmodels)"
+    with pytest.raises(TypeError, match="argument 1 of compare"):
+        compare(object())

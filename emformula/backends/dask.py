@@ -249,7 +249,8 @@ def _final_pass(chunk, est, layout, with_meat):
     sums.update(llf=estep.llf, entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
                 wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs))
     if est.n_components == 1:
-        unit = data.family.unit_deviance(data.endog, estep.mu[:, 0], data.trials)
+        unit = data.family.unit_deviance_at(data.endog, estep.mu[:, 0], tuple(est.params[:, 0]),
+                                            data.trials)
         sums["deviance"] = float(np.dot(data.weights, unit))
     if est.gamma is not None:
         # The Jacobian of the mean proportions, times this partition's weight.

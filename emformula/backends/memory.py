@@ -130,7 +130,8 @@ class MemoryResultRows:
     @property
     def deviance(self):
         data = self.data
-        unit = data.family.unit_deviance(data.endog, self.component_mean[:, 0], data.trials)
+        unit = data.family.unit_deviance_at(data.endog, self.component_mean[:, 0],
+                                            tuple(self.run.estimates.params[:, 0]), data.trials)
         return float(np.dot(data.weights, unit))
 
     # ------------------------------------------------------- row results

@@ -75,7 +75,7 @@ def m_step(data, est, estep, scale_floor, predictors=None):
     -------
     est, notes
     """
-    rows = MemoryRows(data)
+    rows = MemoryRows(data, keep_predictors=predictors is not None)
     new, notes, kept = _mstep.m_step(rows, rows.state(est, estep), scale_floor)
     if predictors is not None:
         if kept is None:

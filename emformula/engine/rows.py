@@ -64,10 +64,16 @@ class MemoryState:
 
 
 class MemoryRows:
-    """The rows backend of one :class:`EMData` in memory (see the module)."""
+    """The rows backend of one :class:`EMData` in memory (see the module).
 
-    def __init__(self, data):
+    ``keep_predictors=False`` for a caller that will not ask for the new
+    linear predictors (one M-step on its own): the candidate sums then do
+    not copy them into the state.
+    """
+
+    def __init__(self, data, keep_predictors=True):
         self.data = data
+        self.keep_predictors = keep_predictors
 
     # What the engine needs to know of the data's shape.
     @property
@@ -116,7 +122,7 @@ class MemoryRows:
         return MemoryState(est, EStep(None, None, None, posterior, None, np.nan, unit))
 
     def sums(self, state, function, *args):
-        if function in _KEEPS_PREDICTORS:
+        if function in _KEEPS_PREDICTORS and self.keep_predictors:
             return function(self.data, state.estep, state.est, *args,
                             keep=self._kept(state))
         return function(self.data, state.estep, state.est, *args)

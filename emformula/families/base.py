@@ -460,10 +460,15 @@ class MixtureFamily:
         """``Var(y)`` per row at ``params`` (``scale V(mu) / trials``)."""
         return self.dispersion(params) * self.variance(mu) / trials
 
+    def unit_deviance_at(self, y, mu, params, trials=1.0):
+        """The unit deviance at the family parameters ``params`` (a
+        dispersion does not enter it; the negative binomial's alpha does)."""
+        return self.unit_deviance(y, mu, trials)
+
     def scaled_deviance_at(self, y, mu, params, trials=1.0):
         """The unit deviance divided by the dispersion at ``params`` (what
         deviance residuals square)."""
-        return self.unit_deviance(y, mu, trials) / self.dispersion(params)
+        return self.unit_deviance_at(y, mu, params, trials) / self.dispersion(params)
 
     def simulate_at(self, mu, params, trials, rng):
         """:meth:`simulate` at the family parameters ``params``."""

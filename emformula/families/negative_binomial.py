@@ -184,10 +184,10 @@ class NegativeBinomial(DiscreteFamily):
             return super().variance_at(mu, params, trials)
         return self._variance_terms(mu, params[0])[0] / trials
 
-    def scaled_deviance_at(self, y, mu, params, trials=1.0):
+    def unit_deviance_at(self, y, mu, params, trials=1.0):
         """``2 [y log(y / mu) - (y + 1/alpha) log((1 + alpha y) / (1 + alpha mu))]``."""
         if not self.estimates_alpha:
-            return super().scaled_deviance_at(y, mu, params, trials)
+            return super().unit_deviance_at(y, mu, params, trials)
         alpha = np.asarray(params[0], dtype=float)
         with np.errstate(all="ignore"):
             return 2.0 * (special.xlogy(y, y) - special.xlogy(y, mu)

@@ -152,9 +152,12 @@ def _mixing_table(res):
     rows = []
     for k, name in enumerate(res.component_names):
         row = [name, _fmt(res.prior.iloc[k]), _fmt(res.prior_bse.iloc[k])]
+        own = [p.name for p in res.family.member(k).parameters]
         for parameter in names:
-            row += [_fmt(res.family_params.loc[parameter, name]),
-                    _fmt(res.family_bse.loc[parameter, name])]
+            # Blank where this component's family has no such parameter.
+            row += ([_fmt(res.family_params.loc[parameter, name]),
+                     _fmt(res.family_bse.loc[parameter, name])] if parameter in own
+                    else ["", ""])
         if not names:
             row += ["1 (fixed)", ""]
         rows.append(row)
@@ -162,6 +165,8 @@ def _mixing_table(res):
     concomitant = res.concomitant_params is not None
     if res.family.estimates_scale or not names:
         title = "Mixing proportions and dispersions"
+    elif res.family.n_members is not None:
+        title = "Mixing proportions and family parameters"
     else:
         title = f"Mixing proportions and {res.family.name} parameters"
     if res.model.data.equal_scale:
@@ -240,6 +245,25 @@ def _statsmodels_row(glm):
     }
 
 
+def _likelihood_row(res):
+    """A row of :func:`compare` for a statsmodels model fitted by maximum
+    likelihood (not a GLM): its parameters all counted."""
+    df = int(np.asarray(res.params).size)
+    nobs = float(res.nobs)
+    llf = float(res.llf)
+    return {
+        "model": f"{type(res.model).__name__} (statsmodels)",
+        "K": 1,
+        "nobs": int(round(nobs)),
+        "df": df,
+        "llf": llf,
+        "aic": -2.0 * llf + 2.0 * df,
+        "bic": -2.0 * llf + np.log(nobs) * df,
+        "icl": np.nan,
+        "deviance": np.nan,
+    }
+
+
 def _estimates_scale(sm_family):
     """Whether emformula estimates a dispersion for this statsmodels family
     (False for one it has no component family for, such as Tweedie)."""
@@ -283,8 +307,10 @@ def compare(*results, names=None):
 
     Parameters
     ----------
-    *results : EMGLMResults or statsmodels GLMResults
-        Any mix, with any K.
+    *results : EMGLMResults or statsmodels results
+        Any mix, with any K: GLMs, and any statsmodels model fitted by
+        maximum likelihood (the discrete ``NegativeBinomial``,
+        ``ZeroInflatedPoisson``, ``OrderedModel``...).
     names : list of str, optional
         Column labels (default ``model 1``, ``model 2``, ...).
 
@@ -298,6 +324,11 @@ def compare(*results, names=None):
         counting the dispersion as a parameter where the family has one
         (for Poisson and binomial they equal ``GLMResults.aic`` and the
         likelihood-based ``bic_llf``, which is ``bic`` from statsmodels 0.15).
+        For other statsmodels models every estimated parameter counts (an
+        alpha, cut points, a zero model's coefficients): ``df`` is the length
+        of ``params``, AIC ``-2 llf + 2 df`` and BIC ``-2 llf + log(nobs) df``,
+        as the mixtures' criteria are formed (the same as statsmodels' own
+        ``aic`` and ``bic`` of its discrete models).
 
     Examples
     --------
@@ -319,9 +350,12 @@ def compare(*results, names=None):
             rows.append(_emformula_row(res))
         elif hasattr(res, "model") and hasattr(res.model, "family") and hasattr(res, "llf"):
             rows.append(_statsmodels_row(res))
+        elif all(hasattr(res, name) for name in ("model", "llf", "params", "nobs")):
+            # statsmodels' results wrappers answer through __getattr__.
+            rows.append(_likelihood_row(res))
         else:
             raise TypeError(f"argument {i + 1} of compare is a {type(res).__name__}, "
-                            "not an emformula or statsmodels GLM results object")
+                            "not an emformula or statsmodels likelihood results object")
     if names is None:
         names = [f"model {i + 1}" for i in range(len(rows))]
     names = list(names)
