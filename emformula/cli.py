@@ -144,9 +144,12 @@ def _model_kwargs(args, data):
 
 
 def _family(args):
+    """The family of ``--family``: a name, or names separated by commas (one
+    family per component, e.g. ``pointmass,poisson``)."""
     from .families import as_family
 
-    return as_family(args.family, args.link)
+    names = [name.strip() for name in args.family.split(",")]
+    return as_family(names if len(names) > 1 else names[0], args.link)
 
 
 # --------------------------------------------------------------- commands
@@ -211,6 +214,8 @@ def _fit(args):
 
     data = _read_data(args.data)
     family = _family(args)
+    if args.K is None:
+        args.K = family.n_members or 2  # a list of families: one component each
     if args.K < 1:
         raise UsageError(f"-K must be at least 1, got {args.K}")
     if args.cov_groups is not None and args.cov_type != "cluster":
@@ -341,7 +346,9 @@ def _add_model_arguments(parser):
     parser.add_argument("formula", help="two-sided formula, e.g. 'y ~ x1 + C(g)'")
     parser.add_argument("--family", default="poisson",
                         help="poisson (default), binomial, gaussian, gamma, "
-                             "inverse_gaussian, negative_binomial")
+                             "inverse_gaussian, negative_binomial (alpha estimated), or "
+                             "one per component separated by commas, e.g. "
+                             "pointmass,poisson (zero-inflated Poisson)")
     parser.add_argument("--link", default=None, help="a non-canonical link, e.g. log, identity")
     parser.add_argument("--weights", metavar="COL", help="column of frequency weights")
     group = parser.add_mutually_exclusive_group()
@@ -354,7 +361,7 @@ def _add_model_arguments(parser):
     parser.add_argument("--groups", metavar="COL",
                         help="rows of one group share a component")
     parser.add_argument("--equal-scale", action="store_true", dest="equal_scale",
-                        help="one dispersion for all components")
+                        help="one dispersion (or alpha) for all components")
     parser.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, dest="n_init",
                         help="starts run to convergence after screening (default "
                              f"{DEFAULT_N_INIT})")
@@ -392,7 +399,9 @@ def build_parser():
     fit = sub.add_parser("fit", help="fit a mixture and print its summary",
                          description="Fit a finite mixture of GLMs to a data file.")
     _add_model_arguments(fit)
-    fit.add_argument("-K", type=int, default=2, help="number of components (default 2)")
+    fit.add_argument("-K", type=int, default=None,
+                     help="number of components (default 2; with a list of families, "
+                          "their number)")
     fit.add_argument("--format", choices=["text", "html", "latex", "json"], default="text",
                      help="output format (default text)")
     fit.add_argument("--posterior", metavar="FILE", help="write the posterior to this CSV")

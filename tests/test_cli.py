@@ -375,3 +375,24 @@ def test_select_k_formats(small_files, capsys):
     assert code == 0 and out.splitlines()[0].startswith("K,llf,df")
     code, out, _ = main_in_process(capsys, *args, "--format", "html")
     assert code == 0 and "<table" in out and "K = " in out
+
+
+def test_fit_a_list_of_families_and_an_estimated_alpha(tmp_path):
+    bio = datasets.load_biochemists()
+    bio.to_csv(tmp_path / "bio.csv", index=False)
+    formula = "art ~ fem + mar + kid5 + phd + ment"
+    code, out, err = run("fit", tmp_path / "bio.csv", formula, "--family",
+                         "pointmass,negative_binomial", "--concomitant", "~ ment + kid5",
+                         "--seed", "0", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    ref = emglm(formula, bio, ["pointmass", "negative_binomial"], concomitant="~ ment + kid5",
+                random_state=0)
+    assert result["K"] == 2 and result["llf"] == pytest.approx(ref.llf, rel=1e-10)
+    alpha = result["components"][1]["family_params"]["alpha"]
+    assert alpha["estimate"] == pytest.approx(ref.family_params.loc["alpha", "comp2"], rel=1e-8)
+    assert alpha["se"] == pytest.approx(ref.family_bse.loc["alpha", "comp2"], rel=1e-6)
+    assert result["components"][0]["family_params"] == {"alpha": {"estimate": None, "se": None}}
+    code, _, err = run("fit", tmp_path / "bio.csv", formula, "--family", "pointmass,poisson",
+                       "-K", "3")
+    assert code == 2 and "K=3 but 2 families" in err and len(err.strip().splitlines()) == 1
