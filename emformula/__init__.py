@@ -5,7 +5,7 @@
 
 from . import datasets
 from .api import WarmupTrials, emglm, select_best, small_em
-from .families import MixtureFamily, NegativeBinomial, PointMass, as_family
+from .families import CensoredGaussian, MixtureFamily, NegativeBinomial, PointMass, as_family
 from .model import EMGLM
 from .postestimation.residuals import residuals
 from .report.summary import compare
@@ -28,6 +28,7 @@ def __getattr__(name):
 
 __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
            "MixtureSpec", "MixtureFamily", "as_family", "NegativeBinomial", "PointMass",
+           "CensoredGaussian",
            "datasets", "ConvergenceWarning",
            "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult",
            "bootstrap_lrt", "BootstrapLRT", "residuals", "__version__", *_PLOTTING]

@@ -327,8 +327,9 @@ class EMGLMResults:
     @property
     def deviance(self):
         """Deviance of a one-component fit (as statsmodels' ``GLMResults.deviance``);
-        NaN for K > 1, where the saturated model of a mixture is not defined."""
-        if self.n_components != 1:
+        NaN for K > 1, where the saturated model of a mixture is not defined,
+        and for a family without a deviance (censored data)."""
+        if self.n_components != 1 or not self.family.has_deviance:
             return np.nan
         return self._data.deviance
 

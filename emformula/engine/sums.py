@@ -75,15 +75,22 @@ def _working(data, row_weight, eta_k, mu_k, params_k=(), k=0):
     """IRLS working weight ``w`` and response ``z`` (offset removed) of
     component ``k`` at its family parameters ``params_k``, in work arrays;
     rows where either is not finite get weight 0."""
-    irls_weight, link_deriv = data.family.member(k).irls_terms(data.endog, mu_k, params_k,
-                                                               data.trials)
+    member = data.family.member(k)
+    if member.newton_irls:
+        # Newton's step as IRLS (a censored response): z = eta + score / h.
+        irls_weight, step = member.working_step(data.endog, mu_k, params_k, data.trials)
+    else:
+        irls_weight, link_deriv = member.irls_terms(data.endog, mu_k, params_k, data.trials)
     # At the edge of the mean's range the IRLS weight can be infinite where
     # the row weight is 0 (0 * inf); such rows are dropped just below.
     with np.errstate(invalid="ignore", over="ignore"):
         w = np.multiply(row_weight, irls_weight, out=data.work_buffer("irls_weight"))
-        z = np.subtract(data.endog, mu_k, out=data.work_buffer("irls_response"))
-        z *= link_deriv
-        z += eta_k
+        if member.newton_irls:
+            z = np.add(eta_k, step, out=data.work_buffer("irls_response"))
+        else:
+            z = np.subtract(data.endog, mu_k, out=data.work_buffer("irls_response"))
+            z *= link_deriv
+            z += eta_k
         z -= data.offset
     ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))
     ok &= np.isfinite(z, out=data.work_buffer("irls_ok_z", dtype=bool))

@@ -382,6 +382,18 @@ class MixtureFamily:
         ``scale`` of the results are then that parameter."""
         return tuple(self.parameters) == (DISPERSION,)
 
+    #: Whether the family has a unit deviance (censored data have none).
+    has_deviance = True
+
+    #: Whether the IRLS step is Newton's step on the observed information
+    #: (:meth:`working_step`) rather than the GLM's ``eta + (y - mu) g'(mu)``.
+    newton_irls = False
+
+    def working_step(self, y, mu, params, trials=1.0):
+        """``(weight, step)`` of a family with ``newton_irls``: the working
+        response is ``eta + step``."""
+        raise NotImplementedError
+
     # A list of families (:class:`~emformula.families.components.ComponentFamilies`)
     # gives each component its own; a single family is every component's.
     n_members = None

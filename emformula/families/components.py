@@ -65,6 +65,7 @@ class ComponentFamilies(MixtureFamily):
         self.is_count = any(m.is_count for m in regression)
         self.is_discrete = all(m.is_discrete for m in members)
         self.link = regression[0].link
+        self.has_deviance = all(m.has_deviance for m in members)
 
     # ------------------------------------------------------------ names
     @property

@@ -13,6 +13,7 @@ from statsmodels.genmod.families import links as sm_links
 
 from .base import MixtureFamily
 from .binomial import Binomial
+from .censored_gaussian import CensoredGaussian
 from .components import ComponentFamilies
 from .gamma import Gamma
 from .gaussian import Gaussian
@@ -94,10 +95,14 @@ def as_family(family, link=None):
             if link is not None:
                 raise ValueError("a point mass has no link")
             return PointMass()
+        if key == "tobit":
+            if link is not None:
+                raise ValueError("the tobit family's link is the identity")
+            return CensoredGaussian(lower=0.0)
         if key not in FAMILY_NAMES:
             raise ValueError(
                 f"unknown family {family!r}; choose one of "
-                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}) + ['pointmass'])}"
+                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}) + ['pointmass', 'tobit'])}"
             )
         kwargs = {}
         if link is not None:
@@ -128,7 +133,8 @@ def _member(family, link):
     """One component's family of a list (``link`` for the named ones)."""
     if isinstance(family, (list, tuple)):
         raise TypeError("a list of families holds one family per component, not lists")
-    if isinstance(family, str) and family.strip().lower() not in ("pointmass", "point_mass"):
+    if isinstance(family, str) and family.strip().lower() not in ("pointmass", "point_mass",
+                                                                   "tobit"):
         return as_family(family, link)
     return as_family(family)
 

@@ -211,6 +211,9 @@ def residuals(results, type="deviance", component=None, random_state=None, data=
         raise ValueError(f"unknown residual type {type!r}; choose one of "
                          f"{', '.join(map(repr, RESIDUAL_TYPES))}")
     fit = _as_fit(results) if data is None else _new_fit(results, data, context)
+    if type == "deviance" and not fit.family.has_deviance:
+        raise ValueError(f"deviance residuals are not defined for the {fit.family.name} "
+                         "family (censored responses); use type='quantile'")
     k = _component_position(component, fit)
     values = _compute(fit, type, k, random_state)
     name = f"resid_{type}" if k is None else f"resid_{type}_{fit.names[k]}"
