@@ -176,7 +176,10 @@ class EMGLM:
             total_offset += self.offset
         if self.exposure is not None:
             total_offset += np.log(self.exposure)
+        self.family = self.family.for_response(y)
         self.family.check_response(y, n_trials, name=self.endog_names[0])
+        if not self.family.has_intercept:
+            _check_no_constant(exog, self.exog_names, self.family)
         if self.family.estimates_scale and np.abs(y).max() > _LARGEST_COLUMN:
             # The dispersion is of the order of y squared (gaussian) or more.
             raise ValueError(f"the response {self.endog_names[0]!r} reaches "
@@ -710,6 +713,17 @@ def _check_rank(exog, names):
         details.append(f"{names[j]!r} = combination of {involved}")
     raise ValueError("the design matrix is rank deficient (collinear columns): "
                      + "; ".join(details) + ". Remove the redundant column(s)")
+
+
+def _check_no_constant(exog, names, family):
+    """Refuse a design that spans a constant for a family with cut points in
+    place of an intercept (the two would not be identified)."""
+    with_constant = np.column_stack([np.ones(exog.shape[0]), exog])
+    if np.linalg.matrix_rank(with_constant) == np.linalg.matrix_rank(exog):
+        raise ValueError(f"the {family.name} family has cut points in place of an "
+                         f"intercept, but the design {names} spans a constant (an intercept "
+                         "column, or every level of a factor): drop it (a formula drops "
+                         "its Intercept column itself)")
 
 
 def _check_family_list(family, has_fixed, equal_scale):

@@ -371,9 +371,12 @@ class EMGLMResults:
             them, ``fixed``, ``concomitant``, ``endog``, ``trials`` and
             ``groups`` arrays. Its categorical levels must be the training
             ones.
-        type : {"mean", "component", "linear", "prior", "posterior"}
-            The mixture mean ``sum_k pi_ik mu_ik`` (a Series), each
-            component's mean, each component's linear predictor, the mixing
+        type : {"mean", "component", "linear", "prior", "posterior", "probabilities"}
+            The mixture mean ``sum_k pi_ik mu_ik`` (a Series; for an ordinal
+            family the expected category code), each component's mean, each
+            component's linear predictor, the probability of each response
+            category under the mixture (ordinal families: columns ``P(y=0)``,
+            ``P(y=1)``...), the mixing
             proportions ``pi_ik`` of each row (from the concomitant model;
             the constant proportions repeated otherwise), or the posterior
             probabilities of the components given the response (DataFrames,

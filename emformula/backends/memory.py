@@ -158,16 +158,19 @@ class MemoryResultRows:
         return data.to_rows(prior)
 
     def fittedvalues(self, names):
+        # E(y) per component: the mean, or an ordinal family's expected code.
+        mean = self.model.family.expected_response(self.component_mean,
+                                                   self.estimates.parameter_rows())
         if self.estimates.gamma is None:
-            values = self.component_mean @ self.estimates.prior
+            values = mean @ self.estimates.prior
         else:
-            values = np.sum(self.component_mean * self.row_prior, axis=1)
+            values = np.sum(mean * self.row_prior, axis=1)
         return pd.Series(values, index=self.model.row_index, name="fittedvalues")
 
     def predict(self, data, type, names, *, offset=None, exposure=None, context=None):
         """Predictions (see :meth:`EMGLMResults.predict`), ``names`` the
         component labels."""
-        types = ("mean", "component", "linear", "prior", "posterior")
+        types = ("mean", "component", "linear", "prior", "posterior", "probabilities")
         if type not in types:
             raise ValueError(f"type must be one of {', '.join(map(repr, types))}, got {type!r}")
         names = names
@@ -195,12 +198,31 @@ class MemoryResultRows:
                 return pd.DataFrame(prior, index=index, columns=names)
         if type == "linear":
             return pd.DataFrame(eta, index=index, columns=names)
-        mu = self.model.family.mean(eta)
+        family = self.model.family
+        mu = family.mean(eta)
+        if type == "probabilities":
+            return self._category_probabilities(mu, prior, index)
+        mu = family.expected_response(mu, self.estimates.parameter_rows())
         if type == "component":
             return pd.DataFrame(mu, index=index, columns=names)
         if self.estimates.gamma is None:
             return pd.Series(mu @ self.estimates.prior, index=index, name="predicted")
         return pd.Series(np.sum(mu * prior, axis=1), index=index, name="predicted")
+
+    def _category_probabilities(self, mu, prior, index):
+        """The mixture's probability of each response category (ordinal)."""
+        family = self.model.family
+        members = [family.member(k) for k in range(self.estimates.n_components)]
+        if not all(hasattr(m, "category_probabilities") for m in members):
+            raise ValueError(f"type='probabilities' is for ordinal families, not "
+                             f"{family.name}")
+        prior = np.broadcast_to(prior, mu.shape)
+        total = 0.0
+        for k, member in enumerate(members):
+            own = tuple(self.estimates.params[:len(member.parameters), k])
+            total = total + prior[:, k:k + 1] * member.category_probabilities(mu[:, k], own)
+        return pd.DataFrame(total, index=index,
+                            columns=[f"P(y={j})" for j in range(total.shape[1])])
 
     def new_prior(self, data):
         """Per-row mixing proportions of new data (NaN where W is missing)."""
@@ -280,7 +302,9 @@ class MemoryResultRows:
             design = model.design
             data = as_frame(data, "new data")
             kinds = getattr(design, "column_kinds", None)
-            exog = new_design_matrix(design.model_spec, data, context, kinds=kinds)
+            # The training columns (an ordinal family's design has no intercept).
+            exog = new_design_matrix(design.model_spec, data, context, design.exog_names,
+                                     kinds)
             frame, index = data.reset_index(drop=True), data.index
             n = exog.shape[0]
             offset = design.column_args.get("offset") if offset is None else offset

@@ -21,6 +21,7 @@ from .gaussian import Gaussian
 from .inverse_gaussian import InverseGaussian
 from .moments import WeightedMoments, default_scale_floor
 from .negative_binomial import NegativeBinomial
+from .ordinal import OrdinalFamily
 from .parameters import DISPERSION, FamilyParameter, ParameterDerivatives
 from .point_mass import PointMass
 from .poisson import Poisson
@@ -30,4 +31,4 @@ __all__ = ["MixtureFamily", "as_family", "FAMILY_NAMES", "LINK_NAMES", "Weighted
            "default_scale_floor", "FamilyParameter", "ParameterDerivatives", "DISPERSION",
            "ExponentialFamily", "DiscreteFamily", "DispersionFamily", "FAMILY_CLASSES",
            "Poisson", "Binomial", "Gaussian", "Gamma", "InverseGaussian", "NegativeBinomial",
-           "PointMass", "ComponentFamilies", "CensoredGaussian"]
+           "PointMass", "ComponentFamilies", "CensoredGaussian", "OrdinalFamily"]

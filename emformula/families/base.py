@@ -382,6 +382,15 @@ class MixtureFamily:
         ``scale`` of the results are then that parameter."""
         return tuple(self.parameters) == (DISPERSION,)
 
+    #: Whether the linear predictor has an intercept (ordinal families have
+    #: cut points in its place: the formula layer drops the column).
+    has_intercept = True
+
+    def for_response(self, y):
+        """This family for the response ``y`` (an ordinal family takes its
+        number of categories from it); itself by default."""
+        return self
+
     #: Whether the family has a unit deviance (censored data have none).
     has_deviance = True
 
@@ -467,6 +476,12 @@ class MixtureFamily:
             raise NotImplementedError(f"{type(self).__name__} must define irls_terms")
         _, _, irls_weight, link_deriv = self.eta_derivatives(y, mu, trials, observed=False)
         return irls_weight, link_deriv
+
+    def expected_response(self, mu, params):
+        """``E(y)`` from the engine's mean ``mu`` and the parameters: ``mu``
+        itself, except where ``mu`` is a latent location (an ordinal
+        family's expected category code)."""
+        return mu
 
     def variance_at(self, mu, params, trials=1.0):
         """``Var(y)`` per row at ``params`` (``scale V(mu) / trials``)."""

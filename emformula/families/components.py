@@ -66,6 +66,11 @@ class ComponentFamilies(MixtureFamily):
         self.is_discrete = all(m.is_discrete for m in members)
         self.link = regression[0].link
         self.has_deviance = all(m.has_deviance for m in members)
+        intercepts = {m.has_intercept for m in regression}
+        if len(intercepts) > 1:
+            raise ValueError("ordinal components cannot be mixed with components that have "
+                             "an intercept: their linear predictors differ")
+        self.has_intercept = intercepts.pop()
 
     # ------------------------------------------------------------ names
     @property
@@ -112,6 +117,9 @@ class ComponentFamilies(MixtureFamily):
     @property
     def irls_is_exact(self):
         return all(m.irls_is_exact or not m.has_coefficients for m in self.members)
+
+    def for_response(self, y):
+        return ComponentFamilies([m.for_response(y) for m in self.members])
 
     def check_response(self, y, trials, name="response"):
         for member in self.members:
@@ -168,6 +176,12 @@ class ComponentFamilies(MixtureFamily):
             return getattr(member, method)(y_k, mu[..., cols], own, *args)
 
         return column
+
+    def expected_response(self, mu, params):
+        mu = np.asarray(mu, dtype=float)
+        return _by_column(mu.shape, lambda k, cols: self.members[k].expected_response(
+            mu[..., cols], tuple(np.asarray(p)[..., cols]
+                                 for p in params[:len(self.members[k].parameters)])))
 
     def variance_at(self, mu, params, trials=1.0):
         mu = np.asarray(mu, dtype=float)

@@ -86,7 +86,8 @@ class FamilyParameter:
     def from_unconstrained(self, theta):
         """Inverse of :meth:`to_unconstrained`, kept inside the bounds."""
         theta = np.asarray(theta, dtype=float)
-        value = np.exp(theta) if self.transform == "log" else theta
+        with np.errstate(over="ignore"):  # a runaway Newton step: clipped to the bound
+            value = np.exp(theta) if self.transform == "log" else theta
         return self.clip(value)
 
     def clip(self, value):

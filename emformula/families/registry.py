@@ -19,6 +19,7 @@ from .gamma import Gamma
 from .gaussian import Gaussian
 from .inverse_gaussian import InverseGaussian
 from .negative_binomial import NegativeBinomial
+from .ordinal import OrdinalFamily
 from .point_mass import PointMass
 from .poisson import Poisson
 
@@ -36,6 +37,9 @@ _BY_STATSMODELS = {cls.statsmodels_class: cls for cls in FAMILY_CLASSES}
 #: Family names accepted wherever a family is asked for, with the statsmodels
 #: family class each stands for.
 FAMILY_NAMES = {name: cls.statsmodels_class for name, cls in _BY_NAME.items()}
+
+#: Family names without a statsmodels family.
+OTHER_NAMES = ("ordinal_logit", "ordinal_probit", "pointmass", "tobit")
 
 #: Link names accepted by :func:`as_family` (statsmodels link classes).
 LINK_NAMES = {
@@ -95,6 +99,10 @@ def as_family(family, link=None):
             if link is not None:
                 raise ValueError("a point mass has no link")
             return PointMass()
+        if key in ("ordinal_logit", "ordinal_probit"):
+            if link is not None:
+                raise ValueError(f"give the distribution in the name ({key}), not link=")
+            return OrdinalFamily(key.split("_")[1])
         if key == "tobit":
             if link is not None:
                 raise ValueError("the tobit family's link is the identity")
@@ -102,7 +110,7 @@ def as_family(family, link=None):
         if key not in FAMILY_NAMES:
             raise ValueError(
                 f"unknown family {family!r}; choose one of "
-                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}) + ['pointmass', 'tobit'])}"
+                f"{', '.join(sorted(set(FAMILY_NAMES) - {'normal'}) + list(OTHER_NAMES))}"
             )
         kwargs = {}
         if link is not None:
@@ -133,8 +141,8 @@ def _member(family, link):
     """One component's family of a list (``link`` for the named ones)."""
     if isinstance(family, (list, tuple)):
         raise TypeError("a list of families holds one family per component, not lists")
-    if isinstance(family, str) and family.strip().lower() not in ("pointmass", "point_mass",
-                                                                   "tobit"):
+    if isinstance(family, str) and family.strip().lower() not in (
+            "pointmass", "point_mass", "tobit", "ordinal_logit", "ordinal_probit"):
         return as_family(family, link)
     return as_family(family)
 

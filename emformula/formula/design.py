@@ -752,6 +752,12 @@ def build_design(formula, data, spec):
                                                    ("cov_groups", cov_groups))
                    if isinstance(value, str)}
     exog_names = _unique_names([str(c) for c in rhs.columns], formula)
+    if "Intercept" in exog_names and not _family_has_intercept(spec):
+        # Ordinal components: the cut points take the intercept's place
+        # (as in statsmodels' OrderedModel and R's polr); the other columns
+        # keep their coding.
+        exog_names.remove("Intercept")
+        exog = _numeric(rhs.loc[positions, exog_names], "design")
     extra_designs = {}
     for name, matrix in side_matrices.items():
         names = _unique_names([str(c) for c in matrix.columns], side[name].text)
@@ -772,6 +778,17 @@ def build_design(formula, data, spec):
            for name, values in labels.items()},
         column_kinds=kinds,
     )
+
+
+def _family_has_intercept(spec):
+    """Whether the spec's family has an intercept in its linear predictor
+    (ordinal families have cut points instead)."""
+    from ..families import as_family
+
+    try:
+        return as_family(spec.family, spec.link).has_intercept
+    except (TypeError, ValueError):
+        return True  # the model refuses the family with its own message
 
 
 def _unique_names(names, formula):

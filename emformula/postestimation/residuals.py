@@ -374,11 +374,13 @@ def _compute(fit, type, k, random_state):
     or the mixture (``k is None``)."""
     y, mu, family = fit.y, fit.mu, fit.family
     a = fit.prior_weight[:, None]
+    # E(y) per component (an ordinal family's mu is a latent location).
+    expected = family.expected_response(mu, fit.param_rows)
     if k is None:
         prior = fit.prior
-        mean = _mix(mu, prior)
+        mean = _mix(expected, prior)
     else:
-        mean = mu[:, k]
+        mean = expected[:, k]
     with np.errstate(divide="ignore", invalid="ignore"):
         if type == "response":
             return y - mean
@@ -387,7 +389,7 @@ def _compute(fit, type, k, random_state):
             within = family.variance_at(mu, fit.param_rows, a)
             if k is not None:
                 return (y - mean) / np.sqrt(within[:, k])
-            between = (mu - mean[:, None]) ** 2
+            between = (expected - mean[:, None]) ** 2
             return (y - mean) / np.sqrt(_mix(within + between, prior))
         if type == "deviance":
             unit = family.scaled_deviance_at(y[:, None], mu, fit.param_rows, fit.trials[:, None])
