@@ -24,6 +24,7 @@ from statsmodels.tools.numdiff import approx_fprime, approx_hess
 from emformula import EMGLM, datasets, emglm
 from emformula.engine import em as _em
 from emformula.families import NegativeBinomial, as_family
+from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference" / "biochemists_counts.csv"
 FORMULA = "art ~ fem + mar + kid5 + phd + ment"
@@ -188,15 +189,7 @@ def test_louis_information_equals_numerical_hessian(K):
                    prior=np.full(K, 1.0 / K))
     model = EMGLM.from_formula("y ~ x", df, "negative_binomial", K)
     res = model.fit(random_state=1)
-    layout = model.layout
-
-    def llf(theta):
-        return _em.e_step(model.data, layout.unpack(theta, model.data)).llf
-
-    theta = layout.pack(res.estimates)
-    hess = approx_hess(theta, llf)
-    np.testing.assert_allclose(res.information().to_numpy(), -hess, rtol=2e-4,
-                               atol=2e-4 * np.abs(hess).max())
+    assert_louis_equals_numerical_hessian(model, res)
 
 
 def test_equal_scale_gives_one_alpha():

@@ -19,7 +19,7 @@ from statsmodels.miscmodels.ordinal_model import OrderedModel
 from statsmodels.tools.numdiff import approx_hess
 
 from emformula import EMGLM, emglm
-from emformula.engine import em as _em
+from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference"
 HOUSING = ("Sat ~ C(Infl, levels=['Low', 'Medium', 'High'])"
@@ -128,14 +128,7 @@ def test_louis_information_equals_numerical_hessian(K):
     model = EMGLM.from_formula("y ~ x1 + x2", df, "ordinal_logit", K)
     res = model.fit(random_state=1, n_init=3)
     assert res.converged
-    layout = model.layout
-
-    def llf(theta):
-        return _em.e_step(model.data, layout.unpack(theta, model.data)).llf
-
-    hess = approx_hess(layout.pack(res.estimates), llf)
-    np.testing.assert_allclose(res.information().to_numpy(), -hess, rtol=2e-4,
-                               atol=2e-4 * np.abs(hess).max())
+    assert_louis_equals_numerical_hessian(model, res)
 
 
 def test_what_ordinal_components_refuse():
