@@ -170,7 +170,9 @@ def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
         raise ValueError("K must list at least one number of components")
     n_init = _check_positive_int(n_init, "n_init")
     keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("select_k", family, DEFAULT_K, spec, keywords).replace(K=min(ks))
+    spec = model_spec("select_k", family, DEFAULT_K, spec, keywords)
+    _refuse_family_list(spec, "select_k")
+    spec = spec.replace(K=min(ks))
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     smallest = EMGLM.from_formula(formula, data, spec=spec)
@@ -189,6 +191,16 @@ def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
             for k, r in zip(ks, fits)]
     table = pd.DataFrame(rows).set_index("K")
     return SelectKResult(table, dict(zip(ks, fits)), criterion)
+
+
+def _refuse_family_list(spec, caller):
+    """A list of families fixes K (one component each): there is no other K
+    of the same model to compare with."""
+    family = spec.family
+    if isinstance(family, (list, tuple)) or getattr(family, "n_members", None):
+        raise ValueError(f"{caller} compares numbers of components of one family; a list "
+                         "of families fixes K (one component per family): fit the models "
+                         "you want to compare and put them side by side with compare()")
 
 
 # ------------------------------------------------------------- bootstrap
@@ -360,7 +372,9 @@ def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAM
     n_boot = _check_positive_int(n_boot, "n_boot")
     n_init = _check_positive_int(n_init, "n_init")
     keywords, fit_kwargs = _split_fit_keywords(model, fit_kwargs)
-    spec = model_spec("bootstrap_lrt", family, DEFAULT_K, spec, keywords).replace(K=K0)
+    spec = model_spec("bootstrap_lrt", family, DEFAULT_K, spec, keywords)
+    _refuse_family_list(spec, "bootstrap_lrt")
+    spec = spec.replace(K=K0)
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     null_model = EMGLM.from_formula(formula, data, spec=spec)
