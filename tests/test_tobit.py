@@ -162,3 +162,22 @@ def test_quantile_residuals_are_normal_under_the_model_and_bad_responses_refused
         emglm("y ~ x", df.assign(y=df.y - 1.0), "tobit", K=1)
     with pytest.raises(ValueError, match="lower < upper"):
         CensoredGaussian(lower=2.0, upper=1.0)
+
+
+@pytest.mark.parametrize("bounds", [(0.0, np.inf), (0.0, 2.0), (-np.inf, 1.0)])
+def test_mean_and_variance_of_the_censored_response(bounds):
+    from scipy import integrate
+
+    family = CensoredGaussian(*bounds)
+    for mu in (-1.0, 0.5, 1.5):
+        sigma = 1.3
+
+        def moment(power):
+            def f(x):
+                return np.clip(x, *bounds) ** power * stats.norm.pdf(x, mu, sigma)
+            return integrate.quad(f, -np.inf, np.inf, epsabs=1e-12, epsrel=1e-12)[0]
+
+        mean = family.expected_response(np.array([mu]), (sigma,))[0]
+        assert mean == pytest.approx(moment(1), rel=1e-8, abs=1e-10)
+        variance = family.variance_at(np.array([mu]), (sigma,))[0]
+        assert variance == pytest.approx(moment(2) - moment(1) ** 2, rel=1e-7)

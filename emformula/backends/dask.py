@@ -99,8 +99,8 @@ class _Arguments:
 
 
 def _partition_arguments(design, family, context, equal_scale, columns=None):
-    return _Arguments(model_spec=design.model_spec, fixed_spec=design.fixed_spec,
-                      fixed_names=design.fixed_names,
+    return _Arguments(model_spec=design.model_spec, exog_names=design.exog_names,
+                      fixed_spec=design.fixed_spec, fixed_names=design.fixed_names,
                       concomitant_spec=design.concomitant_spec,
                       concomitant_names=design.concomitant_names,
                       column_args=dict(design.column_args if columns is None else columns),
@@ -727,6 +727,12 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
         raise ValueError(f"K must be a whole number of at least 1, got {K!r}")
     family = as_family(spec.family, spec.link)
+    members = [family.member(k) for k in range(family.n_members or 1)]
+    if any(getattr(member, "n_categories", 0) is None for member in members):
+        # In memory the response sets the number of categories; here it
+        # would take a pass of its own.
+        raise ValueError("an ordinal family on dask data needs its number of categories: "
+                         "pass emformula.families.OrdinalFamily('logit', n_categories=J)")
     context = formula_context(formula, spec.context)
     design = build_dask_design(formula, data, spec.replace(context=context))
     args = _partition_arguments(design, family, context, spec.equal_scale)

@@ -4,9 +4,11 @@ A latent ``y* ~ N(mu, sigma^2)`` with ``mu = x'b`` is observed as
 ``y = lower`` when ``y* <= lower``, ``y = upper`` when ``y* >= upper`` and
 ``y*`` otherwise. ``family="tobit"`` is censoring below at 0, the model of
 R's ``survreg(Surv(y, y > 0, type="left") ~ x, dist="gaussian")``;
-``CensoredGaussian(lower=..., upper=...)`` sets other bounds. The mean the
-results report (``predict``, ``fittedvalues``) is the latent mean ``mu``,
-as ``survreg``'s linear predictor.
+``CensoredGaussian(lower=..., upper=...)`` sets other bounds. The
+coefficients are those of the latent mean ``mu`` (``predict(type="linear")``,
+survreg's linear predictor); ``predict`` and ``fittedvalues`` report the
+mean of the observed, censored response, and Pearson residuals its
+variance.
 """
 
 from __future__ import annotations
@@ -168,10 +170,41 @@ class CensoredGaussian(MixtureFamily):
         return ParameterDerivatives(s_t[None], h_t[None, None], cross[None])
 
     # ------------------------------------------------------ distribution
+    def _censored_moments(self, mu, sigma):
+        """``E(y)`` and ``E(y^2)`` of the censored response.
+
+        With ``a = (lower - mu) / sigma`` and ``b = (upper - mu) / sigma``:
+        ``E y = lower Phi(a) + upper (1 - Phi(b)) + mu (Phi(b) - Phi(a)) +
+        sigma (phi(a) - phi(b))`` and ``E y^2 = lower^2 Phi(a) + upper^2 (1 -
+        Phi(b)) + (mu^2 + sigma^2) (Phi(b) - Phi(a)) + 2 mu sigma (phi(a) -
+        phi(b)) + sigma^2 (a phi(a) - b phi(b))``; an infinite bound adds
+        nothing.
+        """
+        mu, sigma = np.broadcast_arrays(np.asarray(mu, float), np.asarray(sigma, float))
+        with np.errstate(all="ignore"):
+            a, b = (self.lower - mu) / sigma, (self.upper - mu) / sigma
+            Pa, Pb = special.ndtr(a), special.ndtr(b)
+            fa, fb = stats.norm.pdf(a), stats.norm.pdf(b)
+            afa = np.where(np.isfinite(a), a * fa, 0.0)
+            bfb = np.where(np.isfinite(b), b * fb, 0.0)
+            low = np.where(np.isfinite(self.lower), self.lower * Pa, 0.0)
+            high = np.where(np.isfinite(self.upper), self.upper * (1.0 - Pb), 0.0)
+            low2 = np.where(np.isfinite(self.lower), self.lower ** 2 * Pa, 0.0)
+            high2 = np.where(np.isfinite(self.upper), self.upper ** 2 * (1.0 - Pb), 0.0)
+            inside = Pb - Pa
+            first = low + high + mu * inside + sigma * (fa - fb)
+            second = (low2 + high2 + (mu * mu + sigma * sigma) * inside
+                      + 2.0 * mu * sigma * (fa - fb) + sigma * sigma * (afa - bfb))
+        return first, second
+
+    def expected_response(self, mu, params):
+        """The mean of the censored response (the latent mean is ``mu``)."""
+        return self._censored_moments(mu, params[0])[0]
+
     def variance_at(self, mu, params, trials=1.0):
-        """The latent variance ``sigma^2`` (Pearson residuals are those of
-        the latent normal)."""
-        return np.broadcast_to(np.asarray(params[0], float) ** 2, np.shape(mu)).copy()
+        """The variance of the censored response."""
+        first, second = self._censored_moments(mu, params[0])
+        return np.maximum(second - first * first, 0.0)
 
     def unit_deviance(self, y, mu, trials=1.0):
         raise NotImplementedError("the deviance of censored data is not defined here: use "

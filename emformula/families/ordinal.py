@@ -118,14 +118,12 @@ class OrdinalFamily(MixtureFamily):
     def _bounds(self, y, params):
         """The cut points above and below each row's category (``+-inf`` at the ends)."""
         cuts = self.cut_points(params)
-        y = np.asarray(y, dtype=float)
-        shape = np.broadcast_shapes(y.shape, cuts.shape[1:])
-        upper = np.full(shape, np.inf)
-        lower = np.full(shape, -np.inf)
-        for j in range(self.n_categories - 1):
-            upper = np.where(y == j, cuts[j], upper)
-            lower = np.where(y == j + 1, cuts[j], lower)
-        return upper, lower
+        codes = np.asarray(y, dtype=float).astype(np.intp)
+        inf = np.full(cuts.shape[1:], np.inf)
+        # Edges -inf, c_1, ..., c_{J-1}, inf: category j lies between edges
+        # j and j + 1 (one pass each, np.choose broadcasts the choices).
+        edges = [-inf, *cuts, inf]
+        return np.choose(codes + 1, edges), np.choose(codes, edges)
 
     # -------------------------------------------------------- F and f
     def _cdf(self, x):

@@ -22,7 +22,7 @@ import pandas as pd
 from formulaic.errors import FormulaicError
 
 from .columns import CATEGORICAL, as_float, column_values, prepare_columns
-from .design import parse_formula, spec_columns
+from .design import family_has_intercept, parse_formula, spec_columns
 
 __all__ = ["is_dask_collection", "DaskDesign", "build_dask_design", "partition_arrays",
            "formula_context"]
@@ -154,6 +154,8 @@ def build_dask_design(formula, frame, spec):
     except FormulaicError as exc:
         raise ValueError(f"cannot build the design of formula {formula!r}: {exc}") from None
     exog_names = [str(c) for c in matrices.rhs.columns]
+    if "Intercept" in exog_names and not family_has_intercept(spec):
+        exog_names.remove("Intercept")  # ordinal: the cut points take its place
     extra = {}
     for name, matrix in sides.items():
         names = [str(c) for c in matrix.columns]
@@ -232,7 +234,8 @@ def partition_arrays(part, design, context=None, columns=None):
         kept = kept[observed[kept]]
     arrays = {
         "endog": main.lhs.loc[kept].to_numpy(dtype=float),
-        "exog": np.ascontiguousarray(main.rhs.loc[kept].to_numpy(dtype=float)),
+        "exog": np.ascontiguousarray(main.rhs.loc[kept, design.exog_names].to_numpy(
+            dtype=float)),
         "fixed": None, "concomitant": None,
     }
     for name, matrix in matrices.items():

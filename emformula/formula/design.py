@@ -752,7 +752,7 @@ def build_design(formula, data, spec):
                                                    ("cov_groups", cov_groups))
                    if isinstance(value, str)}
     exog_names = _unique_names([str(c) for c in rhs.columns], formula)
-    if "Intercept" in exog_names and not _family_has_intercept(spec):
+    if "Intercept" in exog_names and not family_has_intercept(spec):
         # Ordinal components: the cut points take the intercept's place
         # (as in statsmodels' OrderedModel and R's polr); the other columns
         # keep their coding.
@@ -780,7 +780,7 @@ def build_design(formula, data, spec):
     )
 
 
-def _family_has_intercept(spec):
+def family_has_intercept(spec):
     """Whether the spec's family has an intercept in its linear predictor
     (ordinal families have cut points instead)."""
     from ..families import as_family

@@ -326,7 +326,10 @@ def _component_family(family):
     """The family of a mixture's components for its residuals: built anew
     from its statsmodels family (:func:`_fresh_family`) unless it has
     parameters of its own beyond a dispersion, whose values the fit holds."""
-    if family.parameters and not family.estimates_scale:
+    if family.n_members is not None:
+        from ..families import ComponentFamilies
+        return ComponentFamilies([_component_family(m) for m in family.members])
+    if not hasattr(family, "sm_family") or (family.parameters and not family.estimates_scale):
         return family
     return _fresh_family(family.sm_family)
 
