@@ -180,7 +180,7 @@ class EMGLM:
         self.family.check_response(y, n_trials, name=self.endog_names[0])
         if not self.family.has_intercept:
             _check_no_constant(exog, self.exog_names, self.family)
-        if self.family.estimates_scale and np.abs(y).max() > _LARGEST_COLUMN:
+        if self.family.any_dispersion and np.abs(y).max() > _LARGEST_COLUMN:
             # The dispersion is of the order of y squared (gaussian) or more.
             raise ValueError(f"the response {self.endog_names[0]!r} reaches "
                              f"{np.abs(y).max():.3g}: its dispersion would overflow double "
@@ -530,7 +530,7 @@ class EMGLM:
     def _scale_floor(self, scale_floor):
         if scale_floor is not None:
             return float(scale_floor)
-        if not self.family.estimates_scale:
+        if not self.family.any_dispersion:
             return 0.0
         moments = self.family.floor_moments(self.data.endog, self.data.weights)
         return default_scale_floor(moments.variance)

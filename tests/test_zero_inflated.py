@@ -183,3 +183,21 @@ def test_compare_takes_statsmodels_discrete_models(bio, zip_fit, zinb_fit):
     assert table.loc["model", "sm NB"] == "NegativeBinomial (statsmodels)"
     with pytest.raises(TypeError, match="argument 1 of compare"):
         compare(object())
+
+
+def test_a_list_with_a_dispersion_member_gets_the_dispersion_floor():
+    # A Gaussian component in a list is held above the default floor, as
+    # in a Gaussian mixture (1e-8 times the response's variance).
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(150), rng.normal(5.0, 1.0, 350)]
+    df = pd.DataFrame({"y": y, "x": rng.normal(size=500)})
+    model = EMGLM.from_formula("y ~ x", df, ["pointmass", "gaussian"])
+    assert model._scale_floor(None) == pytest.approx(1e-8 * np.var(y), rel=1e-6)
+    res = model.fit(random_state=0)
+    # The zeros, less the Gaussian's tiny density at 0 (exp(-12.5) or so).
+    assert res.prior.iloc[0] == pytest.approx(0.3, abs=1e-4)
+    # The Gaussian's ML variance: the OLS residual variance of the non-zeros.
+    X = np.column_stack([np.ones(350), df.x.to_numpy()[150:]])
+    resid = y[150:] - X @ np.linalg.lstsq(X, y[150:], rcond=None)[0]
+    assert res.family_params.loc["scale", "comp2"] == pytest.approx(np.mean(resid ** 2),
+                                                                     rel=1e-4)

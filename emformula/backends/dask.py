@@ -166,7 +166,7 @@ def _counts(chunk):
     set the default dispersion floor, and the partition's group labels."""
     data = chunk.data
     moments = (data.family.floor_moments(data.endog, data.weights)
-               if data.family.estimates_scale else WeightedMoments())
+               if data.family.any_dispersion else WeightedMoments())
     return {"counts": np.array([data.nobs, data.weights.sum(), chunk.dropped], dtype=float),
             "moments": moments,
             "groups": [] if chunk.group_labels is None else [chunk.group_labels]}
@@ -755,7 +755,7 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if scale_floor is None:
         # As in memory, from the weighted variance (merged over partitions).
         scale_floor = (default_scale_floor(counted["moments"].variance)
-                       if family.estimates_scale else 0.0)
+                       if family.any_dispersion else 0.0)
     rows = DaskRows(passes, family, len(design.exog_names), len(design.fixed_names),
                     len(design.concomitant_names or ()), spec.equal_scale)
     est0 = _start(design, args, rows, K, start, n_init=n_init, random_state=random_state,

@@ -429,6 +429,12 @@ class MixtureFamily:
         return m + m * m
 
     @property
+    def any_dispersion(self):
+        """Whether some component's family has a dispersion (then the
+        dispersion floor and the response's size check apply)."""
+        return self.estimates_scale
+
+    @property
     def parameters_exact(self):
         """Whether :meth:`parameters_from_statistics` is the exact maximiser
         of a component's expected complete-data log-likelihood given its means

@@ -111,6 +111,10 @@ class ComponentFamilies(MixtureFamily):
         return False
 
     @property
+    def any_dispersion(self):
+        return any(m.estimates_scale for m in self.members)
+
+    @property
     def parameters_exact(self):
         return all(m.parameters_exact for m in self.members)
 
