@@ -57,7 +57,8 @@ class MixtureFamily:
         The family's own per-component parameters, in the order of the
         ``params`` arguments below. Empty for Poisson, binomial and the
         negative binomial with fixed alpha; the dispersion for Gaussian,
-        gamma and inverse Gaussian.
+        gamma and inverse Gaussian; alpha for the negative binomial that
+        estimates it, sigma for the tobit, cut points for ordinal families.
     is_discrete : bool
         The response takes separated values (quantile residuals are then
         randomised between ``F(y-)`` and ``F(y)``).
@@ -70,8 +71,8 @@ class MixtureFamily:
         two-column response of successes and failures and ``trials=`` are
         accepted.
     has_coefficients : bool
-        The component has a linear predictor. The engine requires it today
-        (every component gets coefficients); a point mass would set False.
+        The component has a linear predictor (False for a point mass: no
+        coefficients in theta, no IRLS step, NaN in the results' params).
     canonical : bool
         Whether the link is the family's canonical one (fast paths apply).
     link : statsmodels link or None
