@@ -65,6 +65,23 @@ def test_k1_equals_r_glm_nb(nb1, reference):
     assert nb1.df_model == 7  # six coefficients and alpha
 
 
+def test_k1_glm_nb_standard_errors_are_the_fixed_alpha_expected_information(bio, nb1,
+                                                                          reference):
+    # glm.nb reports the GLM's errors at the fitted theta: the expected
+    # information X'WX with W = mu / (1 + alpha mu), alpha held fixed. The
+    # fit's own means and alpha give them to R's digits; emformula's SEs are
+    # the joint observed information's (statsmodels' discrete NB2 above).
+    X = np.column_stack([np.ones(len(bio)), bio[TERMS[1:]].to_numpy(float)])
+    mu = np.asarray(nb1.fittedvalues)
+    alpha = nb1.family_params.loc["alpha", "comp1"]
+    weights = mu / (1.0 + alpha * mu)
+    se = np.sqrt(np.diag(np.linalg.inv(X.T @ (weights[:, None] * X))))
+    np.testing.assert_allclose(se, reference.loc["count"].loc[TERMS, "se"], rtol=1e-6)
+    _, _, irls_weight, _ = nb1.family.eta_derivatives_at(bio.art.to_numpy(float), mu, (alpha,),
+                                                         observed=False)
+    np.testing.assert_allclose(irls_weight, weights, rtol=1e-12)
+
+
 def test_k1_standard_errors_equal_statsmodels_discrete_nb2(bio, nb1):
     # statsmodels' NegativeBinomial (NB2) has the observed information of
     # (beta, alpha) jointly; glm.nb's coefficient errors hold theta fixed.
