@@ -26,7 +26,7 @@ from .engine.given import checked_start, estimates_from_dict
 from .engine.layout import ParameterLayout, mean_prior
 from .engine.loop import DEFAULT_TOL
 from .engine.starts import StartPlan, StartRecord, StartSearch, count_replicates, search_starts
-from .families import as_family, default_scale_floor
+from .families import as_family, check_family_use, default_scale_floor
 from .formula.design import build_design
 from .formula.design import group_codes as _group_codes
 from .results import EMGLMResults
@@ -110,13 +110,10 @@ class EMGLM:
                  concomitant_names=None, groups=None, equal_scale=False, cov_groups=None):
         self.family = as_family(family, link)
         K, k_given = given(K)
-        if self.family.n_members is not None:
-            # One family per component: K is their number.
-            if k_given and K != self.family.n_members:
-                raise ValueError(f"K={K} but {self.family.n_members} families are given, one "
-                                 "per component: leave K out or give as many families")
-            K = self.family.n_members
+        if self.family.n_members is not None and not k_given:
+            K = self.family.n_members  # one family per component
         self.K = _check_k(K)
+        check_family_use(self.family, self.K, fixed is not None, bool(equal_scale))
         # What with_k() passes to the constructor again (arrays shared).
         self._keywords = dict(weights=weights, offset=offset, exposure=exposure, trials=trials,
                               exog_names=exog_names, endog_names=endog_names,
@@ -203,8 +200,6 @@ class EMGLM:
                                        "the concomitant variables")
         self.cov_group_labels, self.cov_groups = _group_codes(cov_groups, n, "cov_groups")
         self.equal_scale = bool(equal_scale)
-        if self.family.n_members is not None:
-            _check_family_list(self.family, fixed is not None, self.equal_scale)
         self.endog = endog
         self.exog = exog
         self.missing_rows = missing_rows
@@ -724,16 +719,6 @@ def _check_no_constant(exog, names, family):
                          f"intercept, but the design {names} spans a constant (an intercept "
                          "column, or every level of a factor): drop it (a formula drops "
                          "its Intercept column itself)")
-
-
-def _check_family_list(family, has_fixed, equal_scale):
-    """Refuse what a list of families cannot do, by name."""
-    if has_fixed and not all(family.has_coefficients_of(k) for k in range(family.n_members)):
-        raise ValueError(f"shared effects (fixed=) need coefficients in every component; "
-                         f"{family.name} has a component without (a point mass)")
-    if equal_scale and family.differs:
-        raise ValueError(f"equal_scale=True needs one family in all components, not "
-                         f"{family.name}")
 
 
 def _check_k(K):

@@ -871,6 +871,12 @@ class EMGLMResults:
             estimates = run.estimates.for_family(state["model"].family)
             if estimates is not run.estimates:
                 state["_run"] = dataclasses.replace(run, estimates=estimates)
+                held = state.get("_rows")
+                if held is not None and getattr(held, "estimates", None) is not None:
+                    # A dask fit's result rows hold the estimates too.
+                    held = copy.copy(held)
+                    held.estimates = estimates
+                    state["_rows"] = held
         rows = state.setdefault("_rows", None)
         if rows is not None and hasattr(rows, "meat"):
             rows = copy.copy(rows)

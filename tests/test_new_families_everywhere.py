@@ -76,6 +76,11 @@ def test_dask_equals_memory_from_the_same_start(case):
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
     np.testing.assert_allclose(lazy.theta_bse.to_numpy(), memory.theta_bse.to_numpy(),
                                rtol=1e-6)
+    # Predictions are E(y) on both (a latent mean for tobit and ordinal).
+    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
+                               memory.fittedvalues.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(lazy.predict(type="component").compute().to_numpy(),
+                               memory.predict(type="component").to_numpy(), rtol=1e-6)
 
 
 def test_robust_and_cluster_covariances_are_sandwiches(case):

@@ -181,3 +181,14 @@ def test_mean_and_variance_of_the_censored_response(bounds):
         assert mean == pytest.approx(moment(1), rel=1e-8, abs=1e-10)
         variance = family.variance_at(np.array([mu]), (sigma,))[0]
         assert variance == pytest.approx(moment(2) - moment(1) ** 2, rel=1e-7)
+
+
+def test_a_one_component_fit_on_dask_has_no_deviance_and_equals_memory():
+    dd = pytest.importorskip("dask.dataframe")
+    data = pd.read_csv(REFERENCE / "tobin.csv")
+    memory = emglm("durable ~ age + quant", data, "tobit", K=1)
+    lazy = emglm("durable ~ age + quant", dd.from_pandas(data, npartitions=2), "tobit", K=1)
+    assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
+    assert np.isnan(lazy.deviance) and np.isnan(memory.deviance)
+    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
+                               memory.fittedvalues.to_numpy(), rtol=1e-7)

@@ -201,3 +201,43 @@ def test_a_list_with_a_dispersion_member_gets_the_dispersion_floor():
     resid = y[150:] - X @ np.linalg.lstsq(X, y[150:], rcond=None)[0]
     assert res.family_params.loc["scale", "comp2"] == pytest.approx(np.mean(resid ** 2),
                                                                      rel=1e-4)
+
+
+def test_mixed_families_starts_and_refusals_found_in_review(bio, zinb_fit):
+    # Components whose statistics differ in length (Poisson none, NB two):
+    # the M-step's halving rounds keep one width.
+    mixed = emglm(FORMULA, bio, ["poisson", "negative_binomial"], random_state=0)
+    nb1 = emglm(FORMULA, bio, "negative_binomial", K=1)
+    assert mixed.converged and mixed.llf >= nb1.llf - 1e-6
+    assert np.isnan(mixed.family_params.loc["alpha", "comp1"])
+    # A fit of a list of families is a start (NaN where a family lacks a
+    # parameter or the point mass its coefficients).
+    start = {"params": zinb_fit.params, "prior": zinb_fit.prior,
+             "family_params": zinb_fit.family_params,
+             "concomitant": zinb_fit.concomitant_params}
+    again = emglm(FORMULA, bio, ["pointmass", "negative_binomial"],
+                  concomitant="~ ment + kid5", start=start)
+    assert again.llf == pytest.approx(zinb_fit.llf, rel=1e-10) and again.n_iter <= 3
+    # A Poisson fit starts a negative binomial one (alpha at its start value).
+    poisson = emglm(FORMULA, bio, "poisson", K=1)
+    assert emglm(FORMULA, bio, "negative_binomial", K=1, start=poisson).llf == \
+        pytest.approx(nb1.llf, rel=1e-10)
+    with pytest.raises(ValueError, match="equal_scale=True needs one family"):
+        emglm(FORMULA, bio, ["negative_binomial", "negative_binomial"], equal_scale=True)
+    with pytest.raises(ValueError, match="has no coefficients"):
+        emglm(FORMULA, bio, "pointmass", K=1)
+    with pytest.raises(NotImplementedError, match="latent location"):
+        emglm("art ~ ment", bio, "tobit", K=1).get_prediction()
+
+
+def test_compare_counts_the_variance_of_a_linear_regression():
+    import statsmodels.formula.api as smf
+
+    from emformula import compare
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=300)})
+    df["y"] = 1.0 + df.x + rng.normal(size=300)
+    table = compare(smf.ols("y ~ x", df).fit(), emglm("y ~ x", df, "gaussian", K=1))
+    assert table.loc["df"].tolist() == [3, 3]
+    assert table.loc["aic", "model 1"] == pytest.approx(table.loc["aic", "model 2"], rel=1e-10)

@@ -58,7 +58,7 @@ from ..engine.louis import unit_scores
 from ..engine.mstep import needs_q
 from ..engine.starts import StartPlan, search_starts
 from ..engine.sums import information_sums, m_step_sums, mean_prior_sums
-from ..families import WeightedMoments, as_family, default_scale_floor
+from ..families import WeightedMoments, as_family, check_family_use, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec
 from ..warnings import ConvergenceWarning, EstimationWarning
@@ -248,7 +248,7 @@ def _final_pass(chunk, est, layout, with_meat):
         terms = np.where(tau > 0, tau * np.log(tau), 0.0)
     sums.update(llf=estep.llf, entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
                 wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs))
-    if est.n_components == 1:
+    if est.n_components == 1 and data.family.has_deviance:
         unit = data.family.unit_deviance_at(data.endog, estep.mu[:, 0], tuple(est.params[:, 0]),
                                             data.trials)
         sums["deviance"] = float(np.dot(data.weights, unit))
@@ -677,7 +677,9 @@ def _partition_frame(part, args, what):
     eta = linear_predictor(data, est.coef, est.fixed_coef)
     if what == "linear":
         return pd.DataFrame(eta, index=index, columns=names)
-    mu = data.family.mean(eta)
+    # E(y) per component, as in memory (an ordinal or censored family's mean
+    # is a latent location).
+    mu = data.family.expected_response(data.family.mean(eta), est.parameter_rows())
     if what == "component":
         return pd.DataFrame(mu, index=index, columns=names)
     prior = (np.broadcast_to(est.prior, mu.shape) if est.gamma is None
@@ -727,6 +729,7 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
         raise ValueError(f"K must be a whole number of at least 1, got {K!r}")
     family = as_family(spec.family, spec.link)
+    check_family_use(family, K, spec.fixed is not None, spec.equal_scale)
     members = [family.member(k) for k in range(family.n_members or 1)]
     if any(getattr(member, "n_categories", 0) is None for member in members):
         # In memory the response sets the number of categories; here it

@@ -251,15 +251,25 @@ class Estimates:
 
     def for_family(self, family):
         """These estimates with as many parameter rows as ``family`` has
-        parameters (an old pickle's unit dispersion row dropped)."""
+        parameters: an old pickle's unit dispersion row dropped for a family
+        without parameters; missing rows (a Poisson fit as the start of a
+        negative binomial one) at each component's start values."""
         m = len(family.parameters)
-        if self.params.shape[0] == m:
+        have = self.params.shape[0]
+        if have == m:
             return self
-        if m == 0 and np.all(self.params == 1.0):
-            return Estimates(self.coef, self.params[:0], self.prior, self.gamma,
-                             self.fixed_coef)
-        raise ValueError(f"estimates with {self.params.shape[0]} family parameter(s) do not "
-                         f"fit the {family.name} family's {m}")
+        if have > m:
+            if np.all(self.params[m:] == 1.0):
+                return Estimates(self.coef, self.params[:m], self.prior, self.gamma,
+                                 self.fixed_coef)
+            raise ValueError(f"estimates with {have} family parameter(s) do not fit the "
+                             f"{family.name} family's {m}")
+        params = np.ones((m, self.n_components))
+        params[:have] = self.params
+        for k in range(self.n_components):
+            start = family.member(k).start_parameters()
+            params[have:len(start), k] = start[have:]
+        return Estimates(self.coef, params, self.prior, self.gamma, self.fixed_coef)
 
     def parameter_values(self, k):
         """Component ``k``'s family parameters as a tuple (natural scale), as

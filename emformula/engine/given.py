@@ -54,12 +54,22 @@ def estimates_from_dict(start, family, K):
     if params.shape != (m, K):
         raise ValueError(f"start family parameters must have shape {(m, K)} (rows "
                          f"{names}), got {params.shape}")
+    # A list of families' results leave NaN where a component's family lacks
+    # a parameter (and coefficients of a point mass): those are not read.
+    params = params.copy()
+    for k in range(K):
+        params[len(family.member(k).parameters):, k] = 1.0
     as_array = (lambda key: None if start.get(key) is None
                 else np.asarray(start[key], dtype=float))
     coef = np.asarray(start["params"], dtype=float)
     if coef.ndim != 2 or coef.shape[1] != K:
         raise ValueError(f"start params must be a 2-d array with {K} columns (one per "
                          f"component), got shape {coef.shape}")
+    if coef.ndim == 2 and coef.shape[1] == K:
+        coef = coef.copy()
+        for k in range(K):
+            if not family.has_coefficients_of(k):
+                coef[:, k] = 0.0
     return Estimates(coef, params, np.asarray(start["prior"], dtype=float),
                      as_array("concomitant"), as_array("fixed"))
 
@@ -96,13 +106,23 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
     if prior.shape != (K,) or np.any(prior < 0) or not np.isclose(prior.sum(), 1):
         raise ValueError(f"start prior must be {K} non-negative numbers summing to 1")
     params = np.array(est.params, dtype=float)
-    for parameter, row in zip(family.parameters, params):
-        if row.shape != (K,) or np.any(row < parameter.lower) or np.any(row > parameter.upper):
-            raise ValueError(f"start {parameter.name} must be {K} numbers in "
-                             f"[{parameter.lower}, {parameter.upper}]")
-        if parameter.transform == "log" and np.any(row <= 0):
-            raise ValueError(f"start {parameter.name} must be {K} positive numbers")
-    if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(params))):
+    if params.shape[1:] != (K,):
+        raise ValueError(f"start family parameters must have {K} columns, got {params.shape}")
+    coef = np.array(est.coef, dtype=float)
+    for k in range(K):
+        member = family.member(k)
+        if not member.has_coefficients:
+            coef[:, k] = 0.0  # a point mass: not read
+        for j, parameter in enumerate(member.parameters):
+            value = params[j, k]
+            if not parameter.lower <= value <= parameter.upper:
+                raise ValueError(f"start {parameter.name} of component {k + 1} must be in "
+                                 f"[{parameter.lower}, {parameter.upper}], got {value}")
+            if parameter.transform == "log" and value <= 0:
+                raise ValueError(f"start {parameter.name} of component {k + 1} must be "
+                                 f"positive, got {value}")
+        params[len(member.parameters):, k] = 1.0  # rows this component's family lacks
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(params))):
         raise ValueError("start has missing or infinite values")
     prior = prior / prior.sum()
     if equal_scale and params.size:
@@ -118,7 +138,7 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
             raise ValueError(f"start fixed must be {len(fixed_names)} finite numbers (the "
                              f"shared effects {list(fixed_names)})")
     if not len(concomitant_names):
-        return Estimates(est.coef.copy(), params, prior, None, fixed)
+        return Estimates(coef, params, prior, None, fixed)
     q = len(concomitant_names)
     if est.gamma is None:
         gamma = gamma_from_prior(prior)
@@ -128,4 +148,4 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
             raise ValueError(f"start concomitant must be a finite ({q}, {K}) array (one "
                              f"row per concomitant term {list(concomitant_names)})")
         gamma = gamma - gamma[:, :1]
-    return Estimates(est.coef.copy(), params, mean_prior_of(gamma), gamma, fixed)
+    return Estimates(coef, params, mean_prior_of(gamma), gamma, fixed)

@@ -268,12 +268,15 @@ def _parameter_statistic(data, c, mu_k, params_k, k=0):
             data.endog, mu_k, c, params_k, data.trials), dtype=float)
 
 
-def _stack_statistics(stats):
+def _stack_statistics(stats, family):
     """Per-component statistics (lists of 1-d arrays, None where skipped) as
     one (K, s) array, NaN where skipped (and after a shorter statistic: a
-    list of families)."""
-    width = max((len(v) for v in stats if v is not None), default=0)
-    out = np.full((len(stats), width), np.nan)
+    list of families). ``s`` is the largest statistic any component's family
+    has, whichever components were evaluated, so that the arrays of
+    different rounds of step halving fit together."""
+    K = len(stats)
+    width = max((family.member(k).statistic_size for k in range(K)), default=0)
+    out = np.full((K, width), np.nan)
     for k, value in enumerate(stats):
         if value is not None:
             out[k, :len(value)] = value
@@ -312,7 +315,7 @@ def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
         if keep is not None:
             keep["eta"][:, k], keep["mu"][:, k] = eta_k, mu_k
             keep["coef"][k] = stepped_coef(est.coef[:, k], solutions[:, k], step, exact)
-    return {"q": q, "param_stat": _stack_statistics(stat)}
+    return {"q": q, "param_stat": _stack_statistics(stat, data.family)}
 
 
 def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
@@ -329,7 +332,7 @@ def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
     if keep is not None:
         keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)],
                     fixed_coef=fixed_coef)
-    return {"q": q, "param_stat": _stack_statistics(stat)}
+    return {"q": q, "param_stat": _stack_statistics(stat, data.family)}
 
 
 def parameter_sums(data, estep, est):
@@ -340,7 +343,7 @@ def parameter_sums(data, estep, est):
         c = data.weights * estep.posterior[:, k]
         stat.append(_parameter_statistic(data, c, estep.mu[:, k],
                                          _own(data.family, est.params[:, k], k), k))
-    return {"param_stat": _stack_statistics(stat)}
+    return {"param_stat": _stack_statistics(stat, data.family)}
 
 
 def parameter_candidate_sums(data, estep, est, coef, fixed_coef, candidates):
@@ -366,7 +369,7 @@ def parameter_candidate_sums(data, estep, est, coef, fixed_coef, candidates):
             params_k = _own(data.family, params[:, k], k)
             q[i, k] = weighted_q(data, c, eta[:, k], mu[:, k], params_k, k)
             stat.append(_parameter_statistic(data, c, mu[:, k], params_k, k))
-        stats.append(_stack_statistics(stat))
+        stats.append(_stack_statistics(stat, data.family))
     return {"q": q, "param_stat": np.stack(stats)}
 
 

@@ -14,7 +14,7 @@ name or a statsmodels family into one (:func:`as_family`).
 from .base import MixtureFamily
 from .binomial import Binomial
 from .censored_gaussian import CensoredGaussian
-from .components import ComponentFamilies
+from .components import ComponentFamilies, check_family_use
 from .exponential import DiscreteFamily, DispersionFamily, ExponentialFamily
 from .gamma import Gamma
 from .gaussian import Gaussian
@@ -31,4 +31,5 @@ __all__ = ["MixtureFamily", "as_family", "FAMILY_NAMES", "LINK_NAMES", "Weighted
            "default_scale_floor", "FamilyParameter", "ParameterDerivatives", "DISPERSION",
            "ExponentialFamily", "DiscreteFamily", "DispersionFamily", "FAMILY_CLASSES",
            "Poisson", "Binomial", "Gaussian", "Gamma", "InverseGaussian", "NegativeBinomial",
-           "PointMass", "ComponentFamilies", "CensoredGaussian", "OrdinalFamily"]
+           "PointMass", "ComponentFamilies", "CensoredGaussian", "OrdinalFamily",
+           "check_family_use"]

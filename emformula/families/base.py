@@ -484,6 +484,11 @@ class MixtureFamily:
         _, _, irls_weight, link_deriv = self.eta_derivatives(y, mu, trials, observed=False)
         return irls_weight, link_deriv
 
+    #: Whether :meth:`mean` is ``E(y)`` (False where ``mu`` is a latent
+    #: location: censored and ordinal responses), so that the delta-method
+    #: predictions and margins, which differentiate ``mean(eta)``, apply.
+    mean_is_response = True
+
     def expected_response(self, mu, params):
         """``E(y)`` from the engine's mean ``mu`` and the parameters: ``mu``
         itself, except where ``mu`` is a latent location (an ordinal

@@ -56,6 +56,7 @@ class CensoredGaussian(MixtureFamily):
     canonical = True
     newton_irls = True
     has_deviance = False
+    mean_is_response = False
 
     def __init__(self, lower=0.0, upper=np.inf):
         lower, upper = float(lower), float(upper)

@@ -14,7 +14,32 @@ import numpy as np
 from .base import MixtureFamily
 from .moments import WeightedMoments
 
-__all__ = ["ComponentFamilies"]
+__all__ = ["ComponentFamilies", "check_family_use"]
+
+
+def check_family_use(family, K, has_fixed=False, equal_scale=False):
+    """Refuse, by name, what a family cannot do in a model with ``K``
+    components (the memory and dask routes share these checks).
+
+    A point mass alone has nothing to fit; a list of families fixes K (one
+    per family), cannot share effects with a point mass (``fixed=``) and
+    has no common family parameters (``equal_scale``).
+    """
+    if family.n_members is None:
+        if not family.has_coefficients:
+            raise ValueError(f"a {family.name} component has no coefficients: use it in a "
+                             f"list beside a regression family, e.g. "
+                             f"family=['{family.name}', 'poisson']")
+        return
+    if K != family.n_members:
+        raise ValueError(f"K={K} but {family.n_members} families are given, one per "
+                         "component: leave K out or give as many families")
+    if has_fixed and not all(family.has_coefficients_of(k) for k in range(K)):
+        raise ValueError(f"shared effects (fixed=) need coefficients in every component; "
+                         f"{family.name} has a component without (a point mass)")
+    if equal_scale:
+        raise ValueError(f"equal_scale=True needs one family in all components, not the "
+                         f"list {family.name}")
 
 
 class ComponentFamilies(MixtureFamily):
@@ -66,6 +91,7 @@ class ComponentFamilies(MixtureFamily):
         self.is_discrete = all(m.is_discrete for m in members)
         self.link = regression[0].link
         self.has_deviance = all(m.has_deviance for m in members)
+        self.mean_is_response = all(m.mean_is_response for m in members)
         intercepts = {m.has_intercept for m in regression}
         if len(intercepts) > 1:
             raise ValueError("ordinal components cannot be mixed with components that have "

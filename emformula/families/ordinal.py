@@ -49,6 +49,7 @@ class OrdinalFamily(MixtureFamily):
     newton_irls = True
     has_deviance = False
     has_intercept = False
+    mean_is_response = False
 
     def __init__(self, distribution="logit", n_categories=None):
         if distribution not in _DISTRIBUTIONS:

@@ -145,6 +145,22 @@ def covariance(res):
     return cov.loc[list(res.param_names), list(res.param_names)].to_numpy(dtype=float)
 
 
+def check_delta_family(res, what):
+    """Refuse, by name, a fit whose component means the delta method here
+    cannot differentiate: a latent mean (censored, ordinal responses) or
+    components with different links."""
+    family = res.family
+    if not family.mean_is_response:
+        raise NotImplementedError(f"{what} differentiates the mean E(y) through the link; "
+                                  f"for the {family.name} family the linear predictor is a "
+                                  "latent location: use predict() for E(y)")
+    links = {type(family.member(k).link).__name__ for k in range(res.n_components)
+             if family.has_coefficients_of(k)}
+    if len(links) > 1:
+        raise NotImplementedError(f"{what} needs one link in all components; {family.name} "
+                                  f"has {', '.join(sorted(links))}")
+
+
 def quadratic_se(gradient, cov):
     """Row-wise ``sqrt(g_i' V g_i)`` of a gradient ``(n, P)`` (never ``n x n``)."""
     gradient = np.atleast_2d(gradient)

@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 from statsmodels.genmod.families import links
 
-from ._delta import covariance, eta_gradient, interval_on_link, parameters_of, quadratic_se, rows_of
+from ._delta import (
+    check_delta_family,
+    covariance,
+    eta_gradient,
+    interval_on_link,
+    parameters_of,
+    quadratic_se,
+    rows_of,
+)
 
 __all__ = ["class_sizes", "class_means", "clusters", "classification_table", "entropy_r2",
            "average_posterior", "kl_divergence"]
@@ -82,6 +90,7 @@ def class_means(res, alpha=0.05):
     --------
     >>> class_means(res)   # doctest: +SKIP
     """
+    check_delta_family(res, "class_means")
     rows = rows_of(res)
     par = parameters_of(res)
     eta = par.eta(rows)

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._delta import central_jacobian, covariance, normal_quantile, parameters_of, rows_of
+from ._delta import (
+    central_jacobian,
+    check_delta_family,
+    covariance,
+    normal_quantile,
+    parameters_of,
+    rows_of,
+)
 
 __all__ = ["get_margeff", "MixtureMargins", "MARGEFF_AT", "MARGEFF_METHODS"]
 
@@ -240,6 +247,7 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
     discrete = {j for j in columns if dummy and _is_dummy(design[:, j])}
     evaluation = _evaluation_rows(rows, at)
     weights = evaluation.weights / evaluation.weights.sum()
+    check_delta_family(res, "get_margeff")
     family = res.family
     K = res.n_components
     log_scale = method in ("eyex", "eydx")

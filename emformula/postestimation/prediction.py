@@ -15,6 +15,7 @@ import pandas as pd
 from statsmodels.genmod.families import links
 
 from ._delta import (
+    check_delta_family,
     covariance,
     eta_gradient,
     link_interval,
@@ -202,12 +203,8 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     family = res.family
     link = family.link
     names = list(res.component_names)
-    link_names = {type_name(family.member(k).link) for k in range(res.n_components)
-                  if family.has_coefficients_of(k)}
-    if len(link_names) > 1:
-        raise NotImplementedError(f"predictions with intervals need one link in all "
-                                  f"components; {family.name} has "
-                                  f"{', '.join(sorted(link_names))}")
+    if type != "prior":
+        check_delta_family(res, "get_prediction")
     exact = [not family.has_coefficients_of(k) for k in range(res.n_components)]
     K = len(names)
     eta = par.eta(rows)
@@ -248,7 +245,3 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
                              link, type, alpha)
 
 
-
-def type_name(obj):
-    """The class name of a link (for messages)."""
-    return type(obj).__name__

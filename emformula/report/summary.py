@@ -249,6 +249,11 @@ def _likelihood_row(res):
     """A row of :func:`compare` for a statsmodels model fitted by maximum
     likelihood (not a GLM): its parameters all counted."""
     df = int(np.asarray(res.params).size)
+    if hasattr(res, "ssr"):
+        # A linear regression (OLS, WLS): its llf has the ML variance in it,
+        # a parameter that params leaves out (as a Gaussian fit counts its
+        # dispersion).
+        df += 1
     nobs = float(res.nobs)
     llf = float(res.llf)
     return {
