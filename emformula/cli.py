@@ -430,12 +430,30 @@ def main(argv=None):
     ``emformula: error: ...``), 1 for an unexpected internal error (one line
     too; ``EMFORMULA_TRACEBACK=1`` shows the traceback), 130 when interrupted.
     """
-    if hasattr(signal, "SIGPIPE"):
-        # `emformula demo | head` should end quietly, as Unix tools do.
-        try:
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        except ValueError:  # not the main thread (main() called from a program)
-            pass
+    # `emformula demo | head` should end quietly, as Unix tools do: the
+    # default SIGPIPE action while the command runs, and the caller's back
+    # afterwards (main() called inside a program, a test run, must not leave
+    # its process to be killed by the next write to a closed pipe).
+    previous = _default_sigpipe()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGPIPE, previous)
+
+
+def _default_sigpipe():
+    """Set SIGPIPE to its default action; the previous handler, or None
+    where it cannot be set (no SIGPIPE, not the main thread)."""
+    if not hasattr(signal, "SIGPIPE"):
+        return None
+    try:
+        return signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _main(argv):
     parser = build_parser()
     format_warning = warnings.formatwarning
     try:

@@ -396,3 +396,21 @@ def test_fit_a_list_of_families_and_an_estimated_alpha(tmp_path):
     code, _, err = run("fit", tmp_path / "bio.csv", formula, "--family", "pointmass,poisson",
                        "-K", "3")
     assert code == 2 and "K=3 but 2 families" in err and len(err.strip().splitlines()) == 1
+
+
+def test_main_in_process_leaves_the_callers_sigpipe_handler(small_files, capsys):
+    # main() sets the default SIGPIPE action for the command's own output;
+    # called inside a program (this test run) it must restore the caller's,
+    # or the next write to a closed pipe kills the caller (exit 141).
+    import signal
+
+    from emformula import cli
+
+    if not hasattr(signal, "SIGPIPE"):
+        pytest.skip("no SIGPIPE on this platform")
+    before = signal.getsignal(signal.SIGPIPE)
+    assert cli.main(["fit"]) == 2  # a usage error
+    assert signal.getsignal(signal.SIGPIPE) == before
+    assert cli.main(["fit", str(small_files[0] / "d.csv"), "y ~ x", "-K", "1"]) == 0
+    assert signal.getsignal(signal.SIGPIPE) == before
+    assert "Log-Likelihood" in capsys.readouterr().out
