@@ -24,6 +24,7 @@ from statsmodels.tools.numdiff import approx_fprime, approx_hess
 from emformula import EMGLM, datasets, emglm
 from emformula.engine import em as _em
 from emformula.families import NegativeBinomial, as_family
+from derivative_check import assert_one_parameter_derivatives
 from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference" / "biochemists_counts.csv"
@@ -276,42 +277,11 @@ def test_derivatives_equal_numerical_derivatives_of_the_density(link):
     mu = rng.uniform(0.3, 6.0, 60)
     alpha = 0.7
     y = family.simulate_at(mu, (alpha,), 1.0, rng)
-    eta = family.link(mu)
-
-    def ll(e, log_alpha):
-        return family.log_density(y, family.link.inverse(e), (np.exp(log_alpha),))
-
-    np.testing.assert_allclose(ll(eta, np.log(alpha)),
+    np.testing.assert_allclose(family.log_density(y, mu, (alpha,)),
                                stats.nbinom.logpmf(y, 1 / alpha, 1 / (1 + alpha * mu)),
                                rtol=1e-12)
-    h = 1e-5
-    t = np.log(alpha)
-    score, info, weight, g1 = family.eta_derivatives_at(y, mu, (alpha,))
-    np.testing.assert_allclose(score, (ll(eta + h, t) - ll(eta - h, t)) / (2 * h), rtol=1e-6,
-                               atol=1e-8)
-
-    def eta_score(e, log_alpha):
-        return family.eta_derivatives_at(y, family.link.inverse(e), (np.exp(log_alpha),))[0]
-
-    def alpha_score(e, log_alpha):
-        return family.parameter_derivatives(y, family.link.inverse(e),
-                                            (np.exp(log_alpha),)).score[0]
-
-    np.testing.assert_allclose(info, -(eta_score(eta + h, t) - eta_score(eta - h, t)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
-    d = family.parameter_derivatives(y, mu, (alpha,))
-    np.testing.assert_allclose(d.score[0], (ll(eta, t + h) - ll(eta, t - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(d.info[0, 0],
-                               -(alpha_score(eta, t + h) - alpha_score(eta, t - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
-    # The cross term both ways: the alpha score in eta, the eta score in log(alpha).
-    np.testing.assert_allclose(d.cross_eta[0],
-                               -(alpha_score(eta + h, t) - alpha_score(eta - h, t)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(d.cross_eta[0],
-                               -(eta_score(eta, t + h) - eta_score(eta, t - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
+    assert_one_parameter_derivatives(family, y, mu, alpha)
+    _, _, weight, g1 = family.eta_derivatives_at(y, mu, (alpha,))
     # The expected information is the IRLS weight: E[info] = weight.
     expected = (mu / (1 + alpha * mu)) if link == "log" else 1 / ((mu + alpha * mu ** 2) * g1 ** 2)
     np.testing.assert_allclose(weight, expected, rtol=1e-12)
