@@ -45,6 +45,8 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.df_model == memory.df_model and lazy.nobs == memory.nobs
     assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
     assert lazy.icl == pytest.approx(memory.icl, rel=1e-6)
+    assert lazy.info_criteria("icl", kind="classification") == pytest.approx(
+        memory.info_criteria("icl", kind="classification"), rel=1e-6)
     assert lazy.converged
     assert lazy.n_iter == memory.n_iter
 
@@ -471,3 +473,50 @@ def test_dask_results_pickle_with_their_sums():
     np.testing.assert_allclose(again.bse, lazy.bse, rtol=1e-12)
     assert again.with_cov_type("louis").cov_type == "louis"
     assert again.llf == lazy.llf and again.n_iter == lazy.n_iter
+
+
+@pytest.mark.parametrize("kind, family", [("poisson", "poisson"),
+                                          ("binomial_counts", "binomial")])
+def test_dask_m_step_check_and_next_e_step_share_a_pass(kind, family, monkeypatch):
+    # For a family without parameters of its own the M-step knows its
+    # estimates before the check of its full steps, so the E-step at them
+    # rides in the check's pass. Without that: the same fit, more passes.
+    from emformula.backends.dask import DaskRows
+
+    _, fused, data, formula = _pair(kind, family)
+    monkeypatch.setattr(DaskRows, "looks_ahead", False)
+    start = {"params": fused.params.to_numpy() * 0.95 + 0.01, "prior": [0.55, 0.45]}
+    ddf = dd.from_pandas(data, npartitions=4)
+    kwargs = dict(weights="w", offset="off", start=start)
+    apart = emglm(formula, ddf, family, 2, **kwargs)
+    monkeypatch.setattr(DaskRows, "looks_ahead", True)
+    together = emglm(formula, ddf, family, 2, **kwargs)
+    assert together.llf == apart.llf and together.n_iter == apart.n_iter
+    np.testing.assert_array_equal(together.params.to_numpy(), apart.params.to_numpy())
+    np.testing.assert_array_equal(together.bse.to_numpy(), apart.bse.to_numpy())
+    saved = apart.fit_options["passes"] - together.fit_options["passes"]
+    # One pass per M-step whose full steps held: at least one per EM
+    # iteration before the Newton finish.
+    assert saved >= 3, (apart.fit_options["passes"], together.fit_options["passes"])
+
+
+def test_dask_partitions_rebuilt_per_pass_skip_the_column_products():
+    # The Gram helper's column products cost about a pass to form; a
+    # partition read again for every pass would pay that every time.
+    from emformula.backends.dask import _chunk, _partition_arguments
+    from emformula.families import as_family
+    from emformula.formula.dask_design import build_dask_design, formula_context
+    from emformula.specification import MixtureSpec
+
+    data, formula = simulate_mixture("poisson", 300, 2, 0)
+    ddf = dd.from_pandas(data, npartitions=2)
+    family = as_family("poisson")
+    spec = MixtureSpec(family="poisson")
+    context = formula_context(formula, spec.context)
+    design = build_dask_design(formula, ddf, spec.replace(context=context))
+    part = ddf.partitions[0].compute()
+    once = _chunk(part, _partition_arguments(design, family, context, False)).data
+    kept = _chunk(part, _partition_arguments(design, family, context, False, reused=True)).data
+    assert once.gram.products is None and kept.gram.products is not None
+    w = np.linspace(0.1, 2.0, once.nobs)
+    np.testing.assert_allclose(once.gram(w), kept.gram(w), rtol=1e-12)

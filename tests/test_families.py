@@ -386,3 +386,20 @@ def test_what_the_engine_diagnoses_is_the_family_s_to_say():
     np.testing.assert_array_equal(as_family("gamma", link="log").eta_clipped(eta), [1, 0, 0, 1])
     assert not as_family("poisson", link="sqrt").eta_clipped(eta).any()
     assert not binomial.eta_clipped(eta).any()
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).poisson(4.0, size=5000).astype(float),  # the table
+    np.array([0.0, 1.0, 170.0, 171.0, 1e5] * 40),                    # large whole numbers
+    np.arange(200.0) + 0.5,                                           # fractions
+    np.r_[np.arange(199.0), np.nan],                                  # a NaN
+    np.r_[np.arange(199.0), 2e6],                                     # beyond the table
+])
+def test_log_factorial_is_gammaln_to_the_last_bit(values):
+    # The Poisson and negative binomial constants read log y! from a table
+    # of the distinct counts: the numbers must be scipy's, bit for bit.
+    from scipy import special
+
+    from emformula.families._numeric import log_factorial
+
+    np.testing.assert_array_equal(log_factorial(values), special.gammaln(values + 1.0))

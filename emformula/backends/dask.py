@@ -57,7 +57,8 @@ from ..engine.loop import DEFAULT_TOL, diagnose, newton_polish, order_components
 from ..engine.louis import unit_scores
 from ..engine.mstep import needs_q
 from ..engine.starts import StartPlan, search_starts
-from ..engine.sums import information_sums, m_step_sums, mean_prior_sums
+from ..engine.sums import (candidate_sums, diagnostic_sums, information_sums, m_step_sums,
+                           mean_prior_sums)
 from ..families import WeightedMoments, as_family, check_family_use, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec
@@ -98,13 +99,14 @@ class _Arguments:
         return self._token
 
 
-def _partition_arguments(design, family, context, equal_scale, columns=None):
+def _partition_arguments(design, family, context, equal_scale, columns=None, reused=False):
     return _Arguments(model_spec=design.model_spec, exog_names=design.exog_names,
                       fixed_spec=design.fixed_spec, fixed_names=design.fixed_names,
                       concomitant_spec=design.concomitant_spec,
                       concomitant_names=design.concomitant_names,
                       column_args=dict(design.column_args if columns is None else columns),
-                      context=context, family=family, equal_scale=equal_scale)
+                      context=context, family=family, equal_scale=equal_scale,
+                      reused=reused)
 
 
 # ------------------------------------------------------------ partitions
@@ -149,7 +151,10 @@ def _chunk(part, args):
             check_constant_within_groups(arrays["concomitant"], codes, labels,
                                    "the concomitant variables")
     data = EMData(endog, arrays["exog"], weights, offset, trials, family, arrays["fixed"],
-                  arrays["concomitant"], codes, bool(args.equal_scale and family.parameters))
+                  arrays["concomitant"], codes, bool(args.equal_scale and family.parameters),
+                  # A partition built for one pass only (not persisted) skips
+                  # the derived arrays that pay back over many passes.
+                  reused=args.reused)
     clusters = arrays["cov_groups"]
     if clusters is not None and codes is not None:
         first = clusters[data.unit_rows]
@@ -191,6 +196,15 @@ def _estep_pass(chunk, est, need_q):
     data = chunk.data
     estep = e_step(data, est)
     return {"llf": estep.llf, "m_step": m_step_sums(data, estep, est, need_q)}
+
+
+def _check_and_estep_pass(chunk, est, args, ahead, need_q):
+    """The M-step's check of its full steps (:func:`candidate_sums` at the
+    E-step of ``est``) and, in the same pass, :func:`_estep_pass` at
+    ``ahead``, the estimates that follow if the full steps hold."""
+    data = chunk.data
+    checked = candidate_sums(data, e_step(data, est), est, *args)
+    return {"checked": checked, "ahead": _estep_pass(chunk, ahead, need_q)}
 
 
 def _at_estep(chunk, function, est, args):
@@ -239,15 +253,21 @@ def _partition_meat(data, est, estep, labels=None, layout=None):
 
 
 def _final_pass(chunk, est, layout, with_meat):
-    """Everything the results need from the rows at the final estimates."""
+    """Everything the results need from the rows at the final estimates,
+    and the counts of :func:`~emformula.engine.loop.diagnose`."""
     data = chunk.data
     estep = e_step(data, est)
     sums = information_sums(data, estep, est, layout)
+    sums["diagnostics"] = diagnostic_sums(data, estep, est)
     tau = unit_posterior(data, estep)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(tau > 0, tau * np.log(tau), 0.0)
+    with np.errstate(divide="ignore"):
+        hard = float(-np.dot(data.unit_weights, np.log(tau.max(axis=1)))) if len(tau) else 0.0
     sums.update(llf=estep.llf, entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
-                wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs))
+                classification_entropy=hard,
+                wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs),
+                row_weight=float(data.weights.sum()))
     if est.n_components == 1 and data.family.has_deviance:
         unit = data.family.unit_deviance_at(data.endog, estep.mu[:, 0], tuple(est.params[:, 0]),
                                             data.trials)
@@ -320,11 +340,18 @@ class _Passes:
 @dataclass
 class DaskState:
     """An E-step on dask: the estimates, the log-likelihood and the M-step
-    sums formed in the same pass (``None`` for a state made for sums only)."""
+    sums formed in the same pass (``None`` for a state made for sums only).
+
+    ``ahead`` is the M-step's guess of the next estimates
+    (:meth:`DaskRows.look_ahead`); ``next`` the state at them, formed in the
+    pass of the M-step's check.
+    """
 
     est: Estimates
     llf: float
     m_step_sums: dict | None = None
+    ahead: Estimates | None = None
+    next: DaskState | None = None
 
 
 class DaskRows:
@@ -338,6 +365,10 @@ class DaskRows:
     n_coef, n_fixed, n_concomitant : int
     equal_scale : bool
     """
+
+    #: Each pass reads the partitions again: the M-step's check and the next
+    #: E-step share one where the next estimates can be guessed.
+    looks_ahead = True
 
     def __init__(self, passes, family, n_coef, n_fixed=0, n_concomitant=0, equal_scale=False):
         self.passes = passes
@@ -358,23 +389,44 @@ class DaskRows:
         return sums["prior_sum"] / sums["unit_weight"]
 
     def e_step(self, est, predictors=None):
+        if isinstance(predictors, DaskState) and predictors.est is est:
+            return predictors  # formed in the pass of the M-step's check
         sums = self.passes(_estep_pass, est, needs_q(self))
         return DaskState(est, sums["llf"], sums["m_step"])
 
     def at(self, est, posterior=None):
         return DaskState(est, np.nan)
 
+    def look_ahead(self, state, est):
+        state.ahead, state.next = est, None
+
     def sums(self, state, function, *args):
         if (function is m_step_sums and state.m_step_sums is not None
                 and args == (needs_q(self),)):
             return state.m_step_sums
+        if function is candidate_sums and state.ahead is not None and _full_steps(state, *args):
+            # The first check of the M-step's full steps: the E-step at the
+            # estimates they lead to rides along (see look_ahead).
+            sums = self.passes(_check_and_estep_pass, state.est, args, state.ahead,
+                               needs_q(self))
+            ahead = sums["ahead"]
+            state.next = DaskState(state.ahead, ahead["llf"], ahead["m_step"])
+            state.ahead = None
+            return sums["checked"]
         return self.passes(_at_estep, function, state.est, args)
 
     def data_sums(self, function, *args):
         return self.passes(_data_pass, function, args)
 
     def predictors(self, state, est):
-        return None
+        """The state formed ahead (:meth:`look_ahead`) when the M-step ended
+        at exactly the guessed estimates, else None."""
+        ahead = state.next
+        if ahead is None or not _same_estimates(ahead.est, est):
+            return None
+        # The E-step reads it by identity: the state is for these estimates.
+        ahead.est = est
+        return ahead
 
     def posterior(self, state):
         return None
@@ -387,6 +439,21 @@ class DaskRows:
 
 
 # --------------------------------------------------------------- starts
+def _full_steps(state, solutions, steps, need_q):
+    """Whether a candidate evaluation is the M-step's first: every step 1
+    (or skipped), with the Q check."""
+    return need_q and bool(np.all((steps == 1.0) | np.isnan(steps)))
+
+
+def _same_estimates(a, b):
+    """Equal estimates, array for array (None matching None)."""
+    pairs = ((a.coef, b.coef), (a.params, b.params), (a.prior, b.prior),
+             (a.gamma, b.gamma), (a.fixed_coef, b.fixed_coef))
+    return all((x is None and y is None)
+               or (x is not None and y is not None and np.array_equal(x, y))
+               for x, y in pairs)
+
+
 def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
     """About ``rows`` rows of a dask DataFrame drawn at random, as pandas."""
     n_rows = len(frame)
@@ -552,7 +619,9 @@ class DaskResultRows:
         self.estimates = estimates
         self.information_matrix = np.asarray(sums["information"])
         self.entropy = float(sums["entropy"])
+        self.classification_entropy = float(sums["classification_entropy"])
         self.wnobs = float(sums["wnobs"])
+        self.row_weight = float(sums["row_weight"])
         self.deviance = float(sums.get("deviance", np.nan))
         self.n_groups = sums.get("n_groups")
         self.prior_jacobian = (None if sums.get("prior_jacobian") is None
@@ -738,7 +807,7 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
                          "pass emformula.families.OrdinalFamily('logit', n_categories=J)")
     context = formula_context(formula, spec.context)
     design = build_dask_design(formula, data, spec.replace(context=context))
-    args = _partition_arguments(design, family, context, spec.equal_scale)
+    args = _partition_arguments(design, family, context, spec.equal_scale, reused=persist)
     chunks = [dask.delayed(_chunk)(part, args) for part in design.partitions()]
     if persist:
         chunks = list(dask.persist(*chunks))
@@ -768,15 +837,15 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if run.converged and polish and not run.newton_converged:
         run = newton_polish(rows, run, scale_floor=scale_floor)
     run = order_components(run, family)
-    problems = diagnose(rows, run, scale_floor)
+    layout = rows.layout(K)
+    sums = passes(_final_pass, run.estimates, layout, True)
+    problems = diagnose(rows, run, scale_floor, counts=sums.pop("diagnostics"))
     if problems:
         warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
                       stacklevel=3)
     if not run.converged:
         warnings.warn(f"EM on dask data did not converge in {max_iter} iterations",
                       ConvergenceWarning, stacklevel=3)
-    layout = rows.layout(K)
-    sums = passes(_final_pass, run.estimates, layout, True)
     sums["n_groups"] = n_groups
     run = replace(run, llf=sums["llf"])
     model = DaskMixture(formula, design, spec, family, context, rows, int(nobs))

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse
 
-from .gram import WeightedGram
+from .gram import MAX_EXPANSION, WeightedGram
 
 __all__ = ["EMData", "Estimates", "EStep", "EMRun", "check_constant_within_groups"]
 
@@ -46,6 +46,13 @@ class EMData:
     equal_scale : bool
         One dispersion for all components (only meaningful for families
         with a dispersion).
+    reused : bool
+        Whether these arrays serve many passes (a fit in memory, a persisted
+        dask partition). Derived arrays that cost about a pass to build and
+        pay back over many (the Gram helper's column products) are formed
+        only then: a dask partition rebuilt from its source for every pass
+        needs the Gram matrix twice per pass, so building them there would
+        double its cost.
     """
 
     endog: np.ndarray
@@ -58,6 +65,7 @@ class EMData:
     concomitant: np.ndarray | None = None
     groups: np.ndarray | None = None
     equal_scale: bool = False
+    reused: bool = True
 
     @property
     def nobs(self):
@@ -138,13 +146,15 @@ class EMData:
     @cached_property
     def gram(self):
         """``X' diag(w) X`` of ``exog`` for any ``w``
-        (:class:`~emformula._gram.WeightedGram`)."""
-        return WeightedGram(self.exog)
+        (:class:`~emformula.engine.gram.WeightedGram`)."""
+        return WeightedGram(self.exog, MAX_EXPANSION if self.reused else 0.0)
 
     @cached_property
     def component_gram(self):
         """:attr:`gram` of :attr:`component_design` (``[X, Z]``)."""
-        return self.gram if self.fixed is None else WeightedGram(self.component_design)
+        if self.fixed is None:
+            return self.gram
+        return WeightedGram(self.component_design, MAX_EXPANSION if self.reused else 0.0)
 
     @cached_property
     def _work_buffers(self):
@@ -190,7 +200,7 @@ class EMData:
         pick = (lambda a: None if a is None else a[rows])
         return EMData(self.endog[rows], self.exog[rows], self.weights[rows], self.offset[rows],
                       self.trials[rows], self.family, pick(self.fixed), pick(self.concomitant),
-                      groups, self.equal_scale)
+                      groups, self.equal_scale, self.reused)
 
 @dataclass(frozen=True)
 class Estimates:

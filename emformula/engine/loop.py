@@ -282,7 +282,7 @@ def newton_polish(data, run, *, scale_floor, max_steps=20):
                    newton_converged=done)
 
 
-def diagnose(data, run, scale_floor):
+def diagnose(data, run, scale_floor, counts=None):
     """Messages about degenerate features of a finished run.
 
     A component whose prior vanishes, a dispersion held at its floor (a
@@ -291,10 +291,15 @@ def diagnose(data, run, scale_floor):
     within a component), a linear predictor at the overflow clip, IRLS
     steps that could not improve a component, and concomitant variables that
     separate the components (mixing proportions of 0 or 1).
+
+    ``counts`` are :func:`~emformula.engine.sums.diagnostic_sums` at the
+    run's estimates when the caller has them (a backend that formed them in
+    another pass over the data); else they are summed here.
     """
     rows = as_rows(data)
     est, family = run.estimates, rows.family
-    counts = rows.sums(rows.at(est, run.posterior), diagnostic_sums)
+    if counts is None:
+        counts = rows.sums(rows.at(est, run.posterior), diagnostic_sums)
     messages = list(run.notes)
     for k in range(est.n_components):
         name = f"component {k + 1}"

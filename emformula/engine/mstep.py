@@ -125,6 +125,8 @@ def _component_steps(rows, state, sums):
                            False)
         steps, failed = np.where(usable, 1.0, 0.0), np.zeros(K, dtype=bool)
     else:
+        if rows.looks_ahead:
+            rows.look_ahead(state, _full_step_estimates(rows, est, solutions, usable, sums))
         steps, values, failed = halve_steps(
             sums["q_old"], usable,
             lambda trial: rows.sums(state, candidate_sums, solutions, trial, True))
@@ -143,6 +145,24 @@ def _component_steps(rows, state, sums):
     stuck = [k for k in range(K) if not usable[k] or failed[k] or not regular[k]]
     notes = [k for k in stuck if rows.family.has_coefficients_of(k)]
     return coef, stat, q_new, notes
+
+
+def _full_step_estimates(rows, est, solutions, usable, sums):
+    """The estimates this M-step returns if every component's full IRLS step
+    holds, where they are known before its Q check: a family without
+    parameters of its own and mixing proportions in closed form (else None).
+
+    A backend whose passes over the data are costly computes the E-step at
+    them in the same pass as the check (:meth:`look_ahead`), which saves one
+    pass per M-step in the usual case that the full steps hold.
+    """
+    if rows.n_concomitant or est.params.shape[0]:
+        return None
+    coef = est.coef.copy()
+    for k in np.flatnonzero(usable):
+        coef[:, k] = stepped_coef(est.coef[:, k], solutions[:, k], 1.0, False)
+    prior, _ = _mixing_step(rows, None, sums)
+    return Estimates(coef, est.params.copy(), prior, None, None)
 
 
 def _shared_step(rows, state, sums):
@@ -178,10 +198,10 @@ def _shared_step(rows, state, sums):
 
 def _mixing_step(rows, state, sums):
     """Mixing proportions (and concomitant coefficients) from the posterior."""
-    est = state.est
     if rows.n_concomitant == 0:
         # Closed form: the weighted mean posterior.
         return sums["prior_weight"] / sums["unit_weight"], None
+    est = state.est
     K = est.n_components
     gamma = est.gamma if est.gamma is not None else np.zeros((rows.n_concomitant, K))
     if K == 1:
@@ -231,24 +251,30 @@ def halve_steps(q_old, active, evaluate):
         at rounding level, or no step found).
     values : dict
         The arrays ``evaluate`` returned (``q`` included; first axis the
-        problems), each problem's from the round its step was accepted in.
+        problems), each problem's from the round its step was accepted in
+        (not defined where the step is 0).
     failed : ndarray of bool (m,)
         Problems for which no step kept Q within ``_MAX_HALVINGS``.
     """
     m = q_old.size
     step = np.ones(m)
-    pending = np.asarray(active, dtype=bool).copy()
+    pending = np.array(active, dtype=bool)
     accepted = np.zeros(m)
     values = {}
-    # The tolerance absorbs rounding only: Q must not fall.
-    slack = 1e-13 * (np.abs(q_old) + 1.0)
-    for _ in range(_MAX_HALVINGS):
+    # The tolerance absorbs rounding only: Q must not fall. (Comparisons
+    # with NaN are False and raise no warning.)
+    floor = q_old - 1e-13 * (np.abs(q_old) + 1.0)
+    for halving in range(_MAX_HALVINGS):
         if not pending.any():
             break
         result = evaluate(np.where(pending, step, np.nan))
-        with np.errstate(invalid="ignore"):
-            holds = pending & (result["q"] >= q_old - slack)
-            gains = holds & (result["q"] >= q_old)  # a rounding-level loss keeps the old point
+        q = result["q"]
+        holds = pending & (q >= floor)
+        gains = holds & (q >= q_old)  # a rounding-level loss keeps the old point
+        if halving == 0 and np.array_equal(gains, pending):
+            # The usual case: every full step gains. Nothing to merge across
+            # rounds (this is most M-steps, and on small data its cost shows).
+            return gains.astype(float), result, np.zeros(m, dtype=bool)
         accepted[gains] = step[gains]
         for key, value in result.items():
             value = np.asarray(value, dtype=float)

@@ -16,6 +16,11 @@ object that supplies everything they need from the rows (a *rows backend*):
     None (a backend that keeps none).
 ``posterior(state)``
     The posterior per row (None where the rows are not in memory).
+``look_ahead(state, est)``
+    Only where the attribute ``looks_ahead`` is True: a hint from the
+    M-step that the next E-step will probably be at ``est`` (None: no
+    guess). The backend may compute that E-step in the same pass as the
+    M-step's next sums and return it from :meth:`predictors`.
 ``at(est, posterior=None)``
     A state at ``est`` for sums only (its ``llf`` may be unknown).
 ``mean_prior(gamma)``, ``layout(K)``, ``unpack(layout, theta)``
@@ -23,7 +28,7 @@ object that supplies everything they need from the rows (a *rows backend*):
     layout, estimates from a parameter vector.
 
 and the attributes ``family``, ``n_coef``, ``n_fixed``, ``n_concomitant``,
-``equal_scale``. :class:`MemoryRows` is the backend of arrays in memory:
+``equal_scale``, ``looks_ahead``. :class:`MemoryRows` is the backend of arrays in memory:
 one piece, whose E-step arrays the state holds, so that nothing is computed
 twice. The dask backend (:mod:`emformula.backends.dask`) sums each
 partition.
@@ -70,6 +75,9 @@ class MemoryRows:
     linear predictors (one M-step on its own): the candidate sums then do
     not copy them into the state.
     """
+
+    #: The candidate sums keep the new predictors: no E-step to guess.
+    looks_ahead = False
 
     def __init__(self, data, keep_predictors=True):
         self.data = data

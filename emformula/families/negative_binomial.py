@@ -15,7 +15,7 @@ from scipy import special, stats
 from statsmodels.genmod import families as sm_families
 from statsmodels.genmod.families import links as sm_links
 
-from ._numeric import TINY, log_gamma_ratio, log_rising_factorial
+from ._numeric import TINY, log_factorial, log_gamma_ratio, log_rising_factorial
 from .exponential import DiscreteFamily
 from .parameters import FamilyParameter, ParameterDerivatives
 
@@ -94,7 +94,7 @@ class NegativeBinomial(DiscreteFamily):
         """``-lgamma(y + 1)``, and with a fixed alpha also
         ``lgamma(y + 1/alpha) - lgamma(1/alpha)``."""
         if self.estimates_alpha:
-            return -special.gammaln(np.asarray(y, dtype=float) + 1.0)
+            return -log_factorial(y)
         size = 1.0 / self.alpha
         return log_gamma_ratio(y, size) - special.gammaln(size)
 

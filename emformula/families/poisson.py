@@ -7,7 +7,7 @@ from scipy import special, stats
 from statsmodels.genmod import families as sm_families
 from statsmodels.genmod.families import links as sm_links
 
-from ._numeric import MAX_ETA, empty_like_broadcast
+from ._numeric import MAX_ETA, empty_like_broadcast, log_factorial
 from .exponential import DiscreteFamily
 
 __all__ = ["Poisson"]
@@ -33,7 +33,7 @@ class Poisson(DiscreteFamily):
 
     def loglike_constant(self, y, trials=1.0):
         """``-log(y!)``."""
-        return -special.gammaln(y + 1.0)
+        return -log_factorial(y)
 
     def loglike_kernel(self, y, mu, scale=1.0, trials=1.0, eta=None):
         """``y log(mu) - mu``; with the log link and ``eta`` given, ``y eta - mu``
