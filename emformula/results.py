@@ -297,6 +297,30 @@ class EMGLMResults:
         return self.df_model
 
     @property
+    def df_resid(self):
+        """Residual degrees of freedom: the weighted number of rows minus
+        the free parameters of the means (every coefficient, the shared
+        ones and the mixing parameters), the family's own parameters
+        (dispersion, alpha, cut points) not counted, as statsmodels' GLM
+        (``wnobs - rank``) and discrete NegativeBinomial (alpha left out)
+        count them. With ``groups=`` the rows, not the groups, are counted:
+        residuals are per row. Descriptive for K > 1, where no residual
+        distribution has these degrees of freedom.
+
+        Examples
+        --------
+        >>> from emformula import datasets, emglm
+        >>> sim2 = datasets.load_sim2()
+        >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+        >>> res.nobs, res.df_model, res.df_resid   # 2 x 5 coefficients and 1 prior
+        (5000, 11, 4989.0)
+        """
+        lay = self.layout
+        index = [i for i in lay.param_index if len(i)]
+        n_family = int(np.unique(np.concatenate(index)).size) if index else 0
+        return self._data.row_weight - (self.df_model - n_family)
+
+    @property
     def aic(self):
         """Akaike information criterion: ``-2 llf + 2 df_model``."""
         return -2.0 * self.llf + 2.0 * self.df_model
@@ -320,9 +344,51 @@ class EMGLMResults:
 
     @property
     def icl(self):
-        """Integrated completed likelihood (Biernacki et al. 2000):
-        BIC plus twice the entropy of the posterior."""
+        """Integrated completed likelihood (Biernacki et al. 2000), the
+        entropy kind: BIC plus twice the entropy of the posterior
+        (:attr:`entropy`). ``info_criteria("icl", kind="classification")``
+        gives flexmix's and mclust's hard-classification kind."""
         return self.bic + 2.0 * self.entropy
+
+    def info_criteria(self, crit, kind="entropy"):
+        """An information criterion by name (smaller is better).
+
+        Parameters
+        ----------
+        crit : {"aic", "bic", "icl"}
+        kind : {"entropy", "classification"}, default "entropy"
+            For the ICL: ``"entropy"`` (:attr:`icl`) is BIC ``- 2 sum_u v_u
+            sum_k tau_uk log tau_uk``, the expected complete-data
+            log-likelihood's penalty; ``"classification"`` is BIC ``- 2
+            sum_u v_u log tau_u,z(u)`` with ``z(u)`` each unit's most
+            probable component, i.e. ``-2 clogLik + df log n`` with the
+            complete-data log-likelihood of the hard classification, as
+            flexmix's ``ICL()`` and mclust's ``icl()`` compute it. The
+            classification kind is never larger than the entropy kind (a
+            row's entropy is at least ``-log max_k tau_k``).
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from emformula import datasets, emglm
+        >>> sim2 = datasets.load_sim2()
+        >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+        >>> bool(res.info_criteria("icl", kind="classification") <= res.icl)
+        True
+        """
+        crit = str(crit).lower()
+        if crit in ("aic", "bic"):
+            return getattr(self, crit)
+        if crit != "icl":
+            raise ValueError(f"crit must be 'aic', 'bic' or 'icl', got {crit!r}")
+        if kind == "entropy":
+            return self.icl
+        if kind == "classification":
+            return self.bic + 2.0 * self._data.classification_entropy
+        raise ValueError(f"kind must be 'entropy' or 'classification', got {kind!r}")
 
     @property
     def deviance(self):
@@ -529,6 +595,58 @@ class EMGLMResults:
         cov = self._data.cov_choice(cov_type, cov_groups)
         return EMGLMResults(self.model, self._run, self.fit_options, self.problems, cov,
                             rows=self.__dict__["_rows"])
+
+    def relabel(self, order=None, *, by=None, ascending=True, reference=None):
+        """The same fit with its components in another order (flexmix's ``relabel``).
+
+        Component labels are arbitrary: a fit orders them by decreasing
+        prior. Any other order is the same fit; every estimate, standard
+        error, test, prediction and summary then follows the new labels. The
+        mixing log-odds and the concomitant coefficients are re-based on
+        the new first component (the reference), so their estimates and
+        errors are those of that parametrisation, not a permutation of the
+        old ones.
+
+        Parameters
+        ----------
+        order : sequence of int or str, optional
+            The old components in their new order (1..K or ``"compK"``).
+        by : str, optional
+            Order by ``"prior"`` or by a parameter: a term of the components'
+            coefficients (``"x"``, ``"Intercept"``) or a family parameter.
+        ascending : bool, default True
+            The direction of ``by``.
+        reference : int or str, optional
+            Make this component the first (the reference); the others keep
+            their order.
+
+        Returns
+        -------
+        EMGLMResults
+
+        Examples
+        --------
+        >>> from emformula import datasets, emglm
+        >>> sim2 = datasets.load_sim2()
+        >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+        >>> by_v1 = res.relabel(by="V1")
+        >>> bool(by_v1.params.loc["V1", "comp1"] < by_v1.params.loc["V1", "comp2"])
+        True
+        >>> bool(res.relabel(order=[2, 1]).llf == res.llf)
+        True
+        """
+        self._data.rows_in_memory("relabel")
+        if self.family.differs:
+            raise ValueError("relabel would move components away from their families in the "
+                             "list: fit again with the families in the order wanted")
+        from .postestimation.relabel import relabel_order
+
+        perm = relabel_order(self, order, by=by, ascending=ascending, reference=reference)
+        run = self._run
+        posterior = None if run.posterior is None else run.posterior[:, perm]
+        new_run = dataclasses.replace(run, estimates=run.estimates.permuted(perm), posterior=posterior)
+        options = dict(self.fit_options, relabelled=[k + 1 for k in perm])
+        return EMGLMResults(self.model, new_run, options, self.problems, self._cov)
 
     def cov_params(self):
         """Covariance matrix of the free parameters (as :attr:`cov_type`)."""

@@ -49,3 +49,26 @@ def test_a_mixture_is_measured_against_the_same_null(data):
     assert two.pseudo_rsquared("mcf") >= one.pseudo_rsquared("mcf") - 1e-10
     with pytest.raises(ValueError, match="kind"):
         two.pseudo_rsquared("nagelkerke")
+
+
+def test_df_resid_counts_like_statsmodels(data):
+    w = data["m"].astype(float)  # frequency weights: statsmodels counts wnobs
+    pairs = [
+        (emglm("y ~ x", data, "poisson", 1, weights=w),
+         sm.GLM.from_formula("y ~ x", data, family=sm.families.Poisson(),
+                             freq_weights=w).fit()),
+        # The dispersion is not counted (statsmodels: wnobs - rank).
+        (emglm("y ~ x + t", data, "gaussian", 1),
+         sm.GLM.from_formula("y ~ x + t", data, family=sm.families.Gaussian()).fit()),
+        # Nor is the negative binomial's alpha (statsmodels' discrete NB2).
+        (emglm("y ~ x", data, "negative_binomial", 1),
+         sm.NegativeBinomial.from_formula("y ~ x", data).fit(disp=0)),
+    ]
+    for ours, theirs in pairs:
+        assert ours.df_resid == pytest.approx(theirs.df_resid, abs=1e-9)
+    # K = 2, Poisson: 2 x 2 coefficients and one mixing parameter.
+    two = emglm("y ~ x", data, "poisson", 2, exposure="t", random_state=0)
+    assert two.df_resid == len(data) - 5
+    # equal_scale: the one common dispersion, still not counted.
+    gauss = emglm("y ~ x", data, "gaussian", 2, equal_scale=True, random_state=0)
+    assert gauss.df_model == 2 * 2 + 1 + 1 and gauss.df_resid == len(data) - 5

@@ -117,6 +117,10 @@ class MemoryResultRows:
         return float(self.data.unit_weights.sum())
 
     @property
+    def row_weight(self):
+        return float(self.data.weights.sum())
+
+    @property
     def n_groups(self):
         return None if self.data.groups is None else self.data.n_units
 
@@ -126,6 +130,13 @@ class MemoryResultRows:
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(tau > 0, tau * np.log(tau), 0.0)
         return float(-np.dot(self.data.unit_weights, terms.sum(axis=1)))
+
+    @cached_property
+    def classification_entropy(self):
+        # -sum_u v_u log tau_u,z(u), z(u) the unit's most probable component.
+        with np.errstate(divide="ignore"):
+            return float(-np.dot(self.data.unit_weights,
+                                 np.log(self.unit_posterior.max(axis=1))))
 
     @property
     def deviance(self):

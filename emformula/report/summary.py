@@ -62,7 +62,7 @@ def summarize(res, alpha=0.05):
         ("Log-Likelihood:", [f"{res.llf:.2f}"]),
         ("AIC:", [f"{res.aic:.2f}"]),
         ("BIC:", [f"{res.bic:.2f}"]),
-        ("ICL:", [f"{res.icl:.2f}"]),
+        ("ICL (entropy):", [f"{res.icl:.2f}"]),
         ("Covariance Type:", [_COV_LABELS[res.cov_type]]),
         ("No. Groups:", [str(res.n_groups)]) if res.n_groups is not None else ("", [""]),
     ]
