@@ -398,14 +398,16 @@ class EMGLM:
         progress : bool or None
             Progress bar over the starts; ``None`` shows it only on an
             interactive terminal.
-        cov_type : {"louis", "robust", "cluster"}, default "louis"
+        cov_type : {"louis", "robust", "cluster", "bootstrap"}, default "louis"
             Covariance of the estimates behind ``bse``, ``cov_params`` and
             the summary: the inverse of Louis' observed information; the
             sandwich ``I^-1 (sum_u v_u s_u s_u') I^-1`` with ``s_u`` the
             observed score of each unit (row, or group with ``groups=``);
-            or the same with the scores summed within the clusters of
-            ``cov_groups`` first. :meth:`EMGLMResults.with_cov_type` switches
-            later without refitting.
+            the same with the scores summed within the clusters of
+            ``cov_groups`` first; or the covariance of 199 nonparametric
+            bootstrap replicates (:meth:`EMGLMResults.bootstrap`, seeded
+            from ``random_state``). :meth:`EMGLMResults.with_cov_type`
+            switches later without refitting.
         cov_groups : array_like, optional
             Cluster labels for ``cov_type="cluster"``, one per row used;
             default the model's ``cov_groups``.
@@ -429,11 +431,22 @@ class EMGLM:
         # One BLAS thread: the engine's products are tall and skinny, where
         # threads gain little on an idle machine and spin against other
         # processes on a busy one (see emformula._runtime.threads).
+        replicates = cov["type"] == "bootstrap"
         with blas_threads():
-            return self._fit(start, n_init=n_init, max_iter=max_iter, tol=tol,
-                             random_state=random_state, floor=floor, polish=polish,
-                             n_jobs=n_jobs, progress=progress, cov=cov,
-                             related=_related or {})
+            res = self._fit(start, n_init=n_init, max_iter=max_iter, tol=tol,
+                            random_state=random_state, floor=floor, polish=polish,
+                            n_jobs=n_jobs, progress=progress,
+                            cov={"type": "louis"} if replicates else cov,
+                            related=_related or {})
+        if replicates:
+            # The replicates' seed follows the fit's, so a seeded fit is
+            # reproducible; other settings: res.with_cov_type("bootstrap", ...).
+            # (A key of its own: the replicates' seeds never repeat the starts'.)
+            seq = _seed_sequence(random_state)
+            seed = np.random.SeedSequence(seq.entropy, spawn_key=seq.spawn_key + (0xB007,))
+            res = res.with_cov_type("bootstrap", random_state=seed, n_jobs=n_jobs,
+                                    progress=progress)
+        return res
 
     def _fit(self, start, *, n_init, max_iter, tol, random_state, floor, polish, n_jobs,
              progress, cov, related):

@@ -554,6 +554,8 @@ class EMGLMResults:
     def _covariance(self):
         louis = self._louis_covariance
         estimator = get_estimator(self.cov_type)
+        if estimator.needs_replicates:
+            return estimator.covariance(louis, replicates=self._cov["bootstrap"].replicates)
         if not estimator.needs_meat:
             return louis
         return estimator.covariance(louis, self._data.cov_meat(self._cov, louis))
@@ -561,25 +563,37 @@ class EMGLMResults:
     @property
     def cov_type(self):
         """``"louis"`` (inverse observed information), ``"robust"`` (sandwich
-        over units) or ``"cluster"`` (sandwich over clusters)."""
+        over units), ``"cluster"`` (sandwich over clusters) or
+        ``"bootstrap"`` (covariance of :meth:`bootstrap` replicates)."""
         return self._cov["type"]
+
+    @property
+    def bootstrap_results(self):
+        """The :class:`~emformula.postestimation.bootstrap.BootstrapResults`
+        behind ``cov_type="bootstrap"``, else None."""
+        return self._cov.get("bootstrap")
 
     @property
     def n_clusters(self):
         """Number of clusters of ``cov_type="cluster"``, else ``None``."""
         return self._cov.get("n_clusters")
 
-    def with_cov_type(self, cov_type, cov_groups=None):
+    def with_cov_type(self, cov_type, cov_groups=None, *, bootstrap=None, **bootstrap_options):
         """The same fit with another covariance of the estimates.
 
         Parameters
         ----------
-        cov_type : {"louis", "robust", "cluster"}
+        cov_type : {"louis", "robust", "cluster", "bootstrap"}
             See :meth:`EMGLM.fit`.
         cov_groups : array_like or Series, optional
             Cluster labels for ``"cluster"``: one per row used in the fit
             (a Series is aligned on the data's index), or default the
             model's ``cov_groups``.
+        bootstrap : BootstrapResults, optional
+            For ``"bootstrap"``: replicates already drawn by
+            :meth:`bootstrap`; without them they are drawn now, with
+            ``bootstrap_options`` (``n_boot``, ``kind``, ``random_state``,
+            ``n_jobs``... of :meth:`bootstrap`).
 
         Returns
         -------
@@ -592,9 +606,70 @@ class EMGLMResults:
         >>> robust = res.with_cov_type("robust")                  # doctest: +SKIP
         >>> clustered = res.with_cov_type("cluster", data["firm"])  # doctest: +SKIP
         """
-        cov = self._data.cov_choice(cov_type, cov_groups)
+        estimator = get_estimator(cov_type)
+        if estimator.needs_replicates:
+            if cov_groups is not None:
+                raise ValueError("cov_groups is only used with cov_type='cluster'")
+            if bootstrap is None:
+                bootstrap = self.bootstrap(**bootstrap_options)
+            elif bootstrap_options:
+                raise TypeError("give either bootstrap= or the options of a new bootstrap")
+            if list(bootstrap.replicates.columns) != list(self.param_names):
+                raise ValueError("these bootstrap replicates belong to another fit")
+            cov = {"type": estimator.name, "bootstrap": bootstrap}
+        else:
+            if bootstrap is not None or bootstrap_options:
+                raise TypeError(f"bootstrap options do not apply to cov_type={cov_type!r}")
+            cov = self._data.cov_choice(cov_type, cov_groups)
         return EMGLMResults(self.model, self._run, self.fit_options, self.problems, cov,
                             rows=self.__dict__["_rows"])
+
+    def bootstrap(self, n_boot=199, *, kind="nonparametric", random_state=None, n_jobs=1,
+                  progress=None, max_iter=None, tol=None):
+        """Bootstrap replicates of every free parameter (flexmix's ``boot``).
+
+        Each replicate is refitted by EM from these estimates (with the
+        Newton finish) and its components matched to these (label
+        switching undone); see :mod:`emformula.postestimation.bootstrap`.
+        ``with_cov_type("bootstrap", bootstrap=boot)`` makes the replicates'
+        covariance that of ``bse``, the tests and the summary.
+
+        Parameters
+        ----------
+        n_boot : int, default 199
+        kind : {"nonparametric", "parametric"}, default "nonparametric"
+            Resample the units (rows, or groups), or draw a new response
+            from the fitted mixture.
+        random_state : int, Generator or SeedSequence, optional
+        n_jobs : int, default 1
+            Processes (-1: every core).
+        progress : bool, optional
+            A progress bar (default: on an interactive terminal).
+        max_iter, tol : optional
+            EM's limits per replicate; default the fit's.
+
+        Returns
+        -------
+        BootstrapResults
+            ``bse``, ``cov``, ``conf_int()`` (percentile), ``replicates``,
+            ``summary_frame()``, ``n_failed``, ``n_relabelled``.
+
+        Examples
+        --------
+        >>> from emformula import datasets, emglm
+        >>> sim2 = datasets.load_sim2()
+        >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+        >>> boot = res.bootstrap(20, random_state=1)
+        >>> boot.replicates.shape
+        (20, 11)
+        >>> res.with_cov_type("bootstrap", bootstrap=boot).cov_type
+        'bootstrap'
+        """
+        self._data.rows_in_memory("bootstrap")
+        from .postestimation.bootstrap import bootstrap
+
+        return bootstrap(self, n_boot, kind=kind, random_state=random_state, n_jobs=n_jobs,
+                         progress=progress, max_iter=max_iter, tol=tol)
 
     def relabel(self, order=None, *, by=None, ascending=True, reference=None):
         """The same fit with its components in another order (flexmix's ``relabel``).
@@ -644,7 +719,8 @@ class EMGLMResults:
         perm = relabel_order(self, order, by=by, ascending=ascending, reference=reference)
         run = self._run
         posterior = None if run.posterior is None else run.posterior[:, perm]
-        new_run = dataclasses.replace(run, estimates=run.estimates.permuted(perm), posterior=posterior)
+        new_run = dataclasses.replace(run, estimates=run.estimates.permuted(perm),
+                                      posterior=posterior)
         options = dict(self.fit_options, relabelled=[k + 1 for k in perm])
         return EMGLMResults(self.model, new_run, options, self.problems, self._cov)
 

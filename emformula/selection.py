@@ -15,9 +15,8 @@ from formulaic.utils.context import capture_context
 
 from ._runtime.parallel import map_tasks, show_progress
 from ._typing import DataLike, FamilyLike, RandomState
-from .engine import em as _em
-from .engine.layout import unit_prior
 from .model import DEFAULT_N_INIT, EMGLM, _check_positive_int, _seed_sequence, model_spec
+from .postestimation.simulation import simulate
 from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
 
@@ -204,46 +203,6 @@ def _refuse_family_list(spec, caller):
 
 
 # ------------------------------------------------------------- bootstrap
-def simulate(results, rng=None):
-    """Draw a new response from a fitted mixture, at the fitted design.
-
-    Each row's component is drawn from the mixing proportions, then its
-    response from that component (binomial: a proportion of the row's trials).
-    With groups one component is drawn per group; with a concomitant model
-    from each unit's own proportions.
-
-    Returns
-    -------
-    ndarray (n,)
-    """
-    rng = np.random.default_rng(rng)
-    est = results.estimates
-    data = results.model.data
-    if est.gamma is None:
-        labels = rng.choice(est.n_components, size=data.n_units, p=est.prior)
-    else:
-        # Inverse-CDF draw from each unit's own proportions.
-        cdf = np.cumsum(unit_prior(data, est), axis=1)
-        u = rng.uniform(size=(data.n_units, 1))
-        labels = np.minimum((u > cdf).sum(axis=1), est.n_components - 1)
-    labels = data.to_rows(labels)
-    mu = results.family.mean(_em.linear_predictor(data, est.coef, est.fixed_coef))
-    rows = np.arange(data.nobs)
-    family = results.family
-    if family.n_members is None:
-        params = tuple(row[labels] for row in est.params)
-        return family.simulate_at(mu[rows, labels], params, data.trials, rng)
-    # Each component's rows from its own family.
-    y = np.empty(data.nobs)
-    trials = np.broadcast_to(data.trials, (data.nobs,))
-    for k in range(est.n_components):
-        mine = labels == k
-        member = family.member(k)
-        own = tuple(est.params[:len(member.parameters), k])
-        y[mine] = member.simulate_at(mu[mine, k], own, trials[mine], rng)
-    return y
-
-
 class BootstrapLRT:
     """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
 

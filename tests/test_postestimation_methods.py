@@ -49,6 +49,15 @@ def test_dask_results_test_and_refuse_by_name(fit):
     assert lazy.t_test("comp1:x = comp2:x").pvalue == pytest.approx(
         memory.t_test("comp1:x = comp2:x").pvalue, rel=1e-6)
     pd.testing.assert_frame_equal(lazy.class_sizes(), memory.class_sizes(), rtol=1e-6)
-    for method in ("get_prediction", "get_margeff", "clusters", "entropy_r2"):
+    for method in ("get_prediction", "get_margeff", "clusters", "entropy_r2", "bootstrap"):
         with pytest.raises(NotImplementedError, match=method):
             getattr(lazy, method)()
+    with pytest.raises(NotImplementedError, match="relabel"):
+        lazy.relabel(order=[2, 1])
+    with pytest.raises(NotImplementedError, match="bootstrap"):
+        lazy.with_cov_type("bootstrap")
+    # The numbers that need no rows are there: both ICL kinds, df_resid.
+    for kind in ("entropy", "classification"):
+        assert lazy.info_criteria("icl", kind=kind) == pytest.approx(
+            memory.info_criteria("icl", kind=kind), rel=1e-8)
+    assert lazy.df_resid == memory.df_resid

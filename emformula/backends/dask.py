@@ -57,8 +57,13 @@ from ..engine.loop import DEFAULT_TOL, diagnose, newton_polish, order_components
 from ..engine.louis import unit_scores
 from ..engine.mstep import needs_q
 from ..engine.starts import StartPlan, search_starts
-from ..engine.sums import (candidate_sums, diagnostic_sums, information_sums, m_step_sums,
-                           mean_prior_sums)
+from ..engine.sums import (
+    candidate_sums,
+    diagnostic_sums,
+    information_sums,
+    m_step_sums,
+    mean_prior_sums,
+)
 from ..families import WeightedMoments, as_family, check_family_use, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec

@@ -9,13 +9,15 @@ the free parameters; a backend supplies the meat in whatever way suits
 where its rows live (in memory from the scores, on dask summed over the
 partitions).
 
-A new estimator (the bootstrap, later) is one :class:`CovarianceEstimator`
-passed to :func:`register`.
+A new estimator is one :class:`CovarianceEstimator` passed to
+:func:`register`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from .estimators import sandwich_from_meat
 
@@ -39,6 +41,9 @@ class CovarianceEstimator:
         Whether the meat sums the scores within clusters (``cov_groups``).
     description : str
         One line for docstrings and ``--help``.
+    needs_replicates : bool
+        Whether it is the covariance of bootstrap replicates of the free
+        parameters (the rows must be in memory to draw them).
     """
 
     name: str
@@ -46,8 +51,9 @@ class CovarianceEstimator:
     needs_meat: bool
     needs_clusters: bool
     description: str
+    needs_replicates: bool = False
 
-    def covariance(self, louis_covariance, meat=None):
+    def covariance(self, louis_covariance, meat=None, replicates=None):
         """The covariance of the free parameters.
 
         Parameters
@@ -58,7 +64,19 @@ class CovarianceEstimator:
         meat : ndarray (P, P), optional
             ``sum_u v_u s_u s_u'`` (or over clusters), for estimators that
             need it.
+        replicates : ndarray (B, P), optional
+            Bootstrap replicates of the free parameters, for estimators that
+            need them.
         """
+        if self.needs_replicates:
+            if replicates is None:
+                raise ValueError(f"cov_type={self.name!r} needs bootstrap replicates")
+            cov = np.atleast_2d(np.cov(np.asarray(replicates, dtype=float), rowvar=False))
+            # Parameters Louis' information cannot identify stay NaN.
+            unidentified = ~np.isfinite(np.diag(louis_covariance))
+            cov[unidentified, :] = np.nan
+            cov[:, unidentified] = np.nan
+            return cov
         if not self.needs_meat:
             return louis_covariance
         if meat is None:
@@ -94,7 +112,7 @@ def get_estimator(cov_type):
     >>> get_estimator("hc3")
     Traceback (most recent call last):
     ...
-    ValueError: cov_type must be one of louis, robust, cluster, got 'hc3'
+    ValueError: cov_type must be one of louis, robust, cluster, bootstrap, got 'hc3'
     """
     key = cov_type.lower() if isinstance(cov_type, str) else cov_type
     if key not in COVARIANCE_ESTIMATORS:
@@ -112,3 +130,7 @@ register(CovarianceEstimator(
 register(CovarianceEstimator(
     "cluster", "Cluster", needs_meat=True, needs_clusters=True,
     description="sandwich with the scores summed within the clusters of cov_groups"))
+register(CovarianceEstimator(
+    "bootstrap", "Bootstrap", needs_meat=False, needs_clusters=False,
+    description="covariance of bootstrap replicates (EMGLMResults.bootstrap)",
+    needs_replicates=True))

@@ -9,6 +9,7 @@ import pandas as pd
 from statsmodels.iolib.summary import Summary, summary_params
 from statsmodels.iolib.table import SimpleTable
 
+from ..covariance.registry import get_estimator
 from ..families import as_family
 from ..postestimation.residuals import has_attributes
 
@@ -63,7 +64,7 @@ def summarize(res, alpha=0.05):
         ("AIC:", [f"{res.aic:.2f}"]),
         ("BIC:", [f"{res.bic:.2f}"]),
         ("ICL (entropy):", [f"{res.icl:.2f}"]),
-        ("Covariance Type:", [_COV_LABELS[res.cov_type]]),
+        ("Covariance Type:", [get_estimator(res.cov_type).label]),
         ("No. Groups:", [str(res.n_groups)]) if res.n_groups is not None else ("", [""]),
     ]
     smry = Summary()
@@ -123,9 +124,6 @@ def summarize(res, alpha=0.05):
     if notes:
         smry.add_extra_txt(notes)
     return smry
-
-
-_COV_LABELS = {"louis": "Louis", "robust": "Robust", "cluster": "Cluster"}
 
 
 def _theta_table(res, positions, names, yname, alpha, title):
