@@ -9,7 +9,7 @@ from .families import CensoredGaussian, MixtureFamily, NegativeBinomial, PointMa
 from .model import EMGLM
 from .postestimation.residuals import residuals
 from .report.summary import compare
-from .results import EMGLMResults
+from .results import EMGLMResults, load
 from .selection import BootstrapLRT, SelectKResult, bootstrap_lrt, select_k
 from .specification import MixtureSpec
 from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
@@ -31,4 +31,4 @@ __all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupT
            "CensoredGaussian",
            "datasets", "ConvergenceWarning",
            "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult",
-           "bootstrap_lrt", "BootstrapLRT", "residuals", "__version__", *_PLOTTING]
+           "bootstrap_lrt", "BootstrapLRT", "residuals", "load", "__version__", *_PLOTTING]

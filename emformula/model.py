@@ -9,6 +9,7 @@ share everything after the design.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from dataclasses import replace
@@ -311,7 +312,31 @@ class EMGLM:
     @property
     def nobs(self):
         """Number of rows used in the fit."""
-        return self.data.nobs
+        return self.__dict__.get("_rows_removed", self.data.nobs)
+
+    def without_rows(self):
+        """A copy of the model without the arrays of its rows, for
+        :meth:`EMGLMResults.remove_data`.
+
+        The engine's data keep their columns, family and options with zero
+        rows (so the parameter layout and predictions on new data still
+        work); the response, designs, weights and the formula design's
+        arrays and index go. :attr:`nobs` still counts the rows fitted.
+        """
+        model = copy.copy(self)
+        d = model.__dict__
+        d["_rows_removed"] = self.nobs
+        d["data"] = self.data.take(np.arange(0))
+        for name in ("endog", "exog", "weights", "offset", "exposure", "missing_rows",
+                     "cov_groups", "cov_group_labels", "_index", "_keywords"):
+            if name in d:
+                d[name] = None
+        if self.design is not None:
+            d["design"] = replace(self.design, endog=None, exog=None, weights=None,
+                                  offset=None, exposure=None, trials=None, row_index=None,
+                                  kept=None, fixed=None, concomitant=None, groups=None,
+                                  cov_groups=None)
+        return model
 
     @property
     def row_index(self):
@@ -487,6 +512,9 @@ class EMGLM:
         """The same model with ``K`` components, built again through the
         constructor (every check of the new K included); the arrays are
         shared, not copied."""
+        if "_rows_removed" in self.__dict__:
+            raise ValueError("remove_data() dropped the rows of this model: build it again "
+                             "to change K")
         if self.design is not None:
             model = type(self).from_design(self.design, self.spec.replace(K=K), self.formula)
             model.context = self.context

@@ -724,6 +724,76 @@ class EMGLMResults:
         options = dict(self.fit_options, relabelled=[k + 1 for k in perm])
         return EMGLMResults(self.model, new_run, options, self.problems, self._cov)
 
+    # -------------------------------------------------------- storage
+    def remove_data(self):
+        """Drop the arrays of the rows from these results and their model,
+        in place, as statsmodels' ``remove_data`` does (for a small pickle).
+
+        What needs the rows is computed first and kept: the covariance in
+        use (Louis' information, and the meat of a robust or clustered
+        covariance), the entropies behind the ICL, the weighted counts, the
+        deviance and ``llnull``. Afterwards estimates, standard errors,
+        tests, the summary and predictions on new data work; the posterior,
+        fitted values, residuals, margins and anything else per row raise
+        an error saying the rows were removed, as does another
+        ``cov_type`` than Louis' or the one in use.
+
+        Examples
+        --------
+        >>> from emformula import datasets, emglm
+        >>> sim2 = datasets.load_sim2()
+        >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+        >>> bse = res.bse.copy()
+        >>> res.remove_data()
+        >>> bool((res.bse == bse).all().all()), res.nobs
+        (True, 5000)
+        """
+        from .backends.memory import StoredResultRows
+
+        data = self._data
+        if not data.in_memory:
+            if isinstance(data, StoredResultRows):
+                return  # already removed
+            raise NotImplementedError("remove_data is for fits in memory: a dask fit keeps "
+                                      "no rows")
+        estimator = get_estimator(self.cov_type)
+        louis = self._louis_covariance
+        stored = {
+            "information": self._information, "wnobs": data.wnobs,
+            "row_weight": data.row_weight, "n_groups": data.n_groups,
+            "entropy": data.entropy, "classification_entropy": data.classification_entropy,
+            "deviance": (data.deviance if self.n_components == 1 and self.family.has_deviance
+                         else np.nan),
+            "prior_jacobian": (None if self.estimates.gamma is None
+                               else data.mean_prior_jacobian(self.estimates.gamma)),
+            "cov": self._cov,
+            "meat": (data.cov_meat(self._cov, louis) if estimator.needs_meat else None),
+        }
+        stored["llnull"] = self.llnull
+        model = self.model.without_rows()
+        run = dataclasses.replace(self._run, posterior=None)
+        d = self.__dict__
+        for name in ("posterior", "fittedvalues", "_data"):
+            d.pop(name, None)
+        d.update(model=model, _run=run, _rows=StoredResultRows(model, run, stored))
+
+    def save(self, fname, remove_data=False):
+        """Pickle these results to ``fname`` (a path or a writable binary
+        file), as statsmodels' ``save``; :func:`emformula.load` reads them.
+
+        ``remove_data=True`` calls :meth:`remove_data` first (in place).
+        A pickle runs code when it is loaded: load only files you trust.
+        """
+        import pickle
+
+        if remove_data:
+            self.remove_data()
+        if hasattr(fname, "write"):
+            pickle.dump(self, fname, protocol=pickle.HIGHEST_PROTOCOL)
+            return
+        with open(fname, "wb") as handle:
+            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
     def cov_params(self):
         """Covariance matrix of the free parameters (as :attr:`cov_type`)."""
         return pd.DataFrame(self._covariance, index=self.param_names,
@@ -846,6 +916,9 @@ class EMGLMResults:
         """Log-likelihood of the intercept-only one-component model (the
         family, weights, offset and exposure of the fit), as statsmodels'
         ``GLMResults.llnull``; see :func:`emformula.postestimation.fit_measures.llnull`."""
+        stored = getattr(self._data, "stored", None)  # after remove_data()
+        if stored is not None:
+            return stored["llnull"]
         self._data.rows_in_memory("llnull")
         from .postestimation.fit_measures import llnull
         return llnull(self)
@@ -1078,3 +1151,32 @@ class EMGLMResults:
             state["_rows"] = rows
         self.__dict__.update(state)
 
+
+def load(fname):
+    """Results saved by :meth:`EMGLMResults.save` (a path or a readable
+    binary file).
+
+    A pickle runs code when it is loaded: load only files you trust.
+
+    Examples
+    --------
+    >>> import io
+    >>> from emformula import datasets, emglm, load
+    >>> sim2 = datasets.load_sim2()
+    >>> res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=0, n_init=2)
+    >>> buffer = io.BytesIO()
+    >>> res.save(buffer)
+    >>> _ = buffer.seek(0)
+    >>> bool(load(buffer).llf == res.llf)
+    True
+    """
+    import pickle
+
+    if hasattr(fname, "read"):
+        obj = pickle.load(fname)
+    else:
+        with open(fname, "rb") as handle:
+            obj = pickle.load(handle)
+    if not isinstance(obj, EMGLMResults):
+        raise TypeError(f"{fname!r} holds a {type(obj).__name__}, not emformula results")
+    return obj

@@ -31,7 +31,7 @@ from ..formula.design import (
     resolve_vector,
 )
 
-__all__ = ["MemoryResultRows", "memory_cov_choice"]
+__all__ = ["MemoryResultRows", "StoredResultRows", "memory_cov_choice"]
 
 
 def memory_cov_choice(model, cov_type, cov_groups=None):
@@ -393,3 +393,90 @@ class MemoryResultRows:
     def __getstate__(self):
         # Rebuilt from the results' model and run, which pickle themselves.
         return {"model": self.model, "run": self.run}
+
+
+class StoredResultRows(MemoryResultRows):
+    """The results' backend after :meth:`EMGLMResults.remove_data`.
+
+    What needed the rows (Louis' information, the meat of the covariance
+    in use, the entropies, the weighted counts, the deviance, the Jacobian
+    of the mean mixing proportions) was computed before they went and is
+    kept in ``stored``; predictions on new data still work (they need the
+    model's formula and the estimates only); everything per row is refused.
+
+    Parameters
+    ----------
+    model : EMGLM
+        The model without its rows (:meth:`EMGLM.without_rows`).
+    run : EMRun
+        Without its posterior.
+    stored : dict
+    """
+
+    in_memory = False
+
+    def __init__(self, model, run, stored):
+        super().__init__(model, run)
+        self.stored = stored
+
+    def rows_in_memory(self, what):
+        raise NotImplementedError(f"{what} needs the rows of the fit, which remove_data() "
+                                  "dropped: fit again (or keep the results before "
+                                  "remove_data())")
+
+    # What was computed before the rows went.
+    wnobs = property(lambda self: self.stored["wnobs"])
+    row_weight = property(lambda self: self.stored["row_weight"])
+    n_groups = property(lambda self: self.stored["n_groups"])
+    entropy = property(lambda self: self.stored["entropy"])
+    classification_entropy = property(lambda self: self.stored["classification_entropy"])
+    deviance = property(lambda self: self.stored["deviance"])
+
+    def information(self, layout):
+        return self.stored["information"]
+
+    def mean_prior_jacobian(self, gamma):
+        return self.stored["prior_jacobian"]
+
+    def cov_choice(self, cov_type, cov_groups=None):
+        kept = self.stored["cov"]
+        estimator = get_estimator(cov_type)
+        if estimator.name == "louis" and cov_groups is None:
+            return {"type": "louis"}
+        if estimator.name == kept["type"] and cov_groups is None:
+            return kept
+        self.rows_in_memory(f"cov_type={cov_type!r}")
+
+    def cov_meat(self, cov, louis_covariance):
+        return self.stored["meat"]
+
+    # Per row: refused.
+    def posterior(self, names):
+        self.rows_in_memory("the posterior")
+
+    def fittedvalues(self, names):
+        self.rows_in_memory("fittedvalues")
+
+    @property
+    def unit_posterior(self):
+        self.rows_in_memory("the posterior")
+
+    @property
+    def component_mean(self):
+        self.rows_in_memory("the fitted means")
+
+    @property
+    def row_prior(self):
+        self.rows_in_memory("the rows' mixing proportions")
+
+    @property
+    def unit_scores(self):
+        self.rows_in_memory("the scores of the units")
+
+    def predict(self, data, type, names, **kwargs):
+        if data is None:
+            self.rows_in_memory("predict() without new data")
+        return super().predict(data, type, names, **kwargs)
+
+    def __getstate__(self):
+        return {"model": self.model, "run": self.run, "stored": self.stored}
