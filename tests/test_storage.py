@@ -1,6 +1,7 @@
 """save, load and remove_data: results that travel without their rows."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,12 @@ def _same_inference(a, b):
     assert a.pseudo_rsquared("mcf") == b.pseudo_rsquared("mcf")
     assert float(a.t_test("comp1:x = comp2:x").pvalue) == float(
         b.t_test("comp1:x = comp2:x").pvalue)
+    assert _summary_text(a) == _summary_text(b)
+
+
+def _summary_text(res):
+    """The summary without the clock (its Date and Time lines)."""
+    return re.sub(r"(Date|Time):\s+\S.*?\s{3}", "", res.summary().as_text())
 
 
 @pytest.mark.parametrize("cov_type", ["louis", "robust"])
