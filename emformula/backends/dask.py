@@ -19,12 +19,17 @@ Passes over the data (each recomputes the partition's E-step):
 * an M-step: one pass for the Q checks and dispersion statistics of all
   components' steps together (one more per round of step halving, rare),
   one for the dispersions of components whose step was refused (rare),
-  and for a concomitant model one per Newton iteration of its M-step;
-* so a plain EM iteration takes two passes; a SQUAREM cycle (two EM steps,
-  an extrapolation and a stabilising step) about seven; a Newton step one
-  for the information and one per trial step length; each concomitant
-  parameter vector unpacked (SQUAREM, Newton) one more for its mean
-  mixing proportions.
+  and for a concomitant model one per Newton iteration of its M-step. For
+  a family without parameters of its own and constant mixing proportions
+  the M-step's estimates are known before its check, so the E-step at them
+  rides in the check's pass (:meth:`DaskRows.look_ahead`);
+* so a plain EM iteration takes one or two passes; a SQUAREM cycle (two EM
+  steps, an extrapolation and a stabilising step) four to seven; a Newton
+  step one per trial step length, the information at the accepted point
+  formed in the same pass; each concomitant parameter vector unpacked
+  (SQUAREM, Newton) one more for its mean mixing proportions;
+* at the end one pass for everything the results need (information, the
+  robust meat, entropies, the diagnostics' counts).
 
 Groups: all rows of a group must sit in one partition (checked, the error
 names the group); their unit-level sums then add over partitions.
@@ -203,6 +208,15 @@ def _estep_pass(chunk, est, need_q):
     return {"llf": estep.llf, "m_step": m_step_sums(data, estep, est, need_q)}
 
 
+def _estep_and_sums_pass(chunk, est, need_q, function, args):
+    """:func:`_estep_pass` and, at the same E-step, ``function`` of
+    :mod:`emformula.engine.sums` (what the caller will ask for next)."""
+    data = chunk.data
+    estep = e_step(data, est)
+    return {"llf": estep.llf, "m_step": m_step_sums(data, estep, est, need_q),
+            "ahead": function(data, estep, est, *args)}
+
+
 def _check_and_estep_pass(chunk, est, args, ahead, need_q):
     """The M-step's check of its full steps (:func:`candidate_sums` at the
     E-step of ``est``) and, in the same pass, :func:`_estep_pass` at
@@ -349,7 +363,9 @@ class DaskState:
 
     ``ahead`` is the M-step's guess of the next estimates
     (:meth:`DaskRows.look_ahead`); ``next`` the state at them, formed in the
-    pass of the M-step's check.
+    pass of the M-step's check. ``formed`` holds ``(function, args,
+    sums)`` of sums formed in this state's own pass (``e_step(...,
+    ahead=)``).
     """
 
     est: Estimates
@@ -357,6 +373,7 @@ class DaskState:
     m_step_sums: dict | None = None
     ahead: Estimates | None = None
     next: DaskState | None = None
+    formed: tuple | None = None
 
 
 class DaskRows:
@@ -372,7 +389,8 @@ class DaskRows:
     """
 
     #: Each pass reads the partitions again: the M-step's check and the next
-    #: E-step share one where the next estimates can be guessed.
+    #: E-step share one where the next estimates can be guessed, and an
+    #: E-step forms the sums asked for next (``e_step(..., ahead=)``).
     looks_ahead = True
 
     def __init__(self, passes, family, n_coef, n_fixed=0, n_concomitant=0, equal_scale=False):
@@ -393,9 +411,14 @@ class DaskRows:
         sums = self.data_sums(mean_prior_sums, gamma)
         return sums["prior_sum"] / sums["unit_weight"]
 
-    def e_step(self, est, predictors=None):
+    def e_step(self, est, predictors=None, ahead=None):
         if isinstance(predictors, DaskState) and predictors.est is est:
             return predictors  # formed in the pass of the M-step's check
+        if ahead is not None and self.looks_ahead:
+            function, *args = ahead
+            sums = self.passes(_estep_and_sums_pass, est, needs_q(self), function, tuple(args))
+            return DaskState(est, sums["llf"], sums["m_step"],
+                             formed=(function, tuple(args), sums["ahead"]))
         sums = self.passes(_estep_pass, est, needs_q(self))
         return DaskState(est, sums["llf"], sums["m_step"])
 
@@ -409,6 +432,10 @@ class DaskRows:
         if (function is m_step_sums and state.m_step_sums is not None
                 and args == (needs_q(self),)):
             return state.m_step_sums
+        formed = state.formed
+        if (formed is not None and function is formed[0] and len(args) == len(formed[1])
+                and all(a is b for a, b in zip(args, formed[1]))):
+            return formed[2]  # formed in the pass of this state's E-step
         if function is candidate_sums and state.ahead is not None and _full_steps(state, *args):
             # The first check of the M-step's full steps: the E-step at the
             # estimates they lead to rides along (see look_ahead).

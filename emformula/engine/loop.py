@@ -219,7 +219,9 @@ def newton_steps(rows, state, *, scale_floor, max_steps=20):
         for _ in range(30):
             cand = rows.unpack(layout, theta + step * direction)
             if _admissible(cand, scale_floor, rows.family):
-                cand_state = rows.e_step(cand)
+                # The next step needs the information at an accepted point:
+                # a backend may form it in the pass of this E-step.
+                cand_state = rows.e_step(cand, ahead=(information_sums, layout))
                 if cand_state.llf >= state.llf:
                     accepted = cand_state
                     break

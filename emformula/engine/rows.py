@@ -3,9 +3,12 @@
 The EM loop, the M-step and the Newton finish are written once, against an
 object that supplies everything they need from the rows (a *rows backend*):
 
-``e_step(est, predictors=None) -> state``
+``e_step(est, predictors=None, ahead=None) -> state``
     The E-step at ``est``; ``state.est`` and ``state.llf``. ``predictors``
-    are what :meth:`predictors` returned for ``est``.
+    are what :meth:`predictors` returned for ``est``; ``ahead``, a pair
+    ``(function, args)`` of sums the caller will probably ask for at this
+    state next, which a backend may form in the same pass (the one in
+    memory ignores it).
 ``sums(state, function, *args) -> dict``
     A function of :mod:`emformula.engine.sums`, at the E-step of ``state``,
     summed over the pieces of the data.
@@ -114,7 +117,7 @@ class MemoryRows:
         return mean_prior(self.data, gamma)
 
     # The E-step and the sums.
-    def e_step(self, est, predictors=None):
+    def e_step(self, est, predictors=None, ahead=None):
         eta, mu = predictors if predictors is not None else (None, None)
         return MemoryState(est, e_step(self.data, est, eta, mu))
 
