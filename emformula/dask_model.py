@@ -34,8 +34,11 @@ def fit_dask_results(formula, data, spec, **fit):
     EMGLMResults
     """
     parts = fit_dask(formula, data, spec, **fit)
-    return EMGLMResults(parts.model, parts.run, parts.fit_options, parts.problems, parts.cov,
-                        parts.rows)
+    res = EMGLMResults(parts.model, parts.run, parts.fit_options, parts.problems, parts.cov,
+                       parts.rows)
+    # The covariance's EstimationWarnings with the fit (as in memory).
+    res._louis_covariance  # noqa: B018
+    return res
 
 
 class DaskEMGLM:

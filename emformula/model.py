@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -32,7 +31,7 @@ from .formula.design import build_design
 from .formula.design import group_codes as _group_codes
 from .results import EMGLMResults
 from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec, given
-from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning
+from .warnings import ConvergenceWarning, EstimationWarning, LocalMaximumWarning, warn
 
 __all__ = ["EMGLM"]
 
@@ -124,9 +123,8 @@ class EMGLM:
         safe = getattr(getattr(self.family, "sm_family", None), "safe_links", None)
         if safe and not isinstance(self.family.link, tuple(safe)):
             # As statsmodels' GLM does: the mean may leave the family's domain.
-            warnings.warn(f"The {self.family.link_name} link function does not respect the "
-                          f"domain of the {self.family.family_name} family.", DomainWarning,
-                          stacklevel=3)
+            warn(f"The {self.family.link_name} link function does not respect the "
+                 f"domain of the {self.family.family_name} family.", DomainWarning)
         # pandas inputs keep their labels, as in statsmodels' GLM: the
         # columns name the terms, the Series the response, the index the rows.
         index = next((a.index for a in (exog, endog) if isinstance(a, pd.Series | pd.DataFrame)),
@@ -368,7 +366,7 @@ class EMGLM:
     # -------------------------------------------------------------- fit
     def fit(self, start="auto", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
             tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True, n_jobs=1,
-            progress=None, cov_type="louis", cov_groups=None, _related=None):
+            progress=None, cov_type="louis", cov_groups=None, _related=None, _inference=True):
         """Fit the mixture by EM.
 
         Parameters
@@ -441,6 +439,9 @@ class EMGLM:
             ``"auto"`` strategy further starts: ``previous`` (estimates of
             the K-1 fit, to split), ``extra`` (``[(label, estimates)]``) and
             ``nested`` (False skips the nested-model starts).
+        _inference : bool, default True
+            Internal: False leaves the covariance to the first ``bse``
+            (the many fits of select_k and the bootstrap test).
 
         Returns
         -------
@@ -463,6 +464,11 @@ class EMGLM:
                             n_jobs=n_jobs, progress=progress,
                             cov={"type": "louis"} if replicates else cov,
                             related=_related or {})
+        if _inference:
+            # The covariance now, so that its EstimationWarnings (parameters
+            # the information cannot identify, a saddle point) come with the
+            # fit rather than at the first ``bse``.
+            res._louis_covariance  # noqa: B018
         if replicates:
             # The replicates' seed follows the fit's, so a seeded fit is
             # reproducible; other settings: res.with_cov_type("bootstrap", ...).
@@ -488,19 +494,18 @@ class EMGLM:
         best = _em.order_components(best, self.family)
         problems = _em.diagnose(self.data, best, floor)
         if problems:
-            warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
-                          stacklevel=3)
+            warn("degenerate fit: " + "; ".join(problems), EstimationWarning)
         if not best.converged:
-            warnings.warn(
+            warn(
                 f"EM did not converge in {max_iter} iterations (last change of the "
                 f"log-likelihood {np.diff(best.history[-2:])[0]:.3g}); increase max_iter",
-                ConvergenceWarning, stacklevel=3)
+                ConvergenceWarning)
         elif polish and not best.newton_converged:
-            warnings.warn(
+            warn(
                 "EM's log-likelihood settled, but Newton steps could not confirm a local "
                 "maximum (the observed score is not numerically zero, or the observed "
                 "information is not positive definite: a saddle point, a flat ridge or a "
-                "boundary); results.converged is False", ConvergenceWarning, stacklevel=3)
+                "boundary); results.converged is False", ConvergenceWarning)
         _warn_about_starts(search, best.llf)
         return EMGLMResults(self, best, fit_options=dict(
             start=start if isinstance(start, str) else type(start).__name__,
@@ -624,19 +629,18 @@ def _warn_about_starts(search, best_llf):
     full = [r.llf for r in search.records if r.stage == "full"]
     n_best = count_replicates(full)
     if len(full) > 1 and n_best == 1:
-        warnings.warn(
+        warn(
             f"the best log-likelihood ({best_llf:.4f}) was reached by only 1 of {len(full)} "
             "starts; fit again with more starts (n_init) or other seeds to check that it "
-            "is the global maximum", LocalMaximumWarning,
-            stacklevel=4)
+            "is the global maximum", LocalMaximumWarning)
     for name, bound in search.bounds.items():
         slack = 1e-6 * (abs(bound) + 1.0)
         if best_llf < bound - slack:
-            warnings.warn(
+            warn(
                 f"the fit ended at log-likelihood {best_llf:.4f}, below its {name} model "
                 f"({bound:.4f}), which is nested in it: the estimates are not at the "
                 "maximum; fit again with more starts or a larger max_iter",
-                LocalMaximumWarning, stacklevel=4)
+                LocalMaximumWarning)
 
 
 def _gamma_from_prior(concomitant, prior):

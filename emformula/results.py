@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from functools import cached_property
 
 import numpy as np
@@ -21,7 +20,7 @@ from .backends.memory import MemoryResultRows, memory_cov_choice
 from .covariance.estimators import invert_information, prior_delta_jacobian
 from .covariance.registry import cov_type_names, get_estimator
 from .engine.starts import replication_tolerance
-from .warnings import EstimationWarning
+from .warnings import EstimationWarning, warn
 
 __all__ = ["EMGLMResults", "COV_TYPES", "check_cov_type"]
 
@@ -535,14 +534,14 @@ class EMGLMResults:
         cov, unidentified, not_positive = invert_information(self._information)
         if unidentified.size:
             names = [self.param_names[i] for i in unidentified]
-            warnings.warn(
+            warn(
                 "the observed information is singular: "
                 f"{', '.join(names)} cannot be estimated (standard errors set to NaN); "
                 "a component may have collapsed or a parameter is not identified",
-                EstimationWarning, stacklevel=4)
+                EstimationWarning)
         elif not_positive:
-            warnings.warn("the observed information is not positive definite: the "
-                          "estimate may be a saddle point", EstimationWarning, stacklevel=4)
+            warn("the observed information is not positive definite: the "
+                 "estimate may be a saddle point", EstimationWarning)
         return cov
 
     @property

@@ -106,7 +106,7 @@ def _fit_quietly(model, local_maxima=True, **kwargs):
         warnings.simplefilter("ignore", EstimationWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("default" if local_maxima else "ignore", LocalMaximumWarning)
-        return model.fit(**kwargs)
+        return model.fit(_inference=False, **kwargs)
 
 
 def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,

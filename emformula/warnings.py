@@ -4,9 +4,19 @@ They subclass statsmodels' warnings so that filters written for statsmodels
 (``warnings.simplefilter("ignore", ConvergenceWarning)``) also apply here.
 """
 
+import functools
+import os
+import sys
+import warnings as _warnings
+
 from statsmodels.tools.sm_exceptions import ConvergenceWarning as _SMConvergenceWarning
 
-__all__ = ["ConvergenceWarning", "EstimationWarning", "LocalMaximumWarning"]
+__all__ = ["ConvergenceWarning", "EstimationWarning", "LocalMaximumWarning", "warn"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Frames between the user's line and the package that are not the user's
+# either: a cached property's __get__.
+_PASSED_THROUGH = {os.path.abspath(functools.__file__)}
 
 
 class ConvergenceWarning(_SMConvergenceWarning):
@@ -21,3 +31,19 @@ class EstimationWarning(UserWarning):
 class LocalMaximumWarning(EstimationWarning):
     """The reported maximum may not be the best one: only one start reached
     it, or the fit ended below a model nested in it."""
+
+
+def warn(message, category=UserWarning):
+    """``warnings.warn`` attributed to the user's line: the first caller
+    outside emformula, however deep in the package the warning is raised
+    and whichever entry point (``emglm``, ``EMGLM.fit``, ``select_k``, a
+    results attribute) led there.
+    """
+    frame = sys._getframe(1)
+    level = 2  # 1 is this function's own line
+    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
+                                 or os.path.abspath(frame.f_code.co_filename)
+                                 in _PASSED_THROUGH):
+        frame = frame.f_back
+        level += 1
+    _warnings.warn(message, category, stacklevel=level)

@@ -253,3 +253,28 @@ def test_resolve_threads(monkeypatch):
         with pytest.raises(ValueError):
             resolve_threads(bad)
 
+
+
+def test_progress_bars_default_to_terminals_and_notebooks_and_never_ci(monkeypatch):
+    import types
+
+    show = _parallel.show_progress
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert show(None) is False and show(True) is True and show(False) is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert show(None) is True
+    # A Jupyter kernel: stderr is no terminal, the bar is a widget.
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    ZMQInteractiveShell = type("ZMQInteractiveShell", (), {})
+    fake = types.SimpleNamespace(get_ipython=lambda: ZMQInteractiveShell())
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert show(None) is True
+    TerminalInteractiveShell = type("TerminalInteractiveShell", (), {})
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: TerminalInteractiveShell()))
+    assert show(None) is False
+    # CI: quiet unless asked.
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    monkeypatch.setenv("CI", "true")
+    assert show(None) is False and show(True) is True

@@ -55,11 +55,27 @@ def resolve_n_jobs(n_jobs):
 
 
 def show_progress(progress):
-    """Whether to draw a bar: ``None`` means only on an interactive terminal,
+    """Whether to draw a bar: ``None`` means on an interactive terminal or
+    in a Jupyter notebook (where tqdm.auto draws a widget; stderr is not a
+    terminal there), and never under CI (the ``CI`` environment variable),
     so tests, pipes and logs stay quiet."""
-    if progress is None:
-        return sys.stderr.isatty()
-    return bool(progress)
+    if progress is not None:
+        return bool(progress)
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        return False
+    return sys.stderr.isatty() or _in_notebook()
+
+
+def _in_notebook():
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell)."""
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except AttributeError:
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 # ---------------------------------------------------------------- workers

@@ -72,7 +72,7 @@ from ..engine.sums import (
 from ..families import WeightedMoments, as_family, check_family_use, default_scale_floor
 from ..formula.dask_design import build_dask_design, formula_context, partition_arrays
 from ..specification import MixtureSpec
-from ..warnings import ConvergenceWarning, EstimationWarning
+from ..warnings import ConvergenceWarning, EstimationWarning, warn
 
 __all__ = ["fit_dask", "DaskFit", "sample_frame", "DaskRows", "DaskMixture"]
 
@@ -854,8 +854,7 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     n_groups = (_check_groups_in_one_partition(counted["groups"])
                 if "groups" in design.column_args else None)
     if dropped:
-        warnings.warn(f"dropped {int(dropped)} rows with missing values", UserWarning,
-                      stacklevel=3)
+        warn(f"dropped {int(dropped)} rows with missing values", UserWarning)
     if scale_floor is None:
         # As in memory, from the weighted variance (merged over partitions).
         scale_floor = (default_scale_floor(counted["moments"].variance)
@@ -873,11 +872,10 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     sums = passes(_final_pass, run.estimates, layout, True)
     problems = diagnose(rows, run, scale_floor, counts=sums.pop("diagnostics"))
     if problems:
-        warnings.warn("degenerate fit: " + "; ".join(problems), EstimationWarning,
-                      stacklevel=3)
+        warn("degenerate fit: " + "; ".join(problems), EstimationWarning)
     if not run.converged:
-        warnings.warn(f"EM on dask data did not converge in {max_iter} iterations",
-                      ConvergenceWarning, stacklevel=3)
+        warn(f"EM on dask data did not converge in {max_iter} iterations",
+             ConvergenceWarning)
     sums["n_groups"] = n_groups
     run = replace(run, llf=sums["llf"])
     model = DaskMixture(formula, design, spec, family, context, rows, int(nobs))

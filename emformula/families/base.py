@@ -31,11 +31,11 @@ fast paths the engine takes where ``estimates_scale``.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
+from ..warnings import warn
 from .moments import WeightedMoments
 from .parameters import DISPERSION, FamilyParameter, ParameterDerivatives, newton_step, rows_of
 
@@ -236,10 +236,10 @@ class MixtureFamily:
                     f"{bad.sum()} row(s), first at positions {rows[:5].tolist()}"
                 )
         if self.is_count and np.any(y != np.round(y)):
-            warnings.warn(
+            warn(
                 f"{name} has non-integer values for the {self.name} family; "
                 "the log-likelihood is then a quasi-likelihood with the "
-                "gamma-function continuation", UserWarning, stacklevel=4)
+                "gamma-function continuation", UserWarning)
 
     def _outside_support(self, y, trials):
         """``(mask, description)`` of responses outside the support, or None

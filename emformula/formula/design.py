@@ -27,6 +27,7 @@ from formulaic.parser.types import ASTNode, Token
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.code import sanitize_variable_names
 
+from ..warnings import warn
 from .columns import as_float, prepare_columns
 
 __all__ = ["Design", "build_design", "group_codes", "new_design_matrix", "new_response", "as_frame",
@@ -735,9 +736,8 @@ def build_design(formula, data, spec):
                 f"; {undefined.size} of them have all their data but a term is NaN there "
                 f"(such as the log of a negative number), first at rows "
                 f"{undefined[:5].tolist()}")
-        warnings.warn(f"dropped {n_dropped} of {n_rows} rows with missing values "
-                      f"(first at rows {dropped[:5].tolist()}){note}", UserWarning,
-                      stacklevel=3)
+        warn(f"dropped {n_dropped} of {n_rows} rows with missing values "
+             f"(first at rows {dropped[:5].tolist()}){note}", UserWarning)
     positions = np.flatnonzero(kept)
     endog = _numeric(lhs.loc[positions], "response")
     exog = _numeric(rhs.loc[positions], "design")

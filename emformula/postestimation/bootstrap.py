@@ -33,7 +33,7 @@ from scipy import optimize
 
 from .._runtime.parallel import map_tasks
 from ..engine.loop import newton_polish, run_em
-from ..warnings import ConvergenceWarning
+from ..warnings import ConvergenceWarning, warn
 from .simulation import simulate
 
 __all__ = ["BootstrapResults", "bootstrap", "match_components"]
@@ -214,8 +214,8 @@ def bootstrap(res, n_boot=DEFAULT_N_BOOT, *, kind="nonparametric", random_state=
     if len(kept) < 2:
         raise RuntimeError(f"only {len(kept)} of {n_boot} bootstrap fits converged")
     if n_failed:
-        warnings.warn(f"{n_failed} of {n_boot} bootstrap fits did not converge and are left "
-                      "out", ConvergenceWarning, stacklevel=3)
+        warn(f"{n_failed} of {n_boot} bootstrap fits did not converge and are left "
+             "out", ConvergenceWarning)
     names = res.param_names
     replicates = pd.DataFrame(np.vstack([o[0] for o in kept]), columns=names)
     return BootstrapResults(replicates, res.theta.copy(), kind, n_boot, n_failed,

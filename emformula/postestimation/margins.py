@@ -11,12 +11,11 @@ with one component equals statsmodels' ``GLMResults.get_margeff``
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..warnings import warn
 from ._delta import (
     central_jacobian,
     check_delta_family,
@@ -241,9 +240,9 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
     shared = sorted(set(names[j] for j in columns)
                     & set(getattr(res.model, "concomitant_names", None) or []))
     if shared and res.n_components > 1:
-        warnings.warn(f"{', '.join(shared)} also enter(s) the concomitant model: the effects of "
-                      "the mixture mean hold the mixing proportions fixed, so they are not the "
-                      "total effects of these covariates", UserWarning, stacklevel=2)
+        warn(f"{', '.join(shared)} also enter(s) the concomitant model: the effects of "
+             "the mixture mean hold the mixing proportions fixed, so they are not the "
+             "total effects of these covariates", UserWarning)
     discrete = {j for j in columns if dummy and _is_dummy(design[:, j])}
     evaluation = _evaluation_rows(rows, at)
     weights = evaluation.weights / evaluation.weights.sum()
