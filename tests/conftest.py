@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from hypothesis import settings
 
 # CI runs the property tests on a fixed sequence of examples, so a landing

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import match_components
+from simulate import simulate_mixture
 
 from emformula import EMGLM, datasets, emglm, select_best, small_em
 from emformula.engine.given import estimates_from_dict
-from conftest import match_components
-from simulate import simulate_mixture
 
 
 @pytest.fixture(scope="module")

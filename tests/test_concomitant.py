@@ -14,15 +14,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from flexmix_reference import assert_matches_flexmix, load_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from simulate_features import (
+    assert_louis_equals_numerical_hessian,
+    assert_monotone,
+    em_history,
+    model_of,
+    simulate,
+)
 
 from emformula import EMGLM, compare, emglm, select_k
 from emformula.engine import em as _em
 from emformula.engine.layout import log_softmax
-from flexmix_reference import assert_matches_flexmix, load_data
-from simulate_features import (assert_louis_equals_numerical_hessian, assert_monotone,
-                               em_history, model_of, simulate)
 
 
 @pytest.fixture(scope="module")

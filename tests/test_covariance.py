@@ -5,12 +5,12 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from flexmix_reference import load_data
+from simulate_features import simulate, unit_loglike_of_theta
 from statsmodels.tools.numdiff import approx_fprime
 
 from emformula import emglm
 from emformula.engine.louis import observed_score
-from flexmix_reference import load_data
-from simulate_features import simulate, unit_loglike_of_theta
 
 
 @pytest.fixture(scope="module")

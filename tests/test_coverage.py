@@ -5,7 +5,6 @@ study is slow: run it with ``python -m pytest -m slow``.
 """
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 

@@ -11,8 +11,9 @@ import pytest
 
 dd = pytest.importorskip("dask.dataframe")
 
-from emformula import compare, emglm  # noqa: E402
 from simulate import simulate_mixture  # noqa: E402
+
+from emformula import compare, emglm  # noqa: E402
 
 
 def _pair(kind, family, n=2000, K=2, seed=3, npartitions=4, **kwargs):
@@ -129,8 +130,8 @@ def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
 def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
     from emformula import EMGLM
     from emformula.backends import dask as _dask
-    from emformula.engine import em as _em
     from emformula.covariance.estimators import score_meat
+    from emformula.engine import em as _em
     from emformula.engine.louis import unit_scores
 
     data, formula = simulate_mixture("gaussian", 1000, 2, 4, separation=3.0)
@@ -254,6 +255,7 @@ def test_small_em_on_dask_runs_on_a_sample():
 
 def test_array_level_model_with_dask_arrays():
     import dask.array as da
+
     from emformula import EMGLM
     data, formula = simulate_mixture("poisson", 2000, 2, 6, separation=3.0)
     X = np.column_stack([np.ones(2000), data.x1, data.x2])

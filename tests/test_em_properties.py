@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from simulate import FAMILIES, simulate_mixture
 
 from emformula import EMGLM, EstimationWarning
 from emformula.engine import em as _em
-from simulate import FAMILIES, simulate_mixture
 
 KINDS = sorted(FAMILIES)
 

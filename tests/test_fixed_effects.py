@@ -17,13 +17,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from flexmix_reference import assert_matches_flexmix, load_data, reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from simulate_features import (
+    assert_louis_equals_numerical_hessian,
+    assert_monotone,
+    em_history,
+    loglike_of_theta,
+    model_of,
+    simulate,
+)
 
 from emformula import EMGLM, compare, emglm, select_k
-from flexmix_reference import assert_matches_flexmix, load_data, reference
-from simulate_features import (assert_louis_equals_numerical_hessian, assert_monotone,
-                               em_history, loglike_of_theta, model_of, simulate)
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,30 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from flexmix_reference import assert_matches_flexmix, load_data, reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import logsumexp
+from simulate_features import (
+    assert_louis_equals_numerical_hessian,
+    assert_monotone,
+    em_history,
+    model_of,
+    simulate,
+)
 
-from emformula import ConvergenceWarning, EMGLM, EstimationWarning, bootstrap_lrt, compare, emglm, select_best, select_k, small_em
-from flexmix_reference import assert_matches_flexmix, load_data, reference
-from simulate_features import (assert_louis_equals_numerical_hessian, assert_monotone,
-                               em_history, model_of, simulate)
+from emformula import (
+    EMGLM,
+    ConvergenceWarning,
+    EstimationWarning,
+    bootstrap_lrt,
+    compare,
+    emglm,
+    select_best,
+    select_k,
+    small_em,
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +96,8 @@ def test_group_weights_equal_replicated_groups(fit, data):
     counts = pd.Series(rng.integers(1, 4, 300), index=np.arange(1, 301))
     weighted = emglm("y ~ x", data, "poisson", K=2, groups="id", start=fit,
                      weights=counts[data.id].to_numpy().astype(float))
-    copies = [data[data.id.isin(counts.index[counts >= c])].assign(id=lambda d, c=c: d.id + 1000 * c)
-              for c in range(1, 4)]
+    copies = [data[data.id.isin(counts.index[counts >= c])]
+              .assign(id=lambda d, c=c: d.id + 1000 * c) for c in range(1, 4)]
     expanded = pd.concat(copies, ignore_index=True)
     replicated = emglm("y ~ x", expanded, "poisson", K=2, groups="id", start=fit)
     assert weighted.llf == pytest.approx(replicated.llf, rel=1e-10)

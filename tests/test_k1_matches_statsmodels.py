@@ -48,7 +48,7 @@ ROUTE_RTOL = 1e-10
 
 
 # --------------------------------------------------------------------- data
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_data(seed=20240611):
     """One data frame with a response for every family (seeded)."""
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def _lhs(case, setting):
     return lhs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fit_ours(case, setting):
     df = make_data()
     _, family, _, extra, _ = CASES[case]
@@ -153,7 +153,7 @@ def fit_ours(case, setting):
                  random_state=0, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(case, setting):
     """statsmodels GLM on the same arrays: (model, results)."""
     df = make_data()

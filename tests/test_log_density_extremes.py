@@ -193,7 +193,7 @@ def ours(name, y, mu, phi):
         return family.loglike(y, mu, phi, TRIALS if name == "binomial" else 1.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case(name):
     y, mu, phi = _grid(name)
     return (name, y, mu, phi, ours(name, y, mu, phi), scipy_logpdf(name, y, mu, phi),

@@ -3,12 +3,12 @@ observed log-likelihood (statsmodels.tools.numdiff.approx_hess)."""
 
 import numpy as np
 import pytest
+from simulate import FAMILIES, simulate_mixture
 from statsmodels.tools.numdiff import approx_fprime, approx_hess
 
 from emformula import EMGLM
 from emformula.engine import em as _em
 from emformula.engine.layout import pack_theta, unpack_theta
-from simulate import FAMILIES, simulate_mixture
 
 
 def _loglike_of_theta(model):

@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from derivative_check import assert_one_parameter_derivatives
+from louis_check import assert_louis_equals_numerical_hessian
 from scipy import optimize, special
 from statsmodels.tools.numdiff import approx_fprime, approx_hess
 
 from emformula import EMGLM, datasets, emglm
 from emformula.engine import em as _em
 from emformula.families import NegativeBinomial, as_family
-from derivative_check import assert_one_parameter_derivatives
-from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference" / "biochemists_counts.csv"
 FORMULA = "art ~ fem + mar + kid5 + phd + ment"

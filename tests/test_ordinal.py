@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from louis_check import assert_louis_equals_numerical_hessian
 from scipy import optimize, special
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 from statsmodels.tools.numdiff import approx_hess
 
 from emformula import EMGLM, emglm
-from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference"
 HOUSING = ("Sat ~ C(Infl, levels=['Low', 'Medium', 'High'])"

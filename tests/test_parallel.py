@@ -14,7 +14,8 @@ import psutil
 import pytest
 from threadpoolctl import threadpool_info
 
-from emformula._runtime import parallel as _parallel, threads as _threads
+from emformula._runtime import parallel as _parallel
+from emformula._runtime import threads as _threads
 from emformula._runtime.parallel import map_tasks
 from emformula._runtime.threads import blas_threads, resolve_threads
 

@@ -10,16 +10,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
 from matplotlib.container import ErrorbarContainer
 from scipy import stats
-
-import emformula
-from emformula import datasets, emglm
-from emformula import plotting
-from emformula import residuals
 from sim2_fits import sim2, sim2_glm, sim2_mixture
 from simulate import simulate_mixture
+
+import emformula
+from emformula import datasets, emglm, plotting, residuals
 
 sim2_fit = sim2_mixture
 
@@ -31,7 +28,7 @@ def close_figures():
     plt.close("all")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gaussian_fit():
     data, formula = simulate_mixture("gaussian", 400, 3, 2, separation=3.0)
     return emglm(formula, data, "gaussian", K=3, random_state=0)
@@ -262,7 +259,8 @@ def test_lazy_top_level_names_are_the_plotting_functions():
 
 def test_plot_params_matches_known_components_through_label_switching():
     import matplotlib.pyplot as plt
-    from emformula import datasets, emglm
+
+    from emformula import emglm
     sim2 = datasets.load_sim2()
     res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1, n_init=2)
     swapped = sim2.params[["comp2", "comp1"]].set_axis(["comp1", "comp2"], axis=1)

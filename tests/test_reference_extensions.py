@@ -2,9 +2,9 @@
 binomial counts and a three-component Gaussian, against R flexmix 2.3-18."""
 
 import numpy as np
+from flexmix_reference import assert_matches_flexmix, load_data, reference
 
 from emformula import emglm
-from flexmix_reference import assert_matches_flexmix, load_data, reference
 
 
 def test_binomial_counts_match_flexmix():

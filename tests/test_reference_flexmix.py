@@ -7,9 +7,9 @@ The reference numbers are in ../shared/reference/flexmix_sim_fits.csv
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from conftest import flexmix_fit, match_components
 
 from emformula import emglm
-from conftest import flexmix_fit, match_components
 
 FORMULA = "y ~ 0 + V1 + V2 + V3 + V4 + V5"
 TERMS = ["V1", "V2", "V3", "V4", "V5"]

@@ -11,14 +11,13 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
+from sim2_fits import SIM2_RHS, sim2, sim2_glm, sim2_mixture
+from simulate import simulate_mixture
 
 import emformula
-from emformula import emglm
-from emformula import residuals
-from sim2_fits import SIM2_RHS, sim2, sim2_glm, sim2_mixture
+from emformula import emglm, residuals
 from emformula.families import as_family
 from emformula.postestimation.residuals import _as_fit, _compute
-from simulate import simulate_mixture
 
 L = sm.families.links
 
@@ -34,7 +33,7 @@ MIXTURES = {
 
 
 # ------------------------------------------------------------------ fits
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mixture(name, n=600, seed=3):
     kind, family = MIXTURES[name]
     data, formula = simulate_mixture(kind, n, 2, seed)
@@ -60,7 +59,7 @@ def test_poisson_k1_mixture_equals_statsmodels(kind):
                                rtol=1e-6, atol=1e-8)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def binomial_counts():
     data, formula = simulate_mixture("binomial_counts", 400, 1, 11)
     res = emglm(formula, data, "binomial", K=1, random_state=0)

@@ -33,9 +33,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emformula import EMGLM, emglm
+from emformula.covariance.estimators import invert_information
 from emformula.engine.em import _ascent_direction, _solve_normal_equations
 from emformula.engine.linalg import equilibration
-from emformula.covariance.estimators import invert_information
 from emformula.warnings import ConvergenceWarning, EstimationWarning
 
 fams = sm.families
@@ -97,7 +97,7 @@ def model(name, y, x, K):
     return EMGLM(y, x, family=FAMILIES[name][0], K=K, **kw)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def base_fit(name, K):
     """A fit of a simulated mixture (intercept and two covariates), started
     at the true values, and its data."""
@@ -286,7 +286,8 @@ def _duplicated_fit(c):
 
 def _unidentified(c):
     # The warning comes with the fit (not at the first bse).
-    with pytest.warns(EstimationWarning, match="singular: .*logit_prior:comp2, logit_prior:comp3") as rec:
+    singular = "singular: .*logit_prior:comp2, logit_prior:comp3"
+    with pytest.warns(EstimationWarning, match=singular) as rec:
         res = _duplicated_fit(c)
     cov = res.cov_params()
     names = list(cov.index[np.isnan(np.diag(cov.to_numpy()))])

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from emformula import EMGLM, LocalMaximumWarning, emglm, select_k
-from emformula.engine.starts import count_replicates, replication_tolerance
-from emformula.cli import main
 from many_levels import FORMULA as MANY_FORMULA
 from many_levels import make_many_levels
+
+from emformula import EMGLM, LocalMaximumWarning, emglm, select_k
+from emformula.cli import main
+from emformula.engine.starts import count_replicates, replication_tolerance
 
 REF = Path(__file__).parent / "reference"
 BIO_FORMULA = "art ~ fem + mar + kid5 + phd + ment"
@@ -306,7 +306,8 @@ def test_a_list_of_starts_holds_fits_not_names(two_maxima):
 def test_never_below_the_k_minus_1_fit(bio, monkeypatch):
     # Were every run to end below the K-1 fit, EM from the K-1 fit with a
     # component duplicated keeps the K-1 log-likelihood.
-    from emformula.engine import em as _em, starts as _starts
+    from emformula.engine import em as _em
+    from emformula.engine import starts as _starts
 
     one = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=1)
     real = _starts._full_task

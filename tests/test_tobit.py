@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from derivative_check import assert_one_parameter_derivatives
+from louis_check import assert_louis_equals_numerical_hessian
 from scipy import optimize, special, stats
 from statsmodels.tools.numdiff import approx_fprime, approx_hess
 
 from emformula import EMGLM, CensoredGaussian, emglm
-from derivative_check import assert_one_parameter_derivatives
-from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -146,7 +146,7 @@ def test_mean_and_variance_of_the_censored_response(bounds):
     for mu in (-1.0, 0.5, 1.5):
         sigma = 1.3
 
-        def moment(power):
+        def moment(power, mu=mu, sigma=sigma):
             def f(x):
                 return np.clip(x, *bounds) ** power * stats.norm.pdf(x, mu, sigma)
             return integrate.quad(f, -np.inf, np.inf, epsabs=1e-12, epsrel=1e-12)[0]

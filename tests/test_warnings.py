@@ -31,7 +31,7 @@ def test_input_warnings_point_at_the_callers_line(data):
     fractional = data.assign(y=data.y + 0.5)
     for frame, message in ((missing, "dropped 1 of 300 rows"),
                            (fractional, "non-integer values")):
-        caught = _caught(lambda: emglm("y ~ x", frame, "poisson", K=1))
+        caught = _caught(lambda frame=frame: emglm("y ~ x", frame, "poisson", K=1))
         mine = [w for w in caught if message in str(w.message)]
         assert mine, [str(w.message) for w in caught]
         assert {w.filename for w in mine} == {__file__}

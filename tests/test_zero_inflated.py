@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from louis_check import assert_louis_equals_numerical_hessian
 
 import emformula
 from emformula import EMGLM, datasets, emglm
-from louis_check import assert_louis_equals_numerical_hessian
 
 REFERENCE = Path(__file__).parent / "reference" / "biochemists_counts.csv"
 FORMULA = "art ~ fem + mar + kid5 + phd + ment"

@@ -8,7 +8,6 @@
 # of Poisson GLMs can.
 
 # %%
-import numpy as np
 import statsmodels.api as sm
 
 from emformula import compare, datasets, emglm, plot_qq, select_best, small_em
