@@ -447,6 +447,9 @@ class EMGLM:
         -------
         EMGLMResults
         """
+        if "_rows_removed" in self.__dict__:
+            raise ValueError("remove_data() dropped the rows of this model: build it again "
+                             "to fit it")
         n_init = _check_positive_int(n_init, "n_init")
         max_iter = _check_positive_int(max_iter, "max_iter")
         if not (isinstance(tol, numbers.Real) and tol > 0):
@@ -471,11 +474,10 @@ class EMGLM:
             res._louis_covariance  # noqa: B018
         if replicates:
             # The replicates' seed follows the fit's, so a seeded fit is
-            # reproducible; other settings: res.with_cov_type("bootstrap", ...).
-            # (A key of its own: the replicates' seeds never repeat the starts'.)
-            seq = _seed_sequence(random_state)
-            seed = np.random.SeedSequence(seq.entropy, spawn_key=seq.spawn_key + (0xB007,))
-            res = res.with_cov_type("bootstrap", random_state=seed, n_jobs=n_jobs,
+            # reproducible (and equals res.bootstrap(random_state=...)); other
+            # settings: res.with_cov_type("bootstrap", ...).
+            res = res.with_cov_type("bootstrap", random_state=_seed_sequence(random_state),
+                                    n_jobs=n_jobs,
                                     progress=progress)
         return res
 

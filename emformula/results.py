@@ -34,6 +34,11 @@ def check_cov_type(model, cov_type, cov_groups=None):
     return memory_cov_choice(model, cov_type, cov_groups)
 
 
+#: Family parameters that statsmodels leaves out of ``df_resid`` (dispersions
+#: and shapes); others (an ordinal model's cut points) count as OrderedModel's.
+_DISPERSION_LIKE = frozenset({"scale", "alpha", "sigma"})
+
+
 class EMGLMResults:
     """Results of :func:`emformula.emglm` or :meth:`EMGLM.fit`.
 
@@ -298,13 +303,15 @@ class EMGLMResults:
     @property
     def df_resid(self):
         """Residual degrees of freedom: the weighted number of rows minus
-        the free parameters of the means (every coefficient, the shared
-        ones and the mixing parameters), the family's own parameters
-        (dispersion, alpha, cut points) not counted, as statsmodels' GLM
-        (``wnobs - rank``) and discrete NegativeBinomial (alpha left out)
-        count them. With ``groups=`` the rows, not the groups, are counted:
-        residuals are per row. Descriptive for K > 1, where no residual
-        distribution has these degrees of freedom.
+        the free parameters, the dispersion-like family parameters (the
+        dispersion ``scale``, the negative binomial's ``alpha``, a censored
+        model's ``sigma``) not counted, as statsmodels counts them: its GLM
+        (``wnobs - rank``, the scale left out), discrete NegativeBinomial
+        (alpha left out) and OrderedModel (the cut points counted). With
+        ``groups=`` the rows, not the groups, are counted: residuals are per
+        row. The F and t tests (``f_test``, ``t_test(..., use_t)``) use it
+        as their denominator's degrees of freedom; descriptive for K > 1,
+        where no residual distribution has these degrees of freedom.
 
         Examples
         --------
@@ -315,9 +322,16 @@ class EMGLMResults:
         (5000, 11, 4989.0)
         """
         lay = self.layout
-        index = [i for i in lay.param_index if len(i)]
-        n_family = int(np.unique(np.concatenate(index)).size) if index else 0
-        return self._data.row_weight - (self.df_model - n_family)
+        nuisance = set()
+        for k in range(self.n_components):
+            for parameter, i in zip(self.family.member(k).parameters, lay.param_index[k]):
+                if parameter.name in _DISPERSION_LIKE:
+                    nuisance.add(int(i))
+        rows = getattr(self._data, "row_weight", None)
+        if rows is None:
+            raise NotImplementedError("this dask fit was saved by an older version, which "
+                                      "kept no row count: fit again")
+        return rows - (self.df_model - len(nuisance))
 
     @property
     def aic(self):
@@ -349,7 +363,7 @@ class EMGLMResults:
         gives flexmix's and mclust's hard-classification kind."""
         return self.bic + 2.0 * self.entropy
 
-    def info_criteria(self, crit, kind="entropy"):
+    def info_criteria(self, crit, *, kind="entropy"):
         """An information criterion by name (smaller is better).
 
         Parameters
@@ -379,15 +393,19 @@ class EMGLMResults:
         True
         """
         crit = str(crit).lower()
-        if crit in ("aic", "bic"):
-            return getattr(self, crit)
-        if crit != "icl":
+        if crit not in ("aic", "bic", "icl"):
             raise ValueError(f"crit must be 'aic', 'bic' or 'icl', got {crit!r}")
+        if kind not in ("entropy", "classification"):
+            raise ValueError(f"kind must be 'entropy' or 'classification', got {kind!r}")
+        if crit != "icl":
+            return getattr(self, crit)
         if kind == "entropy":
             return self.icl
-        if kind == "classification":
-            return self.bic + 2.0 * self._data.classification_entropy
-        raise ValueError(f"kind must be 'entropy' or 'classification', got {kind!r}")
+        hard = getattr(self._data, "classification_entropy", None)
+        if hard is None:
+            raise NotImplementedError("this dask fit was saved by an older version, which "
+                                      "kept no classification entropy: fit again")
+        return self.bic + 2.0 * hard
 
     @property
     def deviance(self):
@@ -613,8 +631,10 @@ class EMGLMResults:
                 bootstrap = self.bootstrap(**bootstrap_options)
             elif bootstrap_options:
                 raise TypeError("give either bootstrap= or the options of a new bootstrap")
-            if list(bootstrap.replicates.columns) != list(self.param_names):
-                raise ValueError("these bootstrap replicates belong to another fit")
+            if (list(bootstrap.replicates.columns) != list(self.param_names)
+                    or not np.array_equal(bootstrap.estimate.to_numpy(), self._theta)):
+                raise ValueError("these bootstrap replicates belong to another fit (or to "
+                                 "this one before relabel): draw them from this one")
             cov = {"type": estimator.name, "bootstrap": bootstrap}
         else:
             if bootstrap is not None or bootstrap_options:
@@ -720,8 +740,14 @@ class EMGLMResults:
         posterior = None if run.posterior is None else run.posterior[:, perm]
         new_run = dataclasses.replace(run, estimates=run.estimates.permuted(perm),
                                       posterior=posterior)
-        options = dict(self.fit_options, relabelled=[k + 1 for k in perm])
-        return EMGLMResults(self.model, new_run, options, self.problems, self._cov)
+        # Relabelled twice: the order is counted from the fit's own labels.
+        before = self.fit_options.get("relabelled", list(range(1, self.n_components + 1)))
+        options = dict(self.fit_options, relabelled=[before[k] for k in perm])
+        cov = self._cov
+        if "bootstrap" in cov:
+            # The replicates in the new terms too (re-based mixing parameters).
+            cov = dict(cov, bootstrap=cov["bootstrap"].relabelled(self, perm))
+        return EMGLMResults(self.model, new_run, options, self.problems, cov)
 
     # -------------------------------------------------------- storage
     def remove_data(self):

@@ -118,3 +118,41 @@ def test_bootstrap_refusals(separated):
                                 n_boot=5)
     with pytest.raises(TypeError, match="do not apply"):
         separated.with_cov_type("robust", n_boot=5)
+
+
+def test_relabel_carries_the_bootstrap_replicates_along(separated):
+    boot = separated.bootstrap(30, random_state=8)
+    res = separated.with_cov_type("bootstrap", bootstrap=boot)
+    swapped = res.relabel(order=[2, 1])
+    assert swapped.cov_type == "bootstrap"
+    np.testing.assert_allclose(swapped.bse.to_numpy(), res.bse.to_numpy()[:, ::-1], rtol=1e-10)
+    # The mixing log-odds change sign; their bootstrap error does not.
+    np.testing.assert_allclose(swapped.bootstrap_results.replicates["logit_prior:comp2"],
+                               -boot.replicates["logit_prior:comp2"], rtol=1e-10)
+    # Replicates of the old labels are refused for the relabelled fit.
+    with pytest.raises(ValueError, match="another fit"):
+        separated.relabel(order=[2, 1]).with_cov_type("bootstrap", bootstrap=boot)
+
+
+def test_the_fit_time_bootstrap_is_the_seeded_method():
+    data = _poisson_mixture(500, 12)
+    res = emglm("y ~ x", data, "poisson", K=2, random_state=4, cov_type="bootstrap")
+    again = res.with_cov_type("louis").bootstrap(199, random_state=4)
+    np.testing.assert_array_equal(res.bootstrap_results.replicates.to_numpy(),
+                                  again.replicates.to_numpy())
+
+
+def test_a_parametric_bootstrap_with_frequency_weights_is_refused():
+    data = _poisson_mixture(400, 3).assign(w=2.0)
+    res = emglm("y ~ x", data, "poisson", K=2, weights="w", random_state=0)
+    with pytest.raises(ValueError, match="unit weights"):
+        res.bootstrap(5, kind="parametric")
+    assert res.bootstrap(5, random_state=0).n_failed == 0  # nonparametric is fine
+
+
+def test_dask_refuses_the_bootstrap_at_fit_time():
+    dd = pytest.importorskip("dask.dataframe")
+    data = _poisson_mixture(300, 3)
+    with pytest.raises(NotImplementedError, match="bootstrap"):
+        emglm("y ~ x", dd.from_pandas(data, npartitions=2), "poisson", K=2,
+              cov_type="bootstrap")

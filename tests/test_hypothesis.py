@@ -128,8 +128,9 @@ def test_k2_tests_across_components_equal_the_quadratic_forms():
     assert test.df_denom == 2
     ftest = f_test(res, f"comp1:log(scale) = comp2:log(scale), {fixed} = 0.7")
     np.testing.assert_allclose(ftest.fvalue, expected / 2, rtol=1e-10)
-    # The residual degrees of freedom count the regression coefficients only.
-    assert ftest.df_denom == res.wnobs - 5
+    # The residual degrees of freedom (res.df_resid) count the regression
+    # coefficients (4 + 1 shared) and the mixing parameter, not the dispersions.
+    assert ftest.df_denom == res.df_resid == res.wnobs - 6
 
 
 def test_k2_concomitant_coefficient_and_mixing_parameters():

@@ -163,9 +163,9 @@ print(errors.round(4))
 print(boot)
 
 # %% [markdown]
-# The three agree for `fem`, `mar` and most of `kid5`; for the intercepts,
-# `phd`, `ment` and the mixing proportion the robust and bootstrap errors
-# are larger than Louis' (up to 1.8 times for the high class's `ment`).
+# The robust errors are up to 1.3 times Louis', and the bootstrap's (99
+# replicates, themselves uncertain by about 7%) larger again, up to 1.6
+# times for the intercepts and the mixing proportion.
 # bioChemists has several nearby local maxima for K = 2
 # (tests/reference/README.md) and its classes separate the students only
 # moderately, so resampled data sets move the class boundary: a report

@@ -645,6 +645,9 @@ class DaskResultRows:
     """
 
     in_memory = False
+    #: Absent from fits pickled before they were kept (read as unknown).
+    classification_entropy = None
+    row_weight = None
 
     def __init__(self, model, estimates, sums, cluster_name=None):
         self.model = model
@@ -669,6 +672,8 @@ class DaskResultRows:
         """What the results keep for ``cov_type`` (a new cluster column would
         need another pass over the data)."""
         estimator = get_estimator(cov_type)
+        if estimator.needs_replicates:
+            raise NotImplementedError("cov_type='bootstrap' needs the rows in memory")
         if cov_groups is not None:
             if not estimator.needs_clusters:
                 raise ValueError("cov_groups is only used with cov_type='cluster'")
@@ -820,6 +825,9 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
         raise TypeError(f"spec must be a MixtureSpec, got {type(spec).__name__}")
     estimator = get_estimator(cov_type)
     # Checked before any pass over the data, as in memory.
+    if estimator.needs_replicates:
+        raise NotImplementedError("cov_type='bootstrap' refits the mixture to resampled "
+                                  "rows, which needs them in memory: fit a computed frame")
     if estimator.needs_clusters and spec.cov_groups is None:
         raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
                          "(a column name)")

@@ -29,10 +29,12 @@ def log_factorial(values):
     """``lgamma(values + 1)``, exactly as :func:`scipy.special.gammaln` gives it.
 
     Counts are whole numbers, mostly small, repeated many times: the
-    log-factorial of each distinct count is computed once and looked up,
-    about four times faster than ``gammaln`` on every row (a dask partition
-    recomputes it on every pass over the data). Anything else (fractions,
-    negative or huge values, NaN) goes through ``gammaln`` itself.
+    log-factorials of 0..max(values) are computed once and looked up, about
+    four times faster than ``gammaln`` on every row (a dask partition
+    recomputes it on every pass over the data), when that table is no
+    longer than the data. Anything else (fractions, negative values, a
+    largest count beyond the data's length, NaN) goes through ``gammaln``
+    itself.
 
     Examples
     --------
@@ -48,7 +50,7 @@ def log_factorial(values):
         with np.errstate(invalid="ignore"):  # NaN or beyond intp: not whole, below
             whole = values.astype(np.intp)
         top = whole.max()
-        if (0 <= whole.min() and top <= LOG_FACTORIAL_TABLE
+        if (0 <= whole.min() and top <= min(LOG_FACTORIAL_TABLE, values.size)
                 and np.array_equal(whole, values)):
             table = special.gammaln(np.arange(top + 1, dtype=float) + 1.0)
             return table[whole]

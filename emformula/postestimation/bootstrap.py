@@ -11,7 +11,9 @@ and scale):
   the individuals they count are resampled (``Multinomial(sum w, w / sum
   w)``); other weights are carried by the units drawn.
 * ``kind="parametric"``: a new response drawn from the fitted mixture at
-  the fitted design (:func:`~emformula.postestimation.simulation.simulate`).
+  the fitted design (:func:`~emformula.postestimation.simulation.simulate`);
+  with frequency weights other than 1 it is refused (a row of weight ``w``
+  stands for ``w`` draws, which one simulated response per row is not).
 
 Each replicate is fitted by EM from the full-data estimates, with the
 Newton finish, which keeps its components near theirs; label switching
@@ -19,8 +21,10 @@ that remains is undone by matching each replicate's components to the
 full-data fit (the assignment with the smallest standardised distance of
 the coefficients, :func:`scipy.optimize.linear_sum_assignment`), before
 the concomitant coefficients and mixing log-odds are re-based on the
-matched reference. Replicates whose fit did not converge are left out and
-counted.
+matched reference. Replicates whose fit did not converge (EM settled and
+the Newton finish confirmed a maximum) are left out and counted.
+Components that differ only in their family parameters or priors are not
+told apart by the matching.
 """
 
 from __future__ import annotations
@@ -100,6 +104,21 @@ class BootstrapResults:
                              f"ci_lower_{1 - alpha:g}": ci["lower"],
                              f"ci_upper_{1 - alpha:g}": ci["upper"]})
 
+    def relabelled(self, res, perm):
+        """These replicates in the terms of ``res.relabel`` with the
+        permutation ``perm``: each unpacked, its components permuted (the
+        mixing parameters re-based) and packed again."""
+        lay = res.layout
+        data = res.model.data
+        rows = [lay.pack(lay.unpack(theta, data).permuted(perm))
+                for theta in self.replicates.to_numpy()]
+        estimate = lay.pack(res.estimates.permuted(perm))
+        return BootstrapResults(pd.DataFrame(np.vstack(rows), columns=self.replicates.columns),
+                                pd.Series(estimate, index=self.estimate.index,
+                                          name=self.estimate.name),
+                                self.kind, self.n_boot, self.n_failed, self.n_relabelled,
+                                self.llf)
+
     def __repr__(self):
         return (f"<BootstrapResults: {self.kind}, {len(self.replicates)} of {self.n_boot} "
                 f"replicates kept, {self.n_relabelled} relabelled>")
@@ -166,7 +185,8 @@ def _replicate(shared, seed):
                      scale_floor=floor)
         if run.converged and not run.newton_converged:
             run = newton_polish(sample, run, scale_floor=floor)
-    if not (run.converged and np.isfinite(run.llf)):
+    # As for the fit: converged means the Newton finish confirmed a maximum.
+    if not (run.converged and run.newton_converged and np.isfinite(run.llf)):
         return None, np.nan, False
     est = run.estimates
     order = list(range(est.n_components))
@@ -206,7 +226,11 @@ def bootstrap(res, n_boot=DEFAULT_N_BOOT, *, kind="nonparametric", random_state=
                                 else options.get("max_iter", 5000)),
                 "tol": float(tol if tol is not None else options.get("tol", 1e-10)),
                 "scale_floor": float(options.get("scale_floor", 0.0))}
-    seeds = _seed_sequence(random_state).spawn(int(n_boot))
+    # A key of its own: the replicates' streams never repeat those of a fit
+    # (its starts) seeded with the same random_state.
+    seq = _seed_sequence(random_state)
+    seeds = np.random.SeedSequence(seq.entropy,
+                                   spawn_key=seq.spawn_key + (0xB007,)).spawn(int(n_boot))
     outcomes = map_tasks(_replicate, seeds, shared=(res, res.model.data, settings),
                          n_jobs=n_jobs, progress=progress, desc="bootstrap")
     kept = [o for o in outcomes if o[0] is not None]

@@ -277,12 +277,9 @@ def linear_constraints(res, r, q=None):
 
 
 def _df_resid(res):
-    """Residual degrees of freedom as statsmodels counts them for a GLM:
-    weighted units less the regression coefficients (dispersions and
-    mixing parameters are not counted, as statsmodels does not count the
-    scale), so that one component's F test is statsmodels'."""
-    lay = res.layout
-    return float(res.wnobs - lay.n_components * lay.n_coef - lay.n_fixed)
+    """The results' :attr:`df_resid` (statsmodels' count: one component's F
+    test is statsmodels')."""
+    return float(res.df_resid)
 
 
 def _effect_and_cov(res, constraints):

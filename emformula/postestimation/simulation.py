@@ -30,6 +30,13 @@ def simulate(results, rng=None):
     rng = np.random.default_rng(rng)
     est = results.estimates
     data = results.model.data
+    if not np.all(data.weights == 1.0):
+        # A row of weight w stands for w observations: one draw per row would
+        # simulate a data set with w identical copies of each response.
+        raise ValueError("simulating a response needs unit weights: a row of frequency "
+                         "weight w stands for w observations, each with its own draw. "
+                         "Expand the data to one row per observation (or use the "
+                         "nonparametric bootstrap)")
     if est.gamma is None:
         labels = rng.choice(est.n_components, size=data.n_units, p=est.prior)
     else:
