@@ -72,3 +72,17 @@ def test_df_resid_counts_like_statsmodels(data):
     # equal_scale: the one common dispersion, still not counted.
     gauss = emglm("y ~ x", data, "gaussian", 2, equal_scale=True, random_state=0)
     assert gauss.df_model == 2 * 2 + 1 + 1 and gauss.df_resid == len(data) - 5
+
+
+def test_df_resid_of_an_ordinal_model_counts_the_cut_points_as_ordered_model():
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    rng = np.random.default_rng(3)
+    n = 300
+    df = pd.DataFrame({"x": rng.normal(size=n)})
+    latent = 0.8 * df.x + rng.logistic(size=n)
+    df["y"] = np.digitize(latent, [-1.0, 0.3, 1.5])  # 4 categories
+    ours = emglm("y ~ x", df, "ordinal_logit", 1)
+    theirs = OrderedModel(df["y"], df[["x"]], distr="logit").fit(method="bfgs", disp=0)
+    assert ours.df_resid == pytest.approx(theirs.df_resid, abs=1e-9)
+    assert ours.df_resid == n - 1 - 3
