@@ -50,7 +50,8 @@ def write_data(folder, rows, rows_per_file, seed=0):
         b = np.where(second[:, None], TRUE["comp2"], TRUE["comp1"])
         y = rng.poisson(np.exp(b[:, 0] + b[:, 1] * x1 + b[:, 2] * x2))
         pd.DataFrame({"x1": x1, "x2": x2, "y": y.astype(float)}).to_parquet(
-            folder / f"part-{part:04d}.parquet", index=False)
+            folder / f"part-{part:04d}.parquet", index=False
+        )
         written += n
         part += 1
     marker.write_text(str(rows))
@@ -60,8 +61,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--rows-per-file", type=int, default=1_000_000)
-    parser.add_argument("--dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "emformula-oocore")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()) / "emformula-oocore"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
@@ -79,13 +81,21 @@ def main(argv=None):
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out = {
-        "rows": args.rows, "partitions": ddf.npartitions, "write_seconds": round(written, 1),
-        "fit_seconds": round(seconds, 1), "passes": res.fit_options["passes"],
-        "n_iter": res.n_iter, "llf": res.llf, "converged": res.converged,
+        "rows": args.rows,
+        "partitions": ddf.npartitions,
+        "write_seconds": round(written, 1),
+        "fit_seconds": round(seconds, 1),
+        "passes": res.fit_options["passes"],
+        "n_iter": res.n_iter,
+        "llf": res.llf,
+        "converged": res.converged,
         "peak_rss_mb": round(peak_mb, 1),
-        "max_abs_error_vs_truth": float(np.abs(
-            res.params[["comp1", "comp2"]].to_numpy()
-            - np.column_stack([TRUE["comp2"], TRUE["comp1"]])).max()),
+        "max_abs_error_vs_truth": float(
+            np.abs(
+                res.params[["comp1", "comp2"]].to_numpy()
+                - np.column_stack([TRUE["comp2"], TRUE["comp1"]])
+            ).max()
+        ),
     }
     print(json.dumps(out, indent=2))
     print(res.params.round(4).to_string())

@@ -29,18 +29,54 @@ R_SCRIPT = HERE / "flexmix_workloads.R"
 
 #: name -> (description, family, K, rows at full size, rows in quick mode, columns)
 WORKLOADS = {
-    "vs_flexmix_gaussian_p50": ("Gaussian K=2, intercept + 50 columns: emglm vs flexmix",
-                                "gaussian", 2, 100_000, 2_000, 50),
-    "vs_flexmix_gaussian_k4": ("Gaussian K=4, intercept + 20 columns: emglm vs flexmix",
-                               "gaussian", 4, 100_000, 2_000, 20),
-    "vs_flexmix_poisson_p50": ("Poisson K=2, intercept + 50 columns: emglm vs flexmix",
-                               "poisson", 2, 100_000, 2_000, 50),
-    "vs_flexmix_small": ("one fit on small data, Poisson K=2, n=200, intercept + 2 columns",
-                         "poisson", 2, 200, 200, 2),
-    "vs_flexmix_select_k": ("select_k K=1..5 (quick 1..3), Poisson, n=500, intercept + 2 columns",
-                            "poisson", 5, 500, 500, 2),
-    "vs_flexmix_bootstrap": ("bootstrap LR test K=1 vs 2, Poisson, n=2000 (100 replicates; "
-                             "quick 3)", "poisson", 2, 2000, 2000, 2),
+    "vs_flexmix_gaussian_p50": (
+        "Gaussian K=2, intercept + 50 columns: emglm vs flexmix",
+        "gaussian",
+        2,
+        100_000,
+        2_000,
+        50,
+    ),
+    "vs_flexmix_gaussian_k4": (
+        "Gaussian K=4, intercept + 20 columns: emglm vs flexmix",
+        "gaussian",
+        4,
+        100_000,
+        2_000,
+        20,
+    ),
+    "vs_flexmix_poisson_p50": (
+        "Poisson K=2, intercept + 50 columns: emglm vs flexmix",
+        "poisson",
+        2,
+        100_000,
+        2_000,
+        50,
+    ),
+    "vs_flexmix_small": (
+        "one fit on small data, Poisson K=2, n=200, intercept + 2 columns",
+        "poisson",
+        2,
+        200,
+        200,
+        2,
+    ),
+    "vs_flexmix_select_k": (
+        "select_k K=1..5 (quick 1..3), Poisson, n=500, intercept + 2 columns",
+        "poisson",
+        5,
+        500,
+        500,
+        2,
+    ),
+    "vs_flexmix_bootstrap": (
+        "bootstrap LR test K=1 vs 2, Poisson, n=2000 (100 replicates; quick 3)",
+        "poisson",
+        2,
+        2000,
+        2000,
+        2,
+    ),
 }
 #: Bootstrap replicates at full size and in quick mode.
 N_BOOT = (100, 3)
@@ -100,8 +136,7 @@ def time_emformula(name, data, repeats, quick):
             best = choice.fits[choice.best_k]
             llf, n_iter = best.llf, int(choice.table["n_iter"].sum())
         elif name == "vs_flexmix_bootstrap":
-            test = bootstrap_lrt(formula, data, family, 1, 2, n_boot=N_BOOT[quick],
-                                 random_state=r)
+            test = bootstrap_lrt(formula, data, family, 1, 2, n_boot=N_BOOT[quick], random_state=r)
             llf, n_iter = test.statistic, N_BOOT[quick]
         else:
             res = emglm(formula, data, family, K, random_state=r)
@@ -109,8 +144,13 @@ def time_emformula(name, data, repeats, quick):
         times.append(time.perf_counter() - t0)
         llfs.append(llf)
         iters.append(n_iter)
-    return {"seconds": float(np.median(times)), "times": times, "llf": float(np.max(llfs)),
-            "llfs": llfs, "iterations": int(np.median(iters))}
+    return {
+        "seconds": float(np.median(times)),
+        "times": times,
+        "llf": float(np.max(llfs)),
+        "llfs": llfs,
+        "iterations": int(np.median(iters)),
+    }
 
 
 def time_statsmodels(name, data, repeats):
@@ -133,8 +173,9 @@ def r_available():
     """Whether Rscript and flexmix are there."""
     if shutil.which("Rscript") is None:
         return False
-    proc = subprocess.run(["Rscript", "-e", "suppressMessages(library(flexmix))"],
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        ["Rscript", "-e", "suppressMessages(library(flexmix))"], capture_output=True, timeout=120
+    )
     return proc.returncode == 0
 
 
@@ -142,13 +183,22 @@ def time_flexmix(name, data, repeats, quick, timeout=3600):
     """flexmix on the same data: median seconds, best llf, median iterations."""
     family = WORKLOADS[name][1]
     K = largest_k(name, quick)
-    workload = {"vs_flexmix_select_k": "select_k",
-                "vs_flexmix_bootstrap": "bootstrap"}.get(name, "fit")
+    workload = {"vs_flexmix_select_k": "select_k", "vs_flexmix_bootstrap": "bootstrap"}.get(
+        name, "fit"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.csv"
         data.to_csv(path, index=False)
-        cmd = ["Rscript", str(R_SCRIPT), workload, str(path), str(K), family, str(repeats),
-               str(N_BOOT[quick])]
+        cmd = [
+            "Rscript",
+            str(R_SCRIPT),
+            workload,
+            str(path),
+            str(K),
+            family,
+            str(repeats),
+            str(N_BOOT[quick]),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError("flexmix failed: " + proc.stderr.strip()[-500:])
@@ -157,9 +207,13 @@ def time_flexmix(name, data, repeats, quick, timeout=3600):
         key, _, value = line.partition(" ")
         if key in values:
             values[key].append(float(value))
-    return {"seconds": float(np.median(values["seconds"])), "times": values["seconds"],
-            "llf": float(np.max(values["llf"])), "llfs": values["llf"],
-            "iterations": int(np.median(values["iter"]))}
+    return {
+        "seconds": float(np.median(values["seconds"])),
+        "times": values["seconds"],
+        "llf": float(np.max(values["llf"])),
+        "llfs": values["llf"],
+        "iterations": int(np.median(values["iter"])),
+    }
 
 
 def run_workload(name, args):
@@ -169,8 +223,10 @@ def run_workload(name, args):
     data = simulate(name, n)
     em = time_emformula(name, data, args.repeats, args.quick)
     sm_seconds = time_statsmodels(name, data, args.repeats)
-    notes = [f"emformula times {', '.join(f'{t:.3f}' for t in em['times'])} s; "
-             f"log-likelihoods {', '.join(f'{v:.4f}' for v in em['llfs'])}"]
+    notes = [
+        f"emformula times {', '.join(f'{t:.3f}' for t in em['times'])} s; "
+        f"log-likelihoods {', '.join(f'{v:.4f}' for v in em['llfs'])}"
+    ]
     if name == "vs_flexmix_bootstrap":
         notes.append("llf column: the observed LR statistic (2 x llf difference) of the data")
     if name == "vs_flexmix_select_k":
@@ -179,8 +235,10 @@ def run_workload(name, args):
     if getattr(args, "with_r", False):
         if r_available():
             flexmix = time_flexmix(name, data, args.repeats, args.quick)
-            notes.append(f"flexmix times {', '.join(f'{t:.3f}' for t in flexmix['times'])} s; "
-                         f"log-likelihoods {', '.join(f'{v:.4f}' for v in flexmix['llfs'])}")
+            notes.append(
+                f"flexmix times {', '.join(f'{t:.3f}' for t in flexmix['times'])} s; "
+                f"log-likelihoods {', '.join(f'{v:.4f}' for v in flexmix['llfs'])}"
+            )
         else:
             notes.append("--with-r: Rscript or flexmix not found, flexmix not timed")
     if sm_seconds is not None:
@@ -189,39 +247,58 @@ def run_workload(name, args):
     extra = {"sm_seconds": sm_seconds}
     if flexmix is not None:
         ratio = flexmix["seconds"] / em["seconds"]
-        extra.update(flexmix_seconds=flexmix["seconds"], flexmix_llf=flexmix["llf"],
-                     flexmix_iterations=flexmix["iterations"], flexmix_ratio=ratio)
+        extra.update(
+            flexmix_seconds=flexmix["seconds"],
+            flexmix_llf=flexmix["llf"],
+            flexmix_iterations=flexmix["iterations"],
+            flexmix_ratio=ratio,
+        )
         # Speed is compared at equal or better log-likelihood.
         tolerance = 1e-6 * abs(flexmix["llf"]) + 1e-3
         extra["llf_at_least_flexmix"] = bool(em["llf"] >= flexmix["llf"] - tolerance)
         if not args.quick:
             checks["vs flexmix"] = ratio >= 20.0 and extra["llf_at_least_flexmix"]
     K = largest_k(name, args.quick)
-    return [dict(case=name, n=n, K=K if name != "vs_flexmix_select_k" else f"1..{K}",
-                 seconds=em["seconds"], target=">= 20x flexmix (with --with-r)",
-                 checks=checks, llf=em["llf"], iterations=em["iterations"],
-                 ratio=None if sm_seconds is None else em["seconds"] / sm_seconds,
-                 ratio_what="fit time / statsmodels GLM from the same formula",
-                 notes=notes, extra=extra)]
+    return [
+        dict(
+            case=name,
+            n=n,
+            K=K if name != "vs_flexmix_select_k" else f"1..{K}",
+            seconds=em["seconds"],
+            target=">= 20x flexmix (with --with-r)",
+            checks=checks,
+            llf=em["llf"],
+            iterations=em["iterations"],
+            ratio=None if sm_seconds is None else em["seconds"] / sm_seconds,
+            ratio_what="fit time / statsmodels GLM from the same formula",
+            notes=notes,
+            extra=extra,
+        )
+    ]
 
 
 def flexmix_table(rows):
     """The comparison table: both packages' times, ratio, iterations and llf."""
-    lines = ["| workload | n | K | emformula s | flexmix s | flexmix / emformula "
-             "| iterations (em / flexmix) | llf (em / flexmix) | em llf >= flexmix |",
-             "|" + "---|" * 9]
+    lines = [
+        "| workload | n | K | emformula s | flexmix s | flexmix / emformula "
+        "| iterations (em / flexmix) | llf (em / flexmix) | em llf >= flexmix |",
+        "|" + "---|" * 9,
+    ]
     for row in rows:
         extra = row.get("extra") or {}
         if not row["case"].startswith("vs_flexmix") or row.get("error"):
             continue
         if "flexmix_seconds" not in extra:
-            lines.append(f"| {row['case']} | {row['n']:,} | {row['K']} | {row['seconds']:.3f} "
-                         "| - | - | - | - | - |")
+            lines.append(
+                f"| {row['case']} | {row['n']:,} | {row['K']} | {row['seconds']:.3f} "
+                "| - | - | - | - | - |"
+            )
             continue
         lines.append(
             f"| {row['case']} | {row['n']:,} | {row['K']} | {row['seconds']:.3f} | "
             f"{extra['flexmix_seconds']:.3f} | {extra['flexmix_ratio']:.1f}x | "
             f"{row['iterations']} / {extra['flexmix_iterations']} | "
             f"{row['llf']:.3f} / {extra['flexmix_llf']:.3f} | "
-            f"{'yes' if extra['llf_at_least_flexmix'] else 'no'} |")
+            f"{'yes' if extra['llf_at_least_flexmix'] else 'no'} |"
+        )
     return "\n".join(lines)

@@ -144,7 +144,7 @@ def make_gaussian(n, seed=2):
     sd = np.array([1.0, 1.5, 0.8])
     z = rng.integers(0, 3, n)
     y = np.einsum("ij,ji->i", X, coef[:, z]) + rng.normal(size=n) * sd[z]
-    return dict(y=y, X=X, coef=coef, scale=sd ** 2, prior=np.full(3, 1 / 3))
+    return dict(y=y, X=X, coef=coef, scale=sd**2, prior=np.full(3, 1 / 3))
 
 
 def make_binomial(n, seed=3):
@@ -155,8 +155,15 @@ def make_binomial(n, seed=3):
     trials = rng.integers(1, 21, n).astype(float)
     p = 1.0 / (1.0 + np.exp(-np.einsum("ij,ji->i", X, coef[:, z])))
     successes = rng.binomial(trials.astype(np.int64), p).astype(float)
-    return dict(y=successes / trials, X=X, trials=trials, successes=successes, coef=coef,
-                scale=np.ones(2), prior=np.full(2, 0.5))
+    return dict(
+        y=successes / trials,
+        X=X,
+        trials=trials,
+        successes=successes,
+        coef=coef,
+        scale=np.ones(2),
+        prior=np.full(2, 0.5),
+    )
 
 
 def make_slow_binomial(n, seed=4, separation=0.3):
@@ -188,7 +195,7 @@ def wide_n(args):
 
 
 # ---------------------------------------------------------------- memory
-_MB = 1024.0 ** 2
+_MB = 1024.0**2
 
 
 def _status_kb(field):
@@ -288,18 +295,19 @@ class Phase:
         if self.neighbour is not None:
             self.neighbour_cores = neighbour / self.seconds if self.seconds > 0 else None
         if busy1 is not None and self.busy0 is not None:
-            others = max((busy1 - self.busy0) - (self_cpu_seconds() - self.self0) - neighbour,
-                         0.0)
+            others = max((busy1 - self.busy0) - (self_cpu_seconds() - self.self0) - neighbour, 0.0)
             PHASE_LOG.append((self.seconds, others))
         return False
 
 
 #: The busy neighbour: a pure-Python loop on one core, bounded by its own
 #: clock (argv[1] seconds) in case the benchmark dies before killing it.
-SPIN = ("import sys, time\n"
-        "end = time.monotonic() + float(sys.argv[1])\n"
-        "while time.monotonic() < end:\n"
-        "    pass\n")
+SPIN = (
+    "import sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    pass\n"
+)
 
 
 class BusyNeighbour:
@@ -311,8 +319,10 @@ class BusyNeighbour:
         self.procs = []
 
     def __enter__(self):
-        self.procs = [subprocess.Popen([sys.executable, "-c", SPIN, str(self.seconds)])
-                      for _ in range(self.count)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", SPIN, str(self.seconds)])
+            for _ in range(self.count)
+        ]
         # Past the interpreter's start-up, into the loop.
         deadline = time.perf_counter() + 5.0
         while time.perf_counter() < deadline:
@@ -397,19 +407,37 @@ def machine_info():
     try:
         from threadpoolctl import threadpool_info
 
-        threads = ", ".join(f"{i['internal_api']} {i['num_threads']} threads"
-                            for i in threadpool_info())
+        threads = ", ".join(
+            f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info()
+        )
     except ImportError:
-        threads = ", ".join(f"{k}={os.environ[k]}" for k in
-                            ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-                            if k in os.environ) or "library default (threadpoolctl not installed)"
+        threads = (
+            ", ".join(
+                f"{k}={os.environ[k]}"
+                for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                if k in os.environ
+            )
+            or "library default (threadpoolctl not installed)"
+        )
     commit = "unknown"
     try:
-        commit = "git " + subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=SOURCE, capture_output=True,
-            text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "emformula"], cwd=SOURCE,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = (
+            "git "
+            + subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=SOURCE,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "emformula"],
+            cwd=SOURCE,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         if dirty:
             commit += " + uncommitted changes in emformula/"
     except (OSError, subprocess.CalledProcessError):
@@ -431,7 +459,7 @@ def machine_info():
         "scipy": scipy.__version__,
         "statsmodels": statsmodels.__version__,
         "emformula": f"{getattr(emformula, '__version__', '?')} from "
-                     f"{Path(emformula.__file__).parent} ({commit})",
+        f"{Path(emformula.__file__).parent} ({commit})",
         "blas": blas,
         "blas threads": threads,
         "emformula blas threads": _engine_threads_text(),
@@ -444,8 +472,11 @@ def _engine_threads_text():
     from emformula._runtime.threads import resolve_threads
 
     n = resolve_threads()
-    return ("left alone (EMFORMULA_BLAS_THREADS=0)" if n == 0 else
-            f"{n} inside the engine (emformula._runtime.threads.blas_threads), 1 in each worker")
+    return (
+        "left alone (EMFORMULA_BLAS_THREADS=0)"
+        if n == 0
+        else f"{n} inside the engine (emformula._runtime.threads.blas_threads), 1 in each worker"
+    )
 
 
 def _meminfo_gb():
@@ -453,7 +484,7 @@ def _meminfo_gb():
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemTotal:"):
-                    return float(line.split()[1]) / 1024 ** 2
+                    return float(line.split()[1]) / 1024**2
     except OSError:
         return None
     return None
@@ -493,8 +524,11 @@ class WarningLog:
 def sm_family(name):
     import statsmodels.api as sm
 
-    return {"poisson": sm.families.Poisson, "gaussian": sm.families.Gaussian,
-            "binomial": sm.families.Binomial}[name]()
+    return {
+        "poisson": sm.families.Poisson,
+        "gaussian": sm.families.Gaussian,
+        "binomial": sm.families.Binomial,
+    }[name]()
 
 
 def sm_endog(name, d):
@@ -516,8 +550,14 @@ def time_statsmodels(name, d, repeats):
             iters.append(int(res.fit_history["iteration"]))
             llf = float(res.llf)
             del res
-    return dict(seconds=median(times), times=times, iterations=iters[0], llf=llf,
-                per_iter=median([t / i for t, i in zip(times, iters)]), peak_mb=ph.peak)
+    return dict(
+        seconds=median(times),
+        times=times,
+        iterations=iters[0],
+        llf=llf,
+        per_iter=median([t / i for t, i in zip(times, iters)]),
+        peak_mb=ph.peak,
+    )
 
 
 def statsmodels_marginal_iteration(name, d, repeats):
@@ -529,8 +569,7 @@ def statsmodels_marginal_iteration(name, d, repeats):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            sm.GLM(sm_endog(name, d), d["X"], family=sm_family(name)).fit(maxiter=maxiter,
-                                                                           tol=0.0)
+            sm.GLM(sm_endog(name, d), d["X"], family=sm_family(name)).fit(maxiter=maxiter, tol=0.0)
         return time.perf_counter() - t0
 
     m = 6
@@ -571,15 +610,23 @@ def _fit_case(case, family, d, K, args, extra_model=None):
     del model
     gc.collect()
     sm_res = time_statsmodels(family, d, args.repeats)
-    notes.append(f"fit times {', '.join(f'{t:.2f}' for t in times)} s (random_state 0..{args.repeats - 1})")
-    notes.append(f"tight fit (tol=1e-13, n_init={args.ref_starts}) llf {ref_llf:.6f}; "
-                 f"worst llf_ref - llf = {worst:.3g} (relative {abs(worst) / abs(ref_llf):.2g})")
+    notes.append(
+        f"fit times {', '.join(f'{t:.2f}' for t in times)} s (random_state 0..{args.repeats - 1})"
+    )
+    notes.append(
+        f"tight fit (tol=1e-13, n_init={args.ref_starts}) llf {ref_llf:.6f}; "
+        f"worst llf_ref - llf = {worst:.3g} (relative {abs(worst) / abs(ref_llf):.2g})"
+    )
     notes.append(f"iterations per run {iters}; converged {converged}")
     notes.append(f"model construction (EMGLM.__init__, untimed) {t_model:.2f} s")
-    notes.append(f"statsmodels GLM (one component, K=1) {sm_res['seconds']:.3f} s, "
-                 f"{sm_res['iterations']} IRLS iterations, peak {sm_res['peak_mb']:.0f} MB")
-    notes.append(f"RSS before the fit {fit_rss_before:.0f} MB (interpreter + imports + data; "
-                 f"{base_rss:.0f} MB before the model was built)")
+    notes.append(
+        f"statsmodels GLM (one component, K=1) {sm_res['seconds']:.3f} s, "
+        f"{sm_res['iterations']} IRLS iterations, peak {sm_res['peak_mb']:.0f} MB"
+    )
+    notes.append(
+        f"RSS before the fit {fit_rss_before:.0f} MB (interpreter + imports + data; "
+        f"{base_rss:.0f} MB before the model was built)"
+    )
     notes += [f"warning: {w}" for w in log.summary()]
     t_med = median(times)
     target = TARGETS[case]
@@ -588,12 +635,23 @@ def _fit_case(case, family, d, K, args, extra_model=None):
         checks["time"] = t_med <= target["seconds"]
         if "peak_mb" in target:
             checks["memory"] = fit_peak <= target["peak_mb"]
-    rows = [dict(case=case, n=len(d["y"]), K=K, seconds=t_med,
-                 target=_target_text(target), checks=checks,
-                 llf=float(np.median(llfs)), iterations=int(np.median(iters)),
-                 ratio=t_med / sm_res["seconds"], ratio_what="fit time / statsmodels fit time",
-                 peak_mb=fit_peak, notes=notes,
-                 extra=dict(sm_seconds=sm_res["seconds"], ref_llf=ref_llf, llf_gaps=gaps))]
+    rows = [
+        dict(
+            case=case,
+            n=len(d["y"]),
+            K=K,
+            seconds=t_med,
+            target=_target_text(target),
+            checks=checks,
+            llf=float(np.median(llfs)),
+            iterations=int(np.median(iters)),
+            ratio=t_med / sm_res["seconds"],
+            ratio_what="fit time / statsmodels fit time",
+            peak_mb=fit_peak,
+            notes=notes,
+            extra=dict(sm_seconds=sm_res["seconds"], ref_llf=ref_llf, llf_gaps=gaps),
+        )
+    ]
     return rows
 
 
@@ -609,8 +667,9 @@ def case_gaussian_k3_fit(args):
 
 def case_binomial_k2_fit(args):
     d = make_binomial(args.n)
-    return _fit_case("binomial_k2_fit", "binomial", d, 2, args,
-                     extra_model=dict(trials=d["trials"]))
+    return _fit_case(
+        "binomial_k2_fit", "binomial", d, 2, args, extra_model=dict(trials=d["trials"])
+    )
 
 
 def case_poisson_k2_bse(args):
@@ -647,19 +706,33 @@ def case_poisson_k2_bse(args):
             t_inv.append(time.perf_counter() - t0 - (t1 - t0))
             t_info.append(t1 - t0)
     t_med = median(times)
-    notes = [f"first res.bse on a fresh results object: {', '.join(f'{t:.3f}' for t in times)} s",
-             f"of which louis_information {median(t_info):.3f} s, invert_information "
-             f"{median(t_inv) * 1e3:.2f} ms (the rest: component means, DataFrames)",
-             f"RSS before {rss_before:.0f} MB (data + fitted results); peak during bse "
-             f"{bse_peak:.0f} MB (+{bse_peak - rss_before:.0f} MB)"]
+    notes = [
+        f"first res.bse on a fresh results object: {', '.join(f'{t:.3f}' for t in times)} s",
+        f"of which louis_information {median(t_info):.3f} s, invert_information "
+        f"{median(t_inv) * 1e3:.2f} ms (the rest: component means, DataFrames)",
+        f"RSS before {rss_before:.0f} MB (data + fitted results); peak during bse "
+        f"{bse_peak:.0f} MB (+{bse_peak - rss_before:.0f} MB)",
+    ]
     notes += [f"warning: {w}" for w in log.summary()]
     checks = {}
     if not args.quick:
         checks["time"] = t_med <= TARGETS["poisson_k2_bse"]["seconds"]
         checks["memory"] = bse_peak <= TARGETS["poisson_k2_bse"]["peak_mb"]
-    return [dict(case="poisson_k2_bse", n=args.n, K=2, seconds=t_med,
-                 target=_target_text(TARGETS["poisson_k2_bse"]), checks=checks,
-                 llf=res.llf, iterations=None, ratio=None, peak_mb=bse_peak, notes=notes)]
+    return [
+        dict(
+            case="poisson_k2_bse",
+            n=args.n,
+            K=2,
+            seconds=t_med,
+            target=_target_text(TARGETS["poisson_k2_bse"]),
+            checks=checks,
+            llf=res.llf,
+            iterations=None,
+            ratio=None,
+            peak_mb=bse_peak,
+            notes=notes,
+        )
+    ]
 
 
 def _true_estimates(d, family):
@@ -687,7 +760,7 @@ def time_em_iteration(model, est, repeats):
 
     data = model.data
     floor = model._scale_floor(None)
-    estep = _em.e_step(data, est)        # warm-up (allocations, lazy imports)
+    estep = _em.e_step(data, est)  # warm-up (allocations, lazy imports)
     _em.m_step(data, est, estep, floor)
     te, tm = [], []
     for _ in range(repeats):
@@ -713,22 +786,35 @@ def _iter_case(case, family, d, K, args):
     sm_res = time_statsmodels(family, d, args.repeats)
     marginal = statsmodels_marginal_iteration(family, d, args.repeats)
     ratio = it["total"] / (K * sm_res["per_iter"])
-    notes = [f"EM iteration at the true parameters: e_step {it['e'] * 1e3:.1f} ms + m_step "
-             f"{it['m'] * 1e3:.1f} ms = {it['total'] * 1e3:.1f} ms",
-             f"statsmodels GLM fit {sm_res['seconds']:.3f} s / {sm_res['iterations']} IRLS "
-             f"iterations = {sm_res['per_iter'] * 1e3:.1f} ms per iteration (includes its setup "
-             f"and results; marginal cost of one more iteration {marginal * 1e3:.1f} ms, "
-             f"against which the ratio would be "
-             f"{it['total'] / (K * marginal) if marginal > 0 else float('nan'):.2f})",
-             f"ratio = {it['total'] * 1e3:.1f} / ({K} x {sm_res['per_iter'] * 1e3:.1f}) ms"]
+    notes = [
+        f"EM iteration at the true parameters: e_step {it['e'] * 1e3:.1f} ms + m_step "
+        f"{it['m'] * 1e3:.1f} ms = {it['total'] * 1e3:.1f} ms",
+        f"statsmodels GLM fit {sm_res['seconds']:.3f} s / {sm_res['iterations']} IRLS "
+        f"iterations = {sm_res['per_iter'] * 1e3:.1f} ms per iteration (includes its setup "
+        f"and results; marginal cost of one more iteration {marginal * 1e3:.1f} ms, "
+        f"against which the ratio would be "
+        f"{it['total'] / (K * marginal) if marginal > 0 else float('nan'):.2f})",
+        f"ratio = {it['total'] * 1e3:.1f} / ({K} x {sm_res['per_iter'] * 1e3:.1f}) ms",
+    ]
     notes += [f"warning: {w}" for w in log.summary()]
     checks = {} if args.quick else {"ratio": ratio <= TARGETS[case]["ratio"]}
-    return [dict(case=case, n=len(d["y"]), K=K, seconds=it["total"],
-                 target=_target_text(TARGETS[case]), checks=checks, llf=None,
-                 iterations=1, ratio=ratio, ratio_what="EM iteration / (K x statsmodels IRLS iteration)",
-                 peak_mb=ph.peak, notes=notes,
-                 extra=dict(e=it["e"], m=it["m"], sm_per_iter=sm_res["per_iter"],
-                            sm_marginal=marginal))]
+    return [
+        dict(
+            case=case,
+            n=len(d["y"]),
+            K=K,
+            seconds=it["total"],
+            target=_target_text(TARGETS[case]),
+            checks=checks,
+            llf=None,
+            iterations=1,
+            ratio=ratio,
+            ratio_what="EM iteration / (K x statsmodels IRLS iteration)",
+            peak_mb=ph.peak,
+            notes=notes,
+            extra=dict(e=it["e"], m=it["m"], sm_per_iter=sm_res["per_iter"], sm_marginal=marginal),
+        )
+    ]
 
 
 def case_iter_poisson_k2(args):
@@ -753,9 +839,22 @@ def case_iter_scaling(args):
                 with Phase() as ph:
                     it = time_em_iteration(model, est, max(args.repeats, 7))
                 points[(n, K)] = it["total"]
-                rows.append(dict(case="iter_scaling", n=n, K=K, seconds=it["total"],
-                                 target="", checks={}, llf=None, iterations=1, ratio=None,
-                                 peak_mb=ph.peak, notes=[], extra=dict(e=it["e"], m=it["m"])))
+                rows.append(
+                    dict(
+                        case="iter_scaling",
+                        n=n,
+                        K=K,
+                        seconds=it["total"],
+                        target="",
+                        checks={},
+                        llf=None,
+                        iterations=1,
+                        ratio=None,
+                        peak_mb=ph.peak,
+                        notes=[],
+                        extra=dict(e=it["e"], m=it["m"]),
+                    )
+                )
                 del model
                 gc.collect()
             del d
@@ -766,30 +865,49 @@ def case_iter_scaling(args):
     # Log-log slopes: time ~ n^a at fixed K, time ~ K^b at fixed n (noisy one
     # by one), and the joint least-squares fit log t = a log n + b log K + c
     # over all points, which is what the check uses.
-    slope_n = {K: float(np.polyfit(np.log(sizes), np.log([points[(n, K)] for n in sizes]), 1)[0])
-               for K in (2, 4)}
+    slope_n = {
+        K: float(np.polyfit(np.log(sizes), np.log([points[(n, K)] for n in sizes]), 1)[0])
+        for K in (2, 4)
+    }
     slope_k = {n: math.log(points[(n, 4)] / points[(n, 2)]) / math.log(2.0) for n in sizes}
     keys = list(points)
-    design = np.column_stack([np.log([k[0] for k in keys]), np.log([k[1] for k in keys]),
-                              np.ones(len(keys))])
+    design = np.column_stack(
+        [np.log([k[0] for k in keys]), np.log([k[1] for k in keys]), np.ones(len(keys))]
+    )
     joint_a, joint_b, _ = np.linalg.lstsq(design, np.log([points[k] for k in keys]), rcond=None)[0]
     worst = max(joint_a, joint_b)
     summary = dict(
-        case="iter_scaling", n=args.n, K="2, 4", seconds=None,
+        case="iter_scaling",
+        n=args.n,
+        K="2, 4",
+        seconds=None,
         target=_target_text(TARGETS["iter_scaling"]),
         # At quick-mode sizes the arrays fit in cache: slopes mean nothing.
-        checks={} if args.quick else {"linear": worst <= TARGETS["iter_scaling"]["slope"]}, llf=None, iterations=None,
-        ratio=None, peak_mb=max(r["peak_mb"] for r in rows),
-        notes=[f"joint fit time ~ n^a K^b: a = {joint_a:.2f}, b = {joint_b:.2f} (1 = linear; "
-               "the check)",
-               f"log-log slope in n: K=2 {slope_n[2]:.2f}, K=4 {slope_n[4]:.2f}",
-               "slope in K (2 -> 4): " + ", ".join(f"n={n}: {s:.2f}" for n, s in slope_k.items()),
-               "per point: " + "; ".join(
-                   f"n={r['n']} K={r['K']}: {r['seconds'] * 1e3:.1f} ms (e {r['extra']['e'] * 1e3:.1f}"
-                   f" + m {r['extra']['m'] * 1e3:.1f})" for r in rows)]
+        checks={} if args.quick else {"linear": worst <= TARGETS["iter_scaling"]["slope"]},
+        llf=None,
+        iterations=None,
+        ratio=None,
+        peak_mb=max(r["peak_mb"] for r in rows),
+        notes=[
+            f"joint fit time ~ n^a K^b: a = {joint_a:.2f}, b = {joint_b:.2f} (1 = linear; "
+            "the check)",
+            f"log-log slope in n: K=2 {slope_n[2]:.2f}, K=4 {slope_n[4]:.2f}",
+            "slope in K (2 -> 4): " + ", ".join(f"n={n}: {s:.2f}" for n, s in slope_k.items()),
+            "per point: "
+            + "; ".join(
+                f"n={r['n']} K={r['K']}: {r['seconds'] * 1e3:.1f} ms (e {r['extra']['e'] * 1e3:.1f}"
+                f" + m {r['extra']['m'] * 1e3:.1f})"
+                for r in rows
+            ),
+        ]
         + [f"warning: {w}" for w in log.summary()],
-        extra=dict(slope_n=slope_n, slope_k={str(k): v for k, v in slope_k.items()},
-                   joint_a=float(joint_a), joint_b=float(joint_b)))
+        extra=dict(
+            slope_n=slope_n,
+            slope_k={str(k): v for k, v in slope_k.items()},
+            joint_a=float(joint_a),
+            joint_b=float(joint_b),
+        ),
+    )
     for row in rows:
         row["case"] = "iter_scaling (point)"
     return rows + [summary]
@@ -812,14 +930,28 @@ def case_slow_em_binomial(args):
         for r in range(args.repeats):
             trace = []
             with Phase() as ph:
-                acc = _em.run_em(data, est0, max_iter=args.slow_max_iter, tol=DEFAULT_TOL,
-                                 scale_floor=floor, accelerate=True, newton=True,
-                                 callback=lambda it, llf, t=trace: t.append((it, llf)))
+                acc = _em.run_em(
+                    data,
+                    est0,
+                    max_iter=args.slow_max_iter,
+                    tol=DEFAULT_TOL,
+                    scale_floor=floor,
+                    accelerate=True,
+                    newton=True,
+                    callback=lambda it, llf, t=trace: t.append((it, llf)),
+                )
             acc_times.append(ph.seconds)
             acc_trace = trace + [(acc.n_iter, acc.llf)]
         with Phase() as ph_plain:
-            plain = _em.run_em(data, est0, max_iter=args.slow_max_iter, tol=1e-12,
-                               scale_floor=floor, accelerate=False, newton=False)
+            plain = _em.run_em(
+                data,
+                est0,
+                max_iter=args.slow_max_iter,
+                tol=1e-12,
+                scale_floor=floor,
+                accelerate=False,
+                newton=False,
+            )
     plain_trace = list(enumerate(plain.history))  # one M-step per history entry
     best = max(acc.llf, plain.llf)
 
@@ -850,31 +982,63 @@ def case_slow_em_binomial(args):
         f"{bound}{ratio:.1f}; wall-time ratio {ph_plain.seconds / median(acc_times):.1f}",
     ]
     notes += [f"warning: {w}" for w in log.summary()]
-    checks = {"iter_ratio": bool(ratio >= TARGETS["slow_em_binomial"]["iter_ratio"]),
-              "same_llf": abs(acc.llf - best) <= SLOW_DELTA}
-    return [dict(case="slow_em_binomial", n=n, K=2, seconds=median(acc_times),
-                 target=_target_text(TARGETS["slow_em_binomial"]), checks=checks,
-                 llf=acc.llf, iterations=f"{bound}{plain_count} -> {acc_reach}",
-                 ratio=ratio, ratio_what="plain EM iterations / accelerated iterations",
-                 peak_mb=max(ph.peak, ph_plain.peak), notes=notes,
-                 extra=dict(plain_iter=plain.n_iter, plain_llf=plain.llf, acc_iter=acc.n_iter,
-                            acc_llf=acc.llf, plain_reach=plain_reach, acc_reach=acc_reach,
-                            plain_seconds=ph_plain.seconds))]
+    checks = {
+        "iter_ratio": bool(ratio >= TARGETS["slow_em_binomial"]["iter_ratio"]),
+        "same_llf": abs(acc.llf - best) <= SLOW_DELTA,
+    }
+    return [
+        dict(
+            case="slow_em_binomial",
+            n=n,
+            K=2,
+            seconds=median(acc_times),
+            target=_target_text(TARGETS["slow_em_binomial"]),
+            checks=checks,
+            llf=acc.llf,
+            iterations=f"{bound}{plain_count} -> {acc_reach}",
+            ratio=ratio,
+            ratio_what="plain EM iterations / accelerated iterations",
+            peak_mb=max(ph.peak, ph_plain.peak),
+            notes=notes,
+            extra=dict(
+                plain_iter=plain.n_iter,
+                plain_llf=plain.llf,
+                acc_iter=acc.n_iter,
+                acc_llf=acc.llf,
+                plain_reach=plain_reach,
+                acc_reach=acc_reach,
+                plain_seconds=ph_plain.seconds,
+            ),
+        )
+    ]
 
 
 def case_statsmodels_poisson(args):
     d = make_poisson(args.n, 2)
     rss_before = rss_mb()
     sm_res = time_statsmodels("poisson", d, args.repeats)
-    notes = [f"statsmodels GLM(Poisson) fit of the K=2 mixture data as one GLM: "
-             f"{', '.join(f'{t:.3f}' for t in sm_res['times'])} s, "
-             f"{sm_res['iterations']} IRLS iterations",
-             f"RSS before {rss_before:.0f} MB (interpreter + imports + data)"]
-    return [dict(case="statsmodels_poisson", n=args.n, K=1, seconds=sm_res["seconds"],
-                 target="baseline", checks={}, llf=sm_res["llf"],
-                 iterations=sm_res["iterations"], ratio=None,
-                 ratio_what="emformula Poisson K=2 fit / this", peak_mb=sm_res["peak_mb"],
-                 notes=notes)]
+    notes = [
+        f"statsmodels GLM(Poisson) fit of the K=2 mixture data as one GLM: "
+        f"{', '.join(f'{t:.3f}' for t in sm_res['times'])} s, "
+        f"{sm_res['iterations']} IRLS iterations",
+        f"RSS before {rss_before:.0f} MB (interpreter + imports + data)",
+    ]
+    return [
+        dict(
+            case="statsmodels_poisson",
+            n=args.n,
+            K=1,
+            seconds=sm_res["seconds"],
+            target="baseline",
+            checks={},
+            llf=sm_res["llf"],
+            iterations=sm_res["iterations"],
+            ratio=None,
+            ratio_what="emformula Poisson K=2 fit / this",
+            peak_mb=sm_res["peak_mb"],
+            notes=notes,
+        )
+    ]
 
 
 # ------------------------------------------------------------ busy machine
@@ -978,8 +1142,9 @@ def _busy_case(case, family, d, K, args):
         f"engine's BLAS threads (blas_threads(): {engine_n}): idle fits {_times(engine_idle)} s, "
         f"beside the neighbour {_times(engine_busy)} s; busy / idle = {ratio:.2f}",
         f"library's own BLAS threads ({library_n}), idle: {_times(library_idle)} s; engine / "
-        f"library = {median(engine_idle) / median(library_idle):.2f}" if library_idle else
-        f"library's own BLAS threads ({library_n}): whole fits not timed in quick mode",
+        f"library = {median(engine_idle) / median(library_idle):.2f}"
+        if library_idle
+        else f"library's own BLAS threads ({library_n}): whole fits not timed in quick mode",
         "one EM iteration (e_step + m_step) at the fitted estimates, median of "
         f"{n_it}: engine idle {per_iter['engine', 'idle'] * 1e3:.1f} ms, busy "
         f"{per_iter['engine', 'busy'] * 1e3:.1f} ms "
@@ -993,13 +1158,29 @@ def _busy_case(case, family, d, K, args):
     checks = {"llf": same_llf}
     if not args.quick:
         checks["ratio"] = ratio <= TARGETS[case]["busy_ratio"]
-    return [dict(case=case, n=len(d["y"]), K=K, seconds=median(engine_busy),
-                 target=_target_text(TARGETS[case]), checks=checks, llf=llfs[0][0],
-                 iterations=int(np.median(iters)), ratio=ratio,
-                 ratio_what="busy / idle fit time", peak_mb=peak, notes=notes,
-                 extra=dict(engine_idle=engine_idle, engine_busy=engine_busy,
-                            library_idle=library_idle, neighbour_cores=cores,
-                            per_iter={f"{a} {b}": v for (a, b), v in per_iter.items()}))]
+    return [
+        dict(
+            case=case,
+            n=len(d["y"]),
+            K=K,
+            seconds=median(engine_busy),
+            target=_target_text(TARGETS[case]),
+            checks=checks,
+            llf=llfs[0][0],
+            iterations=int(np.median(iters)),
+            ratio=ratio,
+            ratio_what="busy / idle fit time",
+            peak_mb=peak,
+            notes=notes,
+            extra=dict(
+                engine_idle=engine_idle,
+                engine_busy=engine_busy,
+                library_idle=library_idle,
+                neighbour_cores=cores,
+                per_iter={f"{a} {b}": v for (a, b), v in per_iter.items()},
+            ),
+        )
+    ]
 
 
 def case_busy_wide(args):
@@ -1032,20 +1213,33 @@ def case_njobs_restarts(args):
     ratio = median(times[2]) / median(times[1])
     same = llfs[1] == llfs[2]
     workers = "1" if engine_limits_blas() else "the library's own"
-    notes = [f"{starts} random starts (random_state 0..{args.repeats - 1}); BLAS threads "
-             f"{blas_thread_counts(engine_threads)} in this process, {workers} in each worker",
-             f"n_jobs=1: {_times(times[1])} s; n_jobs=2: {_times(times[2])} s; "
-             f"ratio {ratio:.2f}",
-             f"the same llf for n_jobs=1 and 2: {same}"]
+    notes = [
+        f"{starts} random starts (random_state 0..{args.repeats - 1}); BLAS threads "
+        f"{blas_thread_counts(engine_threads)} in this process, {workers} in each worker",
+        f"n_jobs=1: {_times(times[1])} s; n_jobs=2: {_times(times[2])} s; ratio {ratio:.2f}",
+        f"the same llf for n_jobs=1 and 2: {same}",
+    ]
     notes += [f"warning: {w}" for w in log.summary()]
     checks = {"same_llf": same}
     if not args.quick:
         checks["ratio"] = ratio <= TARGETS["njobs_restarts"]["njobs_ratio"]
-    return [dict(case="njobs_restarts", n=len(d["y"]), K=2, seconds=median(times[2]),
-                 target=_target_text(TARGETS["njobs_restarts"]), checks=checks,
-                 llf=llfs[2][0], iterations=None, ratio=ratio,
-                 ratio_what="n_jobs=2 / n_jobs=1 fit time", peak_mb=peak, notes=notes,
-                 extra=dict(times={str(k): v for k, v in times.items()}))]
+    return [
+        dict(
+            case="njobs_restarts",
+            n=len(d["y"]),
+            K=2,
+            seconds=median(times[2]),
+            target=_target_text(TARGETS["njobs_restarts"]),
+            checks=checks,
+            llf=llfs[2][0],
+            iterations=None,
+            ratio=ratio,
+            ratio_what="n_jobs=2 / n_jobs=1 fit time",
+            peak_mb=peak,
+            notes=notes,
+            extra=dict(times={str(k): v for k, v in times.items()}),
+        )
+    ]
 
 
 def case_default_starts(args):
@@ -1066,18 +1260,32 @@ def case_default_starts(args):
                 times[which].append(ph.seconds)
                 llfs[which] = res.llf
     ratio = median(times["new"]) / median(times["old"])
-    notes = [f"old default (start='random', n_init=10): {_times(times['old'])} s, llf "
-             f"{llfs['old']:.3f}; new default: {_times(times['new'])} s, llf {llfs['new']:.3f}",
-             f"ratio new / old {ratio:.2f}"]
+    notes = [
+        f"old default (start='random', n_init=10): {_times(times['old'])} s, llf "
+        f"{llfs['old']:.3f}; new default: {_times(times['new'])} s, llf {llfs['new']:.3f}",
+        f"ratio new / old {ratio:.2f}",
+    ]
     notes += [f"warning: {w}" for w in log.summary()]
     checks = {"llf_not_lower": llfs["new"] >= llfs["old"] - 1e-6 * abs(llfs["old"])}
     if not args.quick:
         checks["ratio"] = ratio <= TARGETS["default_starts"]["starts_ratio"]
-    return [dict(case="default_starts", n=len(d["y"]), K=2, seconds=median(times["new"]),
-                 target=_target_text(TARGETS["default_starts"]), checks=checks,
-                 llf=llfs["new"], iterations=None, ratio=ratio,
-                 ratio_what="new default / old default fit time", peak_mb=None, notes=notes,
-                 extra=dict(times=times))]
+    return [
+        dict(
+            case="default_starts",
+            n=len(d["y"]),
+            K=2,
+            seconds=median(times["new"]),
+            target=_target_text(TARGETS["default_starts"]),
+            checks=checks,
+            llf=llfs["new"],
+            iterations=None,
+            ratio=ratio,
+            ratio_what="new default / old default fit time",
+            peak_mb=None,
+            notes=notes,
+            extra=dict(times=times),
+        )
+    ]
 
 
 CASE_FUNCS = {
@@ -1134,9 +1342,15 @@ def _verdict(row, quick):
     load = row.get("others_load")
     if load is not None and load >= BUSY_CORES:
         text += f" [busy: {load:.1f}]"
-    if quick and row["case"] in ("poisson_k2_fit", "gaussian_k3_fit", "binomial_k2_fit",
-                                 "poisson_k2_bse", "busy_wide", "busy_narrow",
-                                 "njobs_restarts"):
+    if quick and row["case"] in (
+        "poisson_k2_fit",
+        "gaussian_k3_fit",
+        "binomial_k2_fit",
+        "poisson_k2_bse",
+        "busy_wide",
+        "busy_narrow",
+        "njobs_restarts",
+    ):
         text += "; time n/a (quick)"
     return text
 
@@ -1150,13 +1364,21 @@ def _fmt(value, spec):
 
 
 #: Rows whose ratio column is not against statsmodels (in parentheses).
-NOT_STATSMODELS_RATIOS = ("slow_em_binomial", "iter_scaling (point)", "busy_wide", "busy_narrow",
-                          "njobs_restarts", "default_starts")
+NOT_STATSMODELS_RATIOS = (
+    "slow_em_binomial",
+    "iter_scaling (point)",
+    "busy_wide",
+    "busy_narrow",
+    "njobs_restarts",
+    "default_starts",
+)
 
 
 def markdown_table(rows, quick):
-    header = ("| case | n | K | median s (fit) | target | pass/fail | llf | iterations "
-              "| ratio to statsmodels | peak MB |")
+    header = (
+        "| case | n | K | median s (fit) | target | pass/fail | llf | iterations "
+        "| ratio to statsmodels | peak MB |"
+    )
     lines = [header, "|" + "---|" * 10]
     for row in rows:
         ratio = row.get("ratio")
@@ -1164,46 +1386,77 @@ def markdown_table(rows, quick):
         if ratio is not None and row["case"] in NOT_STATSMODELS_RATIOS:
             ratio_text = f"({ratio_text})"  # not a statsmodels ratio: see the notes
         seconds = row.get("seconds")
-        lines.append("| " + " | ".join([
-            row["case"], _fmt(row.get("n"), ",") if isinstance(row.get("n"), int) else str(row.get("n")),
-            str(row.get("K")), _fmt(seconds, ".3f"), row.get("target") or "-",
-            _verdict(row, quick), _fmt(row.get("llf"), ".4f"),
-            _fmt(row.get("iterations"), "d") if isinstance(row.get("iterations"), int)
-            else _fmt(row.get("iterations"), ""),
-            ratio_text, _fmt(row.get("peak_mb"), ".0f")]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    row["case"],
+                    _fmt(row.get("n"), ",") if isinstance(row.get("n"), int) else str(row.get("n")),
+                    str(row.get("K")),
+                    _fmt(seconds, ".3f"),
+                    row.get("target") or "-",
+                    _verdict(row, quick),
+                    _fmt(row.get("llf"), ".4f"),
+                    _fmt(row.get("iterations"), "d")
+                    if isinstance(row.get("iterations"), int)
+                    else _fmt(row.get("iterations"), ""),
+                    ratio_text,
+                    _fmt(row.get("peak_mb"), ".0f"),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def render(rows, machine, meta, quick):
-    out = [f"# emformula benchmarks ({'quick' if quick else 'full'} mode)", "",
-           f"Run {meta['date']} in {meta['elapsed']:.0f} s; repeats {meta['repeats']}; "
-           f"load average before {meta['load_before']}, after {meta['load_after']}.", "",
-           "Machine:", ""]
+    out = [
+        f"# emformula benchmarks ({'quick' if quick else 'full'} mode)",
+        "",
+        f"Run {meta['date']} in {meta['elapsed']:.0f} s; repeats {meta['repeats']}; "
+        f"load average before {meta['load_before']}, after {meta['load_after']}.",
+        "",
+        "Machine:",
+        "",
+    ]
     out += [f"* {k}: {v}" for k, v in machine.items()]
-    out += ["", markdown_table(rows, quick), "",
-            "Columns: *median s (fit)* is the median wall time of the fit (bse: of the first "
-            "`res.bse`; iter rows: of one e_step + m_step; slow EM: of the accelerated run); "
-            "*peak MB* is the whole-process peak resident set during the measured phase "
-            "(interpreter + imports + data + work). *ratio to statsmodels*: fit time / "
-            "statsmodels GLM fit time on the same data; for iter rows one EM iteration / "
-            "(K x one statsmodels IRLS iteration); in parentheses, ratios that are not against "
-            "statsmodels (slow EM: plain / accelerated iterations; scaling points: cost per row "
-            "and component relative to the largest n at K=2; busy rows: fit time beside a busy "
-            "process / idle, their *median s* the busy fit; n_jobs: n_jobs=2 / n_jobs=1, its "
-            "*median s* the n_jobs=2 fit). *[busy: x]* after a verdict: "
-            f"other processes used x cores on average (>= {BUSY_CORES}) during the case's "
-            "measured phases (not counting the busy rows' own neighbour), so its times are "
-            "suspect.", ""]
+    out += [
+        "",
+        markdown_table(rows, quick),
+        "",
+        "Columns: *median s (fit)* is the median wall time of the fit (bse: of the first "
+        "`res.bse`; iter rows: of one e_step + m_step; slow EM: of the accelerated run); "
+        "*peak MB* is the whole-process peak resident set during the measured phase "
+        "(interpreter + imports + data + work). *ratio to statsmodels*: fit time / "
+        "statsmodels GLM fit time on the same data; for iter rows one EM iteration / "
+        "(K x one statsmodels IRLS iteration); in parentheses, ratios that are not against "
+        "statsmodels (slow EM: plain / accelerated iterations; scaling points: cost per row "
+        "and component relative to the largest n at K=2; busy rows: fit time beside a busy "
+        "process / idle, their *median s* the busy fit; n_jobs: n_jobs=2 / n_jobs=1, its "
+        "*median s* the n_jobs=2 fit). *[busy: x]* after a verdict: "
+        f"other processes used x cores on average (>= {BUSY_CORES}) during the case's "
+        "measured phases (not counting the busy rows' own neighbour), so its times are "
+        "suspect.",
+        "",
+    ]
     if any(row["case"].startswith("vs_flexmix") for row in rows):
-        out += ["## Against R's flexmix", "",
-                "The same data in the same run (`--with-r`); flexmix with `minprior = 0`, one "
-                "`flexmix()` call per repeat (its default single random start; `stepFlexmix` "
-                "with `nrep = 3` for choosing K), emformula with its defaults from a formula. "
-                "Speed counts at equal or better log-likelihood.", "",
-                flexmix_table(rows), ""]
+        out += [
+            "## Against R's flexmix",
+            "",
+            "The same data in the same run (`--with-r`); flexmix with `minprior = 0`, one "
+            "`flexmix()` call per repeat (its default single random start; `stepFlexmix` "
+            "with `nrep = 3` for choosing K), emformula with its defaults from a formula. "
+            "Speed counts at equal or better log-likelihood.",
+            "",
+            flexmix_table(rows),
+            "",
+        ]
     if quick:
-        out += ["Quick mode (n = 20,000, 1 repeat) is a smoke test: time and memory targets "
-                "are for n = 1,000,000 and are not judged.", ""]
+        out += [
+            "Quick mode (n = 20,000, 1 repeat) is a smoke test: time and memory targets "
+            "are for n = 1,000,000 and are not judged.",
+            "",
+        ]
     out += ["## Notes per case", ""]
     for row in rows:
         if (not row.get("notes") and not row.get("error")) or row["case"].endswith("(point)"):
@@ -1212,8 +1465,10 @@ def render(rows, machine, meta, quick):
         for note in row.get("notes", []):
             out.append(f"  * {note}")
         if row.get("others_load") is not None:
-            out.append(f"  * other processes used {row['others_load']:.2f} cores on average "
-                       "during the measured phases")
+            out.append(
+                f"  * other processes used {row['others_load']:.2f} cores on average "
+                "during the measured phases"
+            )
         if row.get("error"):
             out.append("  * ERROR:\n\n```\n" + row["error"] + "\n```")
     return "\n".join(out) + "\n"
@@ -1223,12 +1478,30 @@ def render(rows, machine, meta, quick):
 def run_case_subprocess(name, args):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--case", name, "--json-out",
-               str(out), "--emformula-path", str(SOURCE),
-               "--n", str(args.n), "--repeats", str(args.repeats),
-               "--ref-starts", str(args.ref_starts), "--slow-n", str(args.slow_n),
-               "--slow-max-iter", str(args.slow_max_iter), "--busy-procs", str(args.busy_procs),
-               "--njobs-starts", str(args.njobs_starts)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--case",
+            name,
+            "--json-out",
+            str(out),
+            "--emformula-path",
+            str(SOURCE),
+            "--n",
+            str(args.n),
+            "--repeats",
+            str(args.repeats),
+            "--ref-starts",
+            str(args.ref_starts),
+            "--slow-n",
+            str(args.slow_n),
+            "--slow-max-iter",
+            str(args.slow_max_iter),
+            "--busy-procs",
+            str(args.busy_procs),
+            "--njobs-starts",
+            str(args.njobs_starts),
+        ]
         if args.quick:
             cmd.append("--quick")
         if args.with_r:
@@ -1239,11 +1512,15 @@ def run_case_subprocess(name, args):
                 env[var] = str(args.blas_threads)
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                  env=env)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=args.timeout, env=env
+            )
         except subprocess.TimeoutExpired:
-            return [dict(case=name, n=args.n, K="-", error=f"timed out after {args.timeout} s",
-                         notes=[])], time.perf_counter() - t0
+            return [
+                dict(
+                    case=name, n=args.n, K="-", error=f"timed out after {args.timeout} s", notes=[]
+                )
+            ], time.perf_counter() - t0
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -1283,8 +1560,10 @@ def profile_fit(args):
     prof.enable()
     res = model.fit(n_init=1, random_state=0)
     prof.disable()
-    print(f"Poisson K=2 n={args.n}: fit {time.perf_counter() - t0:.2f} s (under cProfile), "
-          f"{res.n_iter} iterations, llf {res.llf:.6f}")
+    print(
+        f"Poisson K=2 n={args.n}: fit {time.perf_counter() - t0:.2f} s (under cProfile), "
+        f"{res.n_iter} iterations, llf {res.llf:.6f}"
+    )
     for key in ("cumulative", "tottime"):
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(args.profile_top)
@@ -1292,48 +1571,102 @@ def profile_fit(args):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: n = {QUICK_N:,}, {QUICK_REPEATS} repeat (< 30 s)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: n = {QUICK_N:,}, {QUICK_REPEATS} repeat (< 30 s)",
+    )
     p.add_argument("--out", default=str(HERE / "results.md"), help="Markdown output file")
     p.add_argument("--n", type=int, default=None, help="rows (default: 1,000,000; quick 20,000)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help=f"timed runs per case (default {FULL_REPEATS}; quick {QUICK_REPEATS})")
-    p.add_argument("--ref-starts", type=int, default=None,
-                   help="starts of the tight reference fit (default 3; quick 2)")
-    p.add_argument("--slow-n", type=int, default=None,
-                   help="rows of the slow-EM case (default 20,000; quick 3,000)")
-    p.add_argument("--slow-max-iter", type=int, default=None,
-                   help="max iterations of plain EM in the slow-EM case (default 20,000; quick 3,000)")
-    p.add_argument("--busy-procs", type=int, default=1,
-                   help="busy neighbour processes of the busy_* cases (default 1)")
-    p.add_argument("--njobs-starts", type=int, default=None,
-                   help="random starts of njobs_restarts (default 16; quick 2)")
-    p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES),
-                   help="run only these cases")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed runs per case (default {FULL_REPEATS}; quick {QUICK_REPEATS})",
+    )
+    p.add_argument(
+        "--ref-starts",
+        type=int,
+        default=None,
+        help="starts of the tight reference fit (default 3; quick 2)",
+    )
+    p.add_argument(
+        "--slow-n",
+        type=int,
+        default=None,
+        help="rows of the slow-EM case (default 20,000; quick 3,000)",
+    )
+    p.add_argument(
+        "--slow-max-iter",
+        type=int,
+        default=None,
+        help="max iterations of plain EM in the slow-EM case (default 20,000; quick 3,000)",
+    )
+    p.add_argument(
+        "--busy-procs",
+        type=int,
+        default=1,
+        help="busy neighbour processes of the busy_* cases (default 1)",
+    )
+    p.add_argument(
+        "--njobs-starts",
+        type=int,
+        default=None,
+        help="random starts of njobs_restarts (default 16; quick 2)",
+    )
+    p.add_argument(
+        "--cases", nargs="+", choices=list(CASES), default=list(CASES), help="run only these cases"
+    )
     p.add_argument("--timeout", type=float, default=None, help="seconds per case subprocess")
-    p.add_argument("--blas-threads", type=int, default=None,
-                   help="set OPENBLAS/OMP/MKL_NUM_THREADS in the case subprocesses "
-                        "(default: the library's own choice)")
-    p.add_argument("--wait-idle", type=float, default=None,
-                   help="before each case wait up to this many seconds for other processes to "
-                        "use < 0.2 cores (default 180 in full mode, 0 in quick mode)")
-    p.add_argument("--retry-busy", type=int, default=None,
-                   help="run a case again (up to this many times) when other processes used "
-                        f">= {BUSY_CORES} cores during it; keep the least disturbed attempt "
-                        "(default 2 in full mode, 0 in quick mode)")
-    p.add_argument("--with-r", action="store_true", dest="with_r",
-                   help="also time R's flexmix on the vs_flexmix_* workloads (needs Rscript "
-                        "and the flexmix package; CI does not)")
-    p.add_argument("--update-readme", action="store_true",
-                   help="paste the results into benchmarks/README.md between its markers")
-    p.add_argument("--profile", action="store_true",
-                   help="cProfile one Poisson K=2 fit (after a warm-up) and exit")
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="set OPENBLAS/OMP/MKL_NUM_THREADS in the case subprocesses "
+        "(default: the library's own choice)",
+    )
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=None,
+        help="before each case wait up to this many seconds for other processes to "
+        "use < 0.2 cores (default 180 in full mode, 0 in quick mode)",
+    )
+    p.add_argument(
+        "--retry-busy",
+        type=int,
+        default=None,
+        help="run a case again (up to this many times) when other processes used "
+        f">= {BUSY_CORES} cores during it; keep the least disturbed attempt "
+        "(default 2 in full mode, 0 in quick mode)",
+    )
+    p.add_argument(
+        "--with-r",
+        action="store_true",
+        dest="with_r",
+        help="also time R's flexmix on the vs_flexmix_* workloads (needs Rscript "
+        "and the flexmix package; CI does not)",
+    )
+    p.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="paste the results into benchmarks/README.md between its markers",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile one Poisson K=2 fit (after a warm-up) and exit",
+    )
     p.add_argument("--profile-top", type=int, default=25)
-    p.add_argument("--emformula-path", default=str(ROOT),
-                   help="directory holding the emformula package to benchmark (default: this "
-                        "checkout); a file SNAPSHOT there labels it in the report")
+    p.add_argument(
+        "--emformula-path",
+        default=str(ROOT),
+        help="directory holding the emformula package to benchmark (default: this "
+        "checkout); a file SNAPSHOT there labels it in the report",
+    )
     p.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     p.add_argument("--json-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1374,8 +1707,11 @@ def main(argv=None):
     machine = machine_info()
     if args.blas_threads:
         machine["blas threads"] = f"{args.blas_threads} (--blas-threads)"
-    print(f"emformula benchmarks, {'quick' if args.quick else 'full'} mode: n={args.n:,}, "
-          f"repeats={args.repeats}", flush=True)
+    print(
+        f"emformula benchmarks, {'quick' if args.quick else 'full'} mode: n={args.n:,}, "
+        f"repeats={args.repeats}",
+        flush=True,
+    )
     for k, v in machine.items():
         print(f"  {k}: {v}")
     rows, failed = [], False
@@ -1383,8 +1719,11 @@ def main(argv=None):
         if args.wait_idle:
             busy = wait_until_idle(args.wait_idle)
             if busy is not None and busy >= 0.2:
-                print(f"  (machine still busy: {busy:.2f} cores used by other processes "
-                      f"after waiting {args.wait_idle:.0f} s)", flush=True)
+                print(
+                    f"  (machine still busy: {busy:.2f} cores used by other processes "
+                    f"after waiting {args.wait_idle:.0f} s)",
+                    flush=True,
+                )
         attempts = []
         for attempt in range(1 + args.retry_busy):
             if attempt and args.wait_idle:
@@ -1394,8 +1733,11 @@ def main(argv=None):
             load = case_rows[0].get("others_load")
             if case_rows[0].get("error") or load is None or load < BUSY_CORES:
                 break
-            print(f"  {name}: other processes used {load:.2f} cores; "
-                  + ("running it again" if attempt < args.retry_busy else "giving up"), flush=True)
+            print(
+                f"  {name}: other processes used {load:.2f} cores; "
+                + ("running it again" if attempt < args.retry_busy else "giving up"),
+                flush=True,
+            )
         # Keep the attempt the rest of the machine disturbed least.
         case_rows, elapsed = min(attempts, key=lambda a: a[0][0].get("others_load") or 0.0)
         if len(attempts) > 1:
@@ -1405,25 +1747,35 @@ def main(argv=None):
                     continue
                 row.setdefault("notes", []).append(
                     f"{len(attempts)} attempts (other processes' load {loads} cores); "
-                    "the least disturbed is shown")
+                    "the least disturbed is shown"
+                )
         for row in case_rows:
             if row.get("error"):
                 failed = True
         rows.extend(case_rows)
         load = case_rows[0].get("others_load")
-        print(f"  {name}: done in {elapsed:.1f} s"
-              + (f"; other processes used {load:.2f} cores meanwhile" if load is not None else "")
-              + (" (ERROR)" if case_rows[0].get("error") else ""), flush=True)
+        print(
+            f"  {name}: done in {elapsed:.1f} s"
+            + (f"; other processes used {load:.2f} cores meanwhile" if load is not None else "")
+            + (" (ERROR)" if case_rows[0].get("error") else ""),
+            flush=True,
+        )
     # The statsmodels baseline row: emformula's Poisson fit time over it.
     fit = next((r for r in rows if r["case"] == "poisson_k2_fit" and not r.get("error")), None)
     for row in rows:
         if row["case"] == "statsmodels_poisson" and fit and not row.get("error"):
             row["ratio"] = fit["seconds"] / row["seconds"]
-            row["notes"].append(f"emformula Poisson K=2 fit (median {fit['seconds']:.3f} s, "
-                                f"other subprocess) / this = {row['ratio']:.2f}")
-    meta = dict(date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                elapsed=time.perf_counter() - t_start, repeats=args.repeats,
-                load_before=load_before, load_after=", ".join(f"{x:.2f}" for x in loadavg()))
+            row["notes"].append(
+                f"emformula Poisson K=2 fit (median {fit['seconds']:.3f} s, "
+                f"other subprocess) / this = {row['ratio']:.2f}"
+            )
+    meta = dict(
+        date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        elapsed=time.perf_counter() - t_start,
+        repeats=args.repeats,
+        load_before=load_before,
+        load_after=", ".join(f"{x:.2f}" for x in loadavg()),
+    )
     text = render(rows, machine, meta, args.quick)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

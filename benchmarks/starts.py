@@ -54,11 +54,18 @@ def cases(quick):
     poisson = EMGLM(d["y"], d["X"], family="poisson", K=2)
     many = EMGLM.from_formula(FORMULA, make_many_levels(), "poisson", 2)
     return [
-        (f"poisson_{n:.0e}", lambda: poisson.fit(start="random", n_init=10, random_state=0),
-         lambda: poisson.fit(random_state=0), 1.5),
-        ("many_levels", lambda: many.fit(start="random", n_init=5 if quick else 50,
-                                         random_state=0),
-         lambda: many.fit(random_state=0), 1.0),
+        (
+            f"poisson_{n:.0e}",
+            lambda: poisson.fit(start="random", n_init=10, random_state=0),
+            lambda: poisson.fit(random_state=0),
+            1.5,
+        ),
+        (
+            "many_levels",
+            lambda: many.fit(start="random", n_init=5 if quick else 50, random_state=0),
+            lambda: many.fit(random_state=0),
+            1.0,
+        ),
     ]
 
 
@@ -78,8 +85,10 @@ def main(argv=None):
             t, new_llf = _time(new, 1)
             new_times += t
         ratio = np.median(new_times) / np.median(old_times)
-        rows.append(f"| {name} | {np.median(old_times):.2f} s | {np.median(new_times):.2f} s | "
-                    f"{ratio:.2f} (target <= {target}) | {old_llf:.3f} | {new_llf:.3f} |")
+        rows.append(
+            f"| {name} | {np.median(old_times):.2f} s | {np.median(new_times):.2f} s | "
+            f"{ratio:.2f} (target <= {target}) | {old_llf:.3f} | {new_llf:.3f} |"
+        )
     print("| case | old default | new default | new / old | old llf | new llf |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))

@@ -23,12 +23,35 @@ def __getattr__(name):
     # Plots import matplotlib, which the core does not need: load on first use.
     if name in _PLOTTING or name == "plotting":
         from .report import plotting
+
         return plotting if name == "plotting" else getattr(plotting, name)
     raise AttributeError(f"module 'emformula' has no attribute {name!r}")
 
-__all__ = ["emglm", "small_em", "select_best", "EMGLM", "EMGLMResults", "WarmupTrials",
-           "MixtureSpec", "MixtureFamily", "as_family", "NegativeBinomial", "PointMass",
-           "CensoredGaussian",
-           "datasets", "ConvergenceWarning",
-           "EstimationWarning", "LocalMaximumWarning", "compare", "select_k", "SelectKResult",
-           "bootstrap_lrt", "BootstrapLRT", "residuals", "load", "__version__", *_PLOTTING]
+
+__all__ = [
+    "emglm",
+    "small_em",
+    "select_best",
+    "EMGLM",
+    "EMGLMResults",
+    "WarmupTrials",
+    "MixtureSpec",
+    "MixtureFamily",
+    "as_family",
+    "NegativeBinomial",
+    "PointMass",
+    "CensoredGaussian",
+    "datasets",
+    "ConvergenceWarning",
+    "EstimationWarning",
+    "LocalMaximumWarning",
+    "compare",
+    "select_k",
+    "SelectKResult",
+    "bootstrap_lrt",
+    "BootstrapLRT",
+    "residuals",
+    "load",
+    "__version__",
+    *_PLOTTING,
+]

@@ -20,13 +20,24 @@ from .specification import DEFAULT_FAMILY, DEFAULT_K, MixtureSpec
 __all__ = ["emglm", "small_em", "select_best", "WarmupTrials"]
 
 
-def emglm(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
-          K: int = DEFAULT_K, *,
-          start: Any = "auto", n_init: int = DEFAULT_N_INIT, max_iter: int = DEFAULT_MAX_ITER,
-          tol: float = DEFAULT_TOL, random_state: RandomState = None,
-          scale_floor: float | None = None, n_jobs: int = 1, progress: bool | None = None,
-          cov_type: str = "louis", spec: MixtureSpec | None = None,
-          **model: Any) -> EMGLMResults:
+def emglm(
+    formula: str,
+    data: DataLike,
+    family: FamilyLike = DEFAULT_FAMILY,
+    K: int = DEFAULT_K,
+    *,
+    start: Any = "auto",
+    n_init: int = DEFAULT_N_INIT,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
+    random_state: RandomState = None,
+    scale_floor: float | None = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    cov_type: str = "louis",
+    spec: MixtureSpec | None = None,
+    **model: Any,
+) -> EMGLMResults:
     """Fit a finite mixture of generalized linear models from a formula.
 
     The model is ``f(y) = sum_k pi_k f_k(y; mu_k, phi_k)`` with
@@ -149,13 +160,31 @@ def emglm(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
     if is_dask_collection(data):
         # Out of core: the engine's EM loop, with the sums of every partition.
         from .dask_model import fit_dask_results
-        return fit_dask_results(formula, data, spec, start=start, n_init=n_init,
-                                max_iter=max_iter, tol=tol, random_state=random_state,
-                                scale_floor=scale_floor, cov_type=cov_type)
+
+        return fit_dask_results(
+            formula,
+            data,
+            spec,
+            start=start,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=random_state,
+            scale_floor=scale_floor,
+            cov_type=cov_type,
+        )
     mixture = EMGLM.from_formula(formula, data, spec=spec)
-    return mixture.fit(start=start, n_init=n_init, max_iter=max_iter, tol=tol,
-                       random_state=random_state, scale_floor=scale_floor, n_jobs=n_jobs,
-                       progress=progress, cov_type=cov_type)
+    return mixture.fit(
+        start=start,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        scale_floor=scale_floor,
+        n_jobs=n_jobs,
+        progress=progress,
+        cov_type=cov_type,
+    )
 
 
 class WarmupTrials:
@@ -185,11 +214,21 @@ class WarmupTrials:
         return len(self.starts)
 
 
-def small_em(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
-             K: int = DEFAULT_K, *,
-             repeats: int = 20, max_iter: int = 5, sample_size: int | None = None,
-             random_state: RandomState = None, n_jobs: int = 1, progress: bool | None = None,
-             spec: MixtureSpec | None = None, **model: Any) -> WarmupTrials:
+def small_em(
+    formula: str,
+    data: DataLike,
+    family: FamilyLike = DEFAULT_FAMILY,
+    K: int = DEFAULT_K,
+    *,
+    repeats: int = 20,
+    max_iter: int = 5,
+    sample_size: int | None = None,
+    random_state: RandomState = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    spec: MixtureSpec | None = None,
+    **model: Any,
+) -> WarmupTrials:
     """Short EM trials from random starts: the warm-up of the original package.
 
     The trials are the screening candidates of the default start strategy
@@ -242,10 +281,18 @@ def small_em(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
         # Warm-up trials are short and many: run them in memory on a random
         # sample of rows; their starts then serve emglm on all of the data.
         from .backends.dask import sample_frame
+
         data = sample_frame(data, random_state)
     mixture = EMGLM.from_formula(formula, data, spec=spec)
-    return _warmup(mixture, repeats=repeats, max_iter=max_iter, sample_size=sample_size,
-                   random_state=random_state, n_jobs=n_jobs, progress=progress)
+    return _warmup(
+        mixture,
+        repeats=repeats,
+        max_iter=max_iter,
+        sample_size=sample_size,
+        random_state=random_state,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
 
 
 def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, progress=None):
@@ -253,17 +300,29 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
     n = data.n_units
     if sample_size is not None and not (1 <= int(sample_size) <= n):
         what = "groups" if data.groups is not None else "rows"
-        raise ValueError(f"sample_size must be between 1 and the number of {what} ({n}), "
-                         f"got {sample_size}")
+        raise ValueError(
+            f"sample_size must be between 1 and the number of {what} ({n}), got {sample_size}"
+        )
     if int(repeats) < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     floor = model._scale_floor(None)
     seeds = _seed_sequence(random_state).spawn(int(repeats))
-    shared = (data, model.K, int(max_iter), None if sample_size is None else int(sample_size),
-              floor)
+    shared = (
+        data,
+        model.K,
+        int(max_iter),
+        None if sample_size is None else int(sample_size),
+        floor,
+    )
     tasks = [(_TRIAL_KINDS[i % 2], seed) for i, seed in enumerate(seeds)]
-    results = map_tasks(_warmup_trial, tasks, shared=shared, n_jobs=n_jobs, progress=progress,
-                        desc=f"warm-up trials (K={model.K})")
+    results = map_tasks(
+        _warmup_trial,
+        tasks,
+        shared=shared,
+        n_jobs=n_jobs,
+        progress=progress,
+        desc=f"warm-up trials (K={model.K})",
+    )
     rows, starts = [], []
     components = [f"comp{k + 1}" for k in range(model.K)]
     for trial, (est, llf, n_iter) in enumerate(results, start=1):
@@ -275,17 +334,21 @@ def _warmup(model, *, repeats, max_iter, sample_size, random_state, n_jobs=1, pr
                 row[f"comp{k + 1}:{name}"] = est.coef[j, k]
         row["kind"] = _TRIAL_KINDS[(trial - 1) % 2]
         rows.append(row)
-        start = {"params": pd.DataFrame(est.coef, index=model.exog_names, columns=components),
-                 "prior": est.prior.copy(),
-                 "family_params": pd.DataFrame(est.params, columns=components,
-                                               index=[p.name for p in model.family.parameters])}
+        start = {
+            "params": pd.DataFrame(est.coef, index=model.exog_names, columns=components),
+            "prior": est.prior.copy(),
+            "family_params": pd.DataFrame(
+                est.params, columns=components, index=[p.name for p in model.family.parameters]
+            ),
+        }
         if model.family.estimates_scale:
             start["scale"] = est.params[0].copy()
         if est.fixed_coef is not None:
             start["fixed"] = pd.Series(est.fixed_coef, index=model.fixed_names)
         if est.gamma is not None:
-            start["concomitant"] = pd.DataFrame(est.gamma, index=model.concomitant_names,
-                                                columns=components)
+            start["concomitant"] = pd.DataFrame(
+                est.gamma, index=model.concomitant_names, columns=components
+            )
         starts.append(start)
     return WarmupTrials(pd.DataFrame(rows).set_index("trial"), starts)
 
@@ -307,8 +370,10 @@ def _warmup_trial(shared, task):
             take = np.flatnonzero(np.isin(data.groups, take))
         sub = data.take(take)
     est = candidate_start(sub, K, kind, rng, floor)
-    run = _em.order_components(_em.run_em(sub, est, max_iter=max_iter, tol=0.0,
-                                          scale_floor=floor, newton=False), data.family)
+    run = _em.order_components(
+        _em.run_em(sub, est, max_iter=max_iter, tol=0.0, scale_floor=floor, newton=False),
+        data.family,
+    )
     llf = run.llf if sub is data else _em.e_step(data, run.estimates).llf
     return run.estimates, llf, run.n_iter
 

@@ -48,9 +48,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Exceptions that report a user's mistake (status 2); anything else is a bug.
-_USER_ERRORS = (UsageError, ValueError, TypeError, KeyError, LookupError, OSError,
-                NotImplementedError, ArithmeticError, MemoryError, RecursionError,
-                ImportError)
+_USER_ERRORS = (
+    UsageError,
+    ValueError,
+    TypeError,
+    KeyError,
+    LookupError,
+    OSError,
+    NotImplementedError,
+    ArithmeticError,
+    MemoryError,
+    RecursionError,
+    ImportError,
+)
 
 
 # ------------------------------------------------------------------ input
@@ -66,8 +76,9 @@ def _read_data(path):
     compressed = suffixes[-1:] in ([".gz"], [".bz2"], [".zip"], [".xz"])
     suffix = suffixes[-2] if compressed and len(suffixes) == 2 else suffixes[-1] if suffixes else ""
     if suffix not in (".parquet", ".pq", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz"):
-        raise UsageError(f"data file {str(path)!r} must be .csv (.tsv, .txt, compressed or "
-                         "not) or .parquet")
+        raise UsageError(
+            f"data file {str(path)!r} must be .csv (.tsv, .txt, compressed or not) or .parquet"
+        )
     try:
         if suffix in (".parquet", ".pq"):
             data = pd.read_parquet(path)
@@ -85,8 +96,7 @@ def _read_data(path):
     except ImportError as exc:
         raise UsageError(f"cannot read {str(path)!r}: {exc}") from None
     except Exception as exc:  # pandas and pyarrow raise many parser errors
-        raise UsageError(f"cannot read {str(path)!r} as {suffix[1:]}: "
-                         f"{_first_line(exc)}") from None
+        raise UsageError(f"cannot read {str(path)!r} as {suffix[1:]}: {_first_line(exc)}") from None
     if len(data) == 0:
         raise UsageError(f"data file {str(path)!r} has no rows (only a header)")
     return data
@@ -137,8 +147,10 @@ def _model_kwargs(args, data):
         column = getattr(args, name, None)
         if column is not None:
             if column not in data.columns:
-                raise UsageError(f"--{name} column {column!r} is not in the data "
-                                 f"(columns: {', '.join(map(str, data.columns))})")
+                raise UsageError(
+                    f"--{name} column {column!r} is not in the data "
+                    f"(columns: {', '.join(map(str, data.columns))})"
+                )
             kwargs[name] = column
     return kwargs
 
@@ -162,10 +174,10 @@ def _demo(args):
     sim2 = datasets.load_sim2()
     formula = sim2.formula
     print(f"emformula demo: the bundled sim2 data ({len(sim2.data)} rows), {formula}\n")
-    glm = sm.GLM.from_formula("y ~ V1 + V2 + V3 + V4 + V5", sim2.data,
-                              family=sm.families.Poisson()).fit()
-    warm = small_em(formula, sim2.data, family="poisson", K=2, repeats=10,
-                    random_state=args.seed)
+    glm = sm.GLM.from_formula(
+        "y ~ V1 + V2 + V3 + V4 + V5", sim2.data, family=sm.families.Poisson()
+    ).fit()
+    warm = small_em(formula, sim2.data, family="poisson", K=2, repeats=10, random_state=args.seed)
     res = emglm(formula, sim2.data, family="poisson", K=2, start=select_best(warm))
     print(compare(glm, res, names=["Poisson GLM", "EM mixture K=2"]).as_text())
     print()
@@ -229,11 +241,21 @@ def _fit(args):
             if args.cov_groups not in data.columns:
                 raise UsageError(f"--cov-groups column {args.cov_groups!r} is not in the data")
             kwargs["cov_groups"] = args.cov_groups
-    res = emglm(args.formula, data, family=family, K=args.K, random_state=args.seed,
-                **_fit_kwargs(args), **kwargs)
+    res = emglm(
+        args.formula,
+        data,
+        family=family,
+        K=args.K,
+        random_state=args.seed,
+        **_fit_kwargs(args),
+        **kwargs,
+    )
     # On stderr, so that the JSON, HTML or LaTeX on stdout stays clean.
-    print(f"emformula: log-likelihood {res.llf:.4f}; best llf replicated: {res.n_best} of "
-          f"{res.n_full_starts} starts", file=sys.stderr)
+    print(
+        f"emformula: log-likelihood {res.llf:.4f}; best llf replicated: {res.n_best} of "
+        f"{res.n_full_starts} starts",
+        file=sys.stderr,
+    )
     if args.format == "json":
         print(json.dumps(_as_json(res), indent=2))
     elif args.format == "html":
@@ -278,22 +300,38 @@ def _as_json(res):
                 "scale": clean(res.scale[name]),
                 "scale_se": clean(res.scale_bse[name]),
                 "family_params": {
-                    parameter: {"estimate": clean(res.family_params.loc[parameter, name]),
-                                "se": clean(res.family_bse.loc[parameter, name])}
-                    for parameter in res.family_params.index},
-                "params": {term: {"estimate": clean(res.params.loc[term, name]),
-                                  "se": clean(res.bse.loc[term, name])}
-                           for term in res.params.index},
+                    parameter: {
+                        "estimate": clean(res.family_params.loc[parameter, name]),
+                        "se": clean(res.family_bse.loc[parameter, name]),
+                    }
+                    for parameter in res.family_params.index
+                },
+                "params": {
+                    term: {
+                        "estimate": clean(res.params.loc[term, name]),
+                        "se": clean(res.bse.loc[term, name]),
+                    }
+                    for term in res.params.index
+                },
             }
             for name in res.component_names
         ],
-        "fixed": {term: {"estimate": clean(res.fixed_params[term]),
-                         "se": clean(res.fixed_bse[term])} for term in res.fixed_params.index},
-        "concomitant": None if res.concomitant_params is None else {
-            name: {term: {"estimate": clean(res.concomitant_params.loc[term, name]),
-                          "se": clean(res.concomitant_bse.loc[term, name])}
-                   for term in res.concomitant_params.index}
-            for name in res.component_names[1:]},
+        "fixed": {
+            term: {"estimate": clean(res.fixed_params[term]), "se": clean(res.fixed_bse[term])}
+            for term in res.fixed_params.index
+        },
+        "concomitant": None
+        if res.concomitant_params is None
+        else {
+            name: {
+                term: {
+                    "estimate": clean(res.concomitant_params.loc[term, name]),
+                    "se": clean(res.concomitant_bse.loc[term, name]),
+                }
+                for term in res.concomitant_params.index
+            }
+            for name in res.component_names[1:]
+        },
         "cov_type": res.cov_type,
         "problems": list(res.problems),
     }
@@ -309,15 +347,30 @@ def _select_k(args):
     if args.kmax > len(data):
         raise UsageError(f"--kmax {args.kmax} is more than the {len(data)} rows of the data")
     options = _fit_kwargs(args)
-    choice = select_k(args.formula, data, family, K=range(1, args.kmax + 1),
-                      criterion=args.criterion, n_init=options.pop("n_init"),
-                      random_state=args.seed, n_jobs=options.pop("n_jobs"),
-                      fit_kwargs=options, **_model_kwargs(args, data))
+    choice = select_k(
+        args.formula,
+        data,
+        family,
+        K=range(1, args.kmax + 1),
+        criterion=args.criterion,
+        n_init=options.pop("n_init"),
+        random_state=args.seed,
+        n_jobs=options.pop("n_jobs"),
+        fit_kwargs=options,
+        **_model_kwargs(args, data),
+    )
     table = choice.table
     if args.format == "json":
-        print(json.dumps({"criterion": choice.criterion, "best_k": choice.best_k,
-                          "table": json.loads(table.reset_index().to_json(orient="records"))},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "criterion": choice.criterion,
+                    "best_k": choice.best_k,
+                    "table": json.loads(table.reset_index().to_json(orient="records")),
+                },
+                indent=2,
+            )
+        )
     elif args.format == "html":
         print(choice._repr_html_())
     elif args.format == "csv":
@@ -334,91 +387,155 @@ def _fit_kwargs(args):
     if not (args.tol > 0 and math.isfinite(args.tol)):
         raise UsageError(f"--tol must be a positive number, got {args.tol}")
     if args.n_jobs == 0 or args.n_jobs < -1:
-        raise UsageError(f"--n-jobs must be a positive number of processes or -1, got "
-                         f"{args.n_jobs}")
-    return {"n_init": args.n_init, "max_iter": args.max_iter, "tol": args.tol,
-            "n_jobs": args.n_jobs}
+        raise UsageError(
+            f"--n-jobs must be a positive number of processes or -1, got {args.n_jobs}"
+        )
+    return {
+        "n_init": args.n_init,
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "n_jobs": args.n_jobs,
+    }
 
 
 # ----------------------------------------------------------------- parser
 def _add_model_arguments(parser):
     parser.add_argument("data", help="a .csv or .parquet file")
     parser.add_argument("formula", help="two-sided formula, e.g. 'y ~ x1 + C(g)'")
-    parser.add_argument("--family", default="poisson",
-                        help="poisson (default), binomial, gaussian, gamma, "
-                             "inverse_gaussian, negative_binomial (alpha estimated), or "
-                             "one per component separated by commas, e.g. "
-                             "pointmass,poisson (zero-inflated Poisson)")
+    parser.add_argument(
+        "--family",
+        default="poisson",
+        help="poisson (default), binomial, gaussian, gamma, "
+        "inverse_gaussian, negative_binomial (alpha estimated), or "
+        "one per component separated by commas, e.g. "
+        "pointmass,poisson (zero-inflated Poisson)",
+    )
     parser.add_argument("--link", default=None, help="a non-canonical link, e.g. log, identity")
     parser.add_argument("--weights", metavar="COL", help="column of frequency weights")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--offset", metavar="COL", help="column of offsets")
     group.add_argument("--exposure", metavar="COL", help="column of exposures")
-    parser.add_argument("--concomitant", metavar="FORMULA",
-                        help="mixing proportions depend on these covariates, e.g. '~ z'")
-    parser.add_argument("--fixed", metavar="FORMULA",
-                        help="effects shared by all components, e.g. '~ x2'")
-    parser.add_argument("--groups", metavar="COL",
-                        help="rows of one group share a component")
-    parser.add_argument("--equal-scale", action="store_true", dest="equal_scale",
-                        help="one dispersion (or alpha) for all components")
-    parser.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, dest="n_init",
-                        help="starts run to convergence after screening (default "
-                             f"{DEFAULT_N_INIT})")
+    parser.add_argument(
+        "--concomitant",
+        metavar="FORMULA",
+        help="mixing proportions depend on these covariates, e.g. '~ z'",
+    )
+    parser.add_argument(
+        "--fixed", metavar="FORMULA", help="effects shared by all components, e.g. '~ x2'"
+    )
+    parser.add_argument("--groups", metavar="COL", help="rows of one group share a component")
+    parser.add_argument(
+        "--equal-scale",
+        action="store_true",
+        dest="equal_scale",
+        help="one dispersion (or alpha) for all components",
+    )
+    parser.add_argument(
+        "--n-init",
+        type=int,
+        default=DEFAULT_N_INIT,
+        dest="n_init",
+        help=f"starts run to convergence after screening (default {DEFAULT_N_INIT})",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed")
-    parser.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER, dest="max_iter",
-                        help=f"EM iterations per start (default {DEFAULT_MAX_ITER})")
-    parser.add_argument("--tol", type=float, default=DEFAULT_TOL,
-                        help="relative change of the log-likelihood at convergence "
-                             f"(default {DEFAULT_TOL:g})")
-    parser.add_argument("--n-jobs", type=int, default=1, dest="n_jobs",
-                        help="processes for the starts (-1: every core; default 1); the "
-                             "result does not depend on it")
-    parser.add_argument("--allow-python", action="store_true", dest="allow_python",
-                        help="evaluate any Python in the formulas (with np, pd, math and "
-                             "Python's builtins); without it a formula may use only column "
-                             "names, numpy functions (np.log, log, exp, np.sqrt, ...) and "
-                             "formulaic's transforms (C, I, center, scale, bs, poly, ...). "
-                             "Only for formulas you trust: Python can do anything you can")
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=DEFAULT_MAX_ITER,
+        dest="max_iter",
+        help=f"EM iterations per start (default {DEFAULT_MAX_ITER})",
+    )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=DEFAULT_TOL,
+        help=f"relative change of the log-likelihood at convergence (default {DEFAULT_TOL:g})",
+    )
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        dest="n_jobs",
+        help="processes for the starts (-1: every core; default 1); the "
+        "result does not depend on it",
+    )
+    parser.add_argument(
+        "--allow-python",
+        action="store_true",
+        dest="allow_python",
+        help="evaluate any Python in the formulas (with np, pd, math and "
+        "Python's builtins); without it a formula may use only column "
+        "names, numpy functions (np.log, log, exp, np.sqrt, ...) and "
+        "formulaic's transforms (C, I, center, scale, bs, poly, ...). "
+        "Only for formulas you trust: Python can do anything you can",
+    )
 
 
 def build_parser():
     parser = _Parser(
-        prog="emformula",
-        description="Finite mixtures of generalized linear models fitted by EM.")
+        prog="emformula", description="Finite mixtures of generalized linear models fitted by EM."
+    )
     parser.add_argument("--version", action="version", version=f"emformula {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="fit the bundled sim2 data and print the results",
-                          description="Fit a Poisson GLM and a two-component EM mixture "
-                                      "to the bundled sim2 data and print both.")
+    demo = sub.add_parser(
+        "demo",
+        help="fit the bundled sim2 data and print the results",
+        description="Fit a Poisson GLM and a two-component EM mixture "
+        "to the bundled sim2 data and print both.",
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.add_argument("--plots", metavar="DIR", help="also write the vignette's figures here")
     demo.set_defaults(handler=_demo)
 
-    fit = sub.add_parser("fit", help="fit a mixture and print its summary",
-                         description="Fit a finite mixture of GLMs to a data file.")
+    fit = sub.add_parser(
+        "fit",
+        help="fit a mixture and print its summary",
+        description="Fit a finite mixture of GLMs to a data file.",
+    )
     _add_model_arguments(fit)
-    fit.add_argument("-K", type=int, default=None,
-                     help="number of components (default 2; with a list of families, "
-                          "their number)")
-    fit.add_argument("--format", choices=["text", "html", "latex", "json"], default="text",
-                     help="output format (default text)")
+    fit.add_argument(
+        "-K",
+        type=int,
+        default=None,
+        help="number of components (default 2; with a list of families, their number)",
+    )
+    fit.add_argument(
+        "--format",
+        choices=["text", "html", "latex", "json"],
+        default="text",
+        help="output format (default text)",
+    )
     fit.add_argument("--posterior", metavar="FILE", help="write the posterior to this CSV")
-    fit.add_argument("--cov-type", choices=list(cov_type_names()), default="louis",
-                     dest="cov_type", help="covariance of the estimates (default louis)")
-    fit.add_argument("--cov-groups", metavar="COL", dest="cov_groups",
-                     help="cluster column for --cov-type cluster")
+    fit.add_argument(
+        "--cov-type",
+        choices=list(cov_type_names()),
+        default="louis",
+        dest="cov_type",
+        help="covariance of the estimates (default louis)",
+    )
+    fit.add_argument(
+        "--cov-groups",
+        metavar="COL",
+        dest="cov_groups",
+        help="cluster column for --cov-type cluster",
+    )
     fit.set_defaults(handler=_fit)
 
-    select = sub.add_parser("select-k", help="fit K = 1..kmax and choose K",
-                            description="Fit K = 1..kmax components and choose K by an "
-                                        "information criterion.")
+    select = sub.add_parser(
+        "select-k",
+        help="fit K = 1..kmax and choose K",
+        description="Fit K = 1..kmax components and choose K by an information criterion.",
+    )
     _add_model_arguments(select)
     select.add_argument("--kmax", type=int, default=5, help="largest K (default 5)")
     select.add_argument("--criterion", choices=["bic", "aic", "icl"], default="bic")
-    select.add_argument("--format", choices=["text", "json", "html", "csv"], default="text",
-                        help="output format of the table (default text)")
+    select.add_argument(
+        "--format",
+        choices=["text", "json", "html", "csv"],
+        default="text",
+        help="output format of the table (default text)",
+    )
     select.set_defaults(handler=_select_k)
     return parser
 
@@ -475,9 +592,11 @@ def _main(argv):
     except Exception as exc:
         if os.environ.get("EMFORMULA_TRACEBACK"):
             raise
-        print(f"emformula: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
-              "(this is a bug: please report it; EMFORMULA_TRACEBACK=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"emformula: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            "(this is a bug: please report it; EMFORMULA_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         warnings.formatwarning = format_warning

@@ -34,8 +34,9 @@ def fit_dask_results(formula, data, spec, **fit):
     EMGLMResults
     """
     parts = fit_dask(formula, data, spec, **fit)
-    res = EMGLMResults(parts.model, parts.run, parts.fit_options, parts.problems, parts.cov,
-                       parts.rows)
+    res = EMGLMResults(
+        parts.model, parts.run, parts.fit_options, parts.problems, parts.cov, parts.rows
+    )
     # The covariance's EstimationWarnings with the fit (as in memory).
     res._louis_covariance  # noqa: B018
     return res
@@ -51,8 +52,20 @@ class DaskEMGLM:
     ``exog``.
     """
 
-    def __init__(self, endog, exog, family="poisson", K=2, *, weights=None, offset=None,
-                 exposure=None, trials=None, link=None, exog_names=None):
+    def __init__(
+        self,
+        endog,
+        exog,
+        family="poisson",
+        K=2,
+        *,
+        weights=None,
+        offset=None,
+        exposure=None,
+        trials=None,
+        link=None,
+        exog_names=None,
+    ):
         import dask.array as da
         import dask.dataframe as dd
 
@@ -73,8 +86,12 @@ class DaskEMGLM:
             columns["y"] = endog
             lhs = "y"
         extra = {}
-        for name, value in (("weights", weights), ("offset", offset), ("exposure", exposure),
-                            ("trials", trials)):
+        for name, value in (
+            ("weights", weights),
+            ("offset", offset),
+            ("exposure", exposure),
+            ("trials", trials),
+        ):
             if value is not None:
                 columns[f"_{name}"] = da.asarray(value)
                 extra[name] = f"_{name}"
@@ -84,12 +101,28 @@ class DaskEMGLM:
         self.spec = MixtureSpec(family, K, link=link, **extra)
         self.exog_names = names
 
-    def fit(self, start="auto", *, n_init=10, max_iter=5000, tol=DEFAULT_TOL,
-            random_state=None, scale_floor=None):
+    def fit(
+        self,
+        start="auto",
+        *,
+        n_init=10,
+        max_iter=5000,
+        tol=DEFAULT_TOL,
+        random_state=None,
+        scale_floor=None,
+    ):
         """Fit by EM (see :func:`emformula.backends.dask.fit_dask`)."""
-        res = fit_dask_results(self.formula, self.frame, self.spec, start=start,
-                               n_init=n_init, max_iter=max_iter, tol=tol,
-                               random_state=random_state, scale_floor=scale_floor)
+        res = fit_dask_results(
+            self.formula,
+            self.frame,
+            self.spec,
+            start=start,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=random_state,
+            scale_floor=scale_floor,
+        )
         # Report the caller's column names, not the internal ones.
         res.model.exog_names = self.exog_names
         return res

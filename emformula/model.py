@@ -101,13 +101,33 @@ class EMGLM:
         # Dask arrays get the out-of-core model (the engine's loop on per-partition sums).
         if any(type(a).__module__.startswith("dask") for a in (endog, exog)):
             from .dask_model import DaskEMGLM
+
             return DaskEMGLM(endog, exog, *args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, endog, exog, family="poisson", K=DEFAULT_K, *, weights=None, offset=None,
-                 exposure=None, trials=None, link=None, exog_names=None, endog_names=None,
-                 missing_rows=0, fixed=None, fixed_names=None, concomitant=None,
-                 concomitant_names=None, groups=None, equal_scale=False, cov_groups=None):
+    def __init__(
+        self,
+        endog,
+        exog,
+        family="poisson",
+        K=DEFAULT_K,
+        *,
+        weights=None,
+        offset=None,
+        exposure=None,
+        trials=None,
+        link=None,
+        exog_names=None,
+        endog_names=None,
+        missing_rows=0,
+        fixed=None,
+        fixed_names=None,
+        concomitant=None,
+        concomitant_names=None,
+        groups=None,
+        equal_scale=False,
+        cov_groups=None,
+    ):
         self.family = as_family(family, link)
         K, k_given = given(K)
         if self.family.n_members is not None and not k_given:
@@ -115,20 +135,35 @@ class EMGLM:
         self.K = _check_k(K)
         check_family_use(self.family, self.K, fixed is not None, bool(equal_scale))
         # What with_k() passes to the constructor again (arrays shared).
-        self._keywords = dict(weights=weights, offset=offset, exposure=exposure, trials=trials,
-                              exog_names=exog_names, endog_names=endog_names,
-                              missing_rows=missing_rows, fixed=fixed, fixed_names=fixed_names,
-                              concomitant=concomitant, concomitant_names=concomitant_names,
-                              groups=groups, equal_scale=equal_scale, cov_groups=cov_groups)
+        self._keywords = dict(
+            weights=weights,
+            offset=offset,
+            exposure=exposure,
+            trials=trials,
+            exog_names=exog_names,
+            endog_names=endog_names,
+            missing_rows=missing_rows,
+            fixed=fixed,
+            fixed_names=fixed_names,
+            concomitant=concomitant,
+            concomitant_names=concomitant_names,
+            groups=groups,
+            equal_scale=equal_scale,
+            cov_groups=cov_groups,
+        )
         safe = getattr(getattr(self.family, "sm_family", None), "safe_links", None)
         if safe and not isinstance(self.family.link, tuple(safe)):
             # As statsmodels' GLM does: the mean may leave the family's domain.
-            warn(f"The {self.family.link_name} link function does not respect the "
-                 f"domain of the {self.family.family_name} family.", DomainWarning)
+            warn(
+                f"The {self.family.link_name} link function does not respect the "
+                f"domain of the {self.family.family_name} family.",
+                DomainWarning,
+            )
         # pandas inputs keep their labels, as in statsmodels' GLM: the
         # columns name the terms, the Series the response, the index the rows.
-        index = next((a.index for a in (exog, endog) if isinstance(a, pd.Series | pd.DataFrame)),
-                     None)
+        index = next(
+            (a.index for a in (exog, endog) if isinstance(a, pd.Series | pd.DataFrame)), None
+        )
         if exog_names is None and isinstance(exog, pd.DataFrame):
             exog_names = [str(c) for c in exog.columns]
         if exog_names is None and isinstance(exog, pd.Series) and exog.name is not None:
@@ -152,21 +187,28 @@ class EMGLM:
             cols = np.flatnonzero(~np.all(np.isfinite(exog), axis=0))
             names = [exog_names[c] for c in cols] if exog_names else cols.tolist()
             raise ValueError(f"exog has missing or infinite values in column(s) {names}")
-        self.endog_names = list(endog_names) if endog_names is not None else (
-            ["y"] if endog.ndim == 1 else ["successes", "failures"])
-        self.exog_names = (list(exog_names) if exog_names is not None
-                           else [f"x{j}" for j in range(exog.shape[1])])
+        self.endog_names = (
+            list(endog_names)
+            if endog_names is not None
+            else (["y"] if endog.ndim == 1 else ["successes", "failures"])
+        )
+        self.exog_names = (
+            list(exog_names) if exog_names is not None else [f"x{j}" for j in range(exog.shape[1])]
+        )
         if len(self.exog_names) != exog.shape[1]:
-            raise ValueError(f"exog_names has {len(self.exog_names)} names for "
-                             f"{exog.shape[1]} columns")
+            raise ValueError(
+                f"exog_names has {len(self.exog_names)} names for {exog.shape[1]} columns"
+            )
         y, n_trials = self._response(endog, trials, n)
         self.weights = _check_weights(weights, n)
         self.offset = _check_vector(offset, n, "offset")
         self.exposure = _check_vector(exposure, n, "exposure")
         if self.exposure is not None and np.any(self.exposure <= 0):
             rows = np.flatnonzero(self.exposure <= 0)
-            raise ValueError(f"exposure must be positive; {rows.size} row(s) are not, "
-                             f"first at positions {rows[:5].tolist()}")
+            raise ValueError(
+                f"exposure must be positive; {rows.size} row(s) are not, "
+                f"first at positions {rows[:5].tolist()}"
+            )
         total_offset = np.zeros(n)
         if self.offset is not None:
             total_offset += self.offset
@@ -178,12 +220,15 @@ class EMGLM:
             _check_no_constant(exog, self.exog_names, self.family)
         if self.family.any_dispersion and np.abs(y).max() > _LARGEST_COLUMN:
             # The dispersion is of the order of y squared (gaussian) or more.
-            raise ValueError(f"the response {self.endog_names[0]!r} reaches "
-                             f"{np.abs(y).max():.3g}: its dispersion would overflow double "
-                             "precision; rescale it (e.g. divide by a power of ten)")
+            raise ValueError(
+                f"the response {self.endog_names[0]!r} reaches "
+                f"{np.abs(y).max():.3g}: its dispersion would overflow double "
+                "precision; rescale it (e.g. divide by a power of ten)"
+            )
         fixed, self.fixed_names = _extra_design(fixed, fixed_names, n, "fixed", "z")
         concomitant, self.concomitant_names = _extra_design(
-            concomitant, concomitant_names, n, "concomitant", "w")
+            concomitant, concomitant_names, n, "concomitant", "w"
+        )
         if fixed is None:
             _check_rank(exog, self.exog_names)
         else:
@@ -195,21 +240,33 @@ class EMGLM:
         if codes is not None:
             check_constant_within_groups(self.weights, codes, self.group_labels, "weights")
             if concomitant is not None:
-                check_constant_within_groups(concomitant, codes, self.group_labels,
-                                       "the concomitant variables")
+                check_constant_within_groups(
+                    concomitant, codes, self.group_labels, "the concomitant variables"
+                )
         self.cov_group_labels, self.cov_groups = _group_codes(cov_groups, n, "cov_groups")
         self.equal_scale = bool(equal_scale)
         self.endog = endog
         self.exog = exog
         self.missing_rows = missing_rows
-        self.data = _em.EMData(y, np.ascontiguousarray(exog), self.weights, total_offset,
-                               n_trials, self.family, fixed, concomitant, codes,
-                               bool(self.equal_scale and self.family.parameters))
+        self.data = _em.EMData(
+            y,
+            np.ascontiguousarray(exog),
+            self.weights,
+            total_offset,
+            n_trials,
+            self.family,
+            fixed,
+            concomitant,
+            codes,
+            bool(self.equal_scale and self.family.parameters),
+        )
         n_free = self.layout.size
         n_rows = int(np.count_nonzero(self.weights))
         if n_free > n_rows:
-            raise ValueError(f"K={self.K} is too large for the data: {n_free} free parameters "
-                             f"but only {n_rows} rows with positive weight")
+            raise ValueError(
+                f"K={self.K} is too large for the data: {n_free} free parameters "
+                f"but only {n_rows} rows with positive weight"
+            )
         self._index = index if index is not None and len(index) == n else None
         # Filled by from_design: the design, to rebuild X for new data.
         self.design = None
@@ -223,13 +280,14 @@ class EMGLM:
         if endog.ndim == 2 and endog.shape[1] == 1:
             endog = endog[:, 0]
         if not np.all(np.isfinite(endog)):
-            raise ValueError(f"the response {self.endog_names[0]!r} has missing or "
-                             "infinite values")
+            raise ValueError(f"the response {self.endog_names[0]!r} has missing or infinite values")
         if endog.ndim == 2:
             if endog.shape[1] != 2 or not family.takes_trials:
-                raise ValueError("a two-column response (successes, failures) needs the "
-                                 f"binomial family and two columns, got {endog.shape[1]} "
-                                 f"columns with the {family.name} family")
+                raise ValueError(
+                    "a two-column response (successes, failures) needs the "
+                    f"binomial family and two columns, got {endog.shape[1]} "
+                    f"columns with the {family.name} family"
+                )
             if trials is not None:
                 raise ValueError("trials= cannot be combined with a two-column response")
             if np.any(endog < 0):
@@ -247,8 +305,7 @@ class EMGLM:
         return endog, np.ones(n)
 
     @classmethod
-    def from_formula(cls, formula, data, family=DEFAULT_FAMILY, K=DEFAULT_K, *, spec=None,
-                     **model):
+    def from_formula(cls, formula, data, family=DEFAULT_FAMILY, K=DEFAULT_K, *, spec=None, **model):
         """Build the model from a formula.
 
         Parameters
@@ -273,14 +330,27 @@ class EMGLM:
         """The model of a formula layer :class:`~emformula.formula.design.Design`
         under ``spec`` (its family, K, link and equal_scale), through the
         constructor and all of its checks."""
-        model = cls(design.endog, design.exog, spec.family, spec.K, weights=design.weights,
-                    offset=design.offset, exposure=design.exposure, trials=design.trials,
-                    link=spec.link, exog_names=design.exog_names,
-                    endog_names=design.endog_names, missing_rows=int((~design.kept).sum()),
-                    fixed=design.fixed, fixed_names=design.fixed_names,
-                    concomitant=design.concomitant, concomitant_names=design.concomitant_names,
-                    groups=design.groups, equal_scale=spec.equal_scale,
-                    cov_groups=design.cov_groups)
+        model = cls(
+            design.endog,
+            design.exog,
+            spec.family,
+            spec.K,
+            weights=design.weights,
+            offset=design.offset,
+            exposure=design.exposure,
+            trials=design.trials,
+            link=spec.link,
+            exog_names=design.exog_names,
+            endog_names=design.endog_names,
+            missing_rows=int((~design.kept).sum()),
+            fixed=design.fixed,
+            fixed_names=design.fixed_names,
+            concomitant=design.concomitant,
+            concomitant_names=design.concomitant_names,
+            groups=design.groups,
+            equal_scale=spec.equal_scale,
+            cov_groups=design.cov_groups,
+        )
         model.design = design
         model.formula = formula if formula is not None else design.formula
         model.context = spec.context
@@ -302,8 +372,7 @@ class EMGLM:
     @property
     def cov_groups_name(self):
         """The name of the cluster column (formula route), else ``"cov_groups"``."""
-        if self.design is not None and isinstance(self.design.column_args.get("cov_groups"),
-                                                  str):
+        if self.design is not None and isinstance(self.design.column_args.get("cov_groups"), str):
             return self.design.column_args["cov_groups"]
         return "cov_groups"
 
@@ -325,15 +394,36 @@ class EMGLM:
         d = model.__dict__
         d["_rows_removed"] = self.nobs
         d["data"] = self.data.take(np.arange(0))
-        for name in ("endog", "exog", "weights", "offset", "exposure", "missing_rows",
-                     "cov_groups", "cov_group_labels", "_index", "_keywords"):
+        for name in (
+            "endog",
+            "exog",
+            "weights",
+            "offset",
+            "exposure",
+            "missing_rows",
+            "cov_groups",
+            "cov_group_labels",
+            "_index",
+            "_keywords",
+        ):
             if name in d:
                 d[name] = None
         if self.design is not None:
-            d["design"] = replace(self.design, endog=None, exog=None, weights=None,
-                                  offset=None, exposure=None, trials=None, row_index=None,
-                                  kept=None, fixed=None, concomitant=None, groups=None,
-                                  cov_groups=None)
+            d["design"] = replace(
+                self.design,
+                endog=None,
+                exog=None,
+                weights=None,
+                offset=None,
+                exposure=None,
+                trials=None,
+                row_index=None,
+                kept=None,
+                fixed=None,
+                concomitant=None,
+                groups=None,
+                cov_groups=None,
+            )
         return model
 
     @property
@@ -364,9 +454,23 @@ class EMGLM:
         self.__dict__.setdefault("_keywords", None)
 
     # -------------------------------------------------------------- fit
-    def fit(self, start="auto", *, n_init=DEFAULT_N_INIT, max_iter=DEFAULT_MAX_ITER,
-            tol=DEFAULT_TOL, random_state=None, scale_floor=None, polish=True, n_jobs=1,
-            progress=None, cov_type="louis", cov_groups=None, _related=None, _inference=True):
+    def fit(
+        self,
+        start="auto",
+        *,
+        n_init=DEFAULT_N_INIT,
+        max_iter=DEFAULT_MAX_ITER,
+        tol=DEFAULT_TOL,
+        random_state=None,
+        scale_floor=None,
+        polish=True,
+        n_jobs=1,
+        progress=None,
+        cov_type="louis",
+        cov_groups=None,
+        _related=None,
+        _inference=True,
+    ):
         """Fit the mixture by EM.
 
         Parameters
@@ -448,25 +552,35 @@ class EMGLM:
         EMGLMResults
         """
         if "_rows_removed" in self.__dict__:
-            raise ValueError("remove_data() dropped the rows of this model: build it again "
-                             "to fit it")
+            raise ValueError(
+                "remove_data() dropped the rows of this model: build it again to fit it"
+            )
         n_init = _check_positive_int(n_init, "n_init")
         max_iter = _check_positive_int(max_iter, "max_iter")
         if not (isinstance(tol, numbers.Real) and tol > 0):
             raise ValueError(f"tol must be a positive number, got {tol!r}")
         floor = self._scale_floor(scale_floor)
         from .results import check_cov_type
+
         cov = check_cov_type(self, cov_type, cov_groups)
         # One BLAS thread: the engine's products are tall and skinny, where
         # threads gain little on an idle machine and spin against other
         # processes on a busy one (see emformula._runtime.threads).
         replicates = cov["type"] == "bootstrap"
         with blas_threads():
-            res = self._fit(start, n_init=n_init, max_iter=max_iter, tol=tol,
-                            random_state=random_state, floor=floor, polish=polish,
-                            n_jobs=n_jobs, progress=progress,
-                            cov={"type": "louis"} if replicates else cov,
-                            related=_related or {})
+            res = self._fit(
+                start,
+                n_init=n_init,
+                max_iter=max_iter,
+                tol=tol,
+                random_state=random_state,
+                floor=floor,
+                polish=polish,
+                n_jobs=n_jobs,
+                progress=progress,
+                cov={"type": "louis"} if replicates else cov,
+                related=_related or {},
+            )
         if _inference:
             # The covariance now, so that its EstimationWarnings (parameters
             # the information cannot identify, a saddle point) come with the
@@ -476,16 +590,33 @@ class EMGLM:
             # The replicates' seed follows the fit's, so a seeded fit is
             # reproducible (and equals res.bootstrap(random_state=...)); other
             # settings: res.with_cov_type("bootstrap", ...).
-            res = res.with_cov_type("bootstrap", random_state=_seed_sequence(random_state),
-                                    n_jobs=n_jobs,
-                                    progress=progress)
+            res = res.with_cov_type(
+                "bootstrap",
+                random_state=_seed_sequence(random_state),
+                n_jobs=n_jobs,
+                progress=progress,
+            )
         return res
 
-    def _fit(self, start, *, n_init, max_iter, tol, random_state, floor, polish, n_jobs,
-             progress, cov, related):
+    def _fit(
+        self,
+        start,
+        *,
+        n_init,
+        max_iter,
+        tol,
+        random_state,
+        floor,
+        polish,
+        n_jobs,
+        progress,
+        cov,
+        related,
+    ):
         """:meth:`fit` after validation."""
-        search = self._search(start, n_init, random_state, floor, max_iter, tol, n_jobs,
-                              progress, related)
+        search = self._search(
+            start, n_init, random_state, floor, max_iter, tol, n_jobs, progress, related
+        )
         runs = search.runs
         runs_llf = np.array([run.llf for run in runs])
         best = runs[_best_run_index(runs_llf, [run.converged for run in runs])]
@@ -501,35 +632,53 @@ class EMGLM:
             warn(
                 f"EM did not converge in {max_iter} iterations (last change of the "
                 f"log-likelihood {np.diff(best.history[-2:])[0]:.3g}); increase max_iter",
-                ConvergenceWarning)
+                ConvergenceWarning,
+            )
         elif polish and not best.newton_converged:
             warn(
                 "EM's log-likelihood settled, but Newton steps could not confirm a local "
                 "maximum (the observed score is not numerically zero, or the observed "
                 "information is not positive definite: a saddle point, a flat ridge or a "
-                "boundary); results.converged is False", ConvergenceWarning)
+                "boundary); results.converged is False",
+                ConvergenceWarning,
+            )
         _warn_about_starts(search, best.llf)
-        return EMGLMResults(self, best, fit_options=dict(
-            start=start if isinstance(start, str) else type(start).__name__,
-            n_init=len(runs), max_iter=max_iter, tol=tol, scale_floor=floor, polish=polish,
-            start_llfs=runs_llf, start_records=tuple(search.records),
-            start_bounds=dict(search.bounds)), problems=problems, cov=cov)
+        return EMGLMResults(
+            self,
+            best,
+            fit_options=dict(
+                start=start if isinstance(start, str) else type(start).__name__,
+                n_init=len(runs),
+                max_iter=max_iter,
+                tol=tol,
+                scale_floor=floor,
+                polish=polish,
+                start_llfs=runs_llf,
+                start_records=tuple(search.records),
+                start_bounds=dict(search.bounds),
+            ),
+            problems=problems,
+            cov=cov,
+        )
 
     def with_k(self, K):
         """The same model with ``K`` components, built again through the
         constructor (every check of the new K included); the arrays are
         shared, not copied."""
         if "_rows_removed" in self.__dict__:
-            raise ValueError("remove_data() dropped the rows of this model: build it again "
-                             "to change K")
+            raise ValueError(
+                "remove_data() dropped the rows of this model: build it again to change K"
+            )
         if self.design is not None:
             model = type(self).from_design(self.design, self.spec.replace(K=K), self.formula)
             model.context = self.context
             return model
         if self._keywords is None:
-            raise ValueError("this model was pickled by an older version of emformula, which "
-                             "did not keep the constructor's arguments: build it again to "
-                             "change K")
+            raise ValueError(
+                "this model was pickled by an older version of emformula, which "
+                "did not keep the constructor's arguments: build it again to "
+                "change K"
+            )
         return type(self)(self.endog, self.exog, self.family, K, **self._keywords)
 
     @property
@@ -545,8 +694,7 @@ class EMGLM:
                 return [(str(term), list(columns)) for term, columns in indices.items()]
         return [(name, [j]) for j, name in enumerate(self.exog_names)]
 
-    def _search(self, start, n_init, random_state, floor, max_iter, tol, n_jobs, progress,
-                related):
+    def _search(self, start, n_init, random_state, floor, max_iter, tol, n_jobs, progress, related):
         """Run the starts: a :class:`~emformula.engine.starts.StartSearch`."""
         if isinstance(start, str) and start in ("auto", "warmup"):
             plan = StartPlan.from_n_init(n_init)
@@ -556,18 +704,41 @@ class EMGLM:
                 # The K-1 fit and the nested models are of one family: a list
                 # of families starts from partitions and regression lines.
                 plan = replace(plan, nested=False, split=False)
-            return search_starts(self.data, self.K, plan, _seed_sequence(random_state), floor,
-                                 max_iter=max_iter, tol=tol, term_columns=self.term_columns,
-                                 previous=related.get("previous"),
-                                 extra=related.get("extra", ()), n_jobs=n_jobs,
-                                 progress=progress)
+            return search_starts(
+                self.data,
+                self.K,
+                plan,
+                _seed_sequence(random_state),
+                floor,
+                max_iter=max_iter,
+                tol=tol,
+                term_columns=self.term_columns,
+                previous=related.get("previous"),
+                extra=related.get("extra", ()),
+                n_jobs=n_jobs,
+                progress=progress,
+            )
         tasks = self._start_tasks(start, n_init, random_state, floor)
-        runs = map_tasks(_run_start, tasks, shared=(self.data, self.K, max_iter, tol, floor),
-                         n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={self.K})")
+        runs = map_tasks(
+            _run_start,
+            tasks,
+            shared=(self.data, self.K, max_iter, tol, floor),
+            n_jobs=n_jobs,
+            progress=progress,
+            desc=f"EM starts (K={self.K})",
+        )
         kind = "random partition" if start == "random" else "given start"
-        records = [StartRecord(kind if len(runs) == 1 or kind != "given start"
-                               else f"given start {i + 1}", "full", np.nan, run.llf,
-                               run.n_iter, run.converged) for i, run in enumerate(runs)]
+        records = [
+            StartRecord(
+                kind if len(runs) == 1 or kind != "given start" else f"given start {i + 1}",
+                "full",
+                np.nan,
+                run.llf,
+                run.n_iter,
+                run.converged,
+            )
+            for i, run in enumerate(runs)
+        ]
         return StartSearch(list(runs), records, {})
 
     def _scale_floor(self, scale_floor):
@@ -584,36 +755,49 @@ class EMGLM:
         if isinstance(start, str):
             if start == "random":
                 return list(_seed_sequence(random_state).spawn(n_init))
-            raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
-                             f"dict, got {start!r}")
+            raise ValueError(
+                f"start must be 'auto', 'random', 'warmup', a results object or a "
+                f"dict, got {start!r}"
+            )
         if isinstance(start, list | tuple):
             if not start or any(isinstance(one, str | list | tuple) for one in start):
-                raise ValueError("a list of starts holds results objects or dicts (one "
-                                 "run each); for random starts use start='auto' or "
-                                 "'random' with n_init")
-            return [task for one in start
-                    for task in self._start_tasks(one, 1, random_state, floor)]
+                raise ValueError(
+                    "a list of starts holds results objects or dicts (one "
+                    "run each); for random starts use start='auto' or "
+                    "'random' with n_init"
+                )
+            return [
+                task for one in start for task in self._start_tasks(one, 1, random_state, floor)
+            ]
         if isinstance(start, EMGLMResults):
             return [self._check_start(start.estimates)]
         if isinstance(start, dict):
             if "posterior" in start:
                 post = np.asarray(start["posterior"], dtype=float)
                 if post.shape != (self.nobs, self.K):
-                    raise ValueError(f"start['posterior'] has shape {post.shape}, expected "
-                                     f"{(self.nobs, self.K)}")
+                    raise ValueError(
+                        f"start['posterior'] has shape {post.shape}, expected {(self.nobs, self.K)}"
+                    )
                 return [_em.estimates_from_posterior(data, post, floor)]
             return [self._check_start(estimates_from_dict(start, self.family, self.K))]
-        raise TypeError(f"start must be 'auto', 'random', 'warmup', a results object or a "
-                        f"dict, got {type(start).__name__}")
+        raise TypeError(
+            f"start must be 'auto', 'random', 'warmup', a results object or a "
+            f"dict, got {type(start).__name__}"
+        )
 
     def _check_start(self, est):
         data = self.data
         return checked_start(
-            est, family=self.family, n_coef=data.n_coef, K=self.K,
-            equal_scale=data.equal_scale, fixed_names=self.fixed_names if data.n_fixed else (),
+            est,
+            family=self.family,
+            n_coef=data.n_coef,
+            K=self.K,
+            equal_scale=data.equal_scale,
+            fixed_names=self.fixed_names if data.n_fixed else (),
             concomitant_names=self.concomitant_names if data.n_concomitant else (),
             gamma_from_prior=lambda prior: _gamma_from_prior(data.concomitant, prior),
-            mean_prior_of=lambda gamma: mean_prior(data, gamma))
+            mean_prior_of=lambda gamma: mean_prior(data, gamma),
+        )
 
 
 def _run_start(shared, task):
@@ -634,7 +818,9 @@ def _warn_about_starts(search, best_llf):
         warn(
             f"the best log-likelihood ({best_llf:.4f}) was reached by only 1 of {len(full)} "
             "starts; fit again with more starts (n_init) or other seeds to check that it "
-            "is the global maximum", LocalMaximumWarning)
+            "is the global maximum",
+            LocalMaximumWarning,
+        )
     for name, bound in search.bounds.items():
         slack = 1e-6 * (abs(bound) + 1.0)
         if best_llf < bound - slack:
@@ -642,7 +828,8 @@ def _warn_about_starts(search, best_llf):
                 f"the fit ended at log-likelihood {best_llf:.4f}, below its {name} model "
                 f"({bound:.4f}), which is nested in it: the estimates are not at the "
                 "maximum; fit again with more starts or a larger max_iter",
-                LocalMaximumWarning)
+                LocalMaximumWarning,
+            )
 
 
 def _gamma_from_prior(concomitant, prior):
@@ -650,8 +837,9 @@ def _gamma_from_prior(concomitant, prior):
     the log-odds on a constant column of the design (an intercept), else 0."""
     q, K = concomitant.shape[1], prior.size
     gamma = np.zeros((q, K))
-    constant = np.flatnonzero(np.all(concomitant == concomitant[:1], axis=0)
-                              & (concomitant[0] != 0))
+    constant = np.flatnonzero(
+        np.all(concomitant == concomitant[:1], axis=0) & (concomitant[0] != 0)
+    )
     if constant.size:
         j = constant[0]
         with np.errstate(divide="ignore"):
@@ -688,11 +876,15 @@ def _seed_sequence(random_state):
         return np.random.SeedSequence(int(random_state.integers(2**63)))
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
-    if random_state is not None and (isinstance(random_state, bool)
-                                     or not isinstance(random_state, numbers.Integral)
-                                     or random_state < 0):
-        raise TypeError("random_state must be None, a non-negative whole number or a "
-                        f"numpy Generator, got {random_state!r}")
+    if random_state is not None and (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, numbers.Integral)
+        or random_state < 0
+    ):
+        raise TypeError(
+            "random_state must be None, a non-negative whole number or a "
+            f"numpy Generator, got {random_state!r}"
+        )
     return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
@@ -736,10 +928,12 @@ def _check_rank(exog, names):
     extreme = (peak > _LARGEST_COLUMN) | (peak < 1.0 / _LARGEST_COLUMN)
     if np.any(extreme):
         bad = [f"{names[j]} (largest |value| {peak[j]:.3g})" for j in np.flatnonzero(extreme)]
-        raise ValueError(f"design column(s) {', '.join(bad)} are too large or too small for "
-                         "double precision: the normal equations square them, which "
-                         "overflows or underflows; rescale them (e.g. divide by a power of "
-                         "ten) to magnitudes between 1e-100 and 1e100")
+        raise ValueError(
+            f"design column(s) {', '.join(bad)} are too large or too small for "
+            "double precision: the normal equations square them, which "
+            "overflows or underflows; rescale them (e.g. divide by a power of "
+            "ten) to magnitudes between 1e-100 and 1e100"
+        )
     scaled = exog / peak
     scaled = scaled / np.linalg.norm(scaled, axis=0)
     _, r, pivot = scipy.linalg.qr(scaled, mode="economic", pivoting=True)
@@ -753,8 +947,11 @@ def _check_rank(exog, names):
         coef = np.linalg.lstsq(scaled[:, kept], scaled[:, j], rcond=None)[0]
         involved = [names[kept[i]] for i in np.flatnonzero(np.abs(coef) > 1e-8)]
         details.append(f"{names[j]!r} = combination of {involved}")
-    raise ValueError("the design matrix is rank deficient (collinear columns): "
-                     + "; ".join(details) + ". Remove the redundant column(s)")
+    raise ValueError(
+        "the design matrix is rank deficient (collinear columns): "
+        + "; ".join(details)
+        + ". Remove the redundant column(s)"
+    )
 
 
 def _check_no_constant(exog, names, family):
@@ -762,10 +959,12 @@ def _check_no_constant(exog, names, family):
     place of an intercept (the two would not be identified)."""
     with_constant = np.column_stack([np.ones(exog.shape[0]), exog])
     if np.linalg.matrix_rank(with_constant) == np.linalg.matrix_rank(exog):
-        raise ValueError(f"the {family.name} family has cut points in place of an "
-                         f"intercept, but the design {names} spans a constant (an intercept "
-                         "column, or every level of a factor): drop it (a formula drops "
-                         "its Intercept column itself)")
+        raise ValueError(
+            f"the {family.name} family has cut points in place of an "
+            f"intercept, but the design {names} spans a constant (an intercept "
+            "column, or every level of a factor): drop it (a formula drops "
+            "its Intercept column itself)"
+        )
 
 
 def _check_k(K):
@@ -801,8 +1000,10 @@ def _check_vector(value, n, name):
         raise ValueError(f"{name} must have one value per row ({n}), got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         rows = np.flatnonzero(~np.isfinite(array))
-        raise ValueError(f"{name} has missing or infinite values at {rows.size} row(s), "
-                         f"first at positions {rows[:5].tolist()}")
+        raise ValueError(
+            f"{name} has missing or infinite values at {rows.size} row(s), "
+            f"first at positions {rows[:5].tolist()}"
+        )
     return array
 
 
@@ -812,8 +1013,10 @@ def _check_weights(weights, n):
     w = _check_vector(weights, n, "weights")
     if np.any(w < 0):
         rows = np.flatnonzero(w < 0)
-        raise ValueError(f"weights must be non-negative; {rows.size} row(s) are negative, "
-                         f"first at positions {rows[:5].tolist()}")
+        raise ValueError(
+            f"weights must be non-negative; {rows.size} row(s) are negative, "
+            f"first at positions {rows[:5].tolist()}"
+        )
     if not w.sum() > 0:
         raise ValueError("weights are all zero")
     return w
@@ -827,18 +1030,22 @@ def _extra_design(values, names, n, argument, prefix):
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[0] != n:
-        raise ValueError(f"{argument} must have one row per row of exog ({n}), got shape "
-                         f"{array.shape}")
+        raise ValueError(
+            f"{argument} must have one row per row of exog ({n}), got shape {array.shape}"
+        )
     if array.shape[1] == 0:
         if argument == "concomitant":
-            raise ValueError("the concomitant design has no columns; leave concomitant out "
-                             "for constant mixing proportions")
+            raise ValueError(
+                "the concomitant design has no columns; leave concomitant out "
+                "for constant mixing proportions"
+            )
         return None, []
     names = list(names) if names is not None else [f"{prefix}{j}" for j in range(array.shape[1])]
     if len(names) != array.shape[1]:
         raise ValueError(f"{argument}_names has {len(names)} names for {array.shape[1]} columns")
     if not np.all(np.isfinite(array)):
         cols = np.flatnonzero(~np.all(np.isfinite(array), axis=0))
-        raise ValueError(f"{argument} has missing or infinite values in column(s) "
-                         f"{[names[c] for c in cols]}")
+        raise ValueError(
+            f"{argument} has missing or infinite values in column(s) {[names[c] for c in cols]}"
+        )
     return np.ascontiguousarray(array), names

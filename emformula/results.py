@@ -143,8 +143,11 @@ class EMGLMResults:
     def fixed_params(self):
         """Coefficients shared by all components (``fixed=``); empty without them."""
         values = self.estimates.fixed_coef
-        return pd.Series(np.zeros(0) if values is None else np.array(values, dtype=float),
-                         index=pd.Index(self.model.fixed_names, dtype=object), name="fixed")
+        return pd.Series(
+            np.zeros(0) if values is None else np.array(values, dtype=float),
+            index=pd.Index(self.model.fixed_names, dtype=object),
+            name="fixed",
+        )
 
     @cached_property
     def concomitant_params(self):
@@ -154,8 +157,11 @@ class EMGLMResults:
         gamma = self.estimates.gamma
         if gamma is None:
             return None
-        return pd.DataFrame(np.array(gamma, dtype=float), index=self.model.concomitant_names,
-                            columns=self.component_names)
+        return pd.DataFrame(
+            np.array(gamma, dtype=float),
+            index=self.model.concomitant_names,
+            columns=self.component_names,
+        )
 
     @cached_property
     def prior(self):
@@ -170,10 +176,11 @@ class EMGLMResults:
         repeated with ``equal_scale``); ones for a family without a
         dispersion (Poisson, binomial, negative binomial), as statsmodels'
         GLM reports."""
-        values = [self.estimates.params[0, k] if self.family.member(k).estimates_scale
-                  else 1.0 for k in range(self.n_components)]
-        return pd.Series(np.array(values, dtype=float), index=self.component_names,
-                         name="scale")
+        values = [
+            self.estimates.params[0, k] if self.family.member(k).estimates_scale else 1.0
+            for k in range(self.n_components)
+        ]
+        return pd.Series(np.array(values, dtype=float), index=self.component_names, name="scale")
 
     @cached_property
     def family_params(self):
@@ -187,8 +194,9 @@ class EMGLMResults:
         for k in range(self.n_components):
             for j, parameter in enumerate(self.family.member(k).parameters):
                 values[names.index(parameter.name), k] = self.estimates.params[j, k]
-        return pd.DataFrame(values, index=pd.Index(names, dtype=object),
-                            columns=self.component_names)
+        return pd.DataFrame(
+            values, index=pd.Index(names, dtype=object), columns=self.component_names
+        )
 
     @property
     def _parameter_names(self):
@@ -248,8 +256,9 @@ class EMGLMResults:
         columns = ["kind", "stage", "screen_llf", "llf", "n_iter", "converged", "best"]
         if not records:
             return pd.DataFrame(columns=columns)
-        table = pd.DataFrame([vars(r) if not hasattr(r, "_asdict") else r._asdict()
-                              for r in records])
+        table = pd.DataFrame(
+            [vars(r) if not hasattr(r, "_asdict") else r._asdict() for r in records]
+        )
         table["llf"] = table["llf"].astype(float)
         full = table["stage"] == "full"
         top = table.loc[full, "llf"].max()
@@ -329,8 +338,9 @@ class EMGLMResults:
                     nuisance.add(int(i))
         rows = getattr(self._data, "row_weight", None)
         if rows is None:
-            raise NotImplementedError("this dask fit was saved by an older version, which "
-                                      "kept no row count: fit again")
+            raise NotImplementedError(
+                "this dask fit was saved by an older version, which kept no row count: fit again"
+            )
         return rows - (self.df_model - len(nuisance))
 
     @property
@@ -403,8 +413,10 @@ class EMGLMResults:
             return self.icl
         hard = getattr(self._data, "classification_entropy", None)
         if hard is None:
-            raise NotImplementedError("this dask fit was saved by an older version, which "
-                                      "kept no classification entropy: fit again")
+            raise NotImplementedError(
+                "this dask fit was saved by an older version, which "
+                "kept no classification entropy: fit again"
+            )
         return self.bic + 2.0 * hard
 
     @property
@@ -491,8 +503,11 @@ class EMGLMResults:
         >>> res.predict(new_df, type="component")  # doctest: +SKIP
         >>> res.predict(new_df, type="prior")      # doctest: +SKIP
         """
-        given = {name: value for name, value in (("offset", offset), ("exposure", exposure),
-                                                 ("context", context)) if value is not None}
+        given = {
+            name: value
+            for name, value in (("offset", offset), ("exposure", exposure), ("context", context))
+            if value is not None
+        }
         return self._data.predict(data, type, self.component_names, **given)
 
     # The arrays of new data, for the residuals of new data (rows in memory).
@@ -503,8 +518,7 @@ class EMGLMResults:
         return self._data.new_posterior(new, names)
 
     def _new_arrays(self, data, offset, exposure, response=False, context=None):
-        return self._data.new_arrays(data, offset, exposure, response=response,
-                                     context=context)
+        return self._data.new_arrays(data, offset, exposure, response=response, context=context)
 
     # ---------------------------------------------------------- inference
     @cached_property
@@ -514,8 +528,7 @@ class EMGLMResults:
     def information(self):
         """Observed information of the mixture log-likelihood (Louis' method)
         over the free parameters, as a DataFrame."""
-        return pd.DataFrame(self._information, index=self.param_names,
-                            columns=self.param_names)
+        return pd.DataFrame(self._information, index=self.param_names, columns=self.param_names)
 
     @cached_property
     def param_names(self):
@@ -532,8 +545,10 @@ class EMGLMResults:
         for k in range(lay.n_components):
             for j, pos in enumerate(lay.coef_index[k]):
                 labels[pos] = f"comp{k + 1}:{model.exog_names[j]}"
-            parameter_labels = [f"log({p.name})" if p.transform == "log" else p.name
-                                for p in self.family.member(k).parameters]
+            parameter_labels = [
+                f"log({p.name})" if p.transform == "log" else p.name
+                for p in self.family.member(k).parameters
+            ]
             for label, pos in zip(parameter_labels, lay.param_index[k]):
                 labels[pos] = label if lay.equal_scale else f"comp{k + 1}:{label}"
         for j, pos in enumerate(lay.fixed_index):
@@ -556,10 +571,14 @@ class EMGLMResults:
                 "the observed information is singular: "
                 f"{', '.join(names)} cannot be estimated (standard errors set to NaN); "
                 "a component may have collapsed or a parameter is not identified",
-                EstimationWarning)
+                EstimationWarning,
+            )
         elif not_positive:
-            warn("the observed information is not positive definite: the "
-                 "estimate may be a saddle point", EstimationWarning)
+            warn(
+                "the observed information is not positive definite: the "
+                "estimate may be a saddle point",
+                EstimationWarning,
+            )
         return cov
 
     @property
@@ -631,20 +650,33 @@ class EMGLMResults:
                 bootstrap = self.bootstrap(**bootstrap_options)
             elif bootstrap_options:
                 raise TypeError("give either bootstrap= or the options of a new bootstrap")
-            if (list(bootstrap.replicates.columns) != list(self.param_names)
-                    or not np.array_equal(bootstrap.estimate.to_numpy(), self._theta)):
-                raise ValueError("these bootstrap replicates belong to another fit (or to "
-                                 "this one before relabel): draw them from this one")
+            if list(bootstrap.replicates.columns) != list(self.param_names) or not np.array_equal(
+                bootstrap.estimate.to_numpy(), self._theta
+            ):
+                raise ValueError(
+                    "these bootstrap replicates belong to another fit (or to "
+                    "this one before relabel): draw them from this one"
+                )
             cov = {"type": estimator.name, "bootstrap": bootstrap}
         else:
             if bootstrap is not None or bootstrap_options:
                 raise TypeError(f"bootstrap options do not apply to cov_type={cov_type!r}")
             cov = self._data.cov_choice(cov_type, cov_groups)
-        return EMGLMResults(self.model, self._run, self.fit_options, self.problems, cov,
-                            rows=self.__dict__["_rows"])
+        return EMGLMResults(
+            self.model, self._run, self.fit_options, self.problems, cov, rows=self.__dict__["_rows"]
+        )
 
-    def bootstrap(self, n_boot=199, *, kind="nonparametric", random_state=None, n_jobs=1,
-                  progress=None, max_iter=None, tol=None):
+    def bootstrap(
+        self,
+        n_boot=199,
+        *,
+        kind="nonparametric",
+        random_state=None,
+        n_jobs=1,
+        progress=None,
+        max_iter=None,
+        tol=None,
+    ):
         """Bootstrap replicates of every free parameter (flexmix's ``boot``).
 
         Each replicate is refitted by EM from these estimates (with the
@@ -687,8 +719,16 @@ class EMGLMResults:
         self._data.rows_in_memory("bootstrap")
         from .postestimation.bootstrap import bootstrap
 
-        return bootstrap(self, n_boot, kind=kind, random_state=random_state, n_jobs=n_jobs,
-                         progress=progress, max_iter=max_iter, tol=tol)
+        return bootstrap(
+            self,
+            n_boot,
+            kind=kind,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            progress=progress,
+            max_iter=max_iter,
+            tol=tol,
+        )
 
     def relabel(self, order=None, *, by=None, ascending=True, reference=None):
         """The same fit with its components in another order (flexmix's ``relabel``).
@@ -731,15 +771,18 @@ class EMGLMResults:
         """
         self._data.rows_in_memory("relabel")
         if self.family.differs:
-            raise ValueError("relabel would move components away from their families in the "
-                             "list: fit again with the families in the order wanted")
+            raise ValueError(
+                "relabel would move components away from their families in the "
+                "list: fit again with the families in the order wanted"
+            )
         from .postestimation.relabel import relabel_order
 
         perm = relabel_order(self, order, by=by, ascending=ascending, reference=reference)
         run = self._run
         posterior = None if run.posterior is None else run.posterior[:, perm]
-        new_run = dataclasses.replace(run, estimates=run.estimates.permuted(perm),
-                                      posterior=posterior)
+        new_run = dataclasses.replace(
+            run, estimates=run.estimates.permuted(perm), posterior=posterior
+        )
         # Relabelled twice: the order is counted from the fit's own labels.
         before = self.fit_options.get("relabelled", list(range(1, self.n_components + 1)))
         options = dict(self.fit_options, relabelled=[before[k] for k in perm])
@@ -779,18 +822,24 @@ class EMGLMResults:
         if not data.in_memory:
             if isinstance(data, StoredResultRows):
                 return  # already removed
-            raise NotImplementedError("remove_data is for fits in memory: a dask fit keeps "
-                                      "no rows")
+            raise NotImplementedError("remove_data is for fits in memory: a dask fit keeps no rows")
         estimator = get_estimator(self.cov_type)
         louis = self._louis_covariance
         stored = {
-            "information": self._information, "wnobs": data.wnobs,
-            "row_weight": data.row_weight, "n_groups": data.n_groups,
-            "entropy": data.entropy, "classification_entropy": data.classification_entropy,
-            "deviance": (data.deviance if self.n_components == 1 and self.family.has_deviance
-                         else np.nan),
-            "prior_jacobian": (None if self.estimates.gamma is None
-                               else data.mean_prior_jacobian(self.estimates.gamma)),
+            "information": self._information,
+            "wnobs": data.wnobs,
+            "row_weight": data.row_weight,
+            "n_groups": data.n_groups,
+            "entropy": data.entropy,
+            "classification_entropy": data.classification_entropy,
+            "deviance": (
+                data.deviance if self.n_components == 1 and self.family.has_deviance else np.nan
+            ),
+            "prior_jacobian": (
+                None
+                if self.estimates.gamma is None
+                else data.mean_prior_jacobian(self.estimates.gamma)
+            ),
             "cov": self._cov,
             "meat": (data.cov_meat(self._cov, louis) if estimator.needs_meat else None),
         }
@@ -821,8 +870,7 @@ class EMGLMResults:
 
     def cov_params(self):
         """Covariance matrix of the free parameters (as :attr:`cov_type`)."""
-        return pd.DataFrame(self._covariance, index=self.param_names,
-                            columns=self.param_names)
+        return pd.DataFrame(self._covariance, index=self.param_names, columns=self.param_names)
 
     @cached_property
     def _theta(self):
@@ -837,8 +885,7 @@ class EMGLMResults:
     @cached_property
     def theta_bse(self):
         """Standard errors of :attr:`theta`."""
-        return pd.Series(np.sqrt(np.diag(self._covariance)), index=self.param_names,
-                         name="bse")
+        return pd.Series(np.sqrt(np.diag(self._covariance)), index=self.param_names, name="bse")
 
     @cached_property
     def bse(self):
@@ -850,8 +897,9 @@ class EMGLMResults:
     def fixed_bse(self):
         """Standard errors of :attr:`fixed_params`."""
         se = np.sqrt(np.diag(self._covariance))
-        return pd.Series(se[self.layout.fixed_index], index=self.fixed_params.index,
-                         name="fixed_bse")
+        return pd.Series(
+            se[self.layout.fixed_index], index=self.fixed_params.index, name="fixed_bse"
+        )
 
     @cached_property
     def concomitant_bse(self):
@@ -864,8 +912,9 @@ class EMGLMResults:
         values = np.full(self.estimates.gamma.shape, np.nan)
         for k in range(1, self.n_components):
             values[:, k] = se[lay.gamma_index(k)]
-        return pd.DataFrame(values, index=self.model.concomitant_names,
-                            columns=self.component_names)
+        return pd.DataFrame(
+            values, index=self.model.concomitant_names, columns=self.component_names
+        )
 
     @property
     def tvalues(self):
@@ -907,8 +956,9 @@ class EMGLMResults:
         else:
             jac = self._data.mean_prior_jacobian(self.estimates.gamma)
         cov = self._covariance[np.ix_(index, index)]
-        return pd.Series(np.sqrt(np.diag(jac @ cov @ jac.T)), index=self.component_names,
-                         name="prior_bse")
+        return pd.Series(
+            np.sqrt(np.diag(jac @ cov @ jac.T)), index=self.component_names, name="prior_bse"
+        )
 
     @cached_property
     def family_bse(self):
@@ -918,21 +968,27 @@ class EMGLMResults:
         names = self._parameter_names
         values = np.full((len(names), self.n_components), np.nan)
         for k in range(self.n_components):
-            for j, (parameter, i) in enumerate(zip(self.family.member(k).parameters,
-                                                   self.layout.param_index[k])):
+            for j, (parameter, i) in enumerate(
+                zip(self.family.member(k).parameters, self.layout.param_index[k])
+            ):
                 se = np.sqrt(self._covariance[i, i])
                 values[names.index(parameter.name), k] = se * (
-                    self.estimates.params[j, k] if parameter.transform == "log" else 1.0)
-        return pd.DataFrame(values, index=pd.Index(names, dtype=object),
-                            columns=self.component_names)
+                    self.estimates.params[j, k] if parameter.transform == "log" else 1.0
+                )
+        return pd.DataFrame(
+            values, index=pd.Index(names, dtype=object), columns=self.component_names
+        )
 
     @cached_property
     def scale_bse(self):
         """Standard errors of the dispersions (delta method from log scale);
         NaN where the family has no dispersion."""
         bse = self.family_bse
-        values = (bse.loc["scale"].to_numpy() if "scale" in bse.index
-                  else np.full(self.n_components, np.nan))
+        values = (
+            bse.loc["scale"].to_numpy()
+            if "scale" in bse.index
+            else np.full(self.n_components, np.nan)
+        )
         return pd.Series(values, index=self.component_names, name="scale_bse")
 
     # ------------------------------------------------------ fit measures
@@ -946,12 +1002,14 @@ class EMGLMResults:
             return stored["llnull"]
         self._data.rows_in_memory("llnull")
         from .postestimation.fit_measures import llnull
+
         return llnull(self)
 
     def pseudo_rsquared(self, kind="cs"):
         """Cox and Snell (``"cs"``) or McFadden (``"mcf"``) pseudo R² against
         :attr:`llnull`, as statsmodels defines them."""
         from .postestimation.fit_measures import pseudo_rsquared
+
         return pseudo_rsquared(self, kind)
 
     @property
@@ -982,39 +1040,44 @@ class EMGLMResults:
         >>> res.t_test("comp1:x = comp2:x")                         # doctest: +SKIP
         """
         from .postestimation.hypothesis import t_test
+
         return t_test(self, r, q)
 
     def wald_test(self, r, q=None, scalar=True):
         """Joint Wald test of linear constraints (statsmodels' ``ContrastResults``);
         see :func:`emformula.postestimation.hypothesis.wald_test`."""
         from .postestimation.hypothesis import wald_test
+
         return wald_test(self, r, q, scalar=scalar)
 
     def f_test(self, r, q=None, df_denom=None):
         """F test of linear constraints; see
         :func:`emformula.postestimation.hypothesis.f_test`."""
         from .postestimation.hypothesis import f_test
+
         return f_test(self, r, q, df_denom=df_denom)
 
     def wald_test_terms(self):
         """For each term, the Wald test that its coefficients are equal in
         every component; see :func:`emformula.postestimation.hypothesis.wald_test_terms`."""
         from .postestimation.hypothesis import wald_test_terms
+
         return wald_test_terms(self)
 
     def lincom(self, r, q=None, alpha=0.05):
         """Linear combinations of the parameters with standard errors, z,
         p-values and intervals; see :func:`emformula.postestimation.hypothesis.lincom`."""
         from .postestimation.hypothesis import lincom
+
         return lincom(self, r, q, alpha=alpha)
 
-    def get_prediction(self, exog=None, type="mean", alpha=0.05, *, offset=None,
-                       exposure=None):
+    def get_prediction(self, exog=None, type="mean", alpha=0.05, *, offset=None, exposure=None):
         """Predictions with delta-method standard errors and intervals (the
         mixture mean, each component's mean, the mixing proportions); see
         :func:`emformula.postestimation.prediction.get_prediction`."""
         self._data.rows_in_memory("get_prediction")
         from .postestimation.prediction import get_prediction
+
         return get_prediction(self, exog, type, alpha, offset=offset, exposure=exposure)
 
     def get_margeff(self, at="overall", method="dydx", dummy=False):
@@ -1022,12 +1085,14 @@ class EMGLMResults:
         see :func:`emformula.postestimation.margins.get_margeff`."""
         self._data.rows_in_memory("get_margeff")
         from .postestimation.margins import get_margeff
+
         return get_margeff(self, at=at, method=method, dummy=dummy)
 
     def class_sizes(self, alpha=0.05):
         """Class proportions with standard errors and intervals (Stata's
         ``estat lcprob``); see :func:`emformula.postestimation.classes.class_sizes`."""
         from .postestimation.classes import class_sizes
+
         return class_sizes(self, alpha)
 
     def class_means(self, alpha=0.05):
@@ -1035,12 +1100,14 @@ class EMGLMResults:
         lcmean``); see :func:`emformula.postestimation.classes.class_means`."""
         self._data.rows_in_memory("class_means")
         from .postestimation.classes import class_means
+
         return class_means(self, alpha)
 
     def clusters(self):
         """Hard assignments, 1-based (flexmix's ``clusters``)."""
         self._data.rows_in_memory("clusters")
         from .postestimation.classes import clusters
+
         return clusters(self)
 
     def classification_table(self, labels):
@@ -1048,12 +1115,14 @@ class EMGLMResults:
         :func:`emformula.postestimation.classes.classification_table`."""
         self._data.rows_in_memory("classification_table")
         from .postestimation.classes import classification_table
+
         return classification_table(self, labels)
 
     def entropy_r2(self):
         """Entropy R^2 of the classification, ``1 - entropy / (N log K)``."""
         self._data.rows_in_memory("entropy_r2")
         from .postestimation.classes import entropy_r2
+
         return entropy_r2(self)
 
     def average_posterior(self):
@@ -1061,6 +1130,7 @@ class EMGLMResults:
         assigned to each class (the latent-class diagnostic matrix)."""
         self._data.rows_in_memory("average_posterior")
         from .postestimation.classes import average_posterior
+
         return average_posterior(self)
 
     def kl_divergence(self, eps=1e-4):
@@ -1068,39 +1138,52 @@ class EMGLMResults:
         ``KLdiv``); see :func:`emformula.postestimation.classes.kl_divergence`."""
         self._data.rows_in_memory("kl_divergence")
         from .postestimation.classes import kl_divergence
+
         return kl_divergence(self, eps)
 
     # -------------------------------------------------------- diagnostics
-    def residuals(self, type="deviance", component=None, random_state=None, data=None,
-                  context=None):
+    def residuals(
+        self, type="deviance", component=None, random_state=None, data=None, context=None
+    ):
         """Residuals of the fit, or of new data with their response (``data=``);
         see :func:`emformula.residuals.residuals`."""
         self._data.rows_in_memory("residuals")
         from .postestimation.residuals import residuals
-        return residuals(self, type=type, component=component, random_state=random_state,
-                         data=data, context=context)
+
+        return residuals(
+            self,
+            type=type,
+            component=component,
+            random_state=random_state,
+            data=data,
+            context=context,
+        )
 
     def plot_params(self, known=None, alpha=0.05, ax=None, match=True):
         """Estimates with confidence intervals, against known values if given;
         see :func:`emformula.plotting.plot_params`."""
         from .report.plotting import plot_params
+
         return plot_params(self, known=known, alpha=alpha, ax=ax, match=match)
 
     def plot_diagnostics(self, type="deviance", random_state=None):
         """Residual panels as R's plot of a glm; see
         :func:`emformula.plotting.plot_diagnostics`."""
         from .report.plotting import plot_diagnostics
+
         return plot_diagnostics(self, type=type, random_state=random_state)
 
     def plot_qq(self, type="quantile", ax=None, random_state=None):
         """Normal QQ plot of residuals; see :func:`emformula.plotting.plot_qq`."""
         from .report.plotting import plot_qq
+
         return plot_qq(self, type=type, ax=ax, random_state=random_state)
 
     def plot_posterior(self, bins=20):
         """Histogram of the posterior probabilities per component (as flexmix's
         rootogram); see :func:`emformula.plotting.plot_posterior`."""
         from .report.plotting import plot_posterior
+
         return plot_posterior(self, bins=bins)
 
     # ----------------------------------------------------------- display
@@ -1108,11 +1191,14 @@ class EMGLMResults:
         """A statsmodels ``Summary``: header, one coefficient table per
         component, and the mixing proportions and dispersions."""
         from .report.summary import summarize
+
         return summarize(self, alpha=alpha)
 
     def __repr__(self):
-        return (f"<EMGLMResults: {self.family.family_name}({self.family.link_name}), "
-                f"K={self.n_components}, llf={self.llf:.4f}, converged={self.converged}>")
+        return (
+            f"<EMGLMResults: {self.family.family_name}({self.family.link_name}), "
+            f"K={self.n_components}, llf={self.llf:.4f}, converged={self.converged}>"
+        )
 
     def __str__(self):
         return self.summary().as_text()
@@ -1125,8 +1211,12 @@ class EMGLMResults:
         """Per-coefficient values of theta as (p, K), NaN for a component
         without coefficients."""
         p = len(self.model.exog_names)
-        return np.column_stack([theta_values[idx] if idx.size else np.full(p, np.nan)
-                                for idx in self.layout.coef_index])
+        return np.column_stack(
+            [
+                theta_values[idx] if idx.size else np.full(p, np.nan)
+                for idx in self.layout.coef_index
+            ]
+        )
 
     def _by_component(self, coef):
         """``coef`` (p, K) with NaN in the columns of components without
@@ -1138,13 +1228,20 @@ class EMGLMResults:
         return coef
 
     def _frame(self, values):
-        frame = pd.DataFrame(np.array(values, dtype=float), index=self.model.exog_names,
-                             columns=self.component_names)
+        frame = pd.DataFrame(
+            np.array(values, dtype=float), index=self.model.exog_names, columns=self.component_names
+        )
         return frame
 
     def __getstate__(self):
-        state = {"model": self.model, "_run": self._run, "fit_options": self.fit_options,
-                 "problems": self.problems, "_cov": self._cov, "_rows": self.__dict__["_rows"]}
+        state = {
+            "model": self.model,
+            "_run": self._run,
+            "fit_options": self.fit_options,
+            "problems": self.problems,
+            "_cov": self._cov,
+            "_rows": self.__dict__["_rows"],
+        }
         rows = state["_rows"]
         if rows is not None and hasattr(rows, "meat"):
             # The meats of a dask fit travel at the top of the state: results

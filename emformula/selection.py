@@ -49,8 +49,10 @@ class SelectKResult:
         self.best = fits[self.best_k]
 
     def __repr__(self):
-        return (f"{self.table.to_string(float_format=lambda v: f'{v:.3f}')}\n"
-                f"chosen by {self.criterion.upper()}: K = {self.best_k}")
+        return (
+            f"{self.table.to_string(float_format=lambda v: f'{v:.3f}')}\n"
+            f"chosen by {self.criterion.upper()}: K = {self.best_k}"
+        )
 
     def _repr_html_(self):
         choice = f"<p>chosen by {self.criterion.upper()}: K = {self.best_k}</p>"
@@ -64,6 +66,7 @@ class SelectKResult:
         matplotlib.figure.Figure
         """
         from .report.plotting import _figure_and_axes
+
         fig, ax = _figure_and_axes(ax, (6, 4))
         for name, marker in zip(_CRITERIA, "osd"):
             ax.plot(self.table.index, self.table[name], marker=marker, label=name.upper())
@@ -80,6 +83,7 @@ def _progress(items, progress, desc):
     if not show_progress(progress):
         return items
     from tqdm.auto import tqdm
+
     return tqdm(items, desc=desc, leave=False)
 
 
@@ -109,11 +113,21 @@ def _fit_quietly(model, local_maxima=True, **kwargs):
         return model.fit(_inference=False, **kwargs)
 
 
-def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
-             K: Iterable[int] = range(1, 6), *, n_init: int = DEFAULT_N_INIT,
-             criterion: str = "bic", random_state: RandomState = None, n_jobs: int = 1,
-             progress: bool | None = None, spec: MixtureSpec | None = None,
-             fit_kwargs: dict | None = None, **model: Any) -> SelectKResult:
+def select_k(
+    formula: str,
+    data: DataLike,
+    family: FamilyLike = DEFAULT_FAMILY,
+    K: Iterable[int] = range(1, 6),
+    *,
+    n_init: int = DEFAULT_N_INIT,
+    criterion: str = "bic",
+    random_state: RandomState = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    spec: MixtureSpec | None = None,
+    fit_kwargs: dict | None = None,
+    **model: Any,
+) -> SelectKResult:
     """Fit every K and choose one by an information criterion.
 
     Each K is fitted with the default start strategy of :meth:`EMGLM.fit`
@@ -181,13 +195,30 @@ def select_k(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY,
     previous: dict = {}
     for k, seed in zip(_progress(ks, progress, "select_k"), seeds):
         related = {"previous": previous.get(k - 1)}
-        fit = _fit_quietly(models[k], n_init=n_init, random_state=seed, n_jobs=n_jobs,
-                           _related=related, **fit_kwargs)
+        fit = _fit_quietly(
+            models[k],
+            n_init=n_init,
+            random_state=seed,
+            n_jobs=n_jobs,
+            _related=related,
+            **fit_kwargs,
+        )
         previous[k] = fit.estimates
         fits.append(fit)
-    rows = [{"K": k, "llf": r.llf, "df": r.df_model, "aic": r.aic, "bic": r.bic, "icl": r.icl,
-             "converged": r.converged, "n_iter": r.n_iter, "n_best": r.n_best}
-            for k, r in zip(ks, fits)]
+    rows = [
+        {
+            "K": k,
+            "llf": r.llf,
+            "df": r.df_model,
+            "aic": r.aic,
+            "bic": r.bic,
+            "icl": r.icl,
+            "converged": r.converged,
+            "n_iter": r.n_iter,
+            "n_best": r.n_best,
+        }
+        for k, r in zip(ks, fits)
+    ]
     table = pd.DataFrame(rows).set_index("K")
     return SelectKResult(table, dict(zip(ks, fits)), criterion)
 
@@ -197,9 +228,11 @@ def _refuse_family_list(spec, caller):
     of the same model to compare with."""
     family = spec.family
     if isinstance(family, (list, tuple)) or getattr(family, "n_members", None):
-        raise ValueError(f"{caller} compares numbers of components of one family; a list "
-                         "of families fixes K (one component per family): fit the models "
-                         "you want to compare and put them side by side with compare()")
+        raise ValueError(
+            f"{caller} compares numbers of components of one family; a list "
+            "of families fixes K (one component per family): fit the models "
+            "you want to compare and put them side by side with compare()"
+        )
 
 
 # ------------------------------------------------------------- bootstrap
@@ -220,8 +253,10 @@ class BootstrapLRT:
     def __init__(self, statistic, null_distribution, fit0, fit1):
         self.statistic = float(statistic)
         self.null_distribution = np.asarray(null_distribution)
-        self.pvalue = float((1 + np.sum(self.null_distribution >= self.statistic))
-                            / (self.null_distribution.size + 1))
+        self.pvalue = float(
+            (1 + np.sum(self.null_distribution >= self.statistic))
+            / (self.null_distribution.size + 1)
+        )
         self.fit0, self.fit1 = fit0, fit1
 
     @property
@@ -233,9 +268,11 @@ class BootstrapLRT:
         return self.fit1.n_components
 
     def __repr__(self):
-        return (f"Bootstrap LR test of K={self.k0} against K={self.k1}: "
-                f"LR = {self.statistic:.3f}, p = {self.pvalue:.4g} "
-                f"({self.null_distribution.size} bootstrap samples)")
+        return (
+            f"Bootstrap LR test of K={self.k0} against K={self.k1}: "
+            f"LR = {self.statistic:.3f}, p = {self.pvalue:.4g} "
+            f"({self.null_distribution.size} bootstrap samples)"
+        )
 
 
 def _with_response(model, endog):
@@ -259,24 +296,44 @@ def _bootstrap_task(shared, seed):
     # The data's own fits are warm starts for each replicate's, and the
     # replicate's K0 fit is split for its K1 fit (when K1 = K0 + 1), which
     # keeps the statistic from going negative through a poor K1 start.
-    null = _fit_quietly(_with_response(fit0.model, y), False, n_init=n_init,
-                        random_state=seeds[0],
-                        _related={"extra": [("fit to the data", fit0.estimates)],
-                                  "nested": False}, **fit_kwargs)
+    null = _fit_quietly(
+        _with_response(fit0.model, y),
+        False,
+        n_init=n_init,
+        random_state=seeds[0],
+        _related={"extra": [("fit to the data", fit0.estimates)], "nested": False},
+        **fit_kwargs,
+    )
     related = {"extra": [("fit to the data", fit1.estimates)], "nested": False}
     if k1 == k0 + 1:
         related["previous"] = null.estimates
-    alt = _fit_quietly(_with_response(fit1.model, y), False, n_init=n_init,
-                       random_state=seeds[1],
-                       _related=related, **fit_kwargs)
+    alt = _fit_quietly(
+        _with_response(fit1.model, y),
+        False,
+        n_init=n_init,
+        random_state=seeds[1],
+        _related=related,
+        **fit_kwargs,
+    )
     return 2.0 * (alt.llf - null.llf)
 
 
-def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAMILY, K0: int = 1,
-                  K1: int | None = None, *, n_boot: int = 99, n_init: int = 3,
-                  random_state: RandomState = None, n_jobs: int = 1,
-                  progress: bool | None = None, spec: MixtureSpec | None = None,
-                  fit_kwargs: dict | None = None, **model: Any) -> BootstrapLRT:
+def bootstrap_lrt(
+    formula: str,
+    data: DataLike,
+    family: FamilyLike = DEFAULT_FAMILY,
+    K0: int = 1,
+    K1: int | None = None,
+    *,
+    n_boot: int = 99,
+    n_init: int = 3,
+    random_state: RandomState = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    spec: MixtureSpec | None = None,
+    fit_kwargs: dict | None = None,
+    **model: Any,
+) -> BootstrapLRT:
     """Parametric bootstrap likelihood-ratio test of K0 against K1 components.
 
     The likelihood ratio of mixtures with different K has no chi-squared
@@ -340,11 +397,20 @@ def bootstrap_lrt(formula: str, data: DataLike, family: FamilyLike = DEFAULT_FAM
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
     n_data = max(n_init, DEFAULT_N_INIT)
     fit0 = _fit_quietly(null_model, n_init=n_data, random_state=seed0, **fit_kwargs)
-    fit1 = _fit_quietly(null_model.with_k(K1), n_init=n_data, random_state=seed1,
-                        _related={"previous": fit0.estimates} if K1 == K0 + 1 else None,
-                        **fit_kwargs)
+    fit1 = _fit_quietly(
+        null_model.with_k(K1),
+        n_init=n_data,
+        random_state=seed1,
+        _related={"previous": fit0.estimates} if K1 == K0 + 1 else None,
+        **fit_kwargs,
+    )
     statistic = 2.0 * (fit1.llf - fit0.llf)
-    null = map_tasks(_bootstrap_task, seed_boot.spawn(n_boot),
-                     shared=(fit0, fit1, n_init, fit_kwargs), n_jobs=n_jobs,
-                     progress=progress, desc="bootstrap")
+    null = map_tasks(
+        _bootstrap_task,
+        seed_boot.spawn(n_boot),
+        shared=(fit0, fit1, n_init, fit_kwargs),
+        n_jobs=n_jobs,
+        progress=progress,
+        desc="bootstrap",
+    )
     return BootstrapLRT(statistic, null, fit0, fit1)

@@ -145,20 +145,29 @@ class MixtureSpec:
 
     def column_arguments(self):
         """``{keyword: value}`` of the column keywords that are set."""
-        return {name: getattr(self, name) for name in self.COLUMN_KEYWORDS
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in self.COLUMN_KEYWORDS
+            if getattr(self, name) is not None
+        }
 
     def __repr__(self):
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is f.default or (f.name != "context" and value == f.default
-                                      if isinstance(value, str | bool | int) else False):
+            if value is f.default or (
+                f.name != "context" and value == f.default
+                if isinstance(value, str | bool | int)
+                else False
+            ):
                 continue
             if f.name == "context":
                 shown.append("context=...")
                 continue
-            text = repr(value) if isinstance(value, str | int | bool | float) else (
-                f"<{type(value).__name__}>")
+            text = (
+                repr(value)
+                if isinstance(value, str | int | bool | float)
+                else (f"<{type(value).__name__}>")
+            )
             shown.append(f"{f.name}={text}")
         return f"MixtureSpec({', '.join(shown)})"

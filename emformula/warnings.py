@@ -41,9 +41,10 @@ def warn(message, category=UserWarning):
     """
     frame = sys._getframe(1)
     level = 2  # 1 is this function's own line
-    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
-                                 or os.path.abspath(frame.f_code.co_filename)
-                                 in _PASSED_THROUGH):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE)
+        or os.path.abspath(frame.f_code.co_filename) in _PASSED_THROUGH
+    ):
         frame = frame.f_back
         level += 1
     _warnings.warn(message, category, stacklevel=level)

@@ -53,8 +53,11 @@ def flexmix_fit(fits, dataset, K):
 def match_components(params, reference):
     """Order of our columns that best matches the reference's columns."""
     from itertools import permutations
+
     ours = np.asarray(params)
     ref = np.asarray(reference)
-    best = min(permutations(range(ours.shape[1])),
-               key=lambda order: np.abs(ours[:, list(order)] - ref).sum())
+    best = min(
+        permutations(range(ours.shape[1])),
+        key=lambda order: np.abs(ours[:, list(order)] - ref).sum(),
+    )
     return list(best)

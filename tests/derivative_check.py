@@ -23,8 +23,7 @@ def assert_one_parameter_derivatives(family, y, mu, value, h=1e-5):
         return family.eta_derivatives_at(y, family.link.inverse(e), (np.exp(log_p),))[0]
 
     def param_score(e, log_p):
-        return family.parameter_derivatives(y, family.link.inverse(e),
-                                            (np.exp(log_p),)).score[0]
+        return family.parameter_derivatives(y, family.link.inverse(e), (np.exp(log_p),)).score[0]
 
     def central(f, e, log_p, in_eta):
         if in_eta:

@@ -28,8 +28,9 @@ def load_data(name):
 def reference(name, polish=False):
     """The flexmix fit (or its ML polish) of one model, one row per
     (component, parameter)."""
-    table = pd.read_csv(HERE / ("flexmix_ml_polish.csv" if polish
-                                else "flexmix_extension_fits.csv"))
+    table = pd.read_csv(
+        HERE / ("flexmix_ml_polish.csv" if polish else "flexmix_extension_fits.csv")
+    )
     return table[table.model == name].reset_index(drop=True)
 
 
@@ -41,12 +42,19 @@ def component_order(res, ref):
     """Our component matched to each reference component (0-based list)."""
     terms = [t for t in res.params.index]
     wanted = ref[ref.parameter.map(_term).isin(terms)]
-    table = wanted.assign(term=wanted.parameter.map(_term)).pivot(
-        index="term", columns="component", values="estimate").loc[terms]
+    table = (
+        wanted.assign(term=wanted.parameter.map(_term))
+        .pivot(index="term", columns="component", values="estimate")
+        .loc[terms]
+    )
     ours = res.params.to_numpy()
     target = table.to_numpy()
-    return list(min(permutations(range(ours.shape[1])),
-                    key=lambda order: np.abs(ours[:, list(order)] - target).sum()))
+    return list(
+        min(
+            permutations(range(ours.shape[1])),
+            key=lambda order: np.abs(ours[:, list(order)] - target).sum(),
+        )
+    )
 
 
 def in_flexmix_terms(res, ref):
@@ -117,6 +125,5 @@ def assert_matches_flexmix(res, name, *, est_atol=1e-3, se_rtol=0.02, gaussian=F
     target = in_flexmix_terms(res, polish) if gaussian else table
     np.testing.assert_allclose(target.ours, target.estimate, atol=est_atol, err_msg=name)
     has_se = table.se.notna()
-    np.testing.assert_allclose(table.ours_se[has_se], table.se[has_se], rtol=se_rtol,
-                               err_msg=name)
+    np.testing.assert_allclose(table.ours_se[has_se], table.se[has_se], rtol=se_rtol, err_msg=name)
     return table

@@ -22,5 +22,6 @@ def assert_louis_equals_numerical_hessian(model, res, rtol=2e-4):
         return _em.e_step(model.data, layout.unpack(theta, model.data)).llf
 
     hess = approx_hess(layout.pack(res.estimates), llf)
-    np.testing.assert_allclose(res.information().to_numpy(), -hess, rtol=rtol,
-                               atol=rtol * np.abs(hess).max())
+    np.testing.assert_allclose(
+        res.information().to_numpy(), -hess, rtol=rtol, atol=rtol * np.abs(hess).max()
+    )

@@ -32,8 +32,13 @@ def k1_data(seed=11):
     x2 = rng.uniform(0.5, 2.0, size=N)
     g = rng.choice(["a", "b", "c"], size=N)
     d = rng.integers(0, 2, size=N).astype(float)
-    eta = 0.4 + 0.3 * x1 - 0.2 * x2 + 0.25 * d + pd.Series(g).map(
-        {"a": 0.0, "b": 0.2, "c": -0.3}).to_numpy()
+    eta = (
+        0.4
+        + 0.3 * x1
+        - 0.2 * x2
+        + 0.25 * d
+        + pd.Series(g).map({"a": 0.0, "b": 0.2, "c": -0.3}).to_numpy()
+    )
     df = pd.DataFrame({"x1": x1, "x2": x2, "g": g, "d": d})
     df["ypois"] = rng.poisson(np.exp(eta))
     # Away from 0, so that elasticities (a division by the mean) are well defined.
@@ -44,9 +49,11 @@ def k1_data(seed=11):
     return df
 
 
-K1_FAMILIES = {"poisson": ("ypois", sm.families.Poisson),
-               "gaussian": ("ygau", sm.families.Gaussian),
-               "gamma": ("ygam", sm.families.Gamma)}
+K1_FAMILIES = {
+    "poisson": ("ypois", sm.families.Poisson),
+    "gaussian": ("ygau", sm.families.Gaussian),
+    "gamma": ("ygam", sm.families.Gamma),
+}
 RHS = "x1 + x2 + d + C(g)"
 
 
@@ -65,8 +72,9 @@ def k1_fit(family):
         glm = sm.GLM(df[column].to_numpy(dtype=float), exog, family=sm_family())
     scale = float(res.scale.iloc[0])
     sm_res = glm.fit(scale=scale) if family != "poisson" else glm.fit()
-    np.testing.assert_allclose(sm_res.params.to_numpy(), res.params["comp1"].to_numpy(),
-                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        sm_res.params.to_numpy(), res.params["comp1"].to_numpy(), rtol=1e-7, atol=1e-9
+    )
     return res, sm_res
 
 
@@ -80,8 +88,9 @@ def k2_poisson_concomitant(seed=5):
     d = rng.integers(0, 2, size=n).astype(float)
     z = rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-0.8 * w))
     eta = np.where(z, 1.8 + 0.4 * x - 0.3 * d, 0.3 - 0.3 * x + 0.2 * d)
-    df = pd.DataFrame({"x": x, "w": w, "d": d, "y": rng.poisson(np.exp(eta)),
-                       "truth": z.astype(int)})
+    df = pd.DataFrame(
+        {"x": x, "w": w, "d": d, "y": rng.poisson(np.exp(eta)), "truth": z.astype(int)}
+    )
     res = emglm("y ~ x + d", df, family="poisson", K=2, concomitant="~ w", random_state=1)
     return res, df
 
@@ -95,8 +104,11 @@ def k2_gaussian_fixed(seed=6):
     x = rng.normal(size=n)
     s = rng.uniform(-1, 1, size=n)
     z = rng.uniform(size=n) < 0.4
-    y = np.where(z, 3.0 + 1.0 * x, -1.0 - 0.5 * x) + 0.7 * s + rng.normal(
-        scale=np.where(z, 0.8, 0.5))
+    y = (
+        np.where(z, 3.0 + 1.0 * x, -1.0 - 0.5 * x)
+        + 0.7 * s
+        + rng.normal(scale=np.where(z, 0.8, 0.5))
+    )
     df = pd.DataFrame({"x": x, "s": s, "y": y, "truth": z.astype(int)})
     res = emglm("y ~ x", df, family="gaussian", K=2, fixed="~ 0 + s", random_state=2)
     return res, df

@@ -8,8 +8,7 @@ from emformula import EMGLM
 from emformula.engine import em as _em
 
 
-def simulate(kind, n, K, seed, *, concomitant=False, fixed=False, groups=None,
-             separation=2.0):
+def simulate(kind, n, K, seed, *, concomitant=False, fixed=False, groups=None, separation=2.0):
     """A data frame and the ``emglm`` keyword arguments of a mixture.
 
     Parameters
@@ -68,6 +67,7 @@ def simulate(kind, n, K, seed, *, concomitant=False, fixed=False, groups=None,
         kwargs["groups"] = "id"
     if kind == "gamma":
         import statsmodels.api as sm
+
         kwargs["family"] = sm.families.Gamma(sm.families.links.Log())
     return pd.DataFrame(data), formula, kwargs
 
@@ -82,8 +82,15 @@ def model_of(data, formula, K, kwargs, **extra):
 def em_history(model, seed, accelerate):
     """Run EM from a random start; return the run."""
     est = _em.initial_estimates(model.data, model.K, np.random.default_rng(seed), 1e-8)
-    return _em.run_em(model.data, est, max_iter=150, tol=1e-12, scale_floor=1e-8,
-                      accelerate=accelerate, newton=accelerate)
+    return _em.run_em(
+        model.data,
+        est,
+        max_iter=150,
+        tol=1e-12,
+        scale_floor=1e-8,
+        accelerate=accelerate,
+        newton=accelerate,
+    )
 
 
 def assert_monotone(run):

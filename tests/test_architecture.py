@@ -17,9 +17,16 @@ PACKAGE = Path(emformula.__file__).resolve().parent
 #: The layers from the bottom up; a module may import from its own layer and
 #: the layers below it. Prefixes of dotted module names (longest match wins).
 LAYERS = [
-    ("foundations", ["emformula.warnings", "emformula._runtime", "emformula.datasets",
-                     "emformula._typing",
-                     "emformula.specification"]),
+    (
+        "foundations",
+        [
+            "emformula.warnings",
+            "emformula._runtime",
+            "emformula.datasets",
+            "emformula._typing",
+            "emformula.specification",
+        ],
+    ),
     ("families", ["emformula.families"]),
     ("formula", ["emformula.formula"]),
     ("engine", ["emformula.engine"]),
@@ -29,18 +36,36 @@ LAYERS = [
     ("model", ["emformula.model", "emformula.dask_model"]),
     ("postestimation", ["emformula.postestimation"]),
     ("report", ["emformula.report"]),
-    ("entry points", ["emformula.api", "emformula.selection", "emformula.cli",
-                      "emformula.__main__", "emformula"]),
+    (
+        "entry points",
+        [
+            "emformula.api",
+            "emformula.selection",
+            "emformula.cli",
+            "emformula.__main__",
+            "emformula",
+        ],
+    ),
     # Where 0.1.0 kept the classes its pickles name; nothing imports them.
-    ("pickle compatibility", ["emformula._em", "emformula._design", "emformula._starts",
-                              "emformula.inference", "emformula._gram"]),
+    (
+        "pickle compatibility",
+        [
+            "emformula._em",
+            "emformula._design",
+            "emformula._starts",
+            "emformula.inference",
+            "emformula._gram",
+        ],
+    ),
 ]
 
 #: Upward imports that are allowed because they are inside the results'
 #: convenience methods (``res.summary()``, ``res.residuals()``,
 #: ``res.plot_params()``...) and the layer they call never imports back.
-CONVENIENCE = {("emformula.results", "emformula.postestimation"),
-               ("emformula.results", "emformula.report")}
+CONVENIENCE = {
+    ("emformula.results", "emformula.postestimation"),
+    ("emformula.results", "emformula.report"),
+}
 
 
 def _module_name(path):
@@ -67,13 +92,15 @@ def _imports(name, path, modules):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
             # "from . import x" names a submodule when x is one.
-            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules
-                       else module for alias in node.names]
+            targets = [
+                f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -112,7 +139,7 @@ def _find_cycle(edges):
         stack.append(node)
         for target in sorted(edges.get(node, {})):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:
@@ -158,8 +185,9 @@ def test_layers_import_only_from_below(layer):
         for target, lazy in targets.items():
             if _layer(target) <= _layer(source):
                 continue
-            allowed = lazy and any(source == a and (target == b or target.startswith(b + "."))
-                                   for a, b in CONVENIENCE)
+            allowed = lazy and any(
+                source == a and (target == b or target.startswith(b + ".")) for a, b in CONVENIENCE
+            )
             if not allowed:
                 upward.append(f"{source} -> {target}{' (inside a function)' if lazy else ''}")
     assert upward == []
@@ -168,10 +196,11 @@ def test_layers_import_only_from_below(layer):
 def test_the_engine_uses_neither_formulas_nor_pandas_nor_dask():
     modules, _ = _graph()
     for name, path in modules.items():
-        if not name.startswith(("emformula.engine", "emformula.families",
-                                "emformula.covariance")):
+        if not name.startswith(("emformula.engine", "emformula.families", "emformula.covariance")):
             continue
         text = path.read_text()
         for library in ("formulaic", "pandas", "dask"):
-            assert f"import {library}" not in text and f"from {library}" not in text, (name,
-                                                                                       library)
+            assert f"import {library}" not in text and f"from {library}" not in text, (
+                name,
+                library,
+            )

@@ -15,8 +15,9 @@ def _poisson_mixture(n, seed, intercepts=(0.3, 2.0), slopes=(0.8, -0.4), prior=0
     x = rng.normal(size=n)
     second = rng.random(n) > prior
     eta = np.where(second, intercepts[1] + slopes[1] * x, intercepts[0] + slopes[0] * x)
-    return pd.DataFrame({"x": x, "y": rng.poisson(np.exp(eta)),
-                         "g": np.repeat(np.arange(n // 4), 4)[:n]})
+    return pd.DataFrame(
+        {"x": x, "y": rng.poisson(np.exp(eta)), "g": np.repeat(np.arange(n // 4), 4)[:n]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +45,17 @@ def test_cov_type_bootstrap_is_the_covariance_of_the_replicates(separated):
     boot = separated.bootstrap(40, random_state=5)
     res = separated.with_cov_type("bootstrap", bootstrap=boot)
     assert res.cov_type == "bootstrap" and res.bootstrap_results is boot
-    np.testing.assert_allclose(res.cov_params().to_numpy(),
-                               np.cov(boot.replicates.to_numpy(), rowvar=False), rtol=1e-12)
+    np.testing.assert_allclose(
+        res.cov_params().to_numpy(), np.cov(boot.replicates.to_numpy(), rowvar=False), rtol=1e-12
+    )
     np.testing.assert_allclose(res.theta_bse.to_numpy(), boot.bse.to_numpy(), rtol=1e-12)
     assert res.llf == separated.llf
     assert "Bootstrap" in res.summary().as_text()
     # The fit's own cov_type="bootstrap" is seeded by its random_state.
     data = _poisson_mixture(600, 2)
-    a, b = (emglm("y ~ x", data, "poisson", K=2, random_state=7, cov_type="bootstrap")
-            for _ in range(2))
+    a, b = (
+        emglm("y ~ x", data, "poisson", K=2, random_state=7, cov_type="bootstrap") for _ in range(2)
+    )
     assert a.bootstrap_results.n_boot == 199
     np.testing.assert_array_equal(a.bse.to_numpy(), b.bse.to_numpy())
     assert not np.allclose(a.bse.to_numpy(), a.with_cov_type("louis").bse.to_numpy())
@@ -114,8 +117,9 @@ def test_bootstrap_refusals(separated):
     with pytest.raises(ValueError, match="n_boot"):
         separated.bootstrap(1)
     with pytest.raises(TypeError, match="either"):
-        separated.with_cov_type("bootstrap", bootstrap=separated.bootstrap(3, random_state=0),
-                                n_boot=5)
+        separated.with_cov_type(
+            "bootstrap", bootstrap=separated.bootstrap(3, random_state=0), n_boot=5
+        )
     with pytest.raises(TypeError, match="do not apply"):
         separated.with_cov_type("robust", n_boot=5)
 
@@ -127,8 +131,11 @@ def test_relabel_carries_the_bootstrap_replicates_along(separated):
     assert swapped.cov_type == "bootstrap"
     np.testing.assert_allclose(swapped.bse.to_numpy(), res.bse.to_numpy()[:, ::-1], rtol=1e-10)
     # The mixing log-odds change sign; their bootstrap error does not.
-    np.testing.assert_allclose(swapped.bootstrap_results.replicates["logit_prior:comp2"],
-                               -boot.replicates["logit_prior:comp2"], rtol=1e-10)
+    np.testing.assert_allclose(
+        swapped.bootstrap_results.replicates["logit_prior:comp2"],
+        -boot.replicates["logit_prior:comp2"],
+        rtol=1e-10,
+    )
     # Replicates of the old labels are refused for the relabelled fit.
     with pytest.raises(ValueError, match="another fit"):
         separated.relabel(order=[2, 1]).with_cov_type("bootstrap", bootstrap=boot)
@@ -138,8 +145,9 @@ def test_the_fit_time_bootstrap_is_the_seeded_method():
     data = _poisson_mixture(500, 12)
     res = emglm("y ~ x", data, "poisson", K=2, random_state=4, cov_type="bootstrap")
     again = res.with_cov_type("louis").bootstrap(199, random_state=4)
-    np.testing.assert_array_equal(res.bootstrap_results.replicates.to_numpy(),
-                                  again.replicates.to_numpy())
+    np.testing.assert_array_equal(
+        res.bootstrap_results.replicates.to_numpy(), again.replicates.to_numpy()
+    )
 
 
 def test_a_parametric_bootstrap_with_frequency_weights_is_refused():
@@ -154,5 +162,4 @@ def test_dask_refuses_the_bootstrap_at_fit_time():
     dd = pytest.importorskip("dask.dataframe")
     data = _poisson_mixture(300, 3)
     with pytest.raises(NotImplementedError, match="bootstrap"):
-        emglm("y ~ x", dd.from_pandas(data, npartitions=2), "poisson", K=2,
-              cov_type="bootstrap")
+        emglm("y ~ x", dd.from_pandas(data, npartitions=2), "poisson", K=2, cov_type="bootstrap")

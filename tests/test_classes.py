@@ -29,8 +29,9 @@ def test_class_sizes_are_the_priors_with_their_standard_errors(fit):
     table = class_sizes(res)
     np.testing.assert_allclose(table["proportion"], res.prior, rtol=1e-12)
     np.testing.assert_allclose(table["std err"], res.prior_bse, rtol=1e-12)
-    assert np.all((table["ci_lower"] < table["proportion"])
-                  & (table["proportion"] < table["ci_upper"]))
+    assert np.all(
+        (table["ci_lower"] < table["proportion"]) & (table["proportion"] < table["ci_upper"])
+    )
 
 
 @pytest.mark.parametrize("fit", [k2_poisson_concomitant, k2_gaussian_fixed])
@@ -38,8 +39,9 @@ def test_class_means_and_their_delta_method_standard_errors(fit):
     res, _ = fit()
     table = class_means(res)
     weights = res.model.data.weights
-    np.testing.assert_allclose(table["mean"], weights @ res.predict(type="component")
-                               / weights.sum(), rtol=1e-12)
+    np.testing.assert_allclose(
+        table["mean"], weights @ res.predict(type="component") / weights.sum(), rtol=1e-12
+    )
     se = fd_delta_se(res, lambda t: weights @ component_means(res, t) / weights.sum())
     np.testing.assert_allclose(table["std err"], se, rtol=1e-6)
 
@@ -63,7 +65,8 @@ def test_perfect_separation(separated):
     table = classification_table(res, df["truth"])
     # Each known class falls entirely in one component.
     assert sorted(table.to_numpy().max(axis=1).tolist()) == sorted(
-        df["truth"].value_counts().tolist())
+        df["truth"].value_counts().tolist()
+    )
     assert (table.to_numpy() > 0).sum() == 2
     np.testing.assert_allclose(np.diag(average_posterior(res)), 1.0, atol=1e-12)
 
@@ -92,14 +95,16 @@ def test_clusters_entropy_and_average_posterior():
     table = average_posterior(res)
     np.testing.assert_allclose(table.sum(axis=1), 1.0, rtol=1e-12)
     for k in (1, 2):
-        np.testing.assert_allclose(table.loc[k], tau[labels.to_numpy() == k].mean(axis=0),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            table.loc[k], tau[labels.to_numpy() == k].mean(axis=0), rtol=1e-12
+        )
     assert np.all(np.diag(table) > 0.8)
 
 
 def test_kl_divergence_is_flexmix_definition():
     res, df = k2_poisson_concomitant()
     from scipy import stats
+
     mu = res.predict(type="component").to_numpy()
     u = stats.poisson.pmf(df["y"].to_numpy()[:, None], mu) * res.predict(type="prior").to_numpy()
     expected = np.zeros((2, 2))

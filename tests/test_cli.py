@@ -12,8 +12,13 @@ from emformula import datasets, emglm
 
 
 def run(*args, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "emformula.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "emformula.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -39,29 +44,49 @@ def test_demo_prints_glm_and_mixture_side_by_side(tmp_path):
     assert "Component 2 (prior" in out and "Covariance Type:                 Louis" in out
     sim2 = datasets.load_sim2()
     res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1)
-    assert f"{res.bic:.3f}" in out      # the same optimum as a direct fit
+    assert f"{res.bic:.3f}" in out  # the same optimum as a direct fit
     # The printed true coefficients stand under the fitted component they
     # belong to (the simulation's labels may come out swapped).
     block = out.split("matched to the fitted components:\n")[1].split("wrote")[0]
     rows = [line.split() for line in block.strip().splitlines()]
     assert rows[0] == ["comp1", "comp2"]
-    printed = pd.DataFrame([[float(v) for v in r[1:]] for r in rows[1:]],
-                           index=[r[0] for r in rows[1:]], columns=rows[0])
+    printed = pd.DataFrame(
+        [[float(v) for v in r[1:]] for r in rows[1:]],
+        index=[r[0] for r in rows[1:]],
+        columns=rows[0],
+    )
     fitted = res.params.loc[printed.index, printed.columns]
     assert np.abs(printed - fitted).to_numpy().max() < 0.05
     assert sorted(printed.round(6).T.values.tolist()) == sorted(
-        sim2.params.loc[printed.index].round(6).T.values.tolist())
+        sim2.params.loc[printed.index].round(6).T.values.tolist()
+    )
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs == ["em_params_vs_known.png", "em_posterior.png", "em_quantile_qq.png",
-                    "glm_pearson_qq.png"]
+    assert pngs == [
+        "em_params_vs_known.png",
+        "em_posterior.png",
+        "em_quantile_qq.png",
+        "glm_pearson_qq.png",
+    ]
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_fit_json_has_every_estimate(files, suffix):
     folder, data = files
-    code, out, err = run("fit", folder / f"sim2.{suffix}", FORMULA, "--family", "poisson",
-                         "-K", "2", "--seed", "1", "--format", "json",
-                         "--posterior", folder / f"post_{suffix}.csv")
+    code, out, err = run(
+        "fit",
+        folder / f"sim2.{suffix}",
+        FORMULA,
+        "--family",
+        "poisson",
+        "-K",
+        "2",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+        "--posterior",
+        folder / f"post_{suffix}.csv",
+    )
     assert code == 0, err
     result = json.loads(out)
     ref = emglm(FORMULA, data, "poisson", K=2, start="warmup", n_init=3, random_state=1)
@@ -70,8 +95,7 @@ def test_fit_json_has_every_estimate(files, suffix):
     assert result["df_model"] == 11 and result["K"] == 2
     for comp in result["components"]:
         for term, values in comp["params"].items():
-            assert values["estimate"] == pytest.approx(ref.params.loc[term, comp["name"]],
-                                                       rel=1e-6)
+            assert values["estimate"] == pytest.approx(ref.params.loc[term, comp["name"]], rel=1e-6)
             assert values["se"] == pytest.approx(ref.bse.loc[term, comp["name"]], rel=1e-5)
     post = pd.read_csv(folder / f"post_{suffix}.csv", index_col=0)
     assert post.shape == (len(data), 2)
@@ -79,38 +103,65 @@ def test_fit_json_has_every_estimate(files, suffix):
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
-@pytest.mark.parametrize("fmt, marker", [("text", "Component 1 (prior"),
-                                         ("html", "<table"), ("latex", "\\begin{tabular}")])
+@pytest.mark.parametrize(
+    "fmt, marker",
+    [("text", "Component 1 (prior"), ("html", "<table"), ("latex", "\\begin{tabular}")],
+)
 def test_fit_formats(files, fmt, marker, suffix):
     folder, _ = files
-    code, out, err = run("fit", folder / f"sim2.{suffix}", FORMULA, "-K", "2", "--seed", "2",
-                         "--format", fmt, "--weights", "w")
+    code, out, err = run(
+        "fit",
+        folder / f"sim2.{suffix}",
+        FORMULA,
+        "-K",
+        "2",
+        "--seed",
+        "2",
+        "--format",
+        fmt,
+        "--weights",
+        "w",
+    )
     assert code == 0, err
     assert marker in out
 
 
 def test_select_k_prints_the_table_and_the_choice(files):
     folder, _ = files
-    code, out, err = run("select-k", folder / "sim2.csv", FORMULA, "--family", "poisson",
-                         "--kmax", "3", "--seed", "1")
+    code, out, err = run(
+        "select-k",
+        folder / "sim2.csv",
+        FORMULA,
+        "--family",
+        "poisson",
+        "--kmax",
+        "3",
+        "--seed",
+        "1",
+    )
     assert code == 0, err
     assert "chosen by BIC: K = 2" in out
     assert all(f"\n{k} " in out for k in (1, 2, 3))
 
 
-@pytest.mark.parametrize("args, words", [
-    (["fit", "missing.csv", FORMULA], ["missing.csv", "does not exist"]),
-    (["fit", "{folder}/sim2.csv", "y ~ V1 + nothere"], ["nothere"]),
-    (["fit", "{folder}/sim2.csv", FORMULA, "--family", "poison"], ["unknown family", "poison"]),
-    (["fit", "{folder}/sim2.csv", FORMULA, "--weights", "ww"], ["--weights", "'ww'"]),
-    (["fit", "{folder}/sim2.csv", "y ~ V1 +"], ["y ~ V1 +"]),
-    (["fit", "{folder}/sim2.csv", FORMULA, "--family", "poisson", "--link", "logit"],
-     ["'logit'", "poisson"]),
-    (["fit", "{folder}/sim2.csv", FORMULA, "--family", "gamma"], ["non-positive", "gamma"]),
-    (["fit", "{folder}/notdata.txt2", FORMULA], ["notdata.txt2"]),
-    (["select-k", "{folder}/sim2.csv", FORMULA, "--kmax", "0"], ["--kmax"]),
-    (["fit", "{folder}/sim2.csv", "g ~ V1"], ["'g'", "not numeric"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["fit", "missing.csv", FORMULA], ["missing.csv", "does not exist"]),
+        (["fit", "{folder}/sim2.csv", "y ~ V1 + nothere"], ["nothere"]),
+        (["fit", "{folder}/sim2.csv", FORMULA, "--family", "poison"], ["unknown family", "poison"]),
+        (["fit", "{folder}/sim2.csv", FORMULA, "--weights", "ww"], ["--weights", "'ww'"]),
+        (["fit", "{folder}/sim2.csv", "y ~ V1 +"], ["y ~ V1 +"]),
+        (
+            ["fit", "{folder}/sim2.csv", FORMULA, "--family", "poisson", "--link", "logit"],
+            ["'logit'", "poisson"],
+        ),
+        (["fit", "{folder}/sim2.csv", FORMULA, "--family", "gamma"], ["non-positive", "gamma"]),
+        (["fit", "{folder}/notdata.txt2", FORMULA], ["notdata.txt2"]),
+        (["select-k", "{folder}/sim2.csv", FORMULA, "--kmax", "0"], ["--kmax"]),
+        (["fit", "{folder}/sim2.csv", "g ~ V1"], ["'g'", "not numeric"]),
+    ],
+)
 def test_bad_invocations_give_one_line_and_status_2(files, args, words):
     folder, _ = files
     (folder / "notdata.txt2").write_text("x")
@@ -137,22 +188,45 @@ def test_fit_with_the_extensions(files):
     frame = data.copy()
     frame["id"] = np.arange(len(frame)) // 5
     frame.to_csv(folder / "grouped.csv", index=False)
-    code, out, err = run("fit", folder / "grouped.csv", "y ~ 0 + V1 + V2 + V3 + V4",
-                         "--fixed", "~ 0 + V5", "--concomitant", "~ V5", "--cov-type",
-                         "cluster", "--cov-groups", "id", "--format", "json", "--seed", "3")
+    code, out, err = run(
+        "fit",
+        folder / "grouped.csv",
+        "y ~ 0 + V1 + V2 + V3 + V4",
+        "--fixed",
+        "~ 0 + V5",
+        "--concomitant",
+        "~ V5",
+        "--cov-type",
+        "cluster",
+        "--cov-groups",
+        "id",
+        "--format",
+        "json",
+        "--seed",
+        "3",
+    )
     assert code == 0, err
     result = json.loads(out)
-    ref = emglm("y ~ 0 + V1 + V2 + V3 + V4", frame, "poisson", K=2, fixed="~ 0 + V5",
-                concomitant="~ V5", cov_type="cluster", cov_groups="id", start="warmup",
-                n_init=3, random_state=3)
+    ref = emglm(
+        "y ~ 0 + V1 + V2 + V3 + V4",
+        frame,
+        "poisson",
+        K=2,
+        fixed="~ 0 + V5",
+        concomitant="~ V5",
+        cov_type="cluster",
+        cov_groups="id",
+        start="warmup",
+        n_init=3,
+        random_state=3,
+    )
     assert result["llf"] == pytest.approx(ref.llf, rel=1e-10)
     assert result["df_model"] == ref.df_model
     assert result["cov_type"] == "cluster"
     assert result["fixed"]["V5"]["estimate"] == pytest.approx(ref.fixed_params["V5"], rel=1e-6)
     assert result["fixed"]["V5"]["se"] == pytest.approx(ref.fixed_bse["V5"], rel=1e-6)
     gamma = result["concomitant"]["comp2"]["V5"]
-    assert gamma["estimate"] == pytest.approx(ref.concomitant_params.loc["V5", "comp2"],
-                                              rel=1e-6)
+    assert gamma["estimate"] == pytest.approx(ref.concomitant_params.loc["V5", "comp2"], rel=1e-6)
     code, out, err = run("fit", folder / "grouped.csv", FORMULA, "--groups", "nothere")
     assert code == 2 and "nothere" in err
 
@@ -171,9 +245,15 @@ def small_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli_small")
     rng = np.random.default_rng(0)
     x = rng.normal(size=60)
-    data = pd.DataFrame({"y": rng.poisson(np.exp(0.5 + 0.3 * x)), "x": x,
-                         "g": rng.choice(["a", "b"], size=60), "w": 1.0,
-                         "t": pd.date_range("2020-01-01", periods=60).astype(str)})
+    data = pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(0.5 + 0.3 * x)),
+            "x": x,
+            "g": rng.choice(["a", "b"], size=60),
+            "w": 1.0,
+            "t": pd.date_range("2020-01-01", periods=60).astype(str),
+        }
+    )
     data.to_csv(folder / "d.csv", index=False)
     data.to_csv(folder / "semi.csv", index=False, sep=";")
     data.to_csv(folder / "d.tsv", index=False, sep="\t")
@@ -214,22 +294,43 @@ USER_ERRORS = [
     ("n-init zero", ["fit", "{f}/d.csv", "y ~ x", "--n-init", "0"], ["--n-init"]),
     ("negative seed", ["fit", "{f}/d.csv", "y ~ x", "--seed", "-1"], ["--seed"]),
     ("bad format", ["fit", "{f}/d.csv", "y ~ x", "--format", "xml"], ["--format", "xml"]),
-    ("offset and exposure", ["fit", "{f}/d.csv", "y ~ x", "--offset", "w", "--exposure", "w"],
-     ["--exposure", "--offset"]),
-    ("cov-groups without cluster", ["fit", "{f}/d.csv", "y ~ x", "--cov-groups", "g"],
-     ["--cov-groups", "cluster"]),
-    ("cluster without cov-groups", ["fit", "{f}/d.csv", "y ~ x", "--cov-type", "cluster"],
-     ["--cov-groups"]),
-    ("weights not numeric", ["fit", "{f}/d.csv", "y ~ x", "--weights", "g"],
-     ["weights", "'g'", "numeric"]),
-    ("exposure column absent", ["fit", "{f}/d.csv", "y ~ x", "--exposure", "nope"],
-     ["--exposure", "'nope'"]),
+    (
+        "offset and exposure",
+        ["fit", "{f}/d.csv", "y ~ x", "--offset", "w", "--exposure", "w"],
+        ["--exposure", "--offset"],
+    ),
+    (
+        "cov-groups without cluster",
+        ["fit", "{f}/d.csv", "y ~ x", "--cov-groups", "g"],
+        ["--cov-groups", "cluster"],
+    ),
+    (
+        "cluster without cov-groups",
+        ["fit", "{f}/d.csv", "y ~ x", "--cov-type", "cluster"],
+        ["--cov-groups"],
+    ),
+    (
+        "weights not numeric",
+        ["fit", "{f}/d.csv", "y ~ x", "--weights", "g"],
+        ["weights", "'g'", "numeric"],
+    ),
+    (
+        "exposure column absent",
+        ["fit", "{f}/d.csv", "y ~ x", "--exposure", "nope"],
+        ["--exposure", "'nope'"],
+    ),
     ("groups column absent", ["fit", "{f}/d.csv", "y ~ x", "--groups", "nope"], ["'nope'"]),
     ("bad --fixed", ["fit", "{f}/d.csv", "y ~ g", "--fixed", "~ x +"], ["--fixed", "~ x +"]),
-    ("unsafe --fixed", ["fit", "{f}/d.csv", "y ~ g", "--fixed", "~ I(open('f'))"],
-     ["--fixed", "open", "--allow-python"]),
-    ("unsafe --concomitant", ["fit", "{f}/d.csv", "y ~ x", "--concomitant",
-                              "~ I(().__class__)"], ["--concomitant", "__class__"]),
+    (
+        "unsafe --fixed",
+        ["fit", "{f}/d.csv", "y ~ g", "--fixed", "~ I(open('f'))"],
+        ["--fixed", "open", "--allow-python"],
+    ),
+    (
+        "unsafe --concomitant",
+        ["fit", "{f}/d.csv", "y ~ x", "--concomitant", "~ I(().__class__)"],
+        ["--concomitant", "__class__"],
+    ),
     ("kmax zero", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "0"], ["--kmax"]),
     ("kmax above rows", ["select-k", "{f}/d.csv", "y ~ x", "--kmax", "99"], ["--kmax", "rows"]),
     ("unsafe select-k", ["select-k", "{f}/d.csv", "y ~ I(eval('x'))"], ["eval"]),
@@ -237,8 +338,11 @@ USER_ERRORS = [
     ("tol negative", ["fit", "{f}/d.csv", "y ~ x", "--tol", "-1e-8"], ["--tol"]),
     ("tol not a number", ["fit", "{f}/d.csv", "y ~ x", "--tol", "tiny"], ["--tol", "'tiny'"]),
     ("n-jobs zero", ["select-k", "{f}/d.csv", "y ~ x", "--n-jobs", "0"], ["--n-jobs"]),
-    ("select-k bad format", ["select-k", "{f}/d.csv", "y ~ x", "--format", "latex"],
-     ["--format", "latex"]),
+    (
+        "select-k bad format",
+        ["select-k", "{f}/d.csv", "y ~ x", "--format", "latex"],
+        ["--format", "latex"],
+    ),
     ("unknown option", ["fit", "{f}/d.csv", "y ~ x", "--nope"], ["--nope"]),
     ("unknown command", ["fitt"], ["fitt"]),
     ("missing arguments", ["fit"], ["required"]),
@@ -266,8 +370,9 @@ def test_no_command_prints_help_and_status_2(capsys):
 @pytest.mark.parametrize("name", ["semi.csv", "d.tsv"])
 def test_semicolon_and_tab_separated_files(small_files, capsys, name):
     folder, data = small_files
-    code, out, err = main_in_process(capsys, "fit", folder / name, "y ~ x + g", "-K", "1",
-                                     "--format", "json")
+    code, out, err = main_in_process(
+        capsys, "fit", folder / name, "y ~ x + g", "-K", "1", "--format", "json"
+    )
     assert code == 0, err
     ref = emglm("y ~ x + g", data, "poisson", K=1)
     assert json.loads(out)["llf"] == pytest.approx(ref.llf, rel=1e-10)
@@ -282,8 +387,10 @@ def test_formula_code_is_not_run_without_allow_python(small_files, tmp_path):
     assert not (tmp_path / "pwned").exists()
     # Nor through the other formula options, nor by the names the command
     # line's own module holds (json, sys, ...).
-    for extra in (["--fixed", "~ I(__import__('os').system('touch pwned'))"],
-                  ["--concomitant", "~ I(sys.exit(0))"]):
+    for extra in (
+        ["--fixed", "~ I(__import__('os').system('touch pwned'))"],
+        ["--concomitant", "~ I(sys.exit(0))"],
+    ):
         code, out, err = run("fit", folder / "d.csv", "y ~ g", "-K", "2", *extra, cwd=tmp_path)
         assert code == 2, err
     assert not (tmp_path / "pwned").exists()
@@ -291,14 +398,24 @@ def test_formula_code_is_not_run_without_allow_python(small_files, tmp_path):
 
 def test_allow_python_permits_a_harmless_call(small_files, tmp_path, capsys):
     folder, data = small_files
-    code, out, err = run("fit", folder / "d.csv", "y ~ I(abs(x)) + I(math.sqrt(4) * x)", "-K",
-                         "1", "--format", "json", "--allow-python", cwd=tmp_path)
+    code, out, err = run(
+        "fit",
+        folder / "d.csv",
+        "y ~ I(abs(x)) + I(math.sqrt(4) * x)",
+        "-K",
+        "1",
+        "--format",
+        "json",
+        "--allow-python",
+        cwd=tmp_path,
+    )
     assert code == 0, err
     ref = emglm("y ~ ax + x2", data.assign(ax=data.x.abs(), x2=2 * data.x), "poisson", K=1)
     result = json.loads(out)
     assert result["llf"] == pytest.approx(ref.llf, rel=1e-10)
     assert result["components"][0]["params"]["I(abs(x))"]["estimate"] == pytest.approx(
-        ref.params.loc["ax", "comp1"], rel=1e-8)
+        ref.params.loc["ax", "comp1"], rel=1e-8
+    )
     code, out, err = main_in_process(capsys, "fit", folder / "d.csv", "y ~ I(abs(x))", "-K", "1")
     assert code == 2 and "--allow-python" in err
 
@@ -306,8 +423,9 @@ def test_allow_python_permits_a_harmless_call(small_files, tmp_path, capsys):
 def test_safe_mode_allows_numpy_and_formulaic_transforms(small_files, capsys):
     folder, data = small_files
     formula = "y ~ np.log(np.abs(x) + 1) + center(x) + C(g) + I(x ** 2) + np.clip(x, -1, 1)"
-    code, out, err = main_in_process(capsys, "fit", folder / "d.csv", formula, "-K", "1",
-                                     "--format", "json")
+    code, out, err = main_in_process(
+        capsys, "fit", folder / "d.csv", formula, "-K", "1", "--format", "json"
+    )
     assert code == 0, err
     ref = emglm(formula, data, "poisson", K=1)
     assert json.loads(out)["llf"] == pytest.approx(ref.llf, rel=1e-10)
@@ -331,8 +449,12 @@ def test_version_and_python_dash_m():
 
     import emformula
 
-    proc = subprocess.run([sys.executable, "-m", "emformula", "--version"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "emformula", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"emformula {emformula.__version__}"
     assert emformula.__version__ == version("emformula")  # one version, in one place
@@ -350,9 +472,26 @@ def test_fit_options_reach_the_fit(small_files, capsys, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(emformula, "emglm", spy)
-    code, out, err = main_in_process(capsys, "fit", f"{folder}/d.csv", "y ~ x", "-K", "2",
-                                     "--max-iter", "7", "--tol", "1e-6", "--n-jobs", "2",
-                                     "--n-init", "3", "--seed", "3", "--format", "json")
+    code, out, err = main_in_process(
+        capsys,
+        "fit",
+        f"{folder}/d.csv",
+        "y ~ x",
+        "-K",
+        "2",
+        "--max-iter",
+        "7",
+        "--tol",
+        "1e-6",
+        "--n-jobs",
+        "2",
+        "--n-init",
+        "3",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     assert (seen["max_iter"], seen["tol"], seen["n_jobs"], seen["n_init"]) == (7, 1e-6, 2, 3)
     assert json.loads(out)["K"] == 2
@@ -360,8 +499,7 @@ def test_fit_options_reach_the_fit(small_files, capsys, monkeypatch):
 
 def test_select_k_formats(small_files, capsys):
     folder, data = small_files
-    args = ("select-k", f"{folder}/d.csv", "y ~ x", "--kmax", "2", "--n-init", "2",
-            "--seed", "1")
+    args = ("select-k", f"{folder}/d.csv", "y ~ x", "--kmax", "2", "--n-init", "2", "--seed", "1")
     code, out, err = main_in_process(capsys, *args, "--format", "json")
     assert code == 0, err
     table = json.loads(out)
@@ -381,20 +519,36 @@ def test_fit_a_list_of_families_and_an_estimated_alpha(tmp_path):
     bio = datasets.load_biochemists()
     bio.to_csv(tmp_path / "bio.csv", index=False)
     formula = "art ~ fem + mar + kid5 + phd + ment"
-    code, out, err = run("fit", tmp_path / "bio.csv", formula, "--family",
-                         "pointmass,negative_binomial", "--concomitant", "~ ment + kid5",
-                         "--seed", "0", "--format", "json")
+    code, out, err = run(
+        "fit",
+        tmp_path / "bio.csv",
+        formula,
+        "--family",
+        "pointmass,negative_binomial",
+        "--concomitant",
+        "~ ment + kid5",
+        "--seed",
+        "0",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     result = json.loads(out)
-    ref = emglm(formula, bio, ["pointmass", "negative_binomial"], concomitant="~ ment + kid5",
-                random_state=0)
+    ref = emglm(
+        formula,
+        bio,
+        ["pointmass", "negative_binomial"],
+        concomitant="~ ment + kid5",
+        random_state=0,
+    )
     assert result["K"] == 2 and result["llf"] == pytest.approx(ref.llf, rel=1e-10)
     alpha = result["components"][1]["family_params"]["alpha"]
     assert alpha["estimate"] == pytest.approx(ref.family_params.loc["alpha", "comp2"], rel=1e-8)
     assert alpha["se"] == pytest.approx(ref.family_bse.loc["alpha", "comp2"], rel=1e-6)
     assert result["components"][0]["family_params"] == {"alpha": {"estimate": None, "se": None}}
-    code, _, err = run("fit", tmp_path / "bio.csv", formula, "--family", "pointmass,poisson",
-                       "-K", "3")
+    code, _, err = run(
+        "fit", tmp_path / "bio.csv", formula, "--family", "pointmass,poisson", "-K", "3"
+    )
     assert code == 2 and "K=3 but 2 families" in err and len(err.strip().splitlines()) == 1
 
 

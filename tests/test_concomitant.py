@@ -63,8 +63,9 @@ def test_parameters_are_labelled_and_the_reference_is_component_one(fit):
     assert list(gamma.columns) == ["comp1", "comp2"]
     assert np.all(gamma["comp1"] == 0.0)
     assert fit.concomitant_bse["comp1"].isna().all()
-    np.testing.assert_allclose(fit.concomitant_bse["comp2"],
-                               fit.theta_bse.iloc[-2:].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        fit.concomitant_bse["comp2"], fit.theta_bse.iloc[-2:].to_numpy(), rtol=1e-12
+    )
     # The reported prior is the mean of the per-row proportions.
     np.testing.assert_allclose(fit.prior, fit.predict(type="prior").mean(), rtol=1e-12)
 
@@ -74,12 +75,18 @@ def test_louis_standard_errors_equal_numerical_hessian(fit):
 
 
 def test_louis_with_weights_offset_and_three_components():
-    data, formula, kwargs = simulate("poisson", 500, 3, seed=3, concomitant=True,
-                                     separation=3.0)
+    data, formula, kwargs = simulate("poisson", 500, 3, seed=3, concomitant=True, separation=3.0)
     rng = np.random.default_rng(5)
-    res = emglm(formula, data, K=3, weights=rng.integers(1, 4, len(data)).astype(float),
-                offset=rng.normal(scale=0.1, size=len(data)), random_state=0, n_init=4,
-                **kwargs)
+    res = emglm(
+        formula,
+        data,
+        K=3,
+        weights=rng.integers(1, 4, len(data)).astype(float),
+        offset=rng.normal(scale=0.1, size=len(data)),
+        random_state=0,
+        n_init=4,
+        **kwargs,
+    )
     assert res.converged
     assert res.df_model == 3 * 3 + 2 * 2
     assert_louis_equals_numerical_hessian(res)
@@ -87,6 +94,7 @@ def test_louis_with_weights_offset_and_three_components():
 
 def test_prior_bse_of_the_mean_proportions_by_the_delta_method(fit):
     from statsmodels.tools.numdiff import approx_fprime
+
     lay, data = fit.layout, fit.model.data
     theta = lay.pack(fit.estimates)
     jac = approx_fprime(theta, lambda th: lay.unpack(th, data).prior, centered=True)
@@ -106,10 +114,10 @@ def test_predict_prior_for_new_data_is_the_multinomial_logit(fit, data):
     component = fit.predict(new, type="component")
     np.testing.assert_allclose(mean, (component * prior).sum(axis=1), rtol=1e-12)
     # Training rows: the same as predicting their own data.
-    pd.testing.assert_frame_equal(fit.predict(type="prior").head(5),
-                                  fit.predict(data.head(5), type="prior"))
-    np.testing.assert_allclose(fit.fittedvalues.head(5), fit.predict(data.head(5)),
-                               rtol=1e-12)
+    pd.testing.assert_frame_equal(
+        fit.predict(type="prior").head(5), fit.predict(data.head(5), type="prior")
+    )
+    np.testing.assert_allclose(fit.fittedvalues.head(5), fit.predict(data.head(5)), rtol=1e-12)
 
 
 def test_predict_posterior_needs_the_response(fit, data):
@@ -148,9 +156,11 @@ def test_concomitant_m_step_maximises_the_weighted_multinomial_likelihood():
     grad = W.T @ (v[:, None] * (tau - pi))
     assert np.abs(grad[:, 1:]).max() < 1e-9
     assert np.all(gamma[:, 0] == 0)
+
     # One step already increases the objective (a GEM step).
     def objective(g):
         return float(v @ np.sum(tau * log_softmax(W @ g), axis=1))
+
     one = _em.concomitant_step(W, v, tau, np.zeros((3, 3)), max_steps=1)
     assert objective(np.zeros((3, 3))) < objective(one) <= objective(gamma) + 1e-12
 
@@ -171,8 +181,9 @@ def test_pickle_keeps_everything(fit, data):
     clone = pickle.loads(pickle.dumps(fit))
     pd.testing.assert_frame_equal(clone.concomitant_params, fit.concomitant_params)
     pd.testing.assert_frame_equal(clone.concomitant_bse, fit.concomitant_bse)
-    pd.testing.assert_frame_equal(clone.predict(data.head(), type="prior"),
-                                  fit.predict(data.head(), type="prior"))
+    pd.testing.assert_frame_equal(
+        clone.predict(data.head(), type="prior"), fit.predict(data.head(), type="prior")
+    )
 
 
 def test_start_from_results_and_from_a_dict(fit, data):
@@ -185,14 +196,19 @@ def test_start_from_results_and_from_a_dict(fit, data):
 
 
 def test_select_k_compare_and_plots_with_a_concomitant_model(data, fit):
-    choice = select_k("y ~ x", data, "poisson", K=[1, 2, 3], concomitant="~ z",
-                      random_state=0, n_init=2)
+    choice = select_k(
+        "y ~ x", data, "poisson", K=[1, 2, 3], concomitant="~ z", random_state=0, n_init=2
+    )
     assert choice.best_k == 2
     assert choice.table["df"].tolist() == [2, 6, 10]
     table = compare(fit, choice.fits[1])
     assert table.loc["df"].tolist() == [6, 2]
-    for figure in (fit.plot_posterior(), fit.plot_diagnostics(random_state=0),
-                   fit.plot_params(), fit.plot_qq(random_state=0)):
+    for figure in (
+        fit.plot_posterior(),
+        fit.plot_diagnostics(random_state=0),
+        fit.plot_params(),
+        fit.plot_qq(random_state=0),
+    ):
         assert figure.axes
     plt.close("all")
 
@@ -201,20 +217,25 @@ def test_residuals_use_each_rows_mixing_proportions(fit):
     resid = fit.residuals("response")
     prior = fit.predict(type="prior").to_numpy()
     mu = fit.predict(type="component").to_numpy()
-    np.testing.assert_allclose(resid, fit.model.data.endog - (prior * mu).sum(axis=1),
-                               rtol=1e-12)
+    np.testing.assert_allclose(resid, fit.model.data.endog - (prior * mu).sum(axis=1), rtol=1e-12)
     pearson = fit.residuals("pearson")
     mean = (prior * mu).sum(axis=1)
     var = (prior * (mu + (mu - mean[:, None]) ** 2)).sum(axis=1)  # Poisson: V(mu) = mu
-    np.testing.assert_allclose(pearson, (fit.model.data.endog - mean) / np.sqrt(var),
-                               rtol=1e-10)
+    np.testing.assert_allclose(pearson, (fit.model.data.endog - mean) / np.sqrt(var), rtol=1e-10)
 
 
 def test_array_route_equals_formula_route(fit, data):
     x = np.column_stack([np.ones(len(data)), data.x])
     w = np.column_stack([np.ones(len(data)), data.z])
-    res = EMGLM(data.y, x, "poisson", 2, concomitant=w, exog_names=["Intercept", "x"],
-                concomitant_names=["Intercept", "z"]).fit(start=fit)
+    res = EMGLM(
+        data.y,
+        x,
+        "poisson",
+        2,
+        concomitant=w,
+        exog_names=["Intercept", "x"],
+        concomitant_names=["Intercept", "z"],
+    ).fit(start=fit)
     assert res.llf == pytest.approx(fit.llf, rel=1e-12)
     np.testing.assert_allclose(res.concomitant_params, fit.concomitant_params, rtol=1e-7)
     prior = res.predict({"exog": x[:4], "concomitant": w[:4]}, type="prior")
@@ -230,13 +251,17 @@ def test_bad_concomitant_arguments():
     with pytest.raises(ValueError, match="not_there"):
         emglm(formula, data, K=2, family="poisson", concomitant="~ not_there")
     with pytest.raises(ValueError, match="rank deficient"):
-        emglm(formula, data.assign(z2=2 * data.z), K=2, family="poisson",
-              concomitant="~ z + z2")
+        emglm(formula, data.assign(z2=2 * data.z), K=2, family="poisson", concomitant="~ z + z2")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["poisson", "gaussian", "binomial"]), n=st.integers(40, 100),
-       K=st.integers(1, 3), seed=st.integers(0, 2**31), accelerate=st.booleans())
+@given(
+    kind=st.sampled_from(["poisson", "gaussian", "binomial"]),
+    n=st.integers(40, 100),
+    K=st.integers(1, 3),
+    seed=st.integers(0, 2**31),
+    accelerate=st.booleans(),
+)
 def test_log_likelihood_never_decreases(kind, n, K, seed, accelerate):
     data, formula, kwargs = simulate(kind, n, K, seed, concomitant=True)
     with warnings.catch_warnings():
@@ -256,7 +281,9 @@ def test_separating_concomitant_variables_are_reported():
     y = rng.poisson(np.exp(np.where(comp, 2.5 - 0.5 * x, 0.5 + 0.5 * x)))
     data = pd.DataFrame({"y": y, "x": x, "z": z})
     from emformula import EstimationWarning
+
     with pytest.warns(EstimationWarning, match="separate the components"):
-        res = emglm("y ~ x", data, "poisson", K=2, concomitant="~ z", random_state=0,
-                    n_init=2, max_iter=300)
+        res = emglm(
+            "y ~ x", data, "poisson", K=2, concomitant="~ z", random_state=0, n_init=2, max_iter=300
+        )
     assert any("concomitant" in p for p in res.problems)

@@ -17,22 +17,25 @@ from emformula.engine.louis import observed_score
 def concomitant_fit():
     data = load_data("concomitant_poisson")
     weights = np.random.default_rng(1).integers(1, 3, len(data)).astype(float)
-    return emglm("y ~ x", data, "poisson", K=2, concomitant="~ z", weights=weights,
-                 random_state=1, n_init=3)
+    return emglm(
+        "y ~ x", data, "poisson", K=2, concomitant="~ z", weights=weights, random_state=1, n_init=3
+    )
 
 
 @pytest.fixture(scope="module")
 def grouped_fit():
     data = load_data("grouped_poisson")
-    return emglm("y ~ x", data, "poisson", K=2, groups="id", cov_groups="id",
-                 random_state=1, n_init=3)
+    return emglm(
+        "y ~ x", data, "poisson", K=2, groups="id", cov_groups="id", random_state=1, n_init=3
+    )
 
 
 @pytest.fixture(scope="module")
 def fixed_fit():
     data = load_data("fixed_gaussian")
-    return emglm("y ~ x1", data, "gaussian", K=2, fixed="~ x2", equal_scale=True,
-                 random_state=1, n_init=3)
+    return emglm(
+        "y ~ x1", data, "gaussian", K=2, fixed="~ x2", equal_scale=True, random_state=1, n_init=3
+    )
 
 
 def _hand_sandwich(res):
@@ -49,8 +52,9 @@ def _hand_sandwich(res):
 def test_robust_is_the_sandwich_of_numerical_unit_scores(name, request):
     res = request.getfixturevalue(name)
     robust = res.with_cov_type("robust")
-    np.testing.assert_allclose(robust.cov_params().to_numpy(), _hand_sandwich(res),
-                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        robust.cov_params().to_numpy(), _hand_sandwich(res), rtol=1e-5, atol=1e-9
+    )
     # The unit scores are those gradients, and they add up to the score.
     scores = res._unit_scores
     theta = res.layout.pack(res.estimates)
@@ -62,13 +66,21 @@ def test_robust_is_the_sandwich_of_numerical_unit_scores(name, request):
 
 
 def test_cluster_with_one_row_per_cluster_equals_robust():
-    data, formula, kwargs = simulate("poisson", 400, 2, seed=2, concomitant=True,
-                                     separation=3.0)
-    res = emglm(formula, data.assign(c=np.arange(400)), K=2, cov_type="cluster",
-                cov_groups="c", random_state=0, n_init=3, **kwargs)
+    data, formula, kwargs = simulate("poisson", 400, 2, seed=2, concomitant=True, separation=3.0)
+    res = emglm(
+        formula,
+        data.assign(c=np.arange(400)),
+        K=2,
+        cov_type="cluster",
+        cov_groups="c",
+        random_state=0,
+        n_init=3,
+        **kwargs,
+    )
     assert res.cov_type == "cluster" and res.n_clusters == 400
-    np.testing.assert_allclose(res.cov_params(), res.with_cov_type("robust").cov_params(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        res.cov_params(), res.with_cov_type("robust").cov_params(), rtol=1e-12
+    )
 
 
 def test_robust_with_groups_uses_group_scores(grouped_fit):
@@ -88,8 +100,7 @@ def test_clusters_must_contain_whole_groups(grouped_fit):
 
 
 def test_robust_close_to_louis_for_a_correctly_specified_model():
-    data, formula, kwargs = simulate("poisson", 6000, 2, seed=11, concomitant=True,
-                                     separation=2.5)
+    data, formula, kwargs = simulate("poisson", 6000, 2, seed=11, concomitant=True, separation=2.5)
     res = emglm(formula, data, K=2, random_state=0, n_init=2, **kwargs)
     ratio = res.with_cov_type("robust").theta_bse / res.theta_bse
     assert np.all(np.abs(ratio - 1) < 0.1), ratio
@@ -106,8 +117,9 @@ def test_everything_follows_the_covariance_type(concomitant_fit):
     assert not np.allclose(robust.bse, concomitant_fit.bse)
     np.testing.assert_allclose(robust.params, concomitant_fit.params)
     ci = robust.conf_int()
-    np.testing.assert_allclose(ci["comp1"]["upper"] - robust.params["comp1"],
-                               1.959963984540054 * robust.bse["comp1"])
+    np.testing.assert_allclose(
+        ci["comp1"]["upper"] - robust.params["comp1"], 1.959963984540054 * robust.bse["comp1"]
+    )
     assert "Covariance Type:                Robust" in robust.summary().as_text()
     assert "Covariance Type:                 Louis" in concomitant_fit.summary().as_text()
     # The information itself is always Louis'.
@@ -116,10 +128,10 @@ def test_everything_follows_the_covariance_type(concomitant_fit):
 
 def test_cov_type_at_fit_time_equals_the_method(grouped_fit):
     data = load_data("grouped_poisson")
-    res = emglm("y ~ x", data, "poisson", K=2, groups="id", cov_type="robust",
-                start=grouped_fit)
-    np.testing.assert_allclose(res.cov_params(), grouped_fit.with_cov_type("robust").cov_params(),
-                               rtol=1e-8)
+    res = emglm("y ~ x", data, "poisson", K=2, groups="id", cov_type="robust", start=grouped_fit)
+    np.testing.assert_allclose(
+        res.cov_params(), grouped_fit.with_cov_type("robust").cov_params(), rtol=1e-8
+    )
     text = grouped_fit.with_cov_type("cluster").summary().as_text()
     assert "Cluster" in text and "300 clusters of 'id'" in text
 

@@ -10,7 +10,7 @@ from scipy import stats
 
 from emformula import EMGLM
 
-TRUE_COEF = np.array([[0.5, 2.0], [1.0, -0.5], [-0.5, 0.3]])   # (p, K)
+TRUE_COEF = np.array([[0.5, 2.0], [1.0, -0.5], [-0.5, 0.3]])  # (p, K)
 TRUE_PRIOR = np.array([0.65, 0.35])
 
 
@@ -56,7 +56,8 @@ def test_gaussian_k3_intervals_cover_coefficients_and_dispersions():
         x = np.column_stack([np.ones(n), rng.normal(size=n)])
         z = rng.choice(3, size=n, p=GAUSS_PRIOR)
         y = np.einsum("ij,ji->i", x, GAUSS_COEF[:, z]) + rng.normal(size=n) * np.sqrt(
-            GAUSS_SCALE[z])
+            GAUSS_SCALE[z]
+        )
         res = EMGLM(y, x, "gaussian", K=3).fit(random_state=seed, n_init=5)
         est, se = res.params.to_numpy(), res.bse.to_numpy()
         hit = list((np.abs(est - GAUSS_COEF) <= q * se).ravel())

@@ -21,25 +21,38 @@ def _pair(kind, family, n=2000, K=2, seed=3, npartitions=4, **kwargs):
     rng = np.random.default_rng(seed)
     data["w"] = rng.integers(1, 4, size=n).astype(float)
     data["off"] = rng.normal(scale=0.1, size=n)
-    memory = emglm(formula, data, family, K, weights="w", offset="off", random_state=seed,
-                   n_init=3, **kwargs)
-    start = {"params": memory.params.to_numpy() * 0.95 + 0.01, "prior": [0.55, 0.45],
-             "scale": memory.scale.to_numpy() * 1.1}
-    in_memory = emglm(formula, data, family, K, weights="w", offset="off", start=start,
-                      **kwargs)
-    on_dask = emglm(formula, dd.from_pandas(data, npartitions=npartitions), family, K,
-                    weights="w", offset="off", start=start, **kwargs)
+    memory = emglm(
+        formula, data, family, K, weights="w", offset="off", random_state=seed, n_init=3, **kwargs
+    )
+    start = {
+        "params": memory.params.to_numpy() * 0.95 + 0.01,
+        "prior": [0.55, 0.45],
+        "scale": memory.scale.to_numpy() * 1.1,
+    }
+    in_memory = emglm(formula, data, family, K, weights="w", offset="off", start=start, **kwargs)
+    on_dask = emglm(
+        formula,
+        dd.from_pandas(data, npartitions=npartitions),
+        family,
+        K,
+        weights="w",
+        offset="off",
+        start=start,
+        **kwargs,
+    )
     return in_memory, on_dask, data, formula
 
 
-@pytest.mark.parametrize("kind, family", [("poisson", "poisson"),
-                                          ("binomial_counts", "binomial"),
-                                          ("gaussian", "gaussian")])
+@pytest.mark.parametrize(
+    "kind, family",
+    [("poisson", "poisson"), ("binomial_counts", "binomial"), ("gaussian", "gaussian")],
+)
 def test_dask_fit_equals_in_memory_fit(kind, family):
     memory, lazy, data, _ = _pair(kind, family)
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
-    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        lazy.params.to_numpy(), memory.params.to_numpy(), rtol=1e-6, atol=1e-8
+    )
     np.testing.assert_allclose(lazy.prior, memory.prior, atol=1e-8)
     np.testing.assert_allclose(lazy.scale, memory.scale, rtol=1e-6)
     np.testing.assert_allclose(lazy.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
@@ -47,7 +60,8 @@ def test_dask_fit_equals_in_memory_fit(kind, family):
     assert lazy.bic == pytest.approx(memory.bic, rel=1e-8)
     assert lazy.icl == pytest.approx(memory.icl, rel=1e-6)
     assert lazy.info_criteria("icl", kind="classification") == pytest.approx(
-        memory.info_criteria("icl", kind="classification"), rel=1e-6)
+        memory.info_criteria("icl", kind="classification"), rel=1e-6
+    )
     assert lazy.converged
     assert lazy.n_iter == memory.n_iter
 
@@ -57,8 +71,9 @@ def test_dask_common_dispersion_equals_the_in_memory_fit(kind, family):
     memory, lazy, _, _ = _pair(kind, family, equal_scale=True)
     assert memory.scale.nunique() == 1
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
-    np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        lazy.params.to_numpy(), memory.params.to_numpy(), rtol=1e-6, atol=1e-8
+    )
     np.testing.assert_allclose(lazy.scale, memory.scale, rtol=1e-6)
     np.testing.assert_allclose(lazy.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
     np.testing.assert_allclose(lazy.scale_bse, memory.scale_bse, rtol=1e-6)
@@ -73,18 +88,21 @@ def test_dask_robust_covariance_equals_the_in_memory_sandwich(kind, family):
     memory, lazy, data, formula = _pair(kind, family, cov_type="robust")
     assert memory.cov_type == lazy.cov_type == "robust"
     assert lazy.n_iter == memory.n_iter
-    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(), rtol=1e-6, atol=1e-12
+    )
     # Switching covariances keeps the fit and moves only the standard errors.
     louis = lazy.with_cov_type("louis")
     assert louis.cov_type == "louis" and louis.llf == lazy.llf
-    np.testing.assert_allclose(louis.bse.to_numpy(), memory.with_cov_type("louis").bse
-                               .to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        louis.bse.to_numpy(), memory.with_cov_type("louis").bse.to_numpy(), rtol=1e-6
+    )
     assert not np.allclose(louis.bse.to_numpy(), lazy.bse.to_numpy(), rtol=1e-3)
-    np.testing.assert_allclose(louis.with_cov_type("robust").bse.to_numpy(),
-                               lazy.bse.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        louis.with_cov_type("robust").bse.to_numpy(), lazy.bse.to_numpy(), rtol=1e-12
+    )
     with pytest.raises(NotImplementedError, match="cov_groups"):
-        lazy.with_cov_type("cluster")   # the fit had no cluster column
+        lazy.with_cov_type("cluster")  # the fit had no cluster column
 
 
 def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
@@ -94,24 +112,28 @@ def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
     monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 150)
     data, formula = simulate_mixture("poisson", 1200, 2, 7, separation=3.0)
     data["firm"] = [f"f{i % 37:02d}" for i in range(1200)]
-    memory = emglm(formula, data, "poisson", 2, random_state=1, n_init=3,
-                   cov_type="cluster", cov_groups="firm")
+    memory = emglm(
+        formula, data, "poisson", 2, random_state=1, n_init=3, cov_type="cluster", cov_groups="firm"
+    )
     start = {"params": memory.params.to_numpy() * 0.95, "prior": [0.55, 0.45]}
-    memory = emglm(formula, data, "poisson", 2, start=start, cov_type="cluster",
-                   cov_groups="firm")
+    memory = emglm(formula, data, "poisson", 2, start=start, cov_type="cluster", cov_groups="firm")
     ddf = dd.from_pandas(data, npartitions=4)
-    lazy = emglm(formula, ddf, "poisson", 2, start=start, cov_type="cluster",
-                 cov_groups="firm")
+    lazy = emglm(formula, ddf, "poisson", 2, start=start, cov_type="cluster", cov_groups="firm")
     assert lazy.cov_type == "cluster" and lazy.n_clusters == memory.n_clusters == 37
     assert lazy.n_iter == memory.n_iter
-    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(), rtol=1e-6, atol=1e-12
+    )
     assert "37 clusters of 'firm'" in lazy.summary().as_text()
     # Louis and robust from the same fit; back to clustered.
-    np.testing.assert_allclose(lazy.with_cov_type("robust").bse.to_numpy(),
-                               memory.with_cov_type("robust").bse.to_numpy(), rtol=1e-6)
-    np.testing.assert_allclose(lazy.with_cov_type("louis").with_cov_type("cluster").bse,
-                               lazy.bse, rtol=1e-12)
+    np.testing.assert_allclose(
+        lazy.with_cov_type("robust").bse.to_numpy(),
+        memory.with_cov_type("robust").bse.to_numpy(),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        lazy.with_cov_type("louis").with_cov_type("cluster").bse, lazy.bse, rtol=1e-12
+    )
     with pytest.raises(NotImplementedError, match="fit again"):
         lazy.with_cov_type("cluster", data["firm"])
     with pytest.raises(ValueError, match="needs cluster labels"):
@@ -123,8 +145,14 @@ def test_dask_clustered_covariance_equals_the_in_memory_one(monkeypatch):
     np.testing.assert_allclose(louis.with_cov_type("cluster").bse, lazy.bse, rtol=1e-9)
     holes = data.assign(firm=data["firm"].where(np.arange(1200) != 5))
     with pytest.raises(ValueError, match="missing labels"):
-        emglm(formula, dd.from_pandas(holes, npartitions=2), "poisson", 2,
-              cov_type="cluster", cov_groups="firm")
+        emglm(
+            formula,
+            dd.from_pandas(holes, npartitions=2),
+            "poisson",
+            2,
+            cov_type="cluster",
+            cov_groups="firm",
+        )
 
 
 def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
@@ -136,17 +164,14 @@ def test_partition_meat_in_blocks_equals_the_whole_sum(monkeypatch):
 
     data, formula = simulate_mixture("gaussian", 1000, 2, 4, separation=3.0)
     x = np.column_stack([np.ones(1000), data["x1"], data["x2"]])
-    engine = EMGLM(data["y"].to_numpy(), x, "gaussian", 2,
-                   weights=np.arange(1000) % 3 + 1.0).data
+    engine = EMGLM(data["y"].to_numpy(), x, "gaussian", 2, weights=np.arange(1000) % 3 + 1.0).data
     est = _em.initial_estimates(engine, 2, np.random.default_rng(0), 1e-8)
     estep = _em.e_step(engine, est)
-    whole = score_meat(unit_scores(engine, est, estep.posterior, estep.mu),
-                       engine.unit_weights)
+    whole = score_meat(unit_scores(engine, est, estep.posterior, estep.mu), engine.unit_weights)
     monkeypatch.setattr(_dask, "MEAT_BLOCK_ROWS", 97)  # 11 blocks, the last one short
     meat, clusters = _dask._partition_meat(engine, est, estep)
     assert clusters is None
-    np.testing.assert_allclose(meat, whole,
-                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(meat, whole, rtol=1e-12, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind, family", [("gaussian", "gaussian"), ("gamma_log", "gamma")])
@@ -165,11 +190,11 @@ def test_dask_predictions_and_posteriors_are_lazy_and_equal():
     ddf = dd.from_pandas(data, npartitions=3)
     pred = lazy.predict(ddf)
     assert hasattr(pred, "compute")
-    np.testing.assert_allclose(pred.compute().to_numpy(), memory.predict(data).to_numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        pred.compute().to_numpy(), memory.predict(data).to_numpy(), rtol=1e-6
+    )
     comp = lazy.predict(ddf, type="component").compute()
-    np.testing.assert_allclose(comp.to_numpy(), memory.predict(data, type="component"),
-                               rtol=1e-6)
+    np.testing.assert_allclose(comp.to_numpy(), memory.predict(data, type="component"), rtol=1e-6)
     post = lazy.posterior.compute()
     pd.testing.assert_index_equal(post.index, memory.posterior.index)
     np.testing.assert_allclose(post.to_numpy(), memory.posterior.to_numpy(), atol=1e-7)
@@ -202,8 +227,9 @@ def test_categorical_levels_spread_unevenly_across_partitions():
 def test_random_starts_use_a_sample_then_all_rows():
     data, formula = simulate_mixture("poisson", 3000, 2, 8, separation=3.0)
     memory = emglm(formula, data, "poisson", 2, random_state=2, n_init=3)
-    lazy = emglm(formula, dd.from_pandas(data, npartitions=3), "poisson", 2, random_state=2,
-                 n_init=3)
+    lazy = emglm(
+        formula, dd.from_pandas(data, npartitions=3), "poisson", 2, random_state=2, n_init=3
+    )
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-9)
 
 
@@ -211,15 +237,24 @@ def test_distributed_local_cluster():
     distributed = pytest.importorskip("distributed")
     data, formula = simulate_mixture("gaussian", 1500, 2, 9, separation=3.0)
     memory = emglm(formula, data, "gaussian", 2, random_state=0, n_init=3)
-    start = {"params": memory.params.to_numpy(), "prior": memory.prior.to_numpy(),
-             "scale": memory.scale.to_numpy()}
+    start = {
+        "params": memory.params.to_numpy(),
+        "prior": memory.prior.to_numpy(),
+        "scale": memory.scale.to_numpy(),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None) as cluster, \
-                distributed.Client(cluster):
-            lazy = emglm(formula, dd.from_pandas(data, npartitions=4), "gaussian", 2,
-                         start=start)
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster),
+        ):
+            lazy = emglm(formula, dd.from_pandas(data, npartitions=4), "gaussian", 2, start=start)
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
     np.testing.assert_allclose(lazy.params.to_numpy(), memory.params.to_numpy(), rtol=1e-7)
 
@@ -234,16 +269,18 @@ def test_dask_rejects_what_it_does_not_support():
 
 
 def test_the_core_never_imports_dask():
-    code = ("import sys, emformula; from emformula import datasets, emglm; "
-            "s = datasets.load_sim2(); emglm(s.formula, s.data, K=2, n_init=1); "
-            "print('dask' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, emformula; from emformula import datasets, emglm; "
+        "s = datasets.load_sim2(); emglm(s.formula, s.data, K=2, n_init=1); "
+        "print('dask' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_small_em_on_dask_runs_on_a_sample():
     from emformula import select_best, small_em
+
     data, formula = simulate_mixture("poisson", 30000, 2, 4, separation=3.0)
     ddf = dd.from_pandas(data, npartitions=3)
     warm = small_em(formula, ddf, "poisson", 2, repeats=4, random_state=1)
@@ -257,18 +294,26 @@ def test_array_level_model_with_dask_arrays():
     import dask.array as da
 
     from emformula import EMGLM
+
     data, formula = simulate_mixture("poisson", 2000, 2, 6, separation=3.0)
     X = np.column_stack([np.ones(2000), data.x1, data.x2])
     rng = np.random.default_rng(0)
     w = rng.integers(1, 3, 2000).astype(float)
-    memory = EMGLM(data.y.to_numpy(), X, "poisson", 2, weights=w,
-                   exog_names=["const", "x1", "x2"]).fit(random_state=1, n_init=3)
+    memory = EMGLM(
+        data.y.to_numpy(), X, "poisson", 2, weights=w, exog_names=["const", "x1", "x2"]
+    ).fit(random_state=1, n_init=3)
     start = {"params": memory.params.to_numpy() * 0.9, "prior": [0.5, 0.5]}
-    lazy = EMGLM(da.from_array(data.y.to_numpy(), chunks=500), da.from_array(X, chunks=(500, 3)),
-                 "poisson", 2, weights=da.from_array(w, chunks=500),
-                 exog_names=["const", "x1", "x2"]).fit(start=start)
-    again = EMGLM(data.y.to_numpy(), X, "poisson", 2, weights=w,
-                  exog_names=["const", "x1", "x2"]).fit(start=start)
+    lazy = EMGLM(
+        da.from_array(data.y.to_numpy(), chunks=500),
+        da.from_array(X, chunks=(500, 3)),
+        "poisson",
+        2,
+        weights=da.from_array(w, chunks=500),
+        exog_names=["const", "x1", "x2"],
+    ).fit(start=start)
+    again = EMGLM(
+        data.y.to_numpy(), X, "poisson", 2, weights=w, exog_names=["const", "x1", "x2"]
+    ).fit(start=start)
     assert lazy.llf == pytest.approx(again.llf, rel=1e-8)
     np.testing.assert_allclose(lazy.params.to_numpy(), again.params.to_numpy(), rtol=1e-6)
     assert list(lazy.params.index) == ["const", "x1", "x2"]
@@ -278,14 +323,17 @@ def test_merged_moments_keep_their_precision():
     from emformula.families import WeightedMoments
 
     rng = np.random.default_rng(0)
-    values = 1e8 + 5e-5 * rng.normal(size=4000)   # raw moments would cancel
+    values = 1e8 + 5e-5 * rng.normal(size=4000)  # raw moments would cancel
     weights = rng.integers(1, 4, 4000).astype(float)
-    pieces = [WeightedMoments(values[i:i + 700], weights[i:i + 700]) for i in range(0, 4000, 700)]
+    pieces = [
+        WeightedMoments(values[i : i + 700], weights[i : i + 700]) for i in range(0, 4000, 700)
+    ]
     merged = sum(pieces)
     mean = np.average(values, weights=weights)
     assert merged.weight == weights.sum()
-    assert merged.variance == pytest.approx(np.average((values - mean) ** 2, weights=weights),
-                                            rel=1e-9)
+    assert merged.variance == pytest.approx(
+        np.average((values - mean) ** 2, weights=weights), rel=1e-9
+    )
     assert (WeightedMoments() + WeightedMoments([2.0], [0.0])).variance == 0.0
 
 
@@ -304,13 +352,22 @@ def test_dask_results_details_match_memory():
     data["w"] = np.arange(600) % 2 + 1.0
     data["firm"] = np.arange(600) % 23
     ddf = dd.from_pandas(data, npartitions=3)
-    res = emglm(formula, ddf, "poisson", 2, weights="w", cov_type="Robust",
-                cov_groups="firm", random_state=0)
-    assert res.cov_type == "robust"                     # case-insensitive, as in memory
+    res = emglm(
+        formula,
+        ddf,
+        "poisson",
+        2,
+        weights="w",
+        cov_type="Robust",
+        cov_groups="firm",
+        random_state=0,
+    )
+    assert res.cov_type == "robust"  # case-insensitive, as in memory
     # Predicting needs neither the weights nor the cluster column.
     new = dd.from_pandas(data.drop(columns=["w", "firm"]), npartitions=2)
-    np.testing.assert_allclose(res.predict(new).compute().to_numpy(),
-                               res.predict(ddf).compute().to_numpy())
+    np.testing.assert_allclose(
+        res.predict(new).compute().to_numpy(), res.predict(ddf).compute().to_numpy()
+    )
     # The fit's own cluster column may be named again; other labels may not.
     clustered = res.with_cov_type("cluster", "firm")
     assert clustered.n_clusters == 23
@@ -347,16 +404,20 @@ def _assert_same_fit(lazy, memory):
     assert lazy.n_iter == memory.n_iter
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
     for name in ("params", "bse"):
-        np.testing.assert_allclose(getattr(lazy, name).to_numpy(),
-                                   getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            getattr(lazy, name).to_numpy(), getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8
+        )
     for name in ("fixed_params", "fixed_bse", "prior", "prior_bse", "scale", "theta_bse"):
-        np.testing.assert_allclose(getattr(lazy, name).to_numpy(),
-                                   getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            getattr(lazy, name).to_numpy(), getattr(memory, name).to_numpy(), rtol=1e-6, atol=1e-8
+        )
     if memory.concomitant_params is not None:
-        np.testing.assert_allclose(lazy.concomitant_params, memory.concomitant_params,
-                                   rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(lazy.concomitant_bse.iloc[:, 1:],
-                                   memory.concomitant_bse.iloc[:, 1:], rtol=1e-6)
+        np.testing.assert_allclose(
+            lazy.concomitant_params, memory.concomitant_params, rtol=1e-6, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            lazy.concomitant_bse.iloc[:, 1:], memory.concomitant_bse.iloc[:, 1:], rtol=1e-6
+        )
     assert lazy.df_model == memory.df_model and lazy.nobs == memory.nobs
     assert lazy.wnobs == pytest.approx(memory.wnobs, rel=1e-12)
     assert lazy.n_groups == memory.n_groups
@@ -370,23 +431,33 @@ def _feature_pair(kind, K=2, n=1600, seed=4, npartitions=4, by_group=False, **fe
     (a perturbed fit, so that EM has work to do)."""
     from simulate_features import simulate
 
-    data, formula, kwargs = simulate(kind, n, K, seed, concomitant="concomitant" in features,
-                                     fixed="fixed" in features,
-                                     groups=features.pop("groups", None))
+    data, formula, kwargs = simulate(
+        kind,
+        n,
+        K,
+        seed,
+        concomitant="concomitant" in features,
+        fixed="fixed" in features,
+        groups=features.pop("groups", None),
+    )
     for name in ("concomitant", "fixed"):
         features.pop(name, None)
     kwargs.update(features)
     first = emglm(formula, data, K=K, random_state=seed, n_init=2, **kwargs)
-    start = {"params": first.params.to_numpy() * 0.95 + 0.02,
-             "prior": np.full(K, 1.0 / K), "scale": first.scale.to_numpy() * 1.1}
+    start = {
+        "params": first.params.to_numpy() * 0.95 + 0.02,
+        "prior": np.full(K, 1.0 / K),
+        "scale": first.scale.to_numpy() * 1.1,
+    }
     if first.fixed_params.size:
         start["fixed"] = first.fixed_params.to_numpy() * 0.9
     if first.concomitant_params is not None:
         start["concomitant"] = first.concomitant_params.to_numpy() * 0.8
     memory = emglm(formula, data, K=K, start=start, **kwargs)
     frame = data.set_index(data["id"].rename("unit")) if by_group else data
-    lazy = emglm(formula, dd.from_pandas(frame, npartitions=npartitions), K=K, start=start,
-                 **kwargs)
+    lazy = emglm(
+        formula, dd.from_pandas(frame, npartitions=npartitions), K=K, start=start, **kwargs
+    )
     return memory, lazy, data, formula, kwargs
 
 
@@ -395,12 +466,12 @@ def test_dask_concomitant_model_equals_memory():
     _assert_same_fit(lazy, memory)
     # A start without concomitant coefficients: the log-odds of its proportions.
     start = {"params": memory.params.to_numpy() * 0.9, "prior": [0.7, 0.3]}
-    _assert_same_fit(emglm(formula, dd.from_pandas(data, npartitions=3), K=2, start=start,
-                           **kwargs),
-                     emglm(formula, data, K=2, start=start, **kwargs))
+    _assert_same_fit(
+        emglm(formula, dd.from_pandas(data, npartitions=3), K=2, start=start, **kwargs),
+        emglm(formula, data, K=2, start=start, **kwargs),
+    )
     pred = lazy.predict(type="prior").compute()
-    np.testing.assert_allclose(pred.to_numpy(), memory.predict(type="prior").to_numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(pred.to_numpy(), memory.predict(type="prior").to_numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["poisson", "gaussian"])
@@ -408,8 +479,9 @@ def test_dask_shared_effects_equal_memory(kind):
     memory, lazy, data, *_ = _feature_pair(kind, fixed=True)
     assert list(lazy.fixed_params.index) == ["x2"]
     _assert_same_fit(lazy, memory)
-    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
-                               memory.fittedvalues.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        lazy.fittedvalues.compute().to_numpy(), memory.fittedvalues.to_numpy(), rtol=1e-6
+    )
 
 
 def test_dask_groups_equal_memory():
@@ -435,17 +507,23 @@ def test_dask_sandwich_covariances_of_grouped_data_equal_memory(cov_type):
     data["firm"] = data["id"] // 7
     kwargs.update(cov_type=cov_type, cov_groups="firm")
     first = emglm(formula, data, K=2, random_state=1, n_init=2, **kwargs)
-    start = {"params": first.params.to_numpy() * 0.9, "prior": [0.6, 0.4],
-             "scale": first.scale.to_numpy(), "fixed": first.fixed_params.to_numpy()}
+    start = {
+        "params": first.params.to_numpy() * 0.9,
+        "prior": [0.6, 0.4],
+        "scale": first.scale.to_numpy(),
+        "fixed": first.fixed_params.to_numpy(),
+    }
     memory = emglm(formula, data, K=2, start=start, **kwargs)
     frame = data.set_index(data["id"].rename("unit"))
     lazy = emglm(formula, dd.from_pandas(frame, npartitions=3), K=2, start=start, **kwargs)
     _assert_same_fit(lazy, memory)
-    np.testing.assert_allclose(lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(),
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.cov_params().to_numpy(), memory.cov_params().to_numpy(), rtol=1e-6, atol=1e-12
+    )
     other = "louis" if cov_type == "robust" else "robust"
-    np.testing.assert_allclose(lazy.with_cov_type(other).bse, memory.with_cov_type(other).bse,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lazy.with_cov_type(other).bse, memory.with_cov_type(other).bse, rtol=1e-6
+    )
 
 
 def test_dask_refuses_a_group_spread_over_partitions():
@@ -477,8 +555,7 @@ def test_dask_results_pickle_with_their_sums():
     assert again.llf == lazy.llf and again.n_iter == lazy.n_iter
 
 
-@pytest.mark.parametrize("kind, family", [("poisson", "poisson"),
-                                          ("binomial_counts", "binomial")])
+@pytest.mark.parametrize("kind, family", [("poisson", "poisson"), ("binomial_counts", "binomial")])
 def test_dask_m_step_check_and_next_e_step_share_a_pass(kind, family, monkeypatch):
     # For a family without parameters of its own the M-step knows its
     # estimates before the check of its full steps, so the E-step at them

@@ -26,14 +26,27 @@ def _model(kind, n, K, seed, weighted, offset):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(KINDS), n=st.integers(30, 120), K=st.integers(1, 3),
-       seed=st.integers(0, 2**31), weighted=st.booleans(), offset=st.booleans(),
-       accelerate=st.booleans())
+@given(
+    kind=st.sampled_from(KINDS),
+    n=st.integers(30, 120),
+    K=st.integers(1, 3),
+    seed=st.integers(0, 2**31),
+    weighted=st.booleans(),
+    offset=st.booleans(),
+    accelerate=st.booleans(),
+)
 def test_log_likelihood_never_decreases(kind, n, K, seed, weighted, offset, accelerate):
     model = _model(kind, n, K, seed, weighted, offset)
     est = _em.initial_estimates(model.data, K, np.random.default_rng(seed), 1e-8)
-    run = _em.run_em(model.data, est, max_iter=200, tol=1e-12, scale_floor=1e-8,
-                     accelerate=accelerate, newton=accelerate)
+    run = _em.run_em(
+        model.data,
+        est,
+        max_iter=200,
+        tol=1e-12,
+        scale_floor=1e-8,
+        accelerate=accelerate,
+        newton=accelerate,
+    )
     history = run.history
     assert np.all(np.isfinite(history))
     drops = np.diff(history)
@@ -54,23 +67,31 @@ def test_fit_gives_finite_estimates_and_em_at_least_as_good_as_plain(kind):
     assert np.all(np.isfinite(res.params.to_numpy()))
     assert np.isfinite(res.llf)
     est = _em.initial_estimates(model.data, 2, np.random.default_rng(0), 1e-8)
-    plain = _em.run_em(model.data, est, max_iter=3000, tol=1e-12, scale_floor=1e-8,
-                       accelerate=False, newton=False)
+    plain = _em.run_em(
+        model.data, est, max_iter=3000, tol=1e-12, scale_floor=1e-8, accelerate=False, newton=False
+    )
     assert res.llf >= plain.llf - 1e-6 * abs(plain.llf)
 
 
 def _start_from_fit(model, seed):
     res = model.fit(random_state=seed, n_init=2)
-    return {"params": res.params.to_numpy() * 0.97, "prior": res.prior.to_numpy(),
-            "scale": res.scale.to_numpy()}, res
+    return {
+        "params": res.params.to_numpy() * 0.97,
+        "prior": res.prior.to_numpy(),
+        "scale": res.scale.to_numpy(),
+    }, res
 
 
 SEPARATED = ["poisson", "binomial_counts", "gaussian", "gamma_log", "negative_binomial"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(SEPARATED), n=st.integers(80, 160), K=st.integers(1, 2),
-       seed=st.integers(0, 2**31))
+@given(
+    kind=st.sampled_from(SEPARATED),
+    n=st.integers(80, 160),
+    K=st.integers(1, 2),
+    seed=st.integers(0, 2**31),
+)
 def test_permuting_rows_permutes_posteriors_and_keeps_estimates(kind, n, K, seed):
     data, formula = simulate_mixture(kind, n, K, seed, separation=3.0)
     with warnings.catch_warnings():
@@ -88,24 +109,29 @@ def test_permuting_rows_permutes_posteriors_and_keeps_estimates(kind, n, K, seed
     # gamma_log, n=93, K=2, seed=236: priors 0.963 and 0.986, llf equal to
     # 1e-15, slopes equal to 1e-8).
     assume(K == 1 or not np.allclose(coef[:, 0], coef[:, 1], rtol=1e-4, atol=1e-4))
-    np.testing.assert_allclose(refit.params.to_numpy(), coef,
-                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(refit.params.to_numpy(), coef, rtol=1e-8, atol=1e-8)
     assert refit.llf == pytest.approx(fitted.llf, rel=1e-10)
-    np.testing.assert_allclose(refit.posterior.to_numpy(), fitted.posterior.to_numpy()[order],
-                               atol=1e-8)
+    np.testing.assert_allclose(
+        refit.posterior.to_numpy(), fitted.posterior.to_numpy()[order], atol=1e-8
+    )
     assert list(refit.posterior.index) == list(data.index[order])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(SEPARATED), n=st.integers(60, 120), K=st.integers(1, 2),
-       seed=st.integers(0, 2**31))
+@given(
+    kind=st.sampled_from(SEPARATED),
+    n=st.integers(60, 120),
+    K=st.integers(1, 2),
+    seed=st.integers(0, 2**31),
+)
 def test_integer_frequency_weights_equal_duplicated_rows(kind, n, K, seed):
     data, formula = simulate_mixture(kind, n, K, seed, separation=3.0)
     counts = np.random.default_rng(seed).integers(1, 4, size=n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)
-        weighted = EMGLM.from_formula(formula, data, FAMILIES[kind](), K,
-                                      weights=counts.astype(float))
+        weighted = EMGLM.from_formula(
+            formula, data, FAMILIES[kind](), K, weights=counts.astype(float)
+        )
         start, _ = _start_from_fit(weighted, seed)
         a = weighted.fit(start=start)
         expanded = data.loc[data.index.repeat(counts)].reset_index(drop=True)
@@ -117,8 +143,14 @@ def test_integer_frequency_weights_equal_duplicated_rows(kind, n, K, seed):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(KINDS), n=st.integers(2, 40), K=st.integers(1, 4),
-       seed=st.integers(0, 2**31), weighted=st.booleans(), offset=st.booleans())
+@given(
+    kind=st.sampled_from(KINDS),
+    n=st.integers(2, 40),
+    K=st.integers(1, 4),
+    seed=st.integers(0, 2**31),
+    weighted=st.booleans(),
+    offset=st.booleans(),
+)
 def test_public_fit_raises_only_documented_exceptions(kind, n, K, seed, weighted, offset):
     """Tiny data sets: a correct fit (finite estimates, posteriors summing to
     one, problems recorded) or the documented 'K too large' error."""

@@ -32,17 +32,24 @@ def test_exact_gaussian_step_is_the_weighted_least_squares_fit():
     weight = rng.uniform(0.0, 2.0, y.size)
     coef0 = np.array([10.0, 3.0, -2.0])  # far from the solution: one step must land
     eta0 = x @ coef0 + offset
-    coef, eta, mu, q, ok = _em.irls_step(data, weight, coef0, eta0, eta0, None, (1.0,),
-                                         need_q=False)
+    coef, eta, mu, q, ok = _em.irls_step(
+        data, weight, coef0, eta0, eta0, None, (1.0,), need_q=False
+    )
     wls = sm.WLS(y - offset, x, weights=weight).fit()
     np.testing.assert_allclose(coef, wls.params, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(eta, x @ coef + offset, rtol=1e-12)
     np.testing.assert_allclose(mu, eta, rtol=1e-12)
     assert q is None and ok
     # The checked step (Q evaluated, halving allowed) takes the same full step.
-    checked = _em.irls_step(data, weight, coef0, eta0, eta0,
-                            _em.weighted_sum(weight, data.family.loglike(
-                                y, eta0, 1.0, np.ones_like(y))), (1.0,))
+    checked = _em.irls_step(
+        data,
+        weight,
+        coef0,
+        eta0,
+        eta0,
+        _em.weighted_sum(weight, data.family.loglike(y, eta0, 1.0, np.ones_like(y))),
+        (1.0,),
+    )
     np.testing.assert_allclose(checked[0], coef, rtol=1e-10, atol=1e-12)
 
 
@@ -88,8 +95,9 @@ def test_e_steps_do_not_share_arrays_through_the_work_buffers(family, K):
         top = log_joint.max(axis=1, keepdims=True)
         unit = top[:, 0] + np.log(np.exp(log_joint - top).sum(axis=1))
         np.testing.assert_allclose(estep.row_llf, unit, rtol=1e-13)
-        np.testing.assert_allclose(estep.posterior, np.exp(log_joint - unit[:, None]),
-                                   rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            estep.posterior, np.exp(log_joint - unit[:, None]), rtol=1e-12, atol=1e-300
+        )
         assert estep.llf == pytest.approx(unit.sum(), rel=1e-13)
 
 
@@ -103,8 +111,9 @@ def test_in_place_kernels_equal_the_textbook_log_density(name):
     eta = rng.normal(1.0, 0.3, (60, 3))
     mu = np.exp(eta) if name == "poisson" else eta
     scale = np.array([[0.5, 1.0, 2.0]])
-    got = (family.loglike_kernel(y, mu, scale, np.ones_like(y), eta=eta)
-           + family.loglike_constant(y, np.ones_like(y)))
+    got = family.loglike_kernel(y, mu, scale, np.ones_like(y), eta=eta) + family.loglike_constant(
+        y, np.ones_like(y)
+    )
     if name == "poisson":
         expected = stats.poisson.logpmf(y, mu)
     else:
@@ -143,9 +152,9 @@ def test_best_run_prefers_the_first_converged_run_among_ties():
     top = -1000.0
     tie = top - 5e-9  # 5e-12 relative: a rounding-level tie
     llfs = np.array([tie, top - 1.0, top, tie, np.nan])
-    assert _best_run_index(llfs, [True] * 5) == 0         # first of the tied runs
+    assert _best_run_index(llfs, [True] * 5) == 0  # first of the tied runs
     assert _best_run_index(llfs, [False, True, True, True, True]) == 2  # converged first
-    assert _best_run_index(llfs, [False] * 5) == 0        # none converged: first tied
+    assert _best_run_index(llfs, [False] * 5) == 0  # none converged: first tied
     assert _best_run_index(np.array([top - 1e-3, top]), [True, True]) == 1  # not a tie
     assert _best_run_index(np.array([np.nan, -np.inf]), [True, True]) == 0
 

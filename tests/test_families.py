@@ -48,8 +48,7 @@ FAMILIES = {
     "inverse_gaussian": lambda: as_family("inverse_gaussian"),
     "inverse_gaussian_log": lambda: as_family("inverse_gaussian", link="log"),
     "negative_binomial": lambda: as_family(sm.families.NegativeBinomial(alpha=0.7)),
-    "negative_binomial_sqrt": lambda: as_family(sm.families.NegativeBinomial(L.Sqrt(),
-                                                                             alpha=0.3)),
+    "negative_binomial_sqrt": lambda: as_family(sm.families.NegativeBinomial(L.Sqrt(), alpha=0.3)),
 }
 WITH_SCALE = [label for label, make in FAMILIES.items() if make().parameters]
 
@@ -101,19 +100,25 @@ def test_eta_score_and_information_equal_finite_differences(label):
     # The score against the log-density, the information against the score.
     numeric_score = (ll(eta + h) - ll(eta - h)) / (2 * h)
     numeric_info = -(analytic_score(eta + h) - analytic_score(eta - h)) / (2 * h)
-    np.testing.assert_allclose(np.broadcast_to(score, y.shape) / scale, numeric_score,
-                               rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(np.broadcast_to(info, y.shape) / scale, numeric_info,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        np.broadcast_to(score, y.shape) / scale, numeric_score, rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        np.broadcast_to(info, y.shape) / scale, numeric_info, rtol=1e-6, atol=1e-8
+    )
     # g'(mu) is 1 / (d mu / d eta).
     dmu = (family.link.inverse(eta + h) - family.link.inverse(eta - h)) / (2 * h)
     np.testing.assert_allclose(np.broadcast_to(link_deriv, y.shape), 1.0 / dmu, rtol=1e-6)
     # The expected information is the IRLS weight a / (V g'^2).
     expected = family.eta_derivatives(y, mu, trials, observed=False)[1]
-    np.testing.assert_allclose(np.broadcast_to(expected, y.shape),
-                               np.broadcast_to(irls_weight, y.shape), rtol=1e-12)
-    np.testing.assert_allclose(np.broadcast_to(irls_weight, y.shape),
-                               trials / (family.variance(mu) * link_deriv ** 2), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.broadcast_to(expected, y.shape), np.broadcast_to(irls_weight, y.shape), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.broadcast_to(irls_weight, y.shape),
+        trials / (family.variance(mu) * link_deriv**2),
+        rtol=1e-10,
+    )
 
 
 # ----------------------------------------- derivatives in the parameters
@@ -141,18 +146,25 @@ def test_parameter_derivatives_equal_finite_differences(label):
 
     got = family.parameter_derivatives(y, mu, params, trials)
     assert got.score.shape == (1,) + y.shape and got.info.shape == (1, 1) + y.shape
-    np.testing.assert_allclose(got.score[0], (ll(theta + h) - ll(theta - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(got.info[0, 0],
-                               -(score_at(theta + h) - score_at(theta - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        got.score[0], (ll(theta + h) - ll(theta - h)) / (2 * h), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        got.info[0, 0], -(score_at(theta + h) - score_at(theta - h)) / (2 * h), rtol=1e-6, atol=1e-8
+    )
     # The cross term both ways: the parameter score in eta, the eta score in theta.
-    np.testing.assert_allclose(got.cross_eta[0],
-                               -(score_at(theta, eta + k) - score_at(theta, eta - k)) / (2 * k),
-                               rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(got.cross_eta[0],
-                               -(eta_score_at(theta + h) - eta_score_at(theta - h)) / (2 * h),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        got.cross_eta[0],
+        -(score_at(theta, eta + k) - score_at(theta, eta - k)) / (2 * k),
+        rtol=1e-6,
+        atol=1e-8,
+    )
+    np.testing.assert_allclose(
+        got.cross_eta[0],
+        -(eta_score_at(theta + h) - eta_score_at(theta - h)) / (2 * h),
+        rtol=1e-6,
+        atol=1e-8,
+    )
     # The engine's view of the same numbers.
     score, info = family.logscale_derivatives(y, mu, params[0])
     np.testing.assert_allclose(score, got.score[0], rtol=1e-14)
@@ -176,7 +188,7 @@ def test_a_family_without_parameters_declares_none(label):
 @pytest.mark.parametrize("label", list(FAMILIES))
 def test_the_density_has_total_mass_one(label):
     family = FAMILIES[label]()
-    for mu in ((0.3, 0.8) if isinstance(family, Binomial) else (0.3, 2.5)):
+    for mu in (0.3, 0.8) if isinstance(family, Binomial) else (0.3, 2.5):
         if isinstance(family, Binomial):
             trials = 7.0
             y = np.arange(8.0) / trials
@@ -191,8 +203,7 @@ def test_the_density_has_total_mass_one(label):
                 return float(np.exp(family.loglike(np.array([v]), np.array([mu]), scale))[0])
 
             lower = -np.inf if isinstance(family, Gaussian) else 0.0
-            total = integrate.quad(density, lower, np.inf, epsabs=1e-13, epsrel=1e-11,
-                                   limit=200)[0]
+            total = integrate.quad(density, lower, np.inf, epsabs=1e-13, epsrel=1e-11, limit=200)[0]
         assert total == pytest.approx(1.0, abs=1e-9), (label, mu)
 
 
@@ -203,8 +214,7 @@ def test_the_distribution_has_the_family_mean_and_variance(label):
     dist = family.distribution(mu, scale, trials)
     if isinstance(family, Binomial):  # the distribution of the count a y
         np.testing.assert_allclose(dist.mean(), trials * mu, rtol=1e-12)
-        np.testing.assert_allclose(dist.var(), trials ** 2 * family.variance(mu) / trials,
-                                   rtol=1e-12)
+        np.testing.assert_allclose(dist.var(), trials**2 * family.variance(mu) / trials, rtol=1e-12)
     else:
         np.testing.assert_allclose(dist.mean(), mu, rtol=1e-12)
         np.testing.assert_allclose(dist.var(), scale * family.variance(mu), rtol=1e-12)
@@ -219,8 +229,7 @@ def _direct_mle(family, y, mu, weight, trials):
         value = (float(parameter.from_unconstrained(theta)),)
         return -weight @ family.log_density(y, mu, value, trials)
 
-    found = optimize.minimize_scalar(objective, bracket=(-3.0, 1.0),
-                                     options={"xtol": 1e-12})
+    found = optimize.minimize_scalar(objective, bracket=(-3.0, 1.0), options={"xtol": 1e-12})
     return float(parameter.from_unconstrained(found.x))
 
 
@@ -254,30 +263,42 @@ def test_statistics_of_two_halves_give_the_m_step_of_the_whole(label):
 
     summed = statistics(halves[0]) + statistics(halves[1])
     whole = family.mle_parameters(y, mu, weight, params, trials)
-    np.testing.assert_allclose(family.parameters_from_statistics(summed, params), whole,
-                               rtol=1e-12)
+    np.testing.assert_allclose(family.parameters_from_statistics(summed, params), whole, rtol=1e-12)
     # The engine's dispersion statistic adds the same way.
     pieces = sum(family.scale_statistic(y[part], mu[part], weight[part]) for part in halves)
-    assert family.scale_from_statistic(pieces / weight.sum()) == pytest.approx(whole[0],
-                                                                               rel=1e-12)
+    assert family.scale_from_statistic(pieces / weight.sum()) == pytest.approx(whole[0], rel=1e-12)
     # The general statistics (score and information) add too, and the Newton
     # step taken from their sum is the one taken from all rows at once.
     general = MixtureFamily.parameter_statistics
-    np.testing.assert_allclose(statistics(halves[0], general) + statistics(halves[1], general),
-                               statistics(slice(None), general), rtol=1e-12)
-    step = MixtureFamily.parameters_from_statistics(
-        family, statistics(halves[0], general) + statistics(halves[1], general), params)
     np.testing.assert_allclose(
-        step, MixtureFamily.parameters_from_statistics(
-            family, statistics(slice(None), general), params), rtol=1e-12)
+        statistics(halves[0], general) + statistics(halves[1], general),
+        statistics(slice(None), general),
+        rtol=1e-12,
+    )
+    step = MixtureFamily.parameters_from_statistics(
+        family, statistics(halves[0], general) + statistics(halves[1], general), params
+    )
+    np.testing.assert_allclose(
+        step,
+        MixtureFamily.parameters_from_statistics(family, statistics(slice(None), general), params),
+        rtol=1e-12,
+    )
 
 
 # ------------------------------------------------------------- registry
 @pytest.mark.filterwarnings("ignore:Negative binomial dispersion parameter alpha not set")
-@pytest.mark.parametrize("name, cls", [("poisson", Poisson), ("binomial", Binomial),
-                                       ("gaussian", Gaussian), ("normal", Gaussian),
-                                       ("gamma", Gamma), ("Inverse-Gaussian", InverseGaussian),
-                                       ("negative_binomial", NegativeBinomial)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("poisson", Poisson),
+        ("binomial", Binomial),
+        ("gaussian", Gaussian),
+        ("normal", Gaussian),
+        ("gamma", Gamma),
+        ("Inverse-Gaussian", InverseGaussian),
+        ("negative_binomial", NegativeBinomial),
+    ],
+)
 def test_as_family_from_a_name(name, cls):
     family = as_family(name)
     assert type(family) is cls
@@ -287,8 +308,14 @@ def test_as_family_from_a_name(name, cls):
 
 
 #: A link other than each family's default.
-OTHER_LINK = {Poisson: L.Sqrt, Binomial: L.Probit, Gaussian: L.Log, Gamma: L.Log,
-              InverseGaussian: L.Log, NegativeBinomial: L.Identity}
+OTHER_LINK = {
+    Poisson: L.Sqrt,
+    Binomial: L.Probit,
+    Gaussian: L.Log,
+    Gamma: L.Log,
+    InverseGaussian: L.Log,
+    NegativeBinomial: L.Identity,
+}
 
 
 @pytest.mark.filterwarnings("ignore:Negative binomial dispersion parameter alpha not set")
@@ -324,24 +351,42 @@ def test_a_binomial_family_forgets_the_trials_of_a_statsmodels_fit():
     assert np.all(sm_family.n == [3.0, 4.0])
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: as_family("poison"), ValueError,
-     "unknown family 'poison'; choose one of binomial, gamma, gaussian, inverse_gaussian, "
-     "negative_binomial, poisson"),
-    (lambda: as_family("poisson", link="lgo"), ValueError, "unknown link 'lgo'; choose one of"),
-    (lambda: as_family("poisson", link="logit"), ValueError,
-     "link 'logit' is not allowed for family 'poisson'; statsmodels allows"),
-    (lambda: as_family(sm.families.Tweedie()), TypeError,
-     "family Tweedie is not supported: its density is needed for the mixture likelihood; "
-     "use one of Poisson, Binomial, Gaussian, Gamma, InverseGaussian, NegativeBinomial"),
-    (lambda: as_family(sm.families.Poisson(), link="log"), ValueError,
-     "link= is only accepted together with a family name; give the link"),
-    (lambda: as_family(as_family("poisson"), link="log"), ValueError,
-     "link= is only accepted together with a family name"),
-    (lambda: as_family(3), TypeError, "family must be a name or a statsmodels family instance"),
-    (lambda: as_family("poisson", link=3), TypeError, "link must be a name or a statsmodels"),
-    (lambda: Poisson(sm.families.Gamma()), TypeError, "Poisson wraps a statsmodels Poisson"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda: as_family("poison"),
+            ValueError,
+            "unknown family 'poison'; choose one of binomial, gamma, gaussian, inverse_gaussian, "
+            "negative_binomial, poisson",
+        ),
+        (lambda: as_family("poisson", link="lgo"), ValueError, "unknown link 'lgo'; choose one of"),
+        (
+            lambda: as_family("poisson", link="logit"),
+            ValueError,
+            "link 'logit' is not allowed for family 'poisson'; statsmodels allows",
+        ),
+        (
+            lambda: as_family(sm.families.Tweedie()),
+            TypeError,
+            "family Tweedie is not supported: its density is needed for the mixture likelihood; "
+            "use one of Poisson, Binomial, Gaussian, Gamma, InverseGaussian, NegativeBinomial",
+        ),
+        (
+            lambda: as_family(sm.families.Poisson(), link="log"),
+            ValueError,
+            "link= is only accepted together with a family name; give the link",
+        ),
+        (
+            lambda: as_family(as_family("poisson"), link="log"),
+            ValueError,
+            "link= is only accepted together with a family name",
+        ),
+        (lambda: as_family(3), TypeError, "family must be a name or a statsmodels family instance"),
+        (lambda: as_family("poisson", link=3), TypeError, "link must be a name or a statsmodels"),
+        (lambda: Poisson(sm.families.Gamma()), TypeError, "Poisson wraps a statsmodels Poisson"),
+    ],
+)
 def test_as_family_errors(call, error, message):
     with pytest.raises(error) as info:
         call()
@@ -353,12 +398,22 @@ def test_a_family_pickled_as_the_former_single_class_gets_its_class():
     # holding its statsmodels family and the attributes it derived from it.
     sm_family = sm.families.Gamma(L.Log())
     old = MixtureFamily.__new__(MixtureFamily)
-    old.__setstate__({"sm_family": sm_family, "name": "gamma", "link": sm_family.link,
-                      "variance": sm_family.variance, "estimates_scale": True,
-                      "alpha": np.nan, "canonical": False})
+    old.__setstate__(
+        {
+            "sm_family": sm_family,
+            "name": "gamma",
+            "link": sm_family.link,
+            "variance": sm_family.variance,
+            "estimates_scale": True,
+            "alpha": np.nan,
+            "canonical": False,
+        }
+    )
     assert type(old) is Gamma and old == as_family("gamma", link="log")
-    assert old.estimates_scale and old.mle_scale(np.array([1.0, 3.0]), np.array([2.0, 2.0]),
-                                                 np.ones(2)) > 0
+    assert (
+        old.estimates_scale
+        and old.mle_scale(np.array([1.0, 3.0]), np.array([2.0, 2.0]), np.ones(2)) > 0
+    )
 
 
 # ---------------------------------------------------- parameter records
@@ -400,13 +455,16 @@ def test_what_the_engine_diagnoses_is_the_family_s_to_say():
     assert not binomial.eta_clipped(eta).any()
 
 
-@pytest.mark.parametrize("values", [
-    np.random.default_rng(0).poisson(4.0, size=5000).astype(float),  # the table
-    np.array([0.0, 1.0, 170.0, 171.0, 1e5] * 40),                    # large whole numbers
-    np.arange(200.0) + 0.5,                                           # fractions
-    np.r_[np.arange(199.0), np.nan],                                  # a NaN
-    np.r_[np.arange(199.0), 2e6],                                     # beyond the table
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).poisson(4.0, size=5000).astype(float),  # the table
+        np.array([0.0, 1.0, 170.0, 171.0, 1e5] * 40),  # large whole numbers
+        np.arange(200.0) + 0.5,  # fractions
+        np.r_[np.arange(199.0), np.nan],  # a NaN
+        np.r_[np.arange(199.0), 2e6],  # beyond the table
+    ],
+)
 def test_log_factorial_is_gammaln_to_the_last_bit(values):
     # The Poisson and negative binomial constants read log y! from a table
     # of the distinct counts: the numbers must be scipy's, bit for bit.

@@ -22,12 +22,12 @@ def data():
 
 def test_poisson_with_exposure_equals_statsmodels(data):
     ours = emglm("y ~ x", data, "poisson", 1, exposure="t")
-    theirs = sm.GLM.from_formula("y ~ x", data, family=sm.families.Poisson(),
-                                 exposure=data["t"]).fit()
+    theirs = sm.GLM.from_formula(
+        "y ~ x", data, family=sm.families.Poisson(), exposure=data["t"]
+    ).fit()
     assert ours.llnull == pytest.approx(theirs.llnull, rel=1e-10)
     for kind in ("cs", "mcf"):
-        assert ours.pseudo_rsquared(kind) == pytest.approx(theirs.pseudo_rsquared(kind),
-                                                           rel=1e-8)
+        assert ours.pseudo_rsquared(kind) == pytest.approx(theirs.pseudo_rsquared(kind), rel=1e-8)
     np.testing.assert_allclose(ours.resid_response, theirs.resid_response, rtol=1e-7)
     np.testing.assert_allclose(ours.resid_pearson, theirs.resid_pearson, rtol=1e-6)
     np.testing.assert_allclose(ours.resid_deviance, theirs.resid_deviance, rtol=1e-6)
@@ -37,8 +37,7 @@ def test_binomial_counts_equal_statsmodels(data):
     ours = emglm("s + f ~ x", data, "binomial", 1)
     theirs = sm.GLM.from_formula("s + f ~ x", data, family=sm.families.Binomial()).fit()
     assert ours.llnull == pytest.approx(theirs.llnull, rel=1e-10)
-    assert ours.pseudo_rsquared("mcf") == pytest.approx(theirs.pseudo_rsquared("mcf"),
-                                                        rel=1e-8)
+    assert ours.pseudo_rsquared("mcf") == pytest.approx(theirs.pseudo_rsquared("mcf"), rel=1e-8)
 
 
 def test_a_mixture_is_measured_against_the_same_null(data):
@@ -54,15 +53,20 @@ def test_a_mixture_is_measured_against_the_same_null(data):
 def test_df_resid_counts_like_statsmodels(data):
     w = data["m"].astype(float)  # frequency weights: statsmodels counts wnobs
     pairs = [
-        (emglm("y ~ x", data, "poisson", 1, weights=w),
-         sm.GLM.from_formula("y ~ x", data, family=sm.families.Poisson(),
-                             freq_weights=w).fit()),
+        (
+            emglm("y ~ x", data, "poisson", 1, weights=w),
+            sm.GLM.from_formula("y ~ x", data, family=sm.families.Poisson(), freq_weights=w).fit(),
+        ),
         # The dispersion is not counted (statsmodels: wnobs - rank).
-        (emglm("y ~ x + t", data, "gaussian", 1),
-         sm.GLM.from_formula("y ~ x + t", data, family=sm.families.Gaussian()).fit()),
+        (
+            emglm("y ~ x + t", data, "gaussian", 1),
+            sm.GLM.from_formula("y ~ x + t", data, family=sm.families.Gaussian()).fit(),
+        ),
         # Nor is the negative binomial's alpha (statsmodels' discrete NB2).
-        (emglm("y ~ x", data, "negative_binomial", 1),
-         sm.NegativeBinomial.from_formula("y ~ x", data).fit(disp=0)),
+        (
+            emglm("y ~ x", data, "negative_binomial", 1),
+            sm.NegativeBinomial.from_formula("y ~ x", data).fit(disp=0),
+        ),
     ]
     for ours, theirs in pairs:
         assert ours.df_resid == pytest.approx(theirs.df_resid, abs=1e-9)

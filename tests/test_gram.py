@@ -28,7 +28,7 @@ def test_weighted_gram_many_weights_and_fallback_agree():
     many = stored(weights)
     assert many.shape == (3, 4, 4)
     for j in range(3):
-        expected = x.T @ (weights[:, j:j + 1] * x)
+        expected = x.T @ (weights[:, j : j + 1] * x)
         np.testing.assert_allclose(many[j], expected, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(direct(weights[:, j]), expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(direct(weights), many, rtol=1e-12, atol=1e-12)

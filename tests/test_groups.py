@@ -71,8 +71,7 @@ def test_log_likelihood_and_posterior_are_per_group(fit, data):
     joint = per_group + np.log(fit.prior.to_numpy())
     assert fit.llf == pytest.approx(logsumexp(joint, axis=1).sum(), rel=1e-12)
     post = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
-    np.testing.assert_allclose(fit.posterior.groupby(data.id.to_numpy()).first(), post,
-                               atol=1e-12)
+    np.testing.assert_allclose(fit.posterior.groupby(data.id.to_numpy()).first(), post, atol=1e-12)
     assert (fit.posterior.groupby(data.id.to_numpy()).nunique() == 1).all().all()
     # The entropy of the ICL counts each group once.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,8 +82,9 @@ def test_log_likelihood_and_posterior_are_per_group(fit, data):
 def test_one_row_per_group_is_the_ungrouped_model():
     data, formula, kwargs = simulate("poisson", 300, 2, seed=4, separation=3.0)
     plain = emglm(formula, data, K=2, random_state=0, n_init=3, **kwargs)
-    grouped = emglm(formula, data.assign(g=np.arange(300)[::-1]), K=2, groups="g",
-                    start=plain, **kwargs)
+    grouped = emglm(
+        formula, data.assign(g=np.arange(300)[::-1]), K=2, groups="g", start=plain, **kwargs
+    )
     assert grouped.llf == pytest.approx(plain.llf, rel=1e-12)
     np.testing.assert_allclose(grouped.params, plain.params, rtol=1e-8)
     np.testing.assert_allclose(grouped.bse, plain.bse, rtol=1e-8)
@@ -94,10 +94,19 @@ def test_one_row_per_group_is_the_ungrouped_model():
 def test_group_weights_equal_replicated_groups(fit, data):
     rng = np.random.default_rng(3)
     counts = pd.Series(rng.integers(1, 4, 300), index=np.arange(1, 301))
-    weighted = emglm("y ~ x", data, "poisson", K=2, groups="id", start=fit,
-                     weights=counts[data.id].to_numpy().astype(float))
-    copies = [data[data.id.isin(counts.index[counts >= c])]
-              .assign(id=lambda d, c=c: d.id + 1000 * c) for c in range(1, 4)]
+    weighted = emglm(
+        "y ~ x",
+        data,
+        "poisson",
+        K=2,
+        groups="id",
+        start=fit,
+        weights=counts[data.id].to_numpy().astype(float),
+    )
+    copies = [
+        data[data.id.isin(counts.index[counts >= c])].assign(id=lambda d, c=c: d.id + 1000 * c)
+        for c in range(1, 4)
+    ]
     expanded = pd.concat(copies, ignore_index=True)
     replicated = emglm("y ~ x", expanded, "poisson", K=2, groups="id", start=fit)
     assert weighted.llf == pytest.approx(replicated.llf, rel=1e-10)
@@ -110,16 +119,25 @@ def test_group_weights_equal_replicated_groups(fit, data):
 def test_louis_equals_numerical_hessian_with_weights_and_offset(data):
     rng = np.random.default_rng(8)
     weights = pd.Series(rng.integers(1, 4, 300), index=np.arange(1, 301))[data.id]
-    res = emglm("y ~ x", data, "poisson", K=2, groups="id",
-                weights=weights.to_numpy().astype(float),
-                offset=rng.normal(scale=0.1, size=len(data)), random_state=0, n_init=4)
+    res = emglm(
+        "y ~ x",
+        data,
+        "poisson",
+        K=2,
+        groups="id",
+        weights=weights.to_numpy().astype(float),
+        offset=rng.normal(scale=0.1, size=len(data)),
+        random_state=0,
+        n_init=4,
+    )
     assert res.converged
     assert_louis_equals_numerical_hessian(res)
 
 
 def test_louis_with_groups_concomitant_and_shared_effects():
-    data, formula, kwargs = simulate("gaussian", 600, 2, seed=5, concomitant=True,
-                                     fixed=True, groups=4, separation=2.0)
+    data, formula, kwargs = simulate(
+        "gaussian", 600, 2, seed=5, concomitant=True, fixed=True, groups=4, separation=2.0
+    )
     res = emglm(formula, data, K=2, equal_scale=True, random_state=0, n_init=4, **kwargs)
     assert res.converged and res.n_groups == 150
     assert_louis_equals_numerical_hessian(res)
@@ -133,8 +151,7 @@ def test_weights_and_concomitant_variables_must_be_constant_within_groups(data):
     with pytest.raises(ValueError, match="concomitant variables must be the same"):
         emglm("y ~ x", data, "poisson", K=2, groups="id", concomitant="~ x")
     with pytest.raises(ValueError, match="missing label"):
-        emglm("y ~ x", data.assign(id=data.id.where(data.index != 3)), "poisson", K=2,
-              groups="id")
+        emglm("y ~ x", data.assign(id=data.id.where(data.index != 3)), "poisson", K=2, groups="id")
 
 
 def test_predict_posterior_of_new_groups(fit, data):
@@ -147,8 +164,9 @@ def test_predict_posterior_of_new_groups(fit, data):
     with pytest.raises(ValueError, match="'id'"):
         fit.predict(new.drop(columns="id"), type="posterior")
     # Predictions that do not need the response ignore the groups.
-    np.testing.assert_allclose(fit.predict(new.drop(columns=["id", "y"])),
-                               fit.fittedvalues.loc[new.index], rtol=1e-12)
+    np.testing.assert_allclose(
+        fit.predict(new.drop(columns=["id", "y"])), fit.fittedvalues.loc[new.index], rtol=1e-12
+    )
 
 
 def test_summary_reports_the_grouping(fit):
@@ -158,8 +176,9 @@ def test_summary_reports_the_grouping(fit):
 
 
 def test_small_em_samples_groups_and_select_best_starts_the_fit(fit, data):
-    warm = small_em("y ~ x", data, "poisson", K=2, groups="id", sample_size=60, repeats=5,
-                    random_state=0)
+    warm = small_em(
+        "y ~ x", data, "poisson", K=2, groups="id", sample_size=60, repeats=5, random_state=0
+    )
     res = emglm("y ~ x", data, "poisson", K=2, groups="id", start=select_best(warm))
     assert res.llf == pytest.approx(fit.llf, abs=1e-6)
     with pytest.raises(ValueError, match="number of groups"):
@@ -167,11 +186,11 @@ def test_small_em_samples_groups_and_select_best_starts_the_fit(fit, data):
 
 
 def test_select_k_plots_and_pickle(fit, data):
-    choice = select_k("y ~ x", data, "poisson", K=[1, 2, 3], groups="id", random_state=0,
-                      n_init=2)
+    choice = select_k("y ~ x", data, "poisson", K=[1, 2, 3], groups="id", random_state=0, n_init=2)
     assert choice.best_k == 2
-    np.testing.assert_allclose(choice.table["bic"],
-                               -2 * choice.table["llf"] + np.log(300) * choice.table["df"])
+    np.testing.assert_allclose(
+        choice.table["bic"], -2 * choice.table["llf"] + np.log(300) * choice.table["df"]
+    )
     for figure in (fit.plot_posterior(), fit.plot_diagnostics(), fit.plot_params()):
         assert figure.axes
     plt.close("all")
@@ -185,17 +204,20 @@ def test_array_route_with_string_labels(fit, data):
     labels = np.array([f"g{i}" for i in data.id])
     res = EMGLM(data.y, x, "poisson", 2, groups=labels).fit(start=fit)
     assert res.llf == pytest.approx(fit.llf, rel=1e-12)
-    post = res.predict({"exog": x[:10], "endog": data.y[:10], "groups": labels[:10]},
-                       type="posterior")
+    post = res.predict(
+        {"exog": x[:10], "endog": data.y[:10], "groups": labels[:10]}, type="posterior"
+    )
     np.testing.assert_allclose(post, fit.posterior.iloc[:10], rtol=1e-10)
 
 
 def test_bootstrap_draws_one_component_per_group(fit, data):
     from emformula.selection import simulate as draw
+
     y = draw(fit, np.random.default_rng(0))
     assert y.shape == (1500,) and np.all(y >= 0)
-    test = bootstrap_lrt("y ~ x", data, "poisson", 1, 2, groups="id", n_boot=3, n_init=1,
-                         random_state=0)
+    test = bootstrap_lrt(
+        "y ~ x", data, "poisson", 1, 2, groups="id", n_boot=3, n_init=1, random_state=0
+    )
     assert test.fit1.llf == pytest.approx(fit.llf, abs=1e-6)
     assert test.pvalue == 0.25
     table = compare(fit, test.fit0)
@@ -203,9 +225,15 @@ def test_bootstrap_draws_one_component_per_group(fit, data):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["poisson", "gaussian", "binomial"]), n=st.integers(40, 120),
-       K=st.integers(1, 3), size=st.integers(1, 5), seed=st.integers(0, 2**31),
-       concomitant=st.booleans(), accelerate=st.booleans())
+@given(
+    kind=st.sampled_from(["poisson", "gaussian", "binomial"]),
+    n=st.integers(40, 120),
+    K=st.integers(1, 3),
+    size=st.integers(1, 5),
+    seed=st.integers(0, 2**31),
+    concomitant=st.booleans(),
+    accelerate=st.booleans(),
+)
 def test_log_likelihood_never_decreases(kind, n, K, size, seed, concomitant, accelerate):
     data, formula, kwargs = simulate(kind, n, K, seed, groups=size, concomitant=concomitant)
     try:
@@ -223,16 +251,25 @@ def test_log_likelihood_never_decreases(kind, n, K, size, seed, concomitant, acc
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["poisson", "gaussian", "gamma", "binomial"]), n=st.integers(3, 40),
-       K=st.integers(1, 4), seed=st.integers(0, 2**31), concomitant=st.booleans(),
-       fixed=st.booleans(), size=st.sampled_from([None, 1, 3]), equal=st.booleans(),
-       cov_type=st.sampled_from(["louis", "robust"]))
-def test_tiny_data_with_any_feature_fits_or_refuses_cleanly(kind, n, K, seed, concomitant,
-                                                            fixed, size, equal, cov_type):
+@given(
+    kind=st.sampled_from(["poisson", "gaussian", "gamma", "binomial"]),
+    n=st.integers(3, 40),
+    K=st.integers(1, 4),
+    seed=st.integers(0, 2**31),
+    concomitant=st.booleans(),
+    fixed=st.booleans(),
+    size=st.sampled_from([None, 1, 3]),
+    equal=st.booleans(),
+    cov_type=st.sampled_from(["louis", "robust"]),
+)
+def test_tiny_data_with_any_feature_fits_or_refuses_cleanly(
+    kind, n, K, seed, concomitant, fixed, size, equal, cov_type
+):
     """A correct fit (finite estimates, posteriors summing to one) or one of
     the documented errors, whatever the combination of features."""
-    data, formula, kwargs = simulate(kind, n, K, seed, concomitant=concomitant, fixed=fixed,
-                                     groups=size)
+    data, formula, kwargs = simulate(
+        kind, n, K, seed, concomitant=concomitant, fixed=fixed, groups=size
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

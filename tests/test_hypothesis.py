@@ -43,8 +43,9 @@ def test_k1_t_test_equals_statsmodels(family):
     res, sm_res = k1_fit(family)
     ours, theirs = t_test(res, OURS), sm_res.t_test(THEIRS)
     for name in ("effect", "sd", "statistic", "pvalue"):
-        np.testing.assert_allclose(np.ravel(getattr(ours, name)), np.ravel(getattr(theirs, name)),
-                                   rtol=RTOL)
+        np.testing.assert_allclose(
+            np.ravel(getattr(ours, name)), np.ravel(getattr(theirs, name)), rtol=RTOL
+        )
     np.testing.assert_allclose(ours.conf_int(0.1), theirs.conf_int(0.1), rtol=RTOL, atol=1e-8)
     assert ours.distribution == theirs.distribution == "norm"
     assert "comp1:x1 - 2 comp1:x2 = 0.1" in str(ours.summary())
@@ -72,15 +73,18 @@ def test_k1_matrix_constraints_equal_the_string():
     by_matrix = t_test(res, R, q=[0.3, -0.2])
     by_string = t_test(res, "comp1:x1 = 0.3, comp1:x2 = -0.2")
     np.testing.assert_allclose(by_matrix.statistic, by_string.statistic, rtol=1e-12)
-    frame = pd.DataFrame(R[:, [names.index("comp1:x1"), names.index("comp1:x2")]],
-                         columns=["comp1:x1", "comp1:x2"])
+    frame = pd.DataFrame(
+        R[:, [names.index("comp1:x1"), names.index("comp1:x2")]], columns=["comp1:x1", "comp1:x2"]
+    )
     by_frame = wald_test(res, (frame, [0.3, -0.2]))
-    np.testing.assert_allclose(by_frame.statistic,
-                               wald_test(res, "comp1:x1 = 0.3, comp1:x2 = -0.2").statistic,
-                               rtol=1e-12)
-    np.testing.assert_allclose(by_matrix.statistic,
-                               sm_res.t_test((R[:, :sm_res.params.size], [0.3, -0.2])).statistic,
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        by_frame.statistic, wald_test(res, "comp1:x1 = 0.3, comp1:x2 = -0.2").statistic, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        by_matrix.statistic,
+        sm_res.t_test((R[:, : sm_res.params.size], [0.3, -0.2])).statistic,
+        rtol=RTOL,
+    )
 
 
 def test_constraint_parsing():
@@ -94,9 +98,14 @@ def test_constraint_parsing():
     np.testing.assert_allclose(lc.values, [0.0, 0.5])
     lc = linear_constraints(res, "2*comp1:C(g)[T.b]")
     assert lc.values.tolist() == [0.0] and lc.matrix[0, names.index("comp1:C(g)[T.b]")] == 2
-    for bad, message in (("comp1:x1 * comp1:x2", "linear"), ("comp1:zz = 0", "cannot read"),
-                         ("comp1:x1 / comp1:x2", "linear"), ("(comp1:x1", "parenthes"),
-                         ("3 = 1", "no parameter"), ("comp1:x1 =", "ends too early")):
+    for bad, message in (
+        ("comp1:x1 * comp1:x2", "linear"),
+        ("comp1:zz = 0", "cannot read"),
+        ("comp1:x1 / comp1:x2", "linear"),
+        ("(comp1:x1", "parenthes"),
+        ("3 = 1", "no parameter"),
+        ("comp1:x1 =", "ends too early"),
+    ):
         with pytest.raises(ValueError, match=message):
             linear_constraints(res, bad)
     with pytest.raises(ValueError, match="columns"):
@@ -110,8 +119,9 @@ def test_k2_tests_across_components_equal_the_quadratic_forms():
     diff = theta[i] - theta[j]
     se = np.sqrt(cov[i, i] + cov[j, j] - 2 * cov[i, j])
     test = t_test(res, "comp1:x = comp2:x")
-    np.testing.assert_allclose([test.effect[0], test.sd[0], test.statistic[0]],
-                               [diff, se, diff / se], rtol=1e-12)
+    np.testing.assert_allclose(
+        [test.effect[0], test.sd[0], test.statistic[0]], [diff, se, diff / se], rtol=1e-12
+    )
     np.testing.assert_allclose(test.pvalue, 2 * stats.norm.sf(abs(diff / se)), rtol=1e-10)
     # Equal dispersions (on the log scale of the covariance) and the shared
     # effect, jointly.
@@ -145,9 +155,9 @@ def test_k2_concomitant_coefficient_and_mixing_parameters():
     both = wald_test(res, ", ".join(mixing))
     positions = [names.index(n) for n in mixing]
     sub = theta[positions]
-    np.testing.assert_allclose(both.statistic,
-                               sub @ np.linalg.solve(cov[np.ix_(positions, positions)], sub),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        both.statistic, sub @ np.linalg.solve(cov[np.ix_(positions, positions)], sub), rtol=1e-10
+    )
 
 
 def test_wald_test_terms_is_each_terms_equality_test():
@@ -159,12 +169,12 @@ def test_wald_test_terms_is_each_terms_equality_test():
         one = wald_test(res, f"comp1:{term} = comp2:{term}")
         np.testing.assert_allclose(table.loc[term, "statistic"], one.statistic, rtol=1e-12)
         np.testing.assert_allclose(table.loc[term, "pvalue"], one.pvalue, rtol=1e-10)
-    assert list(wald_test_terms(res).summary_frame().columns) == ["chi2", "P>chi2",
-                                                                  "df constraint"]
+    assert list(wald_test_terms(res).summary_frame().columns) == ["chi2", "P>chi2", "df constraint"]
 
 
 def test_wald_test_terms_groups_a_factors_columns():
     from emformula import emglm
+
     rng = np.random.default_rng(3)
     n = 400
     df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abc"), size=n)})
@@ -175,8 +185,7 @@ def test_wald_test_terms_groups_a_factors_columns():
         res = emglm("y ~ x + C(g)", df, family="poisson", K=2, random_state=0)
     table = wald_test_terms(res).table
     assert table.loc["C(g)", "df_constraint"] == 2
-    joint = wald_test(res, "comp1:C(g)[T.b] = comp2:C(g)[T.b], "
-                           "comp1:C(g)[T.c] = comp2:C(g)[T.c]")
+    joint = wald_test(res, "comp1:C(g)[T.b] = comp2:C(g)[T.b], comp1:C(g)[T.c] = comp2:C(g)[T.c]")
     np.testing.assert_allclose(table.loc["C(g)", "statistic"], joint.statistic, rtol=1e-12)
 
 
@@ -187,6 +196,7 @@ def test_lincom_is_the_t_test_table():
     np.testing.assert_allclose(table["coef"], test.effect - [0, 1], rtol=1e-12)
     np.testing.assert_allclose(table["std err"], test.sd, rtol=1e-12)
     np.testing.assert_allclose(table["P>|z|"], test.pvalue, rtol=1e-10)
-    np.testing.assert_allclose(table[["[0.05", "0.95]"]], test.conf_int(0.1) - [[0, 0], [1, 1]],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        table[["[0.05", "0.95]"]], test.conf_int(0.1) - [[0, 0], [1, 1]], rtol=1e-12
+    )
     assert list(table.index) == ["-comp1:x + comp2:x", "comp1:Intercept - 1"]

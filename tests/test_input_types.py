@@ -20,15 +20,17 @@ FORMULA = "y ~ x + g + C(k)"
 def numpy_frame(seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=N)
-    return pd.DataFrame({
-        "y": rng.poisson(np.exp(0.4 + 0.5 * x)).astype(np.int64),
-        "x": x,
-        "g": rng.choice(["a", "b", "c"], size=N),
-        "k": rng.integers(0, 3, size=N),
-        "b": rng.random(N) > 0.5,
-        "e": rng.uniform(1.0, 2.0, size=N),
-        "w": rng.integers(1, 4, size=N).astype(float),
-    })
+    return pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(0.4 + 0.5 * x)).astype(np.int64),
+            "x": x,
+            "g": rng.choice(["a", "b", "c"], size=N),
+            "k": rng.integers(0, 3, size=N),
+            "b": rng.random(N) > 0.5,
+            "e": rng.uniform(1.0, 2.0, size=N),
+            "w": rng.integers(1, 4, size=N).astype(float),
+        }
+    )
 
 
 D = numpy_frame()
@@ -67,23 +69,38 @@ SAME_VALUES = [
     ("read_csv pyarrow engine", lambda: via_csv(engine="pyarrow", dtype_backend="pyarrow")),
     ("read_parquet pyarrow", lambda: via_parquet(D, dtype_backend="pyarrow")),
     ("read_parquet nullable", lambda: via_parquet(D, dtype_backend="numpy_nullable")),
-    ("parquet categorical, pyarrow", lambda: via_parquet(D.astype({"g": "category"}),
-                                                         dtype_backend="pyarrow")),
+    (
+        "parquet categorical, pyarrow",
+        lambda: via_parquet(D.astype({"g": "category"}), dtype_backend="pyarrow"),
+    ),
     ("convert_dtypes", lambda: D.convert_dtypes()),
-    ("ArrowDtype", lambda: D.astype({"y": pd.ArrowDtype(pa.int64()),
-                                     "x": pd.ArrowDtype(pa.float64()),
-                                     "g": pd.ArrowDtype(pa.string()),
-                                     "k": pd.ArrowDtype(pa.int8())})),
+    (
+        "ArrowDtype",
+        lambda: D.astype(
+            {
+                "y": pd.ArrowDtype(pa.int64()),
+                "x": pd.ArrowDtype(pa.float64()),
+                "g": pd.ArrowDtype(pa.string()),
+                "k": pd.ArrowDtype(pa.int8()),
+            }
+        ),
+    ),
     ("string python", lambda: D.astype({"g": "string[python]"})),
     ("string pyarrow", lambda: D.astype({"g": "string[pyarrow]"})),
     ("object strings", lambda: D.astype({"g": object})),
-    ("categorical with unused levels", lambda: D.astype(
-        {"g": pd.CategoricalDtype(["a", "b", "c", "never"])})),
-    ("categorical, unused level first", lambda: D.astype(
-        {"g": pd.CategoricalDtype(["aa", "a", "b", "c"])})),
+    (
+        "categorical with unused levels",
+        lambda: D.astype({"g": pd.CategoricalDtype(["a", "b", "c", "never"])}),
+    ),
+    (
+        "categorical, unused level first",
+        lambda: D.astype({"g": pd.CategoricalDtype(["aa", "a", "b", "c"])}),
+    ),
     ("Decimal objects", lambda: D.assign(x=decimals(D.x))),
-    ("pyarrow decimal", lambda: D.assign(x=pd.array(decimals(D.x),
-                                                    dtype=pd.ArrowDtype(pa.decimal128(38, 20))))),
+    (
+        "pyarrow decimal",
+        lambda: D.assign(x=pd.array(decimals(D.x), dtype=pd.ArrowDtype(pa.decimal128(38, 20)))),
+    ),
     ("object numbers", lambda: D.astype({"x": object, "y": object})),
     ("Int64 and UInt8", lambda: D.astype({"y": "Int64", "k": "UInt8"})),
     ("response as Float64", lambda: D.astype({"y": "Float64"})),
@@ -106,27 +123,37 @@ def test_ordered_categorical_keeps_its_level_order():
     data = D.astype({"g": pd.CategoricalDtype(["c", "b", "a", "z"], ordered=True)})
     res = fit(data)
     # Reference "c" (the first level), treatment contrasts as statsmodels.
-    assert list(res.params.index) == ["Intercept", "x", "g[T.b]", "g[T.a]", "C(k)[T.1]",
-                                      "C(k)[T.2]"]
+    assert list(res.params.index) == [
+        "Intercept",
+        "x",
+        "g[T.b]",
+        "g[T.a]",
+        "C(k)[T.1]",
+        "C(k)[T.2]",
+    ]
     assert res.llf == pytest.approx(REF.llf, abs=1e-10, rel=0)
 
 
 def test_bools_nullable_bools_and_object_bools_are_zero_one():
     ref = fit(D, "y ~ x + b")
     assert list(ref.params.index) == ["Intercept", "x", "b"]
-    for data in (D.astype({"b": "boolean"}), D.astype({"b": "bool[pyarrow]"}),
-                 D.astype({"b": object}), D.assign(b=D.b.astype(float))):
+    for data in (
+        D.astype({"b": "boolean"}),
+        D.astype({"b": "bool[pyarrow]"}),
+        D.astype({"b": object}),
+        D.assign(b=D.b.astype(float)),
+    ):
         res = fit(data, "y ~ x + b")
         assert res.llf == pytest.approx(ref.llf, abs=1e-10, rel=0)
         np.testing.assert_allclose(res.params.to_numpy(), ref.params.to_numpy(), atol=1e-10)
 
 
 def test_mixed_object_column_is_a_factor_of_its_text():
-    data = D.assign(m=pd.Series([1 if k == 0 else "one" if k == 1 else 2.5 for k in D.k],
-                                dtype=object))
+    data = D.assign(
+        m=pd.Series([1 if k == 0 else "one" if k == 1 else 2.5 for k in D.k], dtype=object)
+    )
     res = fit(data, "y ~ x + g + m")
-    assert list(res.params.index) == ["Intercept", "x", "g[T.b]", "g[T.c]", "m[T.2.5]",
-                                      "m[T.one]"]
+    assert list(res.params.index) == ["Intercept", "x", "g[T.b]", "g[T.c]", "m[T.2.5]", "m[T.one]"]
     # The same partition of the rows as C(k): the same fit.
     assert res.llf == pytest.approx(REF.llf, abs=1e-10, rel=0)
 
@@ -146,16 +173,24 @@ NUMPY_GAPS = with_gaps(D.astype({"k": float, "y": float}))
 REF_GAPS = fit(NUMPY_GAPS.dropna())
 
 
-@pytest.mark.parametrize("case, frame", [
-    ("numpy NaN", NUMPY_GAPS),
-    ("nullable pd.NA", with_gaps(D.convert_dtypes())),
-    ("pyarrow nulls", with_gaps(D.convert_dtypes(dtype_backend="pyarrow"))),
-    ("string pd.NA", with_gaps(D.astype({"g": "string", "k": "Int64", "y": "Int64"}))),
-    ("object None", with_gaps(D.astype(object))),
-    ("Decimal NaN", with_gaps(D.astype({"k": float, "y": float})).assign(
-        x=lambda f: [decimal.Decimal("NaN") if np.isnan(v) else decimal.Decimal(repr(v))
-                     for v in f.x])),
-])
+@pytest.mark.parametrize(
+    "case, frame",
+    [
+        ("numpy NaN", NUMPY_GAPS),
+        ("nullable pd.NA", with_gaps(D.convert_dtypes())),
+        ("pyarrow nulls", with_gaps(D.convert_dtypes(dtype_backend="pyarrow"))),
+        ("string pd.NA", with_gaps(D.astype({"g": "string", "k": "Int64", "y": "Int64"}))),
+        ("object None", with_gaps(D.astype(object))),
+        (
+            "Decimal NaN",
+            with_gaps(D.astype({"k": float, "y": float})).assign(
+                x=lambda f: [
+                    decimal.Decimal("NaN") if np.isnan(v) else decimal.Decimal(repr(v)) for v in f.x
+                ]
+            ),
+        ),
+    ],
+)
 def test_missing_values_of_any_kind_drop_their_rows(case, frame):
     with pytest.warns(UserWarning, match="dropped 4 of 90 rows") as record:
         res = emglm(FORMULA, frame, K=1)
@@ -182,20 +217,31 @@ def test_rows_a_term_makes_nan_are_dropped_and_said_so():
     assert res.nobs == N - 1
 
 
-@pytest.mark.parametrize("case, column, words", [
-    ("datetime", pd.date_range("2020-01-01", periods=N), ["'t'", "dates", "days since"]),
-    ("datetime tz", pd.date_range("2020-01-01", periods=N, tz="UTC"), ["'t'", "dates"]),
-    ("timedelta", pd.to_timedelta(np.arange(N), "D"), ["'t'", "durations", "total_seconds"]),
-    ("period", pd.period_range("2020-01", periods=N, freq="M"), ["'t'", "periods"]),
-    ("interval", pd.interval_range(0, N), ["'t'", "intervals", "mid"]),
-    ("complex", np.arange(N) * (1 + 1j), ["'t'", "complex"]),
-    ("object dates", list(pd.date_range("2020-01-01", periods=N).to_pydatetime()),
-     ["'t'", "dates"]),
-    ("pyarrow timestamps", pd.array(pd.date_range("2020-01-01", periods=N),
-                                    dtype=pd.ArrowDtype(pa.timestamp("ns"))), ["'t'", "dates"]),
-    ("lists", [[1]] * N, ["'t'", "list"]),
-    ("bytes", [b"a", b"b"] * (N // 2), ["'t'", "bytes"]),
-])
+@pytest.mark.parametrize(
+    "case, column, words",
+    [
+        ("datetime", pd.date_range("2020-01-01", periods=N), ["'t'", "dates", "days since"]),
+        ("datetime tz", pd.date_range("2020-01-01", periods=N, tz="UTC"), ["'t'", "dates"]),
+        ("timedelta", pd.to_timedelta(np.arange(N), "D"), ["'t'", "durations", "total_seconds"]),
+        ("period", pd.period_range("2020-01", periods=N, freq="M"), ["'t'", "periods"]),
+        ("interval", pd.interval_range(0, N), ["'t'", "intervals", "mid"]),
+        ("complex", np.arange(N) * (1 + 1j), ["'t'", "complex"]),
+        (
+            "object dates",
+            list(pd.date_range("2020-01-01", periods=N).to_pydatetime()),
+            ["'t'", "dates"],
+        ),
+        (
+            "pyarrow timestamps",
+            pd.array(
+                pd.date_range("2020-01-01", periods=N), dtype=pd.ArrowDtype(pa.timestamp("ns"))
+            ),
+            ["'t'", "dates"],
+        ),
+        ("lists", [[1]] * N, ["'t'", "list"]),
+        ("bytes", [b"a", b"b"] * (N // 2), ["'t'", "bytes"]),
+    ],
+)
 def test_unusable_dtypes_are_refused_naming_the_column(case, column, words):
     data = D.assign(t=column)
     with pytest.raises(TypeError) as info:
@@ -206,10 +252,16 @@ def test_unusable_dtypes_are_refused_naming_the_column(case, column, words):
     assert fit(data, "y ~ x + g + C(k)").llf == pytest.approx(REF.llf, abs=1e-10, rel=0)
 
 
-@pytest.mark.parametrize("convert", [
-    lambda s: s.astype("Float64"), lambda s: s.astype("float64[pyarrow]"),
-    lambda s: pd.Series(decimals(s)), lambda s: s.astype(object)],
-    ids=["Float64", "pyarrow", "Decimal", "object"])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda s: s.astype("Float64"),
+        lambda s: s.astype("float64[pyarrow]"),
+        lambda s: pd.Series(decimals(s)),
+        lambda s: s.astype(object),
+    ],
+    ids=["Float64", "pyarrow", "Decimal", "object"],
+)
 def test_weights_offset_exposure_of_any_numeric_dtype(convert):
     ref = fit(D, "y ~ x", weights="w", exposure="e")
     res = fit(D.assign(w=convert(D.w), e=convert(D.e)), "y ~ x", weights="w", exposure="e")
@@ -220,12 +272,18 @@ def test_weights_offset_exposure_of_any_numeric_dtype(convert):
     assert res.llf == pytest.approx(ref.llf, abs=1e-10, rel=0)
 
 
-@pytest.mark.parametrize("value, kind, words", [
-    (D.g, TypeError, ["weights", "'ww'", "numeric", "text"]),
-    (pd.date_range("2020", periods=N), TypeError, ["weights", "dates"]),
-    (pd.array([1.0, None] + [1.0] * (N - 2), dtype="Float64"), ValueError,
-     ["weights", "missing"]),
-])
+@pytest.mark.parametrize(
+    "value, kind, words",
+    [
+        (D.g, TypeError, ["weights", "'ww'", "numeric", "text"]),
+        (pd.date_range("2020", periods=N), TypeError, ["weights", "dates"]),
+        (
+            pd.array([1.0, None] + [1.0] * (N - 2), dtype="Float64"),
+            ValueError,
+            ["weights", "missing"],
+        ),
+    ],
+)
 def test_bad_weights_are_named(value, kind, words):
     data = D.assign(ww=value)
     with pytest.raises(kind) as info:
@@ -237,15 +295,16 @@ def test_bad_weights_are_named(value, kind, words):
 def test_groups_of_pyarrow_strings_and_categoricals():
     data = D.assign(id=[f"i{i // 3}" for i in range(N)])
     ref = fit(data, "y ~ x", K=2, groups="id", random_state=0, n_init=2)
-    for labels in (data.id.astype("string[pyarrow]"),
-                   data.id.astype(pd.CategoricalDtype(sorted(set(data.id)) + ["unused"]))):
+    for labels in (
+        data.id.astype("string[pyarrow]"),
+        data.id.astype(pd.CategoricalDtype(sorted(set(data.id)) + ["unused"])),
+    ):
         res = fit(data.assign(id=labels), "y ~ x", K=2, groups="id", random_state=0, n_init=2)
         assert res.llf == pytest.approx(ref.llf, abs=1e-10, rel=0)
 
 
 def test_the_callers_frame_is_never_modified():
-    data = with_gaps(D.astype({"g": "string", "k": "Int64", "y": "Int64",
-                               "x": "float64[pyarrow]"}))
+    data = with_gaps(D.astype({"g": "string", "k": "Int64", "y": "Int64", "x": "float64[pyarrow]"}))
     data["d"] = decimals(D.e)
     data["c"] = pd.Categorical(D.g, categories=["a", "b", "c", "never"])
     before = data.copy(deep=True)
@@ -268,15 +327,20 @@ NEW_GAPS.loc["r4", "g"] = None
 NEW_GAPS.loc["r6", "k"] = np.nan
 
 
-@pytest.mark.parametrize("case, make", [
-    ("numpy", lambda f: f),
-    ("pyarrow", lambda f: f.convert_dtypes(dtype_backend="pyarrow")),
-    ("nullable", lambda f: f.convert_dtypes()),
-    ("string g", lambda f: f.astype({"g": "string"})),
-    ("categorical g, other levels", lambda f: f.astype(
-        {"g": pd.CategoricalDtype(["c", "a", "b", "zz"])})),
-    ("object", lambda f: f.astype(object)),
-])
+@pytest.mark.parametrize(
+    "case, make",
+    [
+        ("numpy", lambda f: f),
+        ("pyarrow", lambda f: f.convert_dtypes(dtype_backend="pyarrow")),
+        ("nullable", lambda f: f.convert_dtypes()),
+        ("string g", lambda f: f.astype({"g": "string"})),
+        (
+            "categorical g, other levels",
+            lambda f: f.astype({"g": pd.CategoricalDtype(["c", "a", "b", "zz"])}),
+        ),
+        ("object", lambda f: f.astype(object)),
+    ],
+)
 @pytest.mark.parametrize("kind", ["mean", "component", "linear", "prior", "posterior"])
 def test_predict_new_data_of_any_dtype_nan_rows_exactly(case, make, kind):
     full = REF.predict(NEW, type=kind)
@@ -286,16 +350,18 @@ def test_predict_new_data_of_any_dtype_nan_rows_exactly(case, make, kind):
     missing = [1, 4, 6] if kind != "prior" else []
     assert [i for i in range(8) if np.isnan(values[i]).all()] == missing
     keep = [i for i in range(8) if i not in missing]
-    np.testing.assert_allclose(values[keep], np.asarray(full, dtype=float).reshape(8, -1)[keep],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        values[keep], np.asarray(full, dtype=float).reshape(8, -1)[keep], rtol=1e-12
+    )
 
 
 def test_predict_takes_a_dict_and_an_empty_frame():
     got = REF.predict({c: NEW_GAPS[c].tolist() for c in NEW_GAPS.columns})
     assert list(got.index) == list(range(8))
     assert got.isna().tolist() == [False, True, False, False, True, False, True, False]
-    np.testing.assert_allclose(got.to_numpy()[[0, 2]], REF.predict(NEW).to_numpy()[[0, 2]],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        got.to_numpy()[[0, 2]], REF.predict(NEW).to_numpy()[[0, 2]], rtol=1e-12
+    )
     empty = REF.predict(NEW.iloc[:0])
     assert empty.shape == (0,)
     all_missing = REF.predict(NEW_GAPS.assign(x=np.nan))
@@ -309,8 +375,7 @@ def test_posterior_of_new_data_with_a_missing_response():
     post = res.predict(new, type="posterior")
     ref = res.predict(NEW, type="posterior")
     assert post.isna().all(axis=1).tolist() == [i == 3 for i in range(8)]
-    np.testing.assert_allclose(post.drop("r3").to_numpy(), ref.drop("r3").to_numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(post.drop("r3").to_numpy(), ref.drop("r3").to_numpy(), rtol=1e-12)
 
 
 def test_new_data_errors_name_the_column():
@@ -340,8 +405,9 @@ def test_predict_context_for_the_formulas_own_functions():
     loaded = pickle.loads(pickle.dumps(res))
     with pytest.raises(ValueError, match=r"double\(\).*context="):
         loaded.predict(NEW)
-    np.testing.assert_allclose(loaded.predict(NEW, context={"double": double}), expected,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        loaded.predict(NEW, context={"double": double}), expected, rtol=1e-12
+    )
 
 
 def test_new_offset_and_exposure_columns_of_nullable_dtype():
@@ -362,15 +428,19 @@ def test_residuals_of_a_pyarrow_fit_equal_the_numpy_ones():
 def test_dask_frames_of_pyarrow_and_nullable_dtypes():
     dd = pytest.importorskip("dask.dataframe")
     ref = fit(D, "y ~ x + g")
-    for frame in (D.convert_dtypes(dtype_backend="pyarrow"), D.convert_dtypes(),
-                  D.assign(x=pd.array(decimals(D.x), dtype=pd.ArrowDtype(pa.decimal128(38, 20)))),
-                  D.astype({"g": pd.CategoricalDtype(["a", "b", "c", "never"])})):
+    for frame in (
+        D.convert_dtypes(dtype_backend="pyarrow"),
+        D.convert_dtypes(),
+        D.assign(x=pd.array(decimals(D.x), dtype=pd.ArrowDtype(pa.decimal128(38, 20)))),
+        D.astype({"g": pd.CategoricalDtype(["a", "b", "c", "never"])}),
+    ):
         res = fit(dd.from_pandas(frame, npartitions=3), "y ~ x + g")
         assert list(res.params.index) == list(ref.params.index)
         assert res.llf == pytest.approx(ref.llf, rel=1e-9)
     with pytest.raises(TypeError, match="'t' of the data holds dates"):
-        fit(dd.from_pandas(D.assign(t=pd.date_range("2020", periods=N)), npartitions=2),
-            "y ~ x + t")
+        fit(
+            dd.from_pandas(D.assign(t=pd.date_range("2020", periods=N)), npartitions=2), "y ~ x + t"
+        )
 
 
 @pytest.mark.parametrize("kind", ["deviance", "pearson", "response", "quantile"])
@@ -387,7 +457,8 @@ def test_residuals_of_new_data_of_any_dtype(kind):
     assert list(got.index) == list(NEW.index)
     assert got.isna().tolist() == [i in (2, 5) for i in range(8)]
     if kind != "quantile":  # the same uniform draws only for the same rows
-        np.testing.assert_allclose(got.drop(["r2", "r5"]).to_numpy(),
-                                   ref.iloc[[0, 1, 3, 4, 6, 7]].to_numpy(), rtol=1e-10)
+        np.testing.assert_allclose(
+            got.drop(["r2", "r5"]).to_numpy(), ref.iloc[[0, 1, 3, 4, 6, 7]].to_numpy(), rtol=1e-10
+        )
     component = res.residuals(kind, component=2, random_state=3, data=new)
     assert component.name == f"resid_{kind}_comp2" and component.isna().sum() == 2

@@ -77,8 +77,9 @@ def make_data(seed=20240611):
     df["ygau"] = eta + rng.normal(scale=0.7, size=N)
     # gamma with log link (shape 2.5) and with the inverse link (positive eta)
     df["ygam"] = rng.gamma(shape=2.5, scale=mu / 2.5)
-    eta_inv = 1.0 + 0.15 * x1 + 0.1 * x2 + pd.Series(g).map(
-        {"a": 0.0, "b": 0.2, "c": -0.2}).to_numpy()
+    eta_inv = (
+        1.0 + 0.15 * x1 + 0.1 * x2 + pd.Series(g).map({"a": 0.0, "b": 0.2, "c": -0.2}).to_numpy()
+    )
     assert eta_inv.min() > 0.1
     df["ygam_inv"] = rng.gamma(shape=3.0, scale=(1.0 / eta_inv) / 3.0)
     # inverse Gaussian with log link (mean mu, shape lambda = 4)
@@ -92,8 +93,9 @@ def make_data(seed=20240611):
 def design(df):
     """The treatment-coded design of ``x1 + x2 + C(g)``, built by hand."""
     g = df["g"].to_numpy()
-    return np.column_stack([np.ones(len(df)), df["x1"], df["x2"],
-                            (g == "b").astype(float), (g == "c").astype(float)])
+    return np.column_stack(
+        [np.ones(len(df)), df["x1"], df["x2"], (g == "b").astype(float), (g == "c").astype(float)]
+    )
 
 
 # --------------------------------------------------------------- the cases
@@ -103,21 +105,41 @@ CASES = {
     "poisson": ("ypois", "poisson", fams.Poisson, {}, "ypois"),
     "binomial_01": ("ybin", "binomial", fams.Binomial, {}, "ybin"),
     "binomial_two_column": ("succ + fail", "binomial", fams.Binomial, {}, ["succ", "fail"]),
-    "binomial_proportion_trials": ("prop", "binomial", fams.Binomial, {"trials": "trials"},
-                                   ["succ", "fail"]),
+    "binomial_proportion_trials": (
+        "prop",
+        "binomial",
+        fams.Binomial,
+        {"trials": "trials"},
+        ["succ", "fail"],
+    ),
     "gaussian": ("ygau", "gaussian", fams.Gaussian, {}, "ygau"),
-    "gamma_log": ("ygam", fams.Gamma(links.Log()), lambda: fams.Gamma(links.Log()), {},
-                  "ygam"),
+    "gamma_log": ("ygam", fams.Gamma(links.Log()), lambda: fams.Gamma(links.Log()), {}, "ygam"),
     "gamma_inverse": ("ygam_inv", fams.Gamma(), fams.Gamma, {}, "ygam_inv"),
-    "inverse_gaussian_log": ("yig", fams.InverseGaussian(links.Log()),
-                             lambda: fams.InverseGaussian(links.Log()), {}, "yig"),
-    "negative_binomial": ("ynb", fams.NegativeBinomial(alpha=NB_ALPHA),
-                          lambda: fams.NegativeBinomial(alpha=NB_ALPHA), {}, "ynb"),
+    "inverse_gaussian_log": (
+        "yig",
+        fams.InverseGaussian(links.Log()),
+        lambda: fams.InverseGaussian(links.Log()),
+        {},
+        "yig",
+    ),
+    "negative_binomial": (
+        "ynb",
+        fams.NegativeBinomial(alpha=NB_ALPHA),
+        lambda: fams.NegativeBinomial(alpha=NB_ALPHA),
+        {},
+        "ynb",
+    ),
 }
 SCALE_FAMILIES = {"gaussian", "gamma_log", "gamma_inverse", "inverse_gaussian_log"}
 # canonical links: statsmodels' (expected-information) bse is the observed one
-CANONICAL = {"poisson", "binomial_01", "binomial_two_column", "binomial_proportion_trials",
-             "gaussian", "gamma_inverse"}
+CANONICAL = {
+    "poisson",
+    "binomial_01",
+    "binomial_two_column",
+    "binomial_proportion_trials",
+    "gaussian",
+    "gamma_inverse",
+}
 
 # settings: which of weights / offset / exposure are used
 SETTINGS = {
@@ -131,9 +153,14 @@ SETTINGS = {
 COMBOS = (
     [(case, "plain") for case in CASES]
     + [(case, "weights") for case in CASES]
-    + [("poisson", "offset"), ("poisson", "exposure"), ("poisson", "weights_offset_exposure"),
-       ("gaussian", "offset"), ("negative_binomial", "exposure"),
-       ("binomial_two_column", "offset")]
+    + [
+        ("poisson", "offset"),
+        ("poisson", "exposure"),
+        ("poisson", "weights_offset_exposure"),
+        ("gaussian", "offset"),
+        ("negative_binomial", "exposure"),
+        ("binomial_two_column", "offset"),
+    ]
 )
 
 
@@ -149,8 +176,7 @@ def fit_ours(case, setting):
     df = make_data()
     _, family, _, extra, _ = CASES[case]
     kwargs = dict(extra, **SETTINGS[setting])
-    return emglm(f"{_lhs(case, setting)} ~ {RHS}", df, family=family, K=1,
-                 random_state=0, **kwargs)
+    return emglm(f"{_lhs(case, setting)} ~ {RHS}", df, family=family, K=1, random_state=0, **kwargs)
 
 
 @functools.cache
@@ -202,8 +228,9 @@ def observed_bse(model, params, scale):
 
 def loglike_at(model, mu, scale):
     """statsmodels' log-likelihood (every constant) at given means and scale."""
-    return model.family.loglike(model.endog, mu, var_weights=model.var_weights,
-                                freq_weights=model.freq_weights, scale=scale)
+    return model.family.loglike(
+        model.endog, mu, var_weights=model.var_weights, freq_weights=model.freq_weights, scale=scale
+    )
 
 
 # -------------------------------------------------------------------- tests
@@ -223,8 +250,9 @@ def test_params_llf_deviance_match_statsmodels(case, setting):
     model, ref = reference(case, setting)
     assert res.converged
     assert res.nobs == N
-    np.testing.assert_allclose(ours_params(res), ref.params.to_numpy(),
-                               rtol=PARAM_RTOL, atol=PARAM_ATOL)
+    np.testing.assert_allclose(
+        ours_params(res), ref.params.to_numpy(), rtol=PARAM_RTOL, atol=PARAM_ATOL
+    )
     scale = our_scale(res)
     # our llf at our ML scale is statsmodels' log-likelihood at that scale
     np.testing.assert_allclose(res.llf, ref.llf_scaled(scale=scale), rtol=LLF_RTOL)
@@ -251,13 +279,14 @@ def test_scale_is_maximum_likelihood(case, setting):
         return -loglike_at(model, mu, np.exp(log_scale))
 
     start = np.log(ref.scale)
-    opt = minimize_scalar(negll, bracket=(start - 0.5, start + 0.5), method="brent",
-                          options={"xtol": 1e-12})
+    opt = minimize_scalar(
+        negll, bracket=(start - 0.5, start + 0.5), method="brent", options={"xtol": 1e-12}
+    )
     np.testing.assert_allclose(scale, np.exp(opt.x), rtol=SCALE_RTOL)
     if case == "gaussian":
         w = model.freq_weights
         resid = model.endog - mu
-        np.testing.assert_allclose(scale, np.sum(w * resid ** 2) / np.sum(w), rtol=1e-8)
+        np.testing.assert_allclose(scale, np.sum(w * resid**2) / np.sum(w), rtol=1e-8)
 
 
 @pytest.mark.parametrize("case,setting", COMBOS)
@@ -314,10 +343,13 @@ def test_aic_bic_dispersion_families_use_ml_llf(case):
 
 
 ROUTE_CASES = {
-    "poisson_weights_offset_exposure": ("ypois_oe", "poisson", None,
-                                        {"weights": "w", "offset": "off", "exposure": "expo"}),
-    "binomial_two_column_weights": ("succ + fail", "binomial", ["succ", "fail"],
-                                    {"weights": "w"}),
+    "poisson_weights_offset_exposure": (
+        "ypois_oe",
+        "poisson",
+        None,
+        {"weights": "w", "offset": "off", "exposure": "expo"},
+    ),
+    "binomial_two_column_weights": ("succ + fail", "binomial", ["succ", "fail"], {"weights": "w"}),
     "binomial_proportion_trials": ("prop", "binomial", None, {"trials": "trials"}),
     "gamma_log": ("ygam", fams.Gamma(links.Log()), None, {}),
 }
@@ -330,16 +362,19 @@ def test_formula_route_equals_array_route(name):
     res_f = emglm(f"{lhs} ~ {RHS}", df, family=family, K=1, random_state=0, **kw)
     endog = df[endog_cols if endog_cols is not None else lhs].to_numpy()
     arrays = {key: df[col].to_numpy() for key, col in kw.items()}
-    res_a = EMGLM(endog, design(df), family=family, K=1, exog_names=TERMS,
-                  **arrays).fit(random_state=0)
+    res_a = EMGLM(endog, design(df), family=family, K=1, exog_names=TERMS, **arrays).fit(
+        random_state=0
+    )
     assert list(res_a.params.index) == TERMS
-    np.testing.assert_allclose(res_f.params.loc[TERMS].to_numpy(), res_a.params.to_numpy(),
-                               rtol=ROUTE_RTOL, atol=1e-12)
-    np.testing.assert_allclose(res_f.bse.loc[TERMS].to_numpy(), res_a.bse.to_numpy(),
-                               rtol=ROUTE_RTOL)
+    np.testing.assert_allclose(
+        res_f.params.loc[TERMS].to_numpy(), res_a.params.to_numpy(), rtol=ROUTE_RTOL, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        res_f.bse.loc[TERMS].to_numpy(), res_a.bse.to_numpy(), rtol=ROUTE_RTOL
+    )
     for attr in ("llf", "aic", "bic", "deviance"):
-        np.testing.assert_allclose(getattr(res_f, attr), getattr(res_a, attr),
-                                   rtol=ROUTE_RTOL, err_msg=attr)
-    np.testing.assert_allclose(res_f.scale.to_numpy(), res_a.scale.to_numpy(),
-                               rtol=ROUTE_RTOL)
+        np.testing.assert_allclose(
+            getattr(res_f, attr), getattr(res_a, attr), rtol=ROUTE_RTOL, err_msg=attr
+        )
+    np.testing.assert_allclose(res_f.scale.to_numpy(), res_a.scale.to_numpy(), rtol=ROUTE_RTOL)
     assert res_f.df_model == res_a.df_model and res_f.nobs == res_a.nobs == N

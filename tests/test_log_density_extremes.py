@@ -74,8 +74,9 @@ def _grid(name):
     y, mu, phi = (a.ravel() for a in np.meshgrid(ys, mus, phis, indexing="ij"))
     if name in ("gamma", "inverse_gaussian", "gaussian"):
         base = np.array([1e-300, 1e-8, 1.0, 3.0, 1e20, 1e300])
-        rel_y, rel_mu, rel_phi = (a.ravel() for a in np.meshgrid(
-            RELATIVE, base, [1e-20, 1e-6, 0.5, 1e6], indexing="ij"))
+        rel_y, rel_mu, rel_phi = (
+            a.ravel() for a in np.meshgrid(RELATIVE, base, [1e-20, 1e-6, 0.5, 1e6], indexing="ij")
+        )
         y = np.concatenate([y, rel_mu * (1.0 + rel_y)])
         mu = np.concatenate([mu, rel_mu])
         phi = np.concatenate([phi, rel_phi])
@@ -116,14 +117,15 @@ def _exact_one(name, y, mu, phi):
             value += (n - s) * mp.log(1 - mu)
         return value
     if name == "gaussian":
-        return -(y - mu) ** 2 / (2 * phi) - mp.log(2 * mp.pi * phi) / 2
+        return -((y - mu) ** 2) / (2 * phi) - mp.log(2 * mp.pi * phi) / 2
     if name == "gamma":
         # The shape as the code forms it, 1 / phi in double precision.
         nu = mp.mpf(1.0 / float(phi))
-        return (nu * mp.log(nu) - nu * mp.log(mu) + (nu - 1) * mp.log(y) - nu * y / mu
-                - mp.loggamma(nu))
+        return (
+            nu * mp.log(nu) - nu * mp.log(mu) + (nu - 1) * mp.log(y) - nu * y / mu - mp.loggamma(nu)
+        )
     if name == "inverse_gaussian":
-        return -mp.log(2 * mp.pi * phi * y ** 3) / 2 - (y - mu) ** 2 / (2 * phi * y * mu ** 2)
+        return -mp.log(2 * mp.pi * phi * y**3) / 2 - (y - mu) ** 2 / (2 * phi * y * mu**2)
     size = 1 / mp.mpf(NB_ALPHA)
     am = mp.mpf(NB_ALPHA) * mu
     value = mp.loggamma(y + size) - mp.loggamma(y + 1) - mp.loggamma(size) - size * mp.log1p(am)
@@ -144,8 +146,7 @@ def exact_logpdf(name, y, mu, phi):
         with mp.workdps(30 + int(min(exponents[i], 340))):
             try:
                 value = _exact_one(name, *args)
-                out[i] = float(value) if abs(value) < mp.mpf("1.7976931348623157e308") \
-                    else -np.inf
+                out[i] = float(value) if abs(value) < mp.mpf("1.7976931348623157e308") else -np.inf
             except (ValueError, ZeroDivisionError, OverflowError):
                 out[i] = np.nan
     return out
@@ -161,23 +162,40 @@ def term_size(name, y, mu, phi):
             return np.abs(special.xlogy(y, mu)) + mu + special.gammaln(y + 1.0)
         if name == "binomial":
             s = np.round(TRIALS * y)
-            return (special.gammaln(TRIALS + 1.0) + special.gammaln(s + 1.0)
-                    + special.gammaln(TRIALS - s + 1.0) + np.abs(special.xlogy(s, mu))
-                    + np.abs(special.xlog1py(TRIALS - s, -mu)))
+            return (
+                special.gammaln(TRIALS + 1.0)
+                + special.gammaln(s + 1.0)
+                + special.gammaln(TRIALS - s + 1.0)
+                + np.abs(special.xlogy(s, mu))
+                + np.abs(special.xlog1py(TRIALS - s, -mu))
+            )
         if name == "gaussian":
             return np.abs((y - mu) / np.sqrt(phi)) ** 2 / 2 + np.abs(np.log(phi)) + 2.0
         if name == "gamma":
             nu = 1.0 / phi
             log_r = np.log(y) - np.log(mu)
-            d = np.where(np.abs(log_r) < 1e-3, log_r ** 2, np.abs(np.expm1(log_r)) + np.abs(log_r))
-            return nu * d + np.abs(np.log(phi)) + np.abs(np.log(y)) + 1.0 + np.abs(
-                special.gammaln(nu) - (nu - 0.5) * np.log(nu) + nu)
+            d = np.where(np.abs(log_r) < 1e-3, log_r**2, np.abs(np.expm1(log_r)) + np.abs(log_r))
+            return (
+                nu * d
+                + np.abs(np.log(phi))
+                + np.abs(np.log(y))
+                + 1.0
+                + np.abs(special.gammaln(nu) - (nu - 0.5) * np.log(nu) + nu)
+            )
         if name == "inverse_gaussian":
-            return (np.exp(2 * np.log(np.abs(y - mu)) - np.log(y) - 2 * np.log(mu) - np.log(phi))
-                    + np.abs(np.log(phi)) + 3 * np.abs(np.log(y)) + 2.0)
+            return (
+                np.exp(2 * np.log(np.abs(y - mu)) - np.log(y) - 2 * np.log(mu) - np.log(phi))
+                + np.abs(np.log(phi))
+                + 3 * np.abs(np.log(y))
+                + 2.0
+            )
         size = 1.0 / NB_ALPHA
-        return (np.abs(special.xlog1py(y, 1.0 / (NB_ALPHA * mu))) + size * np.log1p(NB_ALPHA * mu)
-                + (size + 1.0) * np.abs(np.log1p(y)) + 1.0)
+        return (
+            np.abs(special.xlog1py(y, 1.0 / (NB_ALPHA * mu)))
+            + size * np.log1p(NB_ALPHA * mu)
+            + (size + 1.0) * np.abs(np.log1p(y))
+            + 1.0
+        )
 
 
 def close(a, b, size, factor=1.0):
@@ -196,8 +214,16 @@ def ours(name, y, mu, phi):
 @functools.cache
 def _case(name):
     y, mu, phi = _grid(name)
-    return (name, y, mu, phi, ours(name, y, mu, phi), scipy_logpdf(name, y, mu, phi),
-            exact_logpdf(name, y, mu, phi), term_size(name, y, mu, phi))
+    return (
+        name,
+        y,
+        mu,
+        phi,
+        ours(name, y, mu, phi),
+        scipy_logpdf(name, y, mu, phi),
+        exact_logpdf(name, y, mu, phi),
+        term_size(name, y, mu, phi),
+    )
 
 
 @pytest.fixture(params=list(FAMILIES))
@@ -269,8 +295,9 @@ def test_gamma_tiny_response_issue_14():
         # y = 5e-324 makes scipy's y / (mu phi) sub-normal (a few digits):
         # compared with the exact value there.
         np.testing.assert_allclose(got[:2], ref[:2], rtol=RTOL)
-        np.testing.assert_allclose(got, exact_logpdf("gamma", y, np.full(3, mu),
-                                                     np.full(3, phi)), rtol=RTOL)
+        np.testing.assert_allclose(
+            got, exact_logpdf("gamma", y, np.full(3, mu), np.full(3, phi)), rtol=RTOL
+        )
 
 
 def test_engine_kernels_column_major():
@@ -287,8 +314,10 @@ def test_engine_kernels_column_major():
         phis = np.array([[0.5, 1e-20]]) if family.estimates_scale else np.ones((1, 2))
         trials = TRIALS if name == "binomial" else 1.0
         with np.errstate(all="ignore"):
-            got = (family.loglike_kernel(yk[:, None], mus, phis, trials)
-                   + family.loglike_constant(yk, trials)[:, None])
+            got = (
+                family.loglike_kernel(yk[:, None], mus, phis, trials)
+                + family.loglike_constant(yk, trials)[:, None]
+            )
         for k in range(2):
             want = ours(name, yk, mus[:, k], np.full(yk.size, phis[0, k]))
             np.testing.assert_array_equal(got[:, k], want, err_msg=name)
@@ -296,7 +325,9 @@ def test_engine_kernels_column_major():
     eta = np.asfortranarray(np.array([[-700.0, -30.0], [0.0, 2.5], [40.0, 700.0]]))
     y = np.array([0.0, 3.0, 1e17])
     mu = family.mean(eta)
-    got = family.loglike_kernel(y[:, None], mu, 1.0, 1.0, eta=eta) \
+    got = (
+        family.loglike_kernel(y[:, None], mu, 1.0, 1.0, eta=eta)
         + family.loglike_constant(y)[:, None]
+    )
     ref = stats.poisson.logpmf(y[:, None], mu)
     np.testing.assert_allclose(got, ref, rtol=RTOL)

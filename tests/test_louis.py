@@ -18,6 +18,7 @@ def _loglike_of_theta(model):
     def llf(theta):
         est = unpack_theta(theta, data.n_coef, model.K, scale)
         return _em.e_step(data, est).llf
+
     return llf
 
 
@@ -85,9 +86,13 @@ def test_confidence_intervals_and_tests_follow_from_bse():
     data, formula = simulate_mixture("poisson", 400, 2, seed=8, separation=3.0)
     res = EMGLM.from_formula(formula, data, "poisson", 2).fit(random_state=0)
     ci = res.conf_int(0.1)
-    np.testing.assert_allclose(ci["comp2"]["upper"] - res.params["comp2"],
-                               1.6448536269514722 * res.bse["comp2"], rtol=1e-12)
+    np.testing.assert_allclose(
+        ci["comp2"]["upper"] - res.params["comp2"],
+        1.6448536269514722 * res.bse["comp2"],
+        rtol=1e-12,
+    )
     from scipy import stats
+
     np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(np.abs(res.params / res.bse)))
 
 
@@ -97,17 +102,18 @@ def test_conf_int_columns_follow_the_component_order_beyond_nine():
     z = np.repeat(np.arange(11), 100)
     y = rng.normal(loc=z * 8.0, scale=1.0)
     x = np.ones((n, 1))
-    res = EMGLM(y, x, "gaussian", K=11).fit(
-        start={"posterior": np.eye(11)[z]})
+    res = EMGLM(y, x, "gaussian", K=11).fit(start={"posterior": np.eye(11)[z]})
     ci = res.conf_int()
     assert list(ci.columns.get_level_values(0)[::2]) == res.component_names
-    np.testing.assert_allclose(ci["comp10"]["lower"], res.params["comp10"]
-                               - 1.959963984540054 * res.bse["comp10"])
+    np.testing.assert_allclose(
+        ci["comp10"]["lower"], res.params["comp10"] - 1.959963984540054 * res.bse["comp10"]
+    )
 
 
 @pytest.mark.parametrize("name", ["poisson", "binomial", "gaussian"])
 def test_canonical_fast_paths_equal_the_generic_formulas(name):
     from emformula.families import as_family
+
     rng = np.random.default_rng(0)
     family = as_family(name)
     mu = rng.uniform(0.1, 0.9, 50)
@@ -118,5 +124,6 @@ def test_canonical_fast_paths_equal_the_generic_formulas(name):
     generic.canonical = False
     slow = generic.eta_derivatives(y, mu, trials, observed=True)
     for a, b in zip(fast, slow):
-        np.testing.assert_allclose(np.broadcast_to(a, (50,)), np.broadcast_to(b, (50,)),
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            np.broadcast_to(a, (50,)), np.broadcast_to(b, (50,)), rtol=1e-12, atol=1e-12
+        )

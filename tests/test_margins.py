@@ -25,11 +25,14 @@ from emformula.postestimation.margins import get_margeff
 
 pytestmark = pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.DomainWarning")
 
-CASES = [(at, method, dummy) for at in ("overall", "mean", "median", "zero")
-         for method in ("dydx", "eyex", "dyex", "eydx")
-         for dummy in (False, True)
-         # statsmodels refuses a discrete change with these.
-         if not (dummy and (method in ("eyex", "dyex") or at in ("median", "zero")))]
+CASES = [
+    (at, method, dummy)
+    for at in ("overall", "mean", "median", "zero")
+    for method in ("dydx", "eyex", "dyex", "eydx")
+    for dummy in (False, True)
+    # statsmodels refuses a discrete change with these.
+    if not (dummy and (method in ("eyex", "dyex") or at in ("median", "zero")))
+]
 
 
 @pytest.mark.parametrize("family", list(K1_FAMILIES))
@@ -57,8 +60,10 @@ def _derivative_in_column(res, theta, j, quantity, h=1e-5):
     if quantity == "mixture":
         change = mixture_mean(res, theta, up) - mixture_mean(res, theta, down)
     else:
-        change = component_means(res, theta, up)[:, quantity] - component_means(
-            res, theta, down)[:, quantity]
+        change = (
+            component_means(res, theta, up)[:, quantity]
+            - component_means(res, theta, down)[:, quantity]
+        )
     return np.mean(change / (2 * h))
 
 
@@ -72,12 +77,13 @@ def test_k2_effects_and_standard_errors_by_finite_differences(fit):
         for covariate in ("x",):
             j = names.index(covariate)
             expected = _derivative_in_column(res, theta, j, quantity)
-            np.testing.assert_allclose(margins.margeff.loc[label, covariate], expected,
-                                       rtol=1e-7)
-            se = fd_delta_se(res, lambda t, j=j, q=quantity: [_derivative_in_column(
-                res, t, j, q, h=1e-4)], step=1e-4)
-            np.testing.assert_allclose(margins.margeff_se.loc[label, covariate], se[0],
-                                       rtol=1e-4)
+            np.testing.assert_allclose(margins.margeff.loc[label, covariate], expected, rtol=1e-7)
+            se = fd_delta_se(
+                res,
+                lambda t, j=j, q=quantity: [_derivative_in_column(res, t, j, q, h=1e-4)],
+                step=1e-4,
+            )
+            np.testing.assert_allclose(margins.margeff_se.loc[label, covariate], se[0], rtol=1e-4)
 
 
 def test_k2_shared_column_and_discrete_change():

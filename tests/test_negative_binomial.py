@@ -51,8 +51,13 @@ def nb1(bio):
 def _nb_loglike(y, mu, alpha):
     """NB2 log-density written out (independently of the package)."""
     r = 1.0 / alpha
-    return (special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1)
-            + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu)))
+    return (
+        special.gammaln(y + r)
+        - special.gammaln(r)
+        - special.gammaln(y + 1)
+        + r * np.log(r / (r + mu))
+        + y * np.log(mu / (r + mu))
+    )
 
 
 def test_k1_equals_r_glm_nb(nb1, reference):
@@ -66,8 +71,7 @@ def test_k1_equals_r_glm_nb(nb1, reference):
     assert nb1.df_model == 7  # six coefficients and alpha
 
 
-def test_k1_glm_nb_standard_errors_are_the_fixed_alpha_expected_information(bio, nb1,
-                                                                          reference):
+def test_k1_glm_nb_standard_errors_are_the_fixed_alpha_expected_information(bio, nb1, reference):
     # glm.nb reports the GLM's errors at the fitted theta: the expected
     # information X'WX with W = mu / (1 + alpha mu), alpha held fixed. The
     # fit's own means and alpha give them to R's digits; emformula's SEs are
@@ -78,8 +82,9 @@ def test_k1_glm_nb_standard_errors_are_the_fixed_alpha_expected_information(bio,
     weights = mu / (1.0 + alpha * mu)
     se = np.sqrt(np.diag(np.linalg.inv(X.T @ (weights[:, None] * X))))
     np.testing.assert_allclose(se, reference.loc["count"].loc[TERMS, "se"], rtol=1e-6)
-    _, _, irls_weight, _ = nb1.family.eta_derivatives_at(bio.art.to_numpy(float), mu, (alpha,),
-                                                         observed=False)
+    _, _, irls_weight, _ = nb1.family.eta_derivatives_at(
+        bio.art.to_numpy(float), mu, (alpha,), observed=False
+    )
     np.testing.assert_allclose(irls_weight, weights, rtol=1e-12)
 
 
@@ -87,14 +92,16 @@ def test_k1_standard_errors_equal_statsmodels_discrete_nb2(bio, nb1):
     # statsmodels' NegativeBinomial (NB2) has the observed information of
     # (beta, alpha) jointly; glm.nb's coefficient errors hold theta fixed.
     sm_fit = smf.negativebinomial(FORMULA, bio, loglike_method="nb2").fit(
-        method="newton", maxiter=200, tol=1e-14, disp=0)
+        method="newton", maxiter=200, tol=1e-14, disp=0
+    )
     assert nb1.llf >= sm_fit.llf - 1e-9
-    np.testing.assert_allclose(nb1.params["comp1"].to_numpy(), sm_fit.params[TERMS].to_numpy(),
-                               rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(nb1.bse["comp1"].to_numpy(), sm_fit.bse[TERMS].to_numpy(),
-                               rtol=1e-5)
-    assert nb1.family_params.loc["alpha", "comp1"] == pytest.approx(sm_fit.params["alpha"],
-                                                                     rel=1e-6)
+    np.testing.assert_allclose(
+        nb1.params["comp1"].to_numpy(), sm_fit.params[TERMS].to_numpy(), rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose(nb1.bse["comp1"].to_numpy(), sm_fit.bse[TERMS].to_numpy(), rtol=1e-5)
+    assert nb1.family_params.loc["alpha", "comp1"] == pytest.approx(
+        sm_fit.params["alpha"], rel=1e-6
+    )
     assert nb1.family_bse.loc["alpha", "comp1"] == pytest.approx(sm_fit.bse["alpha"], rel=1e-5)
     assert nb1.aic == pytest.approx(sm_fit.aic, rel=1e-10)
     assert nb1.bic == pytest.approx(sm_fit.bic, rel=1e-10)
@@ -103,8 +110,9 @@ def test_k1_standard_errors_equal_statsmodels_discrete_nb2(bio, nb1):
 def test_k1_llf_is_the_written_out_density(bio, nb1):
     mu = np.asarray(nb1.fittedvalues)
     alpha = nb1.family_params.loc["alpha", "comp1"]
-    assert nb1.llf == pytest.approx(_nb_loglike(bio.art.to_numpy(float), mu, alpha).sum(),
-                                    rel=1e-12)
+    assert nb1.llf == pytest.approx(
+        _nb_loglike(bio.art.to_numpy(float), mu, alpha).sum(), rel=1e-12
+    )
 
 
 def test_statsmodels_instance_keeps_alpha_fixed(bio):
@@ -148,8 +156,7 @@ def test_k2_recovers_the_truth():
     res = emglm("y ~ x", df, "negative_binomial", K=2, random_state=3)
     assert res.converged
     o = _ordered(res)
-    np.testing.assert_allclose(res.params.to_numpy()[:, o], [[0.5, 2.5], [1.0, -0.5]],
-                               atol=0.1)
+    np.testing.assert_allclose(res.params.to_numpy()[:, o], [[0.5, 2.5], [1.0, -0.5]], atol=0.1)
     np.testing.assert_allclose(res.family_params.to_numpy()[0, o], [0.3, 1.5], rtol=0.2)
     np.testing.assert_allclose(res.prior.to_numpy()[o], [0.4, 0.6], atol=0.04)
     # The truth lies within 3.5 standard errors of every estimate.
@@ -176,35 +183,67 @@ def test_k2_is_at_least_a_direct_maximisation_with_numerical_hessian_errors():
     rng = np.random.default_rng(0)
     best = -np.inf
     for _ in range(12):
-        start = np.array([rng.normal(0.5, 1), rng.normal(0, 1), rng.normal(-1, 0.5),
-                          rng.normal(2.0, 1), rng.normal(0, 1), rng.normal(0, 0.5), 0.0])
-        fit = optimize.minimize(lambda t: -_mixture_llf(t, y, x), start, method="BFGS",
-                                options={"gtol": 1e-8, "maxiter": 5000})
+        start = np.array(
+            [
+                rng.normal(0.5, 1),
+                rng.normal(0, 1),
+                rng.normal(-1, 0.5),
+                rng.normal(2.0, 1),
+                rng.normal(0, 1),
+                rng.normal(0, 0.5),
+                0.0,
+            ]
+        )
+        fit = optimize.minimize(
+            lambda t: -_mixture_llf(t, y, x),
+            start,
+            method="BFGS",
+            options={"gtol": 1e-8, "maxiter": 5000},
+        )
         if np.isfinite(fit.fun):
             best = max(best, -fit.fun)
     assert res.llf >= best - 1e-6
     # Louis' standard errors equal the inverse of a numerical Hessian of the
     # written-out likelihood at the estimates (in the package's layout:
     # b1, log a1, b2, log a2, logit pi2).
-    theta = np.concatenate([res.params["comp1"], [np.log(res.family_params.iloc[0, 0])],
-                            res.params["comp2"], [np.log(res.family_params.iloc[0, 1])],
-                            [np.log(res.prior.iloc[1] / res.prior.iloc[0])]])
+    theta = np.concatenate(
+        [
+            res.params["comp1"],
+            [np.log(res.family_params.iloc[0, 0])],
+            res.params["comp2"],
+            [np.log(res.family_params.iloc[0, 1])],
+            [np.log(res.prior.iloc[1] / res.prior.iloc[0])],
+        ]
+    )
     assert _mixture_llf(theta, y, x) == pytest.approx(res.llf, rel=1e-12)
     grad = approx_fprime(theta, lambda t: _mixture_llf(t, y, x), centered=True)
     assert np.max(np.abs(grad)) < 1e-3
     hess = approx_hess(theta, lambda t: _mixture_llf(t, y, x))
-    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_params().to_numpy())),
-                               np.sqrt(np.diag(np.linalg.inv(-hess))), rtol=1e-4)
-    assert res.param_names == ["comp1:Intercept", "comp1:x", "comp1:log(alpha)",
-                               "comp2:Intercept", "comp2:x", "comp2:log(alpha)",
-                               "logit_prior:comp2"]
+    np.testing.assert_allclose(
+        np.sqrt(np.diag(res.cov_params().to_numpy())),
+        np.sqrt(np.diag(np.linalg.inv(-hess))),
+        rtol=1e-4,
+    )
+    assert res.param_names == [
+        "comp1:Intercept",
+        "comp1:x",
+        "comp1:log(alpha)",
+        "comp2:Intercept",
+        "comp2:x",
+        "comp2:log(alpha)",
+        "logit_prior:comp2",
+    ]
 
 
 @pytest.mark.parametrize("K", [1, 2, 3])
 def test_louis_information_equals_numerical_hessian(K):
-    df = _simulate(900, 20 + K, alphas=(0.3, 1.0, 0.6)[:K] if K > 1 else (0.5,),
-                   coefs=((0.5, 1.0), (2.5, -0.5), (1.5, 0.0))[:K],
-                   prior=np.full(K, 1.0 / K))
+    df = _simulate(
+        900,
+        20 + K,
+        alphas=(0.3, 1.0, 0.6)[:K] if K > 1 else (0.5,),
+        coefs=((0.5, 1.0), (2.5, -0.5), (1.5, 0.0))[:K],
+        prior=np.full(K, 1.0 / K),
+    )
     model = EMGLM.from_formula("y ~ x", df, "negative_binomial", K)
     res = model.fit(random_state=1)
     assert_louis_equals_numerical_hessian(model, res)
@@ -231,23 +270,26 @@ def test_equal_scale_gives_one_alpha():
         full[i] = t[0]
         return _em.e_step(common.model.data, layout.unpack(full, common.model.data)).llf
 
-    assert abs(approx_fprime(theta[i:i + 1], llf, centered=True)[0]) * \
-        common.family_bse.iloc[0, 0] / alphas[0] < 1e-5
+    assert (
+        abs(approx_fprime(theta[i : i + 1], llf, centered=True)[0])
+        * common.family_bse.iloc[0, 0]
+        / alphas[0]
+        < 1e-5
+    )
 
 
 def test_simulate_and_residuals_follow_alpha(nb1, bio):
     # Pearson residuals use Var = mu + alpha mu^2 at the fitted alpha, as a
     # statsmodels GLM with that alpha.
     alpha = nb1.family_params.loc["alpha", "comp1"]
-    glm = smf.glm(FORMULA, bio, family=sm.families.NegativeBinomial(alpha=alpha)).fit(
-        tol=1e-14)
+    glm = smf.glm(FORMULA, bio, family=sm.families.NegativeBinomial(alpha=alpha)).fit(tol=1e-14)
     np.testing.assert_allclose(nb1.resid_pearson, glm.resid_pearson, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(nb1.resid_deviance, glm.resid_deviance, rtol=1e-6, atol=1e-8)
     # Draws from the fit have its mean and NB2 variance.
     rng = np.random.default_rng(1)
     mu = np.asarray(nb1.fittedvalues)
     draws = np.array([nb1.family.simulate_at(mu, (alpha,), 1.0, rng) for _ in range(400)])
-    resid = (draws - mu) / np.sqrt(mu + alpha * mu ** 2)
+    resid = (draws - mu) / np.sqrt(mu + alpha * mu**2)
     assert abs(resid.mean()) < 0.01 and resid.var() == pytest.approx(1.0, abs=0.02)
 
 
@@ -255,17 +297,20 @@ def test_dask_fit_equals_memory_from_the_same_start():
     dd = pytest.importorskip("dask.dataframe")
     df = _simulate(1500, 2)
     first = emglm("y ~ x", df, "negative_binomial", K=2, random_state=1)
-    start = {"params": first.params.to_numpy() * 0.95 + 0.02, "prior": [0.5, 0.5],
-             "family_params": first.family_params.to_numpy() * 1.2}
+    start = {
+        "params": first.params.to_numpy() * 0.95 + 0.02,
+        "prior": [0.5, 0.5],
+        "family_params": first.family_params.to_numpy() * 1.2,
+    }
     memory = emglm("y ~ x", df, "negative_binomial", K=2, start=start)
-    lazy = emglm("y ~ x", dd.from_pandas(df, npartitions=3), "negative_binomial", K=2,
-                 start=start)
+    lazy = emglm("y ~ x", dd.from_pandas(df, npartitions=3), "negative_binomial", K=2, start=start)
     assert lazy.n_iter == memory.n_iter and memory.n_iter > 3
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
     assert memory.llf == pytest.approx(first.llf, rel=1e-9)
     for name in ("params", "bse", "family_params", "family_bse"):
-        np.testing.assert_allclose(getattr(lazy, name).to_numpy(),
-                                   getattr(memory, name).to_numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            getattr(lazy, name).to_numpy(), getattr(memory, name).to_numpy(), rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("link", ["log", "sqrt"])
@@ -277,11 +322,13 @@ def test_derivatives_equal_numerical_derivatives_of_the_density(link):
     mu = rng.uniform(0.3, 6.0, 60)
     alpha = 0.7
     y = family.simulate_at(mu, (alpha,), 1.0, rng)
-    np.testing.assert_allclose(family.log_density(y, mu, (alpha,)),
-                               stats.nbinom.logpmf(y, 1 / alpha, 1 / (1 + alpha * mu)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        family.log_density(y, mu, (alpha,)),
+        stats.nbinom.logpmf(y, 1 / alpha, 1 / (1 + alpha * mu)),
+        rtol=1e-12,
+    )
     assert_one_parameter_derivatives(family, y, mu, alpha)
     _, _, weight, g1 = family.eta_derivatives_at(y, mu, (alpha,))
     # The expected information is the IRLS weight: E[info] = weight.
-    expected = (mu / (1 + alpha * mu)) if link == "log" else 1 / ((mu + alpha * mu ** 2) * g1 ** 2)
+    expected = (mu / (1 + alpha * mu)) if link == "log" else 1 / ((mu + alpha * mu**2) * g1**2)
     np.testing.assert_allclose(weight, expected, rtol=1e-12)

@@ -34,8 +34,9 @@ def _data(kind, n=600, seed=0):
     elif kind == "tobit":
         y = np.maximum(eta - 1.0 + rng.normal(size=n), 0.0)
     elif kind == "ordinal_logit":
-        y = np.digitize(np.where(z == 0, 2.5, -2.5) * x + rng.logistic(size=n),
-                        [-1.0, 0.5]).astype(float)
+        y = np.digitize(np.where(z == 0, 2.5, -2.5) * x + rng.logistic(size=n), [-1.0, 0.5]).astype(
+            float
+        )
     else:  # zero-inflated Poisson
         y = rng.poisson(np.exp(0.5 + 0.5 * x)).astype(float)
         y[rng.uniform(size=n) < 0.25] = 0.0
@@ -43,8 +44,12 @@ def _data(kind, n=600, seed=0):
     return pd.DataFrame({"y": y, "x": x, "cl": cluster})
 
 
-FAMILIES = {"negative_binomial": "negative_binomial", "tobit": "tobit",
-            "ordinal_logit": "ordinal_logit", "zip": ["pointmass", "poisson"]}
+FAMILIES = {
+    "negative_binomial": "negative_binomial",
+    "tobit": "tobit",
+    "ordinal_logit": "ordinal_logit",
+    "zip": ["pointmass", "poisson"],
+}
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -61,9 +66,11 @@ def case(request):
 def test_dask_equals_memory_from_the_same_start(case):
     dd = pytest.importorskip("dask.dataframe")
     kind, df, family, kwargs, res = case
-    start = {"params": np.nan_to_num(res.params.to_numpy()) * 0.95,
-             "prior": np.full(res.n_components, 1.0 / res.n_components),
-             "family_params": np.nan_to_num(res.estimates.params * 1.1, nan=1.0)}
+    start = {
+        "params": np.nan_to_num(res.params.to_numpy()) * 0.95,
+        "prior": np.full(res.n_components, 1.0 / res.n_components),
+        "family_params": np.nan_to_num(res.estimates.params * 1.1, nan=1.0),
+    }
     if kind == "ordinal_logit":
         from emformula.families import OrdinalFamily
 
@@ -74,13 +81,16 @@ def test_dask_equals_memory_from_the_same_start(case):
     lazy = emglm("y ~ x", dd.from_pandas(df, npartitions=3), family, start=start, **kwargs)
     assert lazy.n_iter == memory.n_iter
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-8)
-    np.testing.assert_allclose(lazy.theta_bse.to_numpy(), memory.theta_bse.to_numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(lazy.theta_bse.to_numpy(), memory.theta_bse.to_numpy(), rtol=1e-6)
     # Predictions are E(y) on both (a latent mean for tobit and ordinal).
-    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
-                               memory.fittedvalues.to_numpy(), rtol=1e-6)
-    np.testing.assert_allclose(lazy.predict(type="component").compute().to_numpy(),
-                               memory.predict(type="component").to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        lazy.fittedvalues.compute().to_numpy(), memory.fittedvalues.to_numpy(), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        lazy.predict(type="component").compute().to_numpy(),
+        memory.predict(type="component").to_numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_robust_and_cluster_covariances_are_sandwiches(case):
@@ -88,13 +98,15 @@ def test_robust_and_cluster_covariances_are_sandwiches(case):
     from emformula.engine.louis import unit_scores
 
     data = res.model.data
-    scores = unit_scores(data, res.estimates, np.asarray(res.posterior), res._component_mean,
-                         res.layout)
+    scores = unit_scores(
+        data, res.estimates, np.asarray(res.posterior), res._component_mean, res.layout
+    )
     bread = np.linalg.inv(res.information().to_numpy())
     w = data.unit_weights[:, None]
     robust = bread @ ((scores * w).T @ scores) @ bread
-    np.testing.assert_allclose(res.with_cov_type("robust").cov_params().to_numpy(), robust,
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        res.with_cov_type("robust").cov_params().to_numpy(), robust, rtol=1e-6, atol=1e-12
+    )
     sums = pd.DataFrame(scores * w).groupby(df["cl"].to_numpy()).sum().to_numpy()
     cluster = bread @ (sums.T @ sums) @ bread  # no small-sample factor, as documented
     got = res.with_cov_type("cluster").cov_params().to_numpy()
@@ -137,6 +149,7 @@ def test_select_k_and_the_bootstrap(case):
     from emformula import bootstrap_lrt
 
     test = bootstrap_lrt("y ~ x", df, family, K0=1, K1=2, n_boot=2, n_init=1, random_state=0)
-    assert test.statistic == pytest.approx(2 * (table.loc[2, "llf"] - table.loc[1, "llf"]),
-                                           abs=1e-4)
+    assert test.statistic == pytest.approx(
+        2 * (table.loc[2, "llf"] - table.loc[1, "llf"]), abs=1e-4
+    )
     assert 0.0 < test.pvalue <= 1.0

@@ -63,9 +63,13 @@ def _start_long_fit(tmp_path, pdeathsig=True):
     once both workers run."""
     script = tmp_path / "long_fit.py"
     script.write_text(LONG_FIT)
-    proc = subprocess.Popen([sys.executable, str(script), "1" if pdeathsig else "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "1" if pdeathsig else "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -204,7 +208,7 @@ def test_blas_threads_nests_and_restores(monkeypatch):
         with blas_threads(2):
             assert _blas_threads() == [2]
         assert _blas_threads() == [1]
-        with blas_threads(0):   # leaves the BLAS alone
+        with blas_threads(0):  # leaves the BLAS alone
             assert _blas_threads() == [1]
     assert _blas_threads() == outside
 
@@ -255,7 +259,6 @@ def test_resolve_threads(monkeypatch):
             resolve_threads(bad)
 
 
-
 def test_progress_bars_default_to_terminals_and_notebooks_and_never_ci(monkeypatch):
     import types
 
@@ -272,8 +275,11 @@ def test_progress_bars_default_to_terminals_and_notebooks_and_never_ci(monkeypat
     monkeypatch.setitem(sys.modules, "IPython", fake)
     assert show(None) is True
     TerminalInteractiveShell = type("TerminalInteractiveShell", (), {})
-    monkeypatch.setitem(sys.modules, "IPython",
-                        types.SimpleNamespace(get_ipython=lambda: TerminalInteractiveShell()))
+    monkeypatch.setitem(
+        sys.modules,
+        "IPython",
+        types.SimpleNamespace(get_ipython=lambda: TerminalInteractiveShell()),
+    )
     assert show(None) is False
     # CI: quiet unless asked.
     monkeypatch.setitem(sys.modules, "IPython", fake)

@@ -21,7 +21,6 @@ from emformula import datasets, emglm, plotting, residuals
 sim2_fit = sim2_mixture
 
 
-
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
@@ -65,7 +64,7 @@ def test_plot_params_draws_estimates_and_intervals():
     for bar, name in zip(bars, res.component_names):
         data_line, _, (segments,) = bar.lines
         np.testing.assert_allclose(data_line.get_ydata(), res.params[name])
-        seg = np.asarray(segments.get_segments())       # (p, 2 ends, xy)
+        seg = np.asarray(segments.get_segments())  # (p, 2 ends, xy)
         np.testing.assert_allclose(seg[:, 0, 1], ci[(name, "lower")])
         np.testing.assert_allclose(seg[:, 1, 1], ci[(name, "upper")])
         xs.append(np.asarray(data_line.get_xdata()))
@@ -93,7 +92,7 @@ def test_plot_params_known_values_in_every_form(form):
     res = sim2_fit()
     truth = matched_truth().set_axis(res.component_names, axis=1)
     known = {
-        "frame": truth.iloc[::-1, ::-1],                      # matched by names
+        "frame": truth.iloc[::-1, ::-1],  # matched by names
         "array": truth.to_numpy(),
         "list": [truth[c].to_numpy() for c in truth.columns],
         "renamed": truth.set_axis(["a", "b"], axis=1).reset_index(drop=True),  # by position
@@ -118,8 +117,9 @@ def test_plot_params_known_frame_with_a_missing_term():
     assert np.all(np.isnan(y[2])) and np.all(np.isfinite(np.delete(y, 2, axis=0)))
 
 
-@pytest.mark.parametrize("bad", [np.zeros((5, 3)), np.zeros((4, 2)), [np.zeros(5)],
-                                 pd.DataFrame(np.zeros((5, 3)))])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((5, 3)), np.zeros((4, 2)), [np.zeros(5)], pd.DataFrame(np.zeros((5, 3)))]
+)
 def test_plot_params_refuses_misshapen_known(bad):
     with pytest.raises(ValueError, match="known"):
         plotting.plot_params(sim2_fit(), known=bad)
@@ -155,8 +155,7 @@ def test_plot_qq_points_are_the_residuals():
     np.testing.assert_allclose(points.get_ydata(), expected)
     # Theoretical quantiles at R's ppoints, reference y = x for quantile residuals.
     n = expected.size
-    np.testing.assert_allclose(points.get_xdata(),
-                               stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n))
+    np.testing.assert_allclose(points.get_xdata(), stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n))
     x, y = reference.get_data()
     np.testing.assert_allclose(y, x)
 
@@ -196,12 +195,13 @@ def test_plot_diagnostics_has_four_panels_of_the_residuals(kind):
     np.testing.assert_allclose(offsets[:, 1], resid)
     np.testing.assert_allclose(ax_qq.get_lines()[0].get_ydata(), np.sort(resid))
     standardised = resid if kind != "response" else resid / resid.std(ddof=1)
-    np.testing.assert_allclose(ax_sl.collections[0].get_offsets()[:, 1],
-                               np.sqrt(np.abs(standardised)))
+    np.testing.assert_allclose(
+        ax_sl.collections[0].get_offsets()[:, 1], np.sqrt(np.abs(standardised))
+    )
     heights = np.array([p.get_height() for p in ax_hist.patches])
     counts, edges = np.histogram(resid, bins="auto", density=True)
     np.testing.assert_allclose(heights, counts)
-    assert ax_fit.get_xscale() == "log"          # Poisson means over decades
+    assert ax_fit.get_xscale() == "log"  # Poisson means over decades
 
 
 def test_plot_diagnostics_of_a_statsmodels_glm():
@@ -261,6 +261,7 @@ def test_plot_params_matches_known_components_through_label_switching():
     import matplotlib.pyplot as plt
 
     from emformula import emglm
+
     sim2 = datasets.load_sim2()
     res = emglm(sim2.formula, sim2.data, "poisson", K=2, random_state=1, n_init=2)
     swapped = sim2.params[["comp2", "comp1"]].set_axis(["comp1", "comp2"], axis=1)
@@ -273,6 +274,7 @@ def test_plot_params_matches_known_components_through_label_switching():
         plt.close(fig)
     fig = res.plot_params(known=swapped, match=False)
     line = next(l for l in fig.axes[0].lines if l.get_label() == "known")
-    np.testing.assert_array_equal(np.asarray(line.get_ydata()).reshape(res.params.shape),
-                                  swapped.to_numpy())
+    np.testing.assert_array_equal(
+        np.asarray(line.get_ydata()).reshape(res.params.shape), swapped.to_numpy()
+    )
     plt.close(fig)

@@ -24,15 +24,21 @@ def test_methods_are_the_functions(fit):
     res, data = fit
     name = res.param_names[1]
     assert res.t_test(f"{name} = 0").pvalue == pytest.approx(
-        hypothesis.t_test(res, f"{name} = 0").pvalue, rel=1e-12)
+        hypothesis.t_test(res, f"{name} = 0").pvalue, rel=1e-12
+    )
     assert float(res.wald_test("comp1:x = comp2:x").statistic) == pytest.approx(
-        float(hypothesis.wald_test(res, "comp1:x = comp2:x").statistic), rel=1e-12)
-    pd.testing.assert_frame_equal(res.lincom("comp1:x - comp2:x"),
-                                  hypothesis.lincom(res, "comp1:x - comp2:x"))
-    pd.testing.assert_frame_equal(res.get_prediction(data.iloc[:5]).summary_frame(),
-                                  prediction.get_prediction(res, data.iloc[:5]).summary_frame())
-    pd.testing.assert_frame_equal(res.get_margeff().summary_frame(),
-                                  margins.get_margeff(res).summary_frame())
+        float(hypothesis.wald_test(res, "comp1:x = comp2:x").statistic), rel=1e-12
+    )
+    pd.testing.assert_frame_equal(
+        res.lincom("comp1:x - comp2:x"), hypothesis.lincom(res, "comp1:x - comp2:x")
+    )
+    pd.testing.assert_frame_equal(
+        res.get_prediction(data.iloc[:5]).summary_frame(),
+        prediction.get_prediction(res, data.iloc[:5]).summary_frame(),
+    )
+    pd.testing.assert_frame_equal(
+        res.get_margeff().summary_frame(), margins.get_margeff(res).summary_frame()
+    )
     pd.testing.assert_frame_equal(res.class_sizes(), classes.class_sizes(res))
     np.testing.assert_array_equal(res.clusters(), classes.clusters(res))
     assert res.entropy_r2() == classes.entropy_r2(res)
@@ -47,7 +53,8 @@ def test_dask_results_test_and_refuse_by_name(fit):
     lazy = emglm("y ~ x", dd.from_pandas(data, npartitions=2), "poisson", 2, start=start)
     memory = emglm("y ~ x", data, "poisson", 2, start=start)
     assert lazy.t_test("comp1:x = comp2:x").pvalue == pytest.approx(
-        memory.t_test("comp1:x = comp2:x").pvalue, rel=1e-6)
+        memory.t_test("comp1:x = comp2:x").pvalue, rel=1e-6
+    )
     pd.testing.assert_frame_equal(lazy.class_sizes(), memory.class_sizes(), rtol=1e-6)
     for method in ("get_prediction", "get_margeff", "clusters", "entropy_r2", "bootstrap"):
         with pytest.raises(NotImplementedError, match=method):
@@ -59,5 +66,6 @@ def test_dask_results_test_and_refuse_by_name(fit):
     # The numbers that need no rows are there: both ICL kinds, df_resid.
     for kind in ("entropy", "classification"):
         assert lazy.info_criteria("icl", kind=kind) == pytest.approx(
-            memory.info_criteria("icl", kind=kind), rel=1e-8)
+            memory.info_criteria("icl", kind=kind), rel=1e-8
+        )
     assert lazy.df_resid == memory.df_resid

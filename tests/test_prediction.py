@@ -33,8 +33,9 @@ COLUMNS = ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
 
 def _new_design(df):
     """The design of ``x1 + x2 + d + C(g)`` written out by hand."""
-    return np.column_stack([np.ones(len(df)), df.x1, df.x2, df.d, (df.g == "b"),
-                            (df.g == "c")]).astype(float)
+    return np.column_stack(
+        [np.ones(len(df)), df.x1, df.x2, df.d, (df.g == "b"), (df.g == "c")]
+    ).astype(float)
 
 
 def _statsmodels_frame(sm_res, exog=None, alpha=0.05):
@@ -49,8 +50,11 @@ def _statsmodels_frame(sm_res, exog=None, alpha=0.05):
     """
     frame = sm_res.get_prediction(exog, which="mean").summary_frame(alpha=alpha)
     bounds = np.sort(frame[["ci_lower", "ci_upper"]].to_numpy(), axis=1)
-    return pd.DataFrame(np.column_stack([frame["predicted"], frame["se"], bounds]),
-                        columns=COLUMNS, index=frame.index)
+    return pd.DataFrame(
+        np.column_stack([frame["predicted"], frame["se"], bounds]),
+        columns=COLUMNS,
+        index=frame.index,
+    )
 
 
 @pytest.mark.parametrize("family", list(K1_FAMILIES))
@@ -93,8 +97,9 @@ def test_k2_standard_errors_equal_a_finite_difference_delta_method(fit):
     pred = get_prediction(res)
     np.testing.assert_allclose(pred.predicted.to_numpy(), mixture_mean(res, theta), rtol=1e-12)
     np.testing.assert_allclose(pred.predicted, res.predict(), rtol=1e-12)
-    np.testing.assert_allclose(pred.se.to_numpy()[rows],
-                               fd_delta_se(res, lambda t: mixture_mean(res, t)[rows]), rtol=1e-6)
+    np.testing.assert_allclose(
+        pred.se.to_numpy()[rows], fd_delta_se(res, lambda t: mixture_mean(res, t)[rows]), rtol=1e-6
+    )
     comp = get_prediction(res, type="component")
     np.testing.assert_allclose(comp.predicted, res.predict(type="component"), rtol=1e-12)
     for k in range(2):
@@ -123,15 +128,19 @@ def test_k2_intervals_are_formed_on_the_link_and_logit_scales():
     comp = get_prediction(res, new, type="component")
     mu, se = comp.predicted.to_numpy(), comp.se.to_numpy()
     ci = comp.conf_int(alpha=0.1)
-    np.testing.assert_allclose(ci.xs("lower", axis=1, level=1), mu * np.exp(-z * se / mu),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        ci.xs("lower", axis=1, level=1), mu * np.exp(-z * se / mu), rtol=1e-12
+    )
     # Proportions: expit(logit p -+ z se / (p (1 - p))).
     prior = get_prediction(res, new, type="prior")
     p, se = prior.predicted.to_numpy(), prior.se.to_numpy()
     logit = np.log(p / (1 - p))
     ci = prior.conf_int(alpha=0.1)
-    np.testing.assert_allclose(ci.xs("upper", axis=1, level=1),
-                               1 / (1 + np.exp(-(logit + z * se / (p * (1 - p))))), rtol=1e-12)
+    np.testing.assert_allclose(
+        ci.xs("upper", axis=1, level=1),
+        1 / (1 + np.exp(-(logit + z * se / (p * (1 - p))))),
+        rtol=1e-12,
+    )
     assert np.all((ci.to_numpy() > 0) & (ci.to_numpy() < 1))
     np.testing.assert_allclose(prior.se.sum(axis=1), 2 * prior.se["comp1"], rtol=1e-12)
 

@@ -8,8 +8,7 @@ from emformula import emglm
 
 
 def test_binomial_counts_match_flexmix():
-    res = emglm("succ + fail ~ x", load_data("binomial_counts"), "binomial", K=2,
-                random_state=1)
+    res = emglm("succ + fail ~ x", load_data("binomial_counts"), "binomial", K=2, random_state=1)
     assert_matches_flexmix(res, "binomial_counts")
 
 

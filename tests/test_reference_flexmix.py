@@ -55,8 +55,7 @@ def test_sim1_k1_matches_flexmix_and_statsmodels(sim1_r, flexmix_fits):
     res = emglm(FORMULA, sim1_r, family="poisson", K=1, random_state=0)
     glm = sm.GLM.from_formula(FORMULA, sim1_r, family=sm.families.Poisson()).fit(tol=1e-12)
     np.testing.assert_allclose(res.params["comp1"].loc[TERMS], est.loc[TERMS, 1], atol=1e-6)
-    np.testing.assert_allclose(res.params["comp1"].loc[TERMS], glm.params.loc[TERMS],
-                               rtol=1e-8)
+    np.testing.assert_allclose(res.params["comp1"].loc[TERMS], glm.params.loc[TERMS], rtol=1e-8)
     assert res.llf == pytest.approx(llf, rel=1e-9)
     assert res.llf == pytest.approx(glm.llf, rel=1e-10)
     np.testing.assert_allclose(res.bse["comp1"].loc[TERMS], glm.bse.loc[TERMS], rtol=1e-6)

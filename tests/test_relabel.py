@@ -40,7 +40,8 @@ def test_swapping_two_components_swaps_every_number(fit2):
     # The mixing log-odds change sign (re-based on the new first component).
     assert new.theta["logit_prior:comp2"] == pytest.approx(-fit2.theta["logit_prior:comp2"])
     assert new.theta_bse["logit_prior:comp2"] == pytest.approx(
-        fit2.theta_bse["logit_prior:comp2"], rel=1e-8)
+        fit2.theta_bse["logit_prior:comp2"], rel=1e-8
+    )
     # A test across the components: the effect flips, the evidence does not.
     old_t, new_t = (r.t_test("comp1:x - comp2:x = 0") for r in (fit2, new))
     assert float(new_t.effect[0]) == pytest.approx(-float(old_t.effect[0]), rel=1e-10)
@@ -77,8 +78,9 @@ def test_a_new_reference_re_bases_the_concomitant_model(fit3, cov_type):
     np.testing.assert_allclose(new.theta.to_numpy(), A @ res.theta.to_numpy(), atol=1e-12)
     # The covariance is computed afresh in the new terms and equals the
     # linear map of the old one.
-    np.testing.assert_allclose(new.cov_params().to_numpy(),
-                               A @ res.cov_params().to_numpy() @ A.T, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        new.cov_params().to_numpy(), A @ res.cov_params().to_numpy() @ A.T, rtol=1e-6, atol=1e-12
+    )
     assert new.llf == pytest.approx(res.llf, rel=1e-14)
     np.testing.assert_allclose(new.prior.to_numpy(), res.prior.to_numpy()[perm], rtol=1e-10)
 
@@ -93,14 +95,17 @@ def test_order_by_a_parameter_or_the_prior(fit3):
     assert by_x.llf == pytest.approx(fit3.llf, rel=1e-14)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "exactly one"),
-    ({"order": [1, 2], "by": "x"}, "exactly one"),
-    ({"order": [1, 1, 2]}, "each of the 3"),
-    ({"order": [1, 2, 4]}, "numbered 1..3"),
-    ({"reference": "comp9"}, "numbered 1..3"),
-    ({"by": "w"}, "choose from"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "exactly one"),
+        ({"order": [1, 2], "by": "x"}, "exactly one"),
+        ({"order": [1, 1, 2]}, "each of the 3"),
+        ({"order": [1, 2, 4]}, "numbered 1..3"),
+        ({"reference": "comp9"}, "numbered 1..3"),
+        ({"by": "w"}, "choose from"),
+    ],
+)
 def test_relabel_errors(fit3, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit3.relabel(**kwargs)

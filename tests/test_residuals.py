@@ -45,8 +45,9 @@ def mixture(name, n=600, seed=3):
 def test_poisson_glm_residuals_equal_statsmodels(kind):
     glm = sim2_glm()
     ours = residuals(glm, kind)
-    np.testing.assert_allclose(ours.to_numpy(), getattr(glm, f"resid_{kind}"),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        ours.to_numpy(), getattr(glm, f"resid_{kind}"), rtol=1e-12, atol=1e-14
+    )
     assert ours.index.equals(sim2().data.index)
 
 
@@ -55,8 +56,9 @@ def test_poisson_k1_mixture_equals_statsmodels(kind):
     s = sim2()
     res = emglm(f"y ~ {SIM2_RHS}", s.data, "poisson", K=1, random_state=0)
     ours = res.residuals(kind)
-    np.testing.assert_allclose(ours.to_numpy(), getattr(sim2_glm(), f"resid_{kind}"),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        ours.to_numpy(), getattr(sim2_glm(), f"resid_{kind}"), rtol=1e-6, atol=1e-8
+    )
 
 
 @functools.cache
@@ -81,8 +83,9 @@ def test_binomial_family_instance_reused_from_a_glm_fit():
     data, res, glm = binomial_counts()
     formula = "succ + fail ~ x1 + x2"
     reused = emglm(formula, data, glm.model.family, K=1, random_state=0)
-    np.testing.assert_allclose(residuals(reused, "deviance"), glm.resid_deviance,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        residuals(reused, "deviance"), glm.resid_deviance, rtol=1e-6, atol=1e-8
+    )
 
 
 def test_binomial_response_residual_is_on_the_proportion_scale():
@@ -90,12 +93,15 @@ def test_binomial_response_residual_is_on_the_proportion_scale():
     trials = (data.succ + data.fail).to_numpy()
     # statsmodels multiplies by the number of trials (counts); ours stays
     # on the scale of the proportion, like fittedvalues.
-    np.testing.assert_allclose(residuals(glm, "response") * trials, glm.resid_response,
-                               rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(residuals(res, "response"),
-                               data.succ / trials - res.fittedvalues, rtol=1e-12)
-    np.testing.assert_allclose(residuals(res, "response") * trials, glm.resid_response,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        residuals(glm, "response") * trials, glm.resid_response, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        residuals(res, "response"), data.succ / trials - res.fittedvalues, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        residuals(res, "response") * trials, glm.resid_response, rtol=1e-6, atol=1e-8
+    )
 
 
 def test_bernoulli_glm_residuals_equal_statsmodels():
@@ -104,8 +110,9 @@ def test_bernoulli_glm_residuals_equal_statsmodels():
     y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + x))))
     glm = sm.GLM(y, sm.add_constant(x), family=sm.families.Binomial()).fit()
     for kind in ("response", "pearson", "deviance"):
-        np.testing.assert_allclose(residuals(glm, kind), getattr(glm, f"resid_{kind}"),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            residuals(glm, kind), getattr(glm, f"resid_{kind}"), rtol=1e-12, atol=1e-14
+        )
     assert residuals(glm).index.equals(pd.RangeIndex(300))
 
 
@@ -113,25 +120,27 @@ def test_negative_binomial_glm_residuals_equal_statsmodels():
     data, formula = simulate_mixture("negative_binomial", 400, 1, 2)
     glm = smf.glm(formula, data, family=sm.families.NegativeBinomial(alpha=0.5)).fit()
     for kind in ("response", "pearson", "deviance"):
-        np.testing.assert_allclose(residuals(glm, kind), getattr(glm, f"resid_{kind}"),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            residuals(glm, kind), getattr(glm, f"resid_{kind}"), rtol=1e-12, atol=1e-14
+        )
 
 
-@pytest.mark.parametrize("kind, family", [
-    ("gaussian", sm.families.Gaussian()),
-    ("gamma_log", sm.families.Gamma(L.Log())),
-    ("inverse_gaussian_log", sm.families.InverseGaussian(L.Log())),
-])
+@pytest.mark.parametrize(
+    "kind, family",
+    [
+        ("gaussian", sm.families.Gaussian()),
+        ("gamma_log", sm.families.Gamma(L.Log())),
+        ("inverse_gaussian_log", sm.families.InverseGaussian(L.Log())),
+    ],
+)
 def test_dispersion_families_are_statsmodels_divided_by_sqrt_scale(kind, family):
     # Two components make the dispersion of one GLM clearly differ from 1.
     data, formula = simulate_mixture(kind, 300, 2, 4)
     glm = smf.glm(formula, data, family=family).fit()
     root = np.sqrt(glm.scale)
-    assert abs(root - 1.0) > 0.05      # the scaling is visible
-    np.testing.assert_allclose(residuals(glm, "pearson"), glm.resid_pearson / root,
-                               rtol=1e-12)
-    np.testing.assert_allclose(residuals(glm, "deviance"), glm.resid_deviance / root,
-                               rtol=1e-12)
+    assert abs(root - 1.0) > 0.05  # the scaling is visible
+    np.testing.assert_allclose(residuals(glm, "pearson"), glm.resid_pearson / root, rtol=1e-12)
+    np.testing.assert_allclose(residuals(glm, "deviance"), glm.resid_deviance / root, rtol=1e-12)
     np.testing.assert_allclose(residuals(glm, "response"), glm.resid_response, rtol=1e-12)
 
 
@@ -140,13 +149,12 @@ def test_glm_variance_weights_enter_like_statsmodels():
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=200)
     glm = smf.glm(formula, data, family=sm.families.Gaussian(), var_weights=w).fit()
     root = np.sqrt(glm.scale)
-    np.testing.assert_allclose(residuals(glm, "pearson"), glm.resid_pearson / root,
-                               rtol=1e-12)
-    np.testing.assert_allclose(residuals(glm, "deviance"), glm.resid_deviance / root,
-                               rtol=1e-12)
+    np.testing.assert_allclose(residuals(glm, "pearson"), glm.resid_pearson / root, rtol=1e-12)
+    np.testing.assert_allclose(residuals(glm, "deviance"), glm.resid_deviance / root, rtol=1e-12)
     # A gaussian with variance phi / w: the quantile residual is standardised.
-    np.testing.assert_allclose(residuals(glm, "quantile"),
-                               glm.resid_response * np.sqrt(w) / root, rtol=1e-8)
+    np.testing.assert_allclose(
+        residuals(glm, "quantile"), glm.resid_response * np.sqrt(w) / root, rtol=1e-8
+    )
 
 
 def test_gaussian_k1_quantile_residual_is_the_standardised_residual():
@@ -165,18 +173,20 @@ def test_poisson_residuals_of_one_row_by_hand():
     i = 7
     x = data.loc[i, ["V1", "V2", "V3", "V4", "V5"]].to_numpy(dtype=float)
     y = float(data.loc[i, "y"])
-    mu = np.exp(x @ res.params.to_numpy())                  # (K,)
+    mu = np.exp(x @ res.params.to_numpy())  # (K,)
     pi = res.prior.to_numpy()
     tau = res.posterior.loc[i].to_numpy()
     dev = 2 * (y * np.log(y / mu) - (y - mu)) if y > 0 else 2 * mu
     for k in range(2):
         assert res.residuals("response", component=k + 1)[i] == pytest.approx(y - mu[k])
         assert res.residuals("pearson", component=f"comp{k + 1}")[i] == pytest.approx(
-            (y - mu[k]) / np.sqrt(mu[k]))
+            (y - mu[k]) / np.sqrt(mu[k])
+        )
         assert res.residuals("deviance", component=k + 1)[i] == pytest.approx(
-            np.sign(y - mu[k]) * np.sqrt(dev[k]))
+            np.sign(y - mu[k]) * np.sqrt(dev[k])
+        )
     m = pi @ mu
-    var = pi @ (mu + mu ** 2) - m ** 2
+    var = pi @ (mu + mu**2) - m**2
     assert res.residuals("response")[i] == pytest.approx(y - m)
     assert res.residuals("pearson")[i] == pytest.approx((y - m) / np.sqrt(var))
     assert res.residuals("deviance")[i] == pytest.approx(np.sign(y - m) * np.sqrt(tau @ dev))
@@ -195,10 +205,11 @@ def test_gaussian_residuals_of_one_row_by_hand():
         for kind in ("pearson", "deviance", "quantile"):
             assert res.residuals(kind, component=k + 1)[i] == pytest.approx(z, rel=1e-9)
     m = pi @ mu
-    var = pi @ (phi + mu ** 2) - m ** 2
+    var = pi @ (phi + mu**2) - m**2
     assert res.residuals("pearson")[i] == pytest.approx((y - m) / np.sqrt(var))
     assert res.residuals("deviance")[i] == pytest.approx(
-        np.sign(y - m) * np.sqrt(tau @ ((y - mu) ** 2 / phi)))
+        np.sign(y - m) * np.sqrt(tau @ ((y - mu) ** 2 / phi))
+    )
     u = pi @ stats.norm.cdf(y, mu, np.sqrt(phi))
     assert res.residuals("quantile")[i] == pytest.approx(stats.norm.ppf(u), rel=1e-9)
 
@@ -212,7 +223,7 @@ def test_binomial_quantile_residual_lies_between_the_cdf_steps():
     upper = stats.binom.cdf(succ[:, None], trials[:, None], mu) @ pi
     u = stats.norm.cdf(res.residuals("quantile", random_state=3).to_numpy())
     assert np.all(u >= lower - 1e-12) and np.all(u <= upper + 1e-12)
-    assert np.mean(upper - lower) > 0.05    # the randomisation does something
+    assert np.mean(upper - lower) > 0.05  # the randomisation does something
 
 
 # ------------------------------------------- distributions under the model
@@ -226,8 +237,10 @@ def test_mixture_variance_formula_equals_monte_carlo(name):
     rng = np.random.default_rng(0)
     fit = _as_fit(res)
     sub = dataclasses.replace(
-        fit, mu=np.repeat(fit.mu[rows], 100_000, axis=0),
-        trials=np.repeat(fit.trials[rows], 100_000))
+        fit,
+        mu=np.repeat(fit.mu[rows], 100_000, axis=0),
+        trials=np.repeat(fit.trials[rows], 100_000),
+    )
     draws = simulate(sub, rng).reshape(len(rows), -1)
     # Five Monte Carlo standard errors.
     assert np.all(np.abs(draws.mean(axis=1) - mean) < 5 * np.sqrt(var / draws.shape[1]))
@@ -265,8 +278,12 @@ def test_residuals_of_data_drawn_from_the_fitted_mixture(name):
     rng = np.random.default_rng(1)
     reps = 20
     big = dataclasses.replace(
-        fit, mu=np.tile(fit.mu, (reps, 1)), trials=np.tile(fit.trials, reps),
-        var_weights=np.ones(reps * fit.y.size), posterior=np.tile(fit.posterior, (reps, 1)))
+        fit,
+        mu=np.tile(fit.mu, (reps, 1)),
+        trials=np.tile(fit.trials, reps),
+        var_weights=np.ones(reps * fit.y.size),
+        posterior=np.tile(fit.posterior, (reps, 1)),
+    )
     y = simulate(big, rng)
     drawn = dataclasses.replace(big, y=y)
     q = _compute(drawn, "quantile", None, 2)
@@ -294,12 +311,16 @@ def test_quantile_residuals_detect_a_missing_component_on_sim2():
 # ------------------------------------------------ CDFs against densities
 CDF_CASES = [
     ("poisson", {}, np.array([0.0, 1, 3, 7, 20]), np.array([0.4, 2.0, 3.5, 5.0, 18.0]), 1.0),
-    ("negative_binomial", {"alpha": 0.7}, np.array([0.0, 1, 4, 9, 30]),
-     np.array([0.5, 2.0, 3.0, 8.0, 25.0]), 1.0),
+    (
+        "negative_binomial",
+        {"alpha": 0.7},
+        np.array([0.0, 1, 4, 9, 30]),
+        np.array([0.5, 2.0, 3.0, 8.0, 25.0]),
+        1.0,
+    ),
     ("gaussian", {}, np.array([-2.0, 0.3, 1.0, 4.0]), np.array([-1.0, 0.0, 2.0, 3.0]), 1.7),
     ("gamma", {}, np.array([0.2, 1.0, 2.5, 7.0]), np.array([0.5, 1.2, 2.0, 5.0]), 0.4),
-    ("inverse_gaussian", {}, np.array([0.2, 1.0, 2.5, 7.0]),
-     np.array([0.5, 1.2, 2.0, 5.0]), 0.3),
+    ("inverse_gaussian", {}, np.array([0.2, 1.0, 2.5, 7.0]), np.array([0.5, 1.2, 2.0, 5.0]), 0.3),
 ]
 
 
@@ -327,8 +348,11 @@ def test_cdf_parametrisation_matches_the_log_density(name, kwargs, y, mu, scale)
         np.testing.assert_allclose((up - down) / (2 * h), density, rtol=1e-6)
         # A variance weight w is the same family with dispersion scale / w.
         w = 2.5
-        np.testing.assert_allclose(family.cdf_bounds(y, mu, scale, var_weights=w)[1],
-                                   family.cdf_bounds(y, mu, scale / w)[1], rtol=1e-12)
+        np.testing.assert_allclose(
+            family.cdf_bounds(y, mu, scale, var_weights=w)[1],
+            family.cdf_bounds(y, mu, scale / w)[1],
+            rtol=1e-12,
+        )
 
 
 def test_binomial_cdf_matches_the_log_density():
@@ -338,8 +362,7 @@ def test_binomial_cdf_matches_the_log_density():
     mu = np.array([0.3, 0.2, 0.5, 0.9, 0.4, 0.7])
     y = successes / trials
     lower, upper, _, _ = family.cdf_bounds(y, mu, 1.0, trials)
-    np.testing.assert_allclose(upper - lower, np.exp(family.loglike(y, mu, 1.0, trials)),
-                               rtol=1e-9)
+    np.testing.assert_allclose(upper - lower, np.exp(family.loglike(y, mu, 1.0, trials)), rtol=1e-9)
 
 
 def test_inverse_gaussian_moments():
@@ -347,7 +370,7 @@ def test_inverse_gaussian_moments():
     mu, phi = 1.7, 0.4
     dist = stats.invgauss(mu * phi, scale=1 / phi)
     assert dist.mean() == pytest.approx(mu)
-    assert dist.var() == pytest.approx(phi * mu ** 3)
+    assert dist.var() == pytest.approx(phi * mu**3)
 
 
 def test_quantile_residuals_stay_finite_in_the_far_tails():
@@ -359,8 +382,7 @@ def test_quantile_residuals_stay_finite_in_the_far_tails():
     assert np.all(r[::2] > 30) and np.all(r[1::2] < -30)
     # The upper tail keeps its precision: 1 - F(y) far below machine epsilon.
     top = fit.mu.max() + 12 * np.sqrt(fit.scale.max())
-    r_top = _compute(dataclasses.replace(fit, y=np.full(fit.y.size, top)), "quantile",
-                     None, None)
+    r_top = _compute(dataclasses.replace(fit, y=np.full(fit.y.size, top)), "quantile", None, None)
     assert np.all(r_top > 8.5)
 
 
@@ -378,8 +400,9 @@ def test_same_seed_same_residuals_and_different_seeds_differ():
 
 def test_continuous_quantile_residuals_do_not_depend_on_the_seed():
     res, _ = mixture("gaussian")
-    pd.testing.assert_series_equal(res.residuals("quantile", random_state=1),
-                                   res.residuals("quantile", random_state=2))
+    pd.testing.assert_series_equal(
+        res.residuals("quantile", random_state=1), res.residuals("quantile", random_state=2)
+    )
 
 
 def test_index_follows_the_rows_used():
@@ -424,9 +447,11 @@ def test_bad_component_raises(bad):
 
 def test_component_of_a_glm_is_only_comp1():
     glm = sim2_glm()
-    pd.testing.assert_series_equal(residuals(glm, "pearson", component=1),
-                                   residuals(glm, "pearson", component="comp1"),
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        residuals(glm, "pearson", component=1),
+        residuals(glm, "pearson", component="comp1"),
+        check_names=False,
+    )
     with pytest.raises(ValueError):
         residuals(glm, "pearson", component=2)
 
@@ -438,7 +463,6 @@ def test_other_objects_are_refused():
 
 def test_discrete_glm_with_variance_weights_has_no_quantile_residuals():
     data, formula = simulate_mixture("poisson", 100, 1, 6)
-    glm = smf.glm(formula, data, family=sm.families.Poisson(),
-                  var_weights=np.full(100, 2.0)).fit()
+    glm = smf.glm(formula, data, family=sm.families.Poisson(), var_weights=np.full(100, 2.0)).fit()
     with pytest.raises(ValueError, match="variance weights"):
         residuals(glm, "quantile")

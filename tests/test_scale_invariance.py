@@ -51,10 +51,14 @@ FAMILIES = {
     "binomial": ("binomial", fams.Binomial),
     "gaussian": ("gaussian", fams.Gaussian),
     "gamma": (fams.Gamma(links.Log()), lambda: fams.Gamma(links.Log())),
-    "inverse_gaussian": (fams.InverseGaussian(links.Log()),
-                         lambda: fams.InverseGaussian(links.Log())),
-    "negative_binomial": (fams.NegativeBinomial(alpha=NB_ALPHA),
-                          lambda: fams.NegativeBinomial(alpha=NB_ALPHA)),
+    "inverse_gaussian": (
+        fams.InverseGaussian(links.Log()),
+        lambda: fams.InverseGaussian(links.Log()),
+    ),
+    "negative_binomial": (
+        fams.NegativeBinomial(alpha=NB_ALPHA),
+        lambda: fams.NegativeBinomial(alpha=NB_ALPHA),
+    ),
 }
 
 
@@ -84,8 +88,11 @@ def simulate(name, coef, prior, rng, n, x):
 
 # Well separated components: intercepts apart by several standard deviations.
 TRUE_INTERCEPTS = {
-    "poisson": [0.3, 2.0, 3.5], "binomial": [-2.5, 0.0, 2.5], "gaussian": [-3.0, 0.0, 3.0],
-    "gamma": [0.0, 1.5, 3.0], "inverse_gaussian": [0.0, 1.5, 3.0],
+    "poisson": [0.3, 2.0, 3.5],
+    "binomial": [-2.5, 0.0, 2.5],
+    "gaussian": [-3.0, 0.0, 3.0],
+    "gamma": [0.0, 1.5, 3.0],
+    "inverse_gaussian": [0.0, 1.5, 3.0],
     "negative_binomial": [0.5, 2.5, 4.5],
 }
 TRUE_SLOPES = [0.6, -0.5, 0.3]
@@ -104,8 +111,9 @@ def base_fit(name, K):
     rng = np.random.default_rng(100 + 10 * K + list(FAMILIES).index(name))
     n = 400 * K
     x = np.column_stack([np.ones(n), rng.normal(size=n), rng.uniform(-1.0, 1.0, size=n)])
-    coef = np.array([TRUE_INTERCEPTS[name][:K] if K > 1 else [1.0],
-                     TRUE_SLOPES[:K], TRUE_SECOND[:K]])
+    coef = np.array(
+        [TRUE_INTERCEPTS[name][:K] if K > 1 else [1.0], TRUE_SLOPES[:K], TRUE_SECOND[:K]]
+    )
     prior = np.full(K, 1.0 / K)
     y = simulate(name, coef, prior, rng, n, x)
     start = {"params": coef, "prior": prior}
@@ -120,8 +128,7 @@ def rescaled_fit(name, K, scales):
     from the base estimates in the new units."""
     y, x, base = base_fit(name, K)
     scales = np.asarray(scales, dtype=float)
-    start = {"params": base.params.to_numpy() / scales[:, None],
-             "prior": base.prior.to_numpy()}
+    start = {"params": base.params.to_numpy() / scales[:, None], "prior": base.prior.to_numpy()}
     if base.model.family.estimates_scale:
         start["scale"] = base.scale.to_numpy()
     return model(name, y, x * scales, K).fit(start=start)
@@ -150,8 +157,9 @@ def k1_data(name, x_column, rng):
     column's own units."""
     n = len(x_column)
     std = (x_column - x_column.mean()) / x_column.std()
-    y = simulate(name, np.array([[1.0], [0.5]]), np.ones(1), rng, n,
-                 np.column_stack([np.ones(n), std]))
+    y = simulate(
+        name, np.array([[1.0], [0.5]]), np.ones(1), rng, n, np.column_stack([np.ones(n), std])
+    )
     return y, np.column_stack([np.ones(n), x_column])
 
 
@@ -161,15 +169,17 @@ def check_k1(name, y, x):
     scale = float(res.scale.iloc[0])
     params, cov = statsmodels_observed(name, y, x, scale)
     ours = res.bse["comp1"].to_numpy()
-    np.testing.assert_allclose(res.params["comp1"].to_numpy(), params, rtol=1e-7,
-                               atol=1e-9 * np.abs(params).max())
+    np.testing.assert_allclose(
+        res.params["comp1"].to_numpy(), params, rtol=1e-7, atol=1e-9 * np.abs(params).max()
+    )
     np.testing.assert_allclose(ours, np.sqrt(np.diag(cov)), rtol=SE_RTOL)
     # The whole coefficient block of the covariance, relative to the SEs.
     names = [f"comp1:{name_}" for name_ in res.model.exog_names]
     block = res.cov_params().loc[names, names].to_numpy()
     se = np.sqrt(np.diag(cov))
-    np.testing.assert_allclose(block / np.outer(se, se), cov / np.outer(se, se),
-                               rtol=SE_RTOL, atol=SE_RTOL)
+    np.testing.assert_allclose(
+        block / np.outer(se, se), cov / np.outer(se, se), rtol=SE_RTOL, atol=SE_RTOL
+    )
     return res
 
 
@@ -186,8 +196,9 @@ def test_k1_matches_statsmodels_with_scaled_column(name, c):
     if c != 1.0:
         # ... and is the unscaled fit's, divided by c.
         unscaled = model(name, y, design, 1).fit()
-        np.testing.assert_allclose(res.bse["comp1"].to_numpy() * [1.0, c],
-                                   unscaled.bse["comp1"].to_numpy(), rtol=SE_RTOL)
+        np.testing.assert_allclose(
+            res.bse["comp1"].to_numpy() * [1.0, c], unscaled.bse["comp1"].to_numpy(), rtol=SE_RTOL
+        )
 
 
 @pytest.mark.parametrize("name", K1_FAMILIES)
@@ -199,8 +210,9 @@ def test_k1_income_in_dollars(name):
     y, design = k1_data(name, income, rng)
     res = check_k1(name, y, design)
     in_10k = model(name, y, design / np.array([1.0, 1e4]), 1).fit()
-    np.testing.assert_allclose(res.bse["comp1"].to_numpy() * [1.0, 1e4],
-                               in_10k.bse["comp1"].to_numpy(), rtol=SE_RTOL)
+    np.testing.assert_allclose(
+        res.bse["comp1"].to_numpy() * [1.0, 1e4], in_10k.bse["comp1"].to_numpy(), rtol=SE_RTOL
+    )
 
 
 @pytest.mark.parametrize("name", K1_FAMILIES)
@@ -237,16 +249,19 @@ def test_bse_invariant_to_column_rescaling(name, K, u):
     scales = np.array([1.0, 10.0 ** u[0], 10.0 ** u[1]])
     res = _assert_no_estimation_warning(lambda: rescaled_fit(name, K, scales))
     np.testing.assert_allclose(res.llf, base.llf, rtol=1e-10)
-    np.testing.assert_allclose(res.params.to_numpy() * scales[:, None], base.params.to_numpy(),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        res.params.to_numpy() * scales[:, None], base.params.to_numpy(), rtol=1e-6, atol=1e-8
+    )
     np.testing.assert_allclose(res.bse.to_numpy() * scales[:, None], se, rtol=SE_RTOL)
     if K > 1:
         assert np.all(np.isfinite(base.prior_bse))
-        np.testing.assert_allclose(res.prior_bse.to_numpy(), base.prior_bse.to_numpy(),
-                                   rtol=SE_RTOL)
+        np.testing.assert_allclose(
+            res.prior_bse.to_numpy(), base.prior_bse.to_numpy(), rtol=SE_RTOL
+        )
     if base.model.family.estimates_scale:
-        np.testing.assert_allclose(res.scale_bse.to_numpy(), base.scale_bse.to_numpy(),
-                                   rtol=SE_RTOL)
+        np.testing.assert_allclose(
+            res.scale_bse.to_numpy(), base.scale_bse.to_numpy(), rtol=SE_RTOL
+        )
 
 
 def test_income_mixture_k2():
@@ -260,13 +275,14 @@ def test_income_mixture_k2():
     data = pd.DataFrame({"y": rng.poisson(np.exp(eta)), "inc": income})
     start = {"params": np.array([[0.2, 2.5], [1.5e-5, -1.0e-5]]), "prior": [0.5, 0.5]}
     dollars = _assert_no_estimation_warning(
-        lambda: emglm("y ~ inc", data, family="poisson", K=2, start=start))
+        lambda: emglm("y ~ inc", data, family="poisson", K=2, start=start)
+    )
     start_10k = dict(start, params=start["params"] * np.array([[1.0], [1e4]]))
-    tens = emglm("y ~ inc", data.assign(inc=data.inc / 1e4), family="poisson", K=2,
-                 start=start_10k)
+    tens = emglm("y ~ inc", data.assign(inc=data.inc / 1e4), family="poisson", K=2, start=start_10k)
     assert np.all(np.isfinite(dollars.prior_bse))
-    np.testing.assert_allclose(dollars.bse.to_numpy() * [[1.0], [1e4]], tens.bse.to_numpy(),
-                               rtol=SE_RTOL)
+    np.testing.assert_allclose(
+        dollars.bse.to_numpy() * [[1.0], [1e4]], tens.bse.to_numpy(), rtol=SE_RTOL
+    )
     np.testing.assert_allclose(dollars.prior_bse, tens.prior_bse, rtol=SE_RTOL)
 
 
@@ -276,8 +292,10 @@ def _duplicated_fit(c):
     halves, refitted with the first covariate in units ``1 / c``."""
     y, x, base = base_fit("poisson", 2)
     p = base.params.to_numpy() / np.array([[1.0], [c], [1.0]])
-    start = {"params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
-             "prior": [base.prior.iloc[0], base.prior.iloc[1] / 2, base.prior.iloc[1] / 2]}
+    start = {
+        "params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
+        "prior": [base.prior.iloc[0], base.prior.iloc[1] / 2, base.prior.iloc[1] / 2],
+    }
     with warnings.catch_warnings():
         # The duplicated point is a saddle: Newton cannot confirm a maximum.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -356,17 +374,22 @@ def test_engine_solves_are_scale_invariant():
     singular[3, :] = singular[:, 3] = 0.0
     indefinite = gram - 40.0 * np.outer(a[0], a[0]) / (a[0] @ a[0])
     assert np.linalg.eigvalsh(indefinite).min() < 0
-    ref = {key: fn() for key, fn in {
-        "solve": lambda: _solve_normal_equations(gram, rhs),
-        "lstsq": lambda: _solve_normal_equations(singular, singular @ rhs),
-        "ascent": lambda: _ascent_direction(indefinite, rhs)}.items()}
+    ref = {
+        key: fn()
+        for key, fn in {
+            "solve": lambda: _solve_normal_equations(gram, rhs),
+            "lstsq": lambda: _solve_normal_equations(singular, singular @ rhs),
+            "ascent": lambda: _ascent_direction(indefinite, rhs),
+        }.items()
+    }
     assert ref["solve"][1] and not ref["lstsq"][1] and not ref["ascent"][1]
     for _ in range(5):
         d = 10.0 ** rng.uniform(-12.0, 12.0, size=4)
         got = {
             "solve": _solve_normal_equations(d[:, None] * gram * d, d * rhs),
             "lstsq": _solve_normal_equations(d[:, None] * singular * d, d * (singular @ rhs)),
-            "ascent": _ascent_direction(d[:, None] * indefinite * d, d * rhs)}
+            "ascent": _ascent_direction(d[:, None] * indefinite * d, d * rhs),
+        }
         for key in ref:
             assert got[key][1] == ref[key][1], key
             np.testing.assert_allclose(got[key][0] * d, ref[key][0], rtol=1e-8, err_msg=key)

@@ -19,10 +19,17 @@ def test_select_k_on_the_bundled_data(name, expected):
     choice = select_k(FORMULA, sim.data, "poisson", K=range(1, 5), random_state=1)
     assert choice.best_k == expected
     assert list(choice.table.index) == [1, 2, 3, 4]
-    assert list(choice.table.columns) == ["llf", "df", "aic", "bic", "icl", "converged",
-                                          "n_iter", "n_best"]
-    assert all(1 <= choice.table.loc[k, "n_best"] == res.n_best
-               for k, res in choice.fits.items())
+    assert list(choice.table.columns) == [
+        "llf",
+        "df",
+        "aic",
+        "bic",
+        "icl",
+        "converged",
+        "n_iter",
+        "n_best",
+    ]
+    assert all(1 <= choice.table.loc[k, "n_best"] == res.n_best for k, res in choice.fits.items())
     assert choice.table.df.tolist() == [5, 11, 17, 23]
     for k, res in choice.fits.items():
         row = choice.table.loc[k]
@@ -37,8 +44,9 @@ def test_select_k_on_the_bundled_data(name, expected):
 def test_select_k_on_the_r_package_data(name, expected, request):
     data = request.getfixturevalue(f"{name}_r")
     for criterion in ("bic", "icl"):
-        choice = select_k(FORMULA, data, "poisson", K=[1, 2, 3], criterion=criterion,
-                          random_state=2)
+        choice = select_k(
+            FORMULA, data, "poisson", K=[1, 2, 3], criterion=criterion, random_state=2
+        )
         assert choice.best_k == expected, criterion
 
 
@@ -55,8 +63,7 @@ def test_select_k_plot_shows_the_table():
 
 def test_bootstrap_rejects_one_component_on_sim2():
     sim2 = datasets.load_sim2()
-    test = bootstrap_lrt(FORMULA, sim2.data, "poisson", 1, 2, n_boot=199, random_state=3,
-                         n_jobs=2)
+    test = bootstrap_lrt(FORMULA, sim2.data, "poisson", 1, 2, n_boot=199, random_state=3, n_jobs=2)
     assert test.pvalue < 0.01
     assert test.pvalue == pytest.approx(1 / 200)
     assert test.statistic == pytest.approx(2 * (test.fit1.llf - test.fit0.llf))
@@ -96,7 +103,7 @@ def test_results_are_identical_for_any_n_jobs():
 def test_progress_bar_only_when_asked(capsys):
     data = _small_problem()
     emglm(FORMULA, data, "poisson", K=2, random_state=1, n_init=3)
-    assert capsys.readouterr().err == ""          # not a terminal: silent
+    assert capsys.readouterr().err == ""  # not a terminal: silent
     res = emglm(FORMULA, data, "poisson", K=2, random_state=1, n_init=3, progress=True)
     err = capsys.readouterr().err
     # The bar counts every full run (on small data every screened candidate).
@@ -111,6 +118,7 @@ def test_simulate_draws_from_the_fitted_mixture():
     # The average of 40 draws of the mixture is close to the mixture mean
     # (in Pearson units of the mixture variance).
     resid = (draws.mean(axis=0) - expected) / np.sqrt(
-        res.residuals("response").pow(2).mean() / 40 + expected / 40)
+        res.residuals("response").pow(2).mean() / 40 + expected / 40
+    )
     assert abs(resid.mean()) < 0.1
     np.testing.assert_array_equal(simulate(res, 3), simulate(res, 3))

@@ -28,12 +28,15 @@ def test_a_spec_gives_the_fit_of_its_keywords(sim2):
     assert unweighted.wnobs == len(data) and by_spec.wnobs == data["w"].sum()
 
 
-@pytest.mark.parametrize("call", [
-    lambda f, d: emglm(f, d, "poisson", 2, weigths="w"),
-    lambda f, d: small_em(f, d, "poisson", 2, repeats=1, concommitant="~ 1"),
-    lambda f, d: select_k(f, d, "poisson", [1], groop="g"),
-    lambda f, d: EMGLM.from_formula(f, d, "poisson", 2, offest="x"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f, d: emglm(f, d, "poisson", 2, weigths="w"),
+        lambda f, d: small_em(f, d, "poisson", 2, repeats=1, concommitant="~ 1"),
+        lambda f, d: select_k(f, d, "poisson", [1], groop="g"),
+        lambda f, d: EMGLM.from_formula(f, d, "poisson", 2, offest="x"),
+    ],
+)
 def test_a_misspelt_model_keyword_is_refused_by_name(sim2, call):
     with pytest.raises(TypeError, match="unexpected keyword argument .*did you mean"):
         call(sim2.formula, sim2.data)
@@ -87,8 +90,9 @@ def test_pandas_arrays_keep_their_names_and_index(sim2):
     assert res.posterior.index.equals(data.index)
     assert "Dep. Variable:                        y" in res.summary().as_text()
     # The same fit as from plain arrays, where the labels are generated.
-    plain = EMGLM(data["y"].to_numpy(), data[["V1", "V2", "V3", "V4", "V5"]].to_numpy(),
-                  "poisson", 2).fit(random_state=1, n_init=2)
+    plain = EMGLM(
+        data["y"].to_numpy(), data[["V1", "V2", "V3", "V4", "V5"]].to_numpy(), "poisson", 2
+    ).fit(random_state=1, n_init=2)
     assert plain.llf == res.llf and list(plain.params.index) == [f"x{j}" for j in range(5)]
     assert plain.posterior.index.equals(pd.RangeIndex(len(data)))
     # Explicit names still win.

@@ -62,14 +62,12 @@ def test_emglm_defaults_reach_best_biochemists(bio, bio_best, seed):
     assert res.llf == pytest.approx(bio_best, abs=1e-3)
     assert res.converged
     # The fem effects of the best maximum (flexmix): -0.14 and -0.30.
-    assert np.sort(res.params.loc["fem"].to_numpy()) == pytest.approx([-0.3018, -0.1398],
-                                                                      abs=2e-3)
+    assert np.sort(res.params.loc["fem"].to_numpy()) == pytest.approx([-0.3018, -0.1398], abs=2e-3)
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_warmup_reaches_best_biochemists(bio, bio_best, seed):
-    res = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=2, start="warmup",
-                     random_state=seed)
+    res = _quiet_fit(BIO_FORMULA, bio, family="poisson", K=2, start="warmup", random_state=seed)
     assert res.llf == pytest.approx(bio_best, abs=1e-3)
 
 
@@ -77,14 +75,28 @@ def test_warmup_reaches_best_biochemists(bio, bio_best, seed):
 def test_cli_defaults_reach_best_biochemists(bio_best, seed):
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        status = main(["fit", str(REF / "biochemists.csv"), BIO_FORMULA, "--family", "poisson",
-                       "-K", "2", "--seed", str(seed), "--format", "json"])
+        status = main(
+            [
+                "fit",
+                str(REF / "biochemists.csv"),
+                BIO_FORMULA,
+                "--family",
+                "poisson",
+                "-K",
+                "2",
+                "--seed",
+                str(seed),
+                "--format",
+                "json",
+            ]
+        )
     assert status == 0
     fitted = json.loads(out.getvalue())
     assert fitted["llf"] == pytest.approx(bio_best, abs=1e-3)
     assert 1 <= fitted["n_best"] <= fitted["n_starts"]
-    assert (f"best llf replicated: {fitted['n_best']} of {fitted['n_starts']} starts"
-            in err.getvalue())
+    assert (
+        f"best llf replicated: {fitted['n_best']} of {fitted['n_starts']} starts" in err.getvalue()
+    )
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -139,8 +151,7 @@ def test_many_levels_defaults_reach_best(many, many_nested, seed):
     # The nested starts are recorded, and the bound they give is kept.
     kinds = set(res.starts["kind"])
     assert {"nested: shared effects", "nested: shared C(g)"} <= kinds
-    assert res.fit_options["start_bounds"]["nested"] == pytest.approx(many_nested.llf,
-                                                                       abs=1e-6)
+    assert res.fit_options["start_bounds"]["nested"] == pytest.approx(many_nested.llf, abs=1e-6)
 
 
 # ------------------------------------------------------- the record of starts
@@ -166,7 +177,8 @@ def test_starts_record_half_at_worse_maximum(two_maxima):
     assert res.n_best == 2
     assert starts["best"].tolist() == [True, False, True, False]
     assert starts["llf"].to_numpy() == pytest.approx(
-        [best.llf, worse.llf, best.llf, worse.llf], abs=1e-6)
+        [best.llf, worse.llf, best.llf, worse.llf], abs=1e-6
+    )
     assert starts["converged"].all() and (starts["stage"] == "full").all()
     assert "Best llf replicated:" in res.summary().as_text()
     assert "2 of 4 starts" in res.summary().as_text()
@@ -196,8 +208,11 @@ def test_auto_start_record(bio):
     # split of the K=1 fit) run in full, and the nested start.
     assert len(full) == 10 and len(starts) == 10
     assert full.kind.value_counts().to_dict() == {
-        "random partition": 4, "regression lines": 4, "nested: shared effects": 1,
-        "split of K-1 component 1": 1}
+        "random partition": 4,
+        "regression lines": 4,
+        "nested: shared effects": 1,
+        "split of K-1 component 1": 1,
+    }
     assert res.n_best == count_replicates(full.llf)
     assert res.llf == pytest.approx(full.llf.max(), abs=1e-6)
     assert res.llf >= res.fit_options["start_bounds"]["K-1"]
@@ -224,9 +239,11 @@ def test_converged_means_strict_local_maximum(bio):
     assert res.converged and res.em_converged
     # Converged: the observed score is numerically zero at the estimates.
     from emformula.engine.louis import observed_score
+
     est = res.estimates
     data = res.model.data
     from emformula.engine import em as _em
+
     estep = _em.e_step(data, est)
     score = observed_score(data, est, estep.posterior, estep.mu)
     assert np.max(np.abs(score * np.sqrt(np.diag(res._covariance)))) < 1e-6
@@ -271,8 +288,22 @@ def test_many_levels_cli_defaults_five_seeds(tmp_path, many, seed):
     many.to_csv(path, index=False)
     out = io.StringIO()
     with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        assert main(["fit", str(path), MANY_FORMULA, "-K", "2", "--seed", str(200 + seed),
-                     "--format", "json"]) == 0
+        assert (
+            main(
+                [
+                    "fit",
+                    str(path),
+                    MANY_FORMULA,
+                    "-K",
+                    "2",
+                    "--seed",
+                    str(200 + seed),
+                    "--format",
+                    "json",
+                ]
+            )
+            == 0
+        )
     assert json.loads(out.getvalue())["llf"] == pytest.approx(_many_best_known(), abs=1e-3)
 
 
@@ -319,13 +350,18 @@ def test_never_below_the_k_minus_1_fit(bio, monkeypatch):
 
     monkeypatch.setattr(_starts, "_full_task", poor)
     search = _starts.search_starts(
-        EMGLM.from_formula(BIO_FORMULA, bio, "poisson", 2).data, 2,
+        EMGLM.from_formula(BIO_FORMULA, bio, "poisson", 2).data,
+        2,
         _starts.StartPlan(n_full=2, n_random=2, n_lines=2, nested=False),
-        np.random.SeedSequence(0), 0.0, max_iter=5000, tol=1e-10,
-        previous=one.estimates)
+        np.random.SeedSequence(0),
+        0.0,
+        max_iter=5000,
+        tol=1e-10,
+        previous=one.estimates,
+    )
     monkeypatch.setattr(_starts, "_full_task", real)
     llfs = [run.llf for run in search.runs]
     assert search.bounds["K-1"] == pytest.approx(one.llf, abs=1e-8)
-    assert max(llfs[:-1]) < one.llf - 10            # the patched runs are poor
+    assert max(llfs[:-1]) < one.llf - 10  # the patched runs are poor
     assert search.records[len(search.runs) - 1].kind == "K-1 fit, a component duplicated"
     assert llfs[-1] >= one.llf - 1e-8

@@ -50,8 +50,9 @@ def test_summary_numbers_are_the_results(fit2):
     for k, name in enumerate(fit2.component_names):
         assert f"Component {k + 1} (prior {fit2.prior[name]:.4f})" in text
         for term in fit2.params.index:
-            row = re.search(rf"^{term}\s+(\S+)\s+(\S+)\s+(\S+)", text.split(
-                f"Component {k + 1} ")[1], re.M)
+            row = re.search(
+                rf"^{term}\s+(\S+)\s+(\S+)\s+(\S+)", text.split(f"Component {k + 1} ")[1], re.M
+            )
             assert float(row.group(1)) == pytest.approx(fit2.params.loc[term, name], abs=1e-4)
             assert float(row.group(2)) == pytest.approx(fit2.bse.loc[term, name], abs=1e-3)
     assert "<table" in smry.as_html()
@@ -68,8 +69,9 @@ def test_icl_is_bic_plus_twice_the_entropy(fit2):
 
 
 def test_compare_reproduces_statsmodels_for_the_glm_row(sim2, fit2):
-    glm = sm.GLM.from_formula("y ~ V1 + V2 + V3 + V4 + V5", sim2.data,
-                              family=sm.families.Poisson()).fit()
+    glm = sm.GLM.from_formula(
+        "y ~ V1 + V2 + V3 + V4 + V5", sim2.data, family=sm.families.Poisson()
+    ).fit()
     one = emglm("y ~ V1 + V2 + V3 + V4 + V5", sim2.data, "poisson", K=1)
     table = compare(glm, one, fit2, names=["GLM", "K=1", "K=2"])
     assert table.loc["llf", "GLM"] == glm.llf
@@ -91,6 +93,7 @@ def test_compare_reproduces_statsmodels_for_the_glm_row(sim2, fit2):
 def test_compare_counts_the_gaussian_dispersion():
     rng = np.random.default_rng(3)
     import pandas as pd
+
     data = pd.DataFrame({"x": rng.normal(size=200)})
     data["y"] = 1 + 2 * data.x + rng.normal(size=200)
     glm = sm.GLM.from_formula("y ~ x", data, family=sm.families.Gaussian()).fit()
@@ -110,8 +113,10 @@ def test_compare_rejects_other_objects(fit2):
 
 def test_singular_information_warns_and_names_the_parameters(sim2, fit2):
     p = fit2.params.to_numpy()
-    start = {"params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
-             "prior": [fit2.prior.iloc[0], fit2.prior.iloc[1] / 2, fit2.prior.iloc[1] / 2]}
+    start = {
+        "params": np.column_stack([p[:, 0], p[:, 1], p[:, 1]]),
+        "prior": [fit2.prior.iloc[0], fit2.prior.iloc[1] / 2, fit2.prior.iloc[1] / 2],
+    }
     # The warning comes with the fit, attributed to the caller's line.
     with pytest.warns(EstimationWarning, match="logit_prior:comp2, logit_prior:comp3") as rec:
         res = emglm(sim2.formula, sim2.data, "poisson", K=3, start=start)

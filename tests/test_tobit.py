@@ -33,9 +33,9 @@ def test_k1_equals_survreg():
     np.testing.assert_allclose(res.params["comp1"], ref.loc[terms, "estimate"], rtol=1e-7)
     np.testing.assert_allclose(res.bse["comp1"], ref.loc[terms, "se"], rtol=1e-6)
     assert res.family_params.loc["sigma", "comp1"] == pytest.approx(
-        ref.loc["sigma", "estimate"], rel=1e-7)
-    assert res.family_bse.loc["sigma", "comp1"] == pytest.approx(ref.loc["sigma", "se"],
-                                                                  rel=1e-6)
+        ref.loc["sigma", "estimate"], rel=1e-7
+    )
+    assert res.family_bse.loc["sigma", "comp1"] == pytest.approx(ref.loc["sigma", "se"], rel=1e-6)
     # log(sigma) is survreg's Log(scale), with its standard error.
     i = res.param_names.index("comp1:log(sigma)")
     assert res.theta_bse.iloc[i] == pytest.approx(ref.loc["Log(scale)", "se"], rel=1e-6)
@@ -60,8 +60,9 @@ def test_derivatives_equal_numerical_derivatives(bounds):
     sigma = 1.7
     y = family.simulate_at(mu, (sigma,), 1.0, rng)
     assert np.any(y == bounds[0]) or np.any(y == bounds[1])
-    np.testing.assert_allclose(family.log_density(y, mu, (sigma,)),
-                               _loglike(y, mu, sigma, *bounds), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        family.log_density(y, mu, (sigma,)), _loglike(y, mu, sigma, *bounds), rtol=1e-12, atol=1e-12
+    )
     assert_one_parameter_derivatives(family, y, mu, sigma)
     assert np.all(family.eta_derivatives_at(y, mu, (sigma,))[2] > 0)  # IRLS weights
 
@@ -100,22 +101,37 @@ def test_k2_recovers_the_truth_and_is_at_least_a_direct_maximisation():
     rng = np.random.default_rng(0)
     best = -np.inf
     for _ in range(8):
-        start = np.array([rng.normal(0, 1), rng.normal(0, 1), 0.0, rng.normal(2, 1),
-                          rng.normal(0, 1), 0.0, 0.0])
-        fit = optimize.minimize(lambda t: -_mixture_llf(t, y, x), start, method="BFGS",
-                                options={"gtol": 1e-7, "maxiter": 5000})
+        start = np.array(
+            [rng.normal(0, 1), rng.normal(0, 1), 0.0, rng.normal(2, 1), rng.normal(0, 1), 0.0, 0.0]
+        )
+        fit = optimize.minimize(
+            lambda t: -_mixture_llf(t, y, x),
+            start,
+            method="BFGS",
+            options={"gtol": 1e-7, "maxiter": 5000},
+        )
         if np.isfinite(fit.fun):
             best = max(best, -fit.fun)
     assert res.llf >= best - 1e-6
-    theta = np.concatenate([res.params["comp1"], [np.log(res.family_params.iloc[0, 0])],
-                            res.params["comp2"], [np.log(res.family_params.iloc[0, 1])],
-                            [np.log(res.prior.iloc[1] / res.prior.iloc[0])]])
+    theta = np.concatenate(
+        [
+            res.params["comp1"],
+            [np.log(res.family_params.iloc[0, 0])],
+            res.params["comp2"],
+            [np.log(res.family_params.iloc[0, 1])],
+            [np.log(res.prior.iloc[1] / res.prior.iloc[0])],
+        ]
+    )
     assert _mixture_llf(theta, y, x) == pytest.approx(res.llf, rel=1e-12)
-    assert np.max(np.abs(approx_fprime(theta, lambda t: _mixture_llf(t, y, x),
-                                       centered=True))) < 1e-3
+    assert (
+        np.max(np.abs(approx_fprime(theta, lambda t: _mixture_llf(t, y, x), centered=True))) < 1e-3
+    )
     hess = approx_hess(theta, lambda t: _mixture_llf(t, y, x))
-    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_params().to_numpy())),
-                               np.sqrt(np.diag(np.linalg.inv(-hess))), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.sqrt(np.diag(res.cov_params().to_numpy())),
+        np.sqrt(np.diag(np.linalg.inv(-hess))),
+        rtol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("K", [1, 2, 3])
@@ -149,6 +165,7 @@ def test_mean_and_variance_of_the_censored_response(bounds):
         def moment(power, mu=mu, sigma=sigma):
             def f(x):
                 return np.clip(x, *bounds) ** power * stats.norm.pdf(x, mu, sigma)
+
             return integrate.quad(f, -np.inf, np.inf, epsabs=1e-12, epsrel=1e-12)[0]
 
         mean = family.expected_response(np.array([mu]), (sigma,))[0]
@@ -164,5 +181,6 @@ def test_a_one_component_fit_on_dask_has_no_deviance_and_equals_memory():
     lazy = emglm("durable ~ age + quant", dd.from_pandas(data, npartitions=2), "tobit", K=1)
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
     assert np.isnan(lazy.deviance) and np.isnan(memory.deviance)
-    np.testing.assert_allclose(lazy.fittedvalues.compute().to_numpy(),
-                               memory.fittedvalues.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(
+        lazy.fittedvalues.compute().to_numpy(), memory.fittedvalues.to_numpy(), rtol=1e-7
+    )

@@ -10,22 +10,29 @@ import render  # noqa: E402
 
 
 def test_vignettes_run_and_rendered_markdown_is_up_to_date():
-    proc = subprocess.run([sys.executable, str(ROOT / "vignettes" / "render.py"), "--check"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={"MPLBACKEND": "Agg", "PATH": "", **_env()})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "vignettes" / "render.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={"MPLBACKEND": "Agg", "PATH": "", **_env()},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _env():
     import os
+
     return {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
 
 
 def test_every_vignette_has_its_figures_referenced_and_committed():
     for name in render.VIGNETTES:
         text = (ROOT / "vignettes" / f"{name}.md").read_text()
-        figures = [line.split("(")[1].rstrip(")") for line in text.splitlines()
-                   if line.startswith("![")]
+        figures = [
+            line.split("(")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")
+        ]
         assert figures, name
         for figure in figures:
             assert (ROOT / "vignettes" / figure).exists(), figure

@@ -39,14 +39,20 @@ def _reference(model):
 
 @pytest.fixture(scope="module")
 def zip_fit(bio):
-    return emglm(FORMULA, bio, ["pointmass", "poisson"], concomitant="~ ment + kid5",
-                 random_state=0)
+    return emglm(
+        FORMULA, bio, ["pointmass", "poisson"], concomitant="~ ment + kid5", random_state=0
+    )
 
 
 @pytest.fixture(scope="module")
 def zinb_fit(bio):
-    return emglm(FORMULA, bio, ["pointmass", "negative_binomial"],
-                 concomitant="~ ment + kid5", random_state=0)
+    return emglm(
+        FORMULA,
+        bio,
+        ["pointmass", "negative_binomial"],
+        concomitant="~ ment + kid5",
+        random_state=0,
+    )
 
 
 @pytest.mark.parametrize("name", ["zip", "zinb"])
@@ -60,17 +66,16 @@ def test_zero_inflated_models_equal_pscl(name, zip_fit, zinb_fit):
     np.testing.assert_allclose(res.params["comp2"], count.estimate, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(res.bse["comp2"], count.se, rtol=5e-4)
     zero = ref.loc["zero"].loc[ZERO_TERMS]
-    np.testing.assert_allclose(-res.concomitant_params.loc[ZERO_TERMS, "comp2"],
-                               zero.estimate, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(res.concomitant_bse.loc[ZERO_TERMS, "comp2"], zero.se,
-                               rtol=5e-4)
+    np.testing.assert_allclose(
+        -res.concomitant_params.loc[ZERO_TERMS, "comp2"], zero.estimate, rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(res.concomitant_bse.loc[ZERO_TERMS, "comp2"], zero.se, rtol=5e-4)
     # The point mass has no coefficients: NaN in the tables, none in theta.
     assert res.params["comp1"].isna().all() and res.bse["comp1"].isna().all()
     assert not any(n.startswith("comp1:") for n in res.param_names)
     if name == "zinb":
         alpha = ref.loc[("alpha", "alpha")]
-        assert res.family_params.loc["alpha", "comp2"] == pytest.approx(alpha.estimate,
-                                                                          rel=1e-5)
+        assert res.family_params.loc["alpha", "comp2"] == pytest.approx(alpha.estimate, rel=1e-5)
         assert res.family_bse.loc["alpha", "comp2"] == pytest.approx(alpha.se, rel=5e-4)
         assert np.isnan(res.family_params.loc["alpha", "comp1"])
         assert res.df_model == 6 + 1 + 3
@@ -78,15 +83,21 @@ def test_zero_inflated_models_equal_pscl(name, zip_fit, zinb_fit):
         assert res.df_model == 6 + 3
 
 
-@pytest.mark.parametrize("families", [["pointmass", "poisson"],
-                                      ["pointmass", "negative_binomial"],
-                                      ["pointmass", "poisson", "poisson"]])
+@pytest.mark.parametrize(
+    "families",
+    [
+        ["pointmass", "poisson"],
+        ["pointmass", "negative_binomial"],
+        ["pointmass", "poisson", "poisson"],
+    ],
+)
 def test_louis_information_equals_numerical_hessian(families):
     rng = np.random.default_rng(3)
     n = 1200
     x = rng.normal(size=n)
-    labels = rng.choice(len(families), size=n, p=np.r_[0.3, np.full(len(families) - 1, 0.7 /
-                                                                      (len(families) - 1))])
+    labels = rng.choice(
+        len(families), size=n, p=np.r_[0.3, np.full(len(families) - 1, 0.7 / (len(families) - 1))]
+    )
     mu = np.exp(np.where(labels == 2, 2.2 - 0.3 * x, 0.6 + 0.5 * x))
     y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float)
     y[labels == 0] = 0.0
@@ -145,20 +156,29 @@ def test_simulation_and_residuals_follow_the_fit(zinb_fit, bio):
 
 def test_dask_equals_memory(bio):
     dd = pytest.importorskip("dask.dataframe")
-    first = emglm(FORMULA, bio, ["pointmass", "negative_binomial"], concomitant="~ ment",
-                  random_state=0)
-    start = {"params": np.nan_to_num(first.params.to_numpy()) * 0.95, "prior": [0.2, 0.8],
-             "family_params": np.nan_to_num(first.family_params.to_numpy(), nan=1.0) * 1.2}
-    memory = emglm(FORMULA, bio, ["pointmass", "negative_binomial"], concomitant="~ ment",
-                   start=start)
-    lazy = emglm(FORMULA, dd.from_pandas(bio, npartitions=3),
-                 ["pointmass", "negative_binomial"], concomitant="~ ment", start=start)
+    first = emglm(
+        FORMULA, bio, ["pointmass", "negative_binomial"], concomitant="~ ment", random_state=0
+    )
+    start = {
+        "params": np.nan_to_num(first.params.to_numpy()) * 0.95,
+        "prior": [0.2, 0.8],
+        "family_params": np.nan_to_num(first.family_params.to_numpy(), nan=1.0) * 1.2,
+    }
+    memory = emglm(
+        FORMULA, bio, ["pointmass", "negative_binomial"], concomitant="~ ment", start=start
+    )
+    lazy = emglm(
+        FORMULA,
+        dd.from_pandas(bio, npartitions=3),
+        ["pointmass", "negative_binomial"],
+        concomitant="~ ment",
+        start=start,
+    )
     assert lazy.n_iter == memory.n_iter
     assert lazy.llf == pytest.approx(memory.llf, rel=1e-10)
     assert memory.llf == pytest.approx(first.llf, rel=1e-9)
     np.testing.assert_allclose(lazy.bse["comp2"], memory.bse["comp2"], rtol=1e-6)
-    np.testing.assert_allclose(lazy.family_bse.iloc[:, 1], memory.family_bse.iloc[:, 1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(lazy.family_bse.iloc[:, 1], memory.family_bse.iloc[:, 1], rtol=1e-6)
 
 
 def test_compare_takes_statsmodels_discrete_models(bio, zip_fit, zinb_fit):
@@ -170,9 +190,9 @@ def test_compare_takes_statsmodels_discrete_models(bio, zip_fit, zinb_fit):
     exog = sm.add_constant(bio[["fem", "mar", "kid5", "phd", "ment"]].astype(float))
     infl = sm.add_constant(bio[["ment", "kid5"]].astype(float))
     sm_zip = ZeroInflatedPoisson(bio.art.astype(float), exog, exog_infl=infl).fit(
-        method="bfgs", maxiter=5000, gtol=1e-10, disp=0)
-    nb_sm = sm.NegativeBinomial(bio.art.astype(float), exog).fit(method="newton", tol=1e-12,
-                                                                disp=0)
+        method="bfgs", maxiter=5000, gtol=1e-10, disp=0
+    )
+    nb_sm = sm.NegativeBinomial(bio.art.astype(float), exog).fit(method="newton", tol=1e-12, disp=0)
     table = compare(sm_zip, zip_fit, nb_sm, zinb_fit, names=["sm ZIP", "ZIP", "sm NB", "ZINB"])
     assert table.loc["df", "sm ZIP"] == table.loc["df", "ZIP"] == 9
     assert table.loc["llf", "sm ZIP"] == pytest.approx(table.loc["llf", "ZIP"], abs=1e-5)
@@ -199,8 +219,7 @@ def test_a_list_with_a_dispersion_member_gets_the_dispersion_floor():
     # The Gaussian's ML variance: the OLS residual variance of the non-zeros.
     X = np.column_stack([np.ones(350), df.x.to_numpy()[150:]])
     resid = y[150:] - X @ np.linalg.lstsq(X, y[150:], rcond=None)[0]
-    assert res.family_params.loc["scale", "comp2"] == pytest.approx(np.mean(resid ** 2),
-                                                                     rel=1e-4)
+    assert res.family_params.loc["scale", "comp2"] == pytest.approx(np.mean(resid**2), rel=1e-4)
 
 
 def test_mixed_families_starts_and_refusals_found_in_review(bio, zinb_fit):
@@ -212,16 +231,21 @@ def test_mixed_families_starts_and_refusals_found_in_review(bio, zinb_fit):
     assert np.isnan(mixed.family_params.loc["alpha", "comp1"])
     # A fit of a list of families is a start (NaN where a family lacks a
     # parameter or the point mass its coefficients).
-    start = {"params": zinb_fit.params, "prior": zinb_fit.prior,
-             "family_params": zinb_fit.family_params,
-             "concomitant": zinb_fit.concomitant_params}
-    again = emglm(FORMULA, bio, ["pointmass", "negative_binomial"],
-                  concomitant="~ ment + kid5", start=start)
+    start = {
+        "params": zinb_fit.params,
+        "prior": zinb_fit.prior,
+        "family_params": zinb_fit.family_params,
+        "concomitant": zinb_fit.concomitant_params,
+    }
+    again = emglm(
+        FORMULA, bio, ["pointmass", "negative_binomial"], concomitant="~ ment + kid5", start=start
+    )
     assert again.llf == pytest.approx(zinb_fit.llf, rel=1e-10) and again.n_iter <= 3
     # A Poisson fit starts a negative binomial one (alpha at its start value).
     poisson = emglm(FORMULA, bio, "poisson", K=1)
-    assert emglm(FORMULA, bio, "negative_binomial", K=1, start=poisson).llf == \
-        pytest.approx(nb1.llf, rel=1e-10)
+    assert emglm(FORMULA, bio, "negative_binomial", K=1, start=poisson).llf == pytest.approx(
+        nb1.llf, rel=1e-10
+    )
     with pytest.raises(ValueError, match="equal_scale=True needs one family"):
         emglm(FORMULA, bio, ["negative_binomial", "negative_binomial"], equal_scale=True)
     with pytest.raises(ValueError, match="has no coefficients"):

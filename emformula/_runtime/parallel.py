@@ -131,8 +131,9 @@ def _init_worker(shared, parent, pdeathsig):
     # The parent may have died before the death signal was armed.
     if _orphaned(first_ppid, parent):
         os._exit(1)
-    threading.Thread(target=_watchdog, args=(first_ppid, parent), daemon=True,
-                     name="emformula-watchdog").start()
+    threading.Thread(
+        target=_watchdog, args=(first_ppid, parent), daemon=True, name="emformula-watchdog"
+    ).start()
     pin_blas(1)
     _SHARED = shared
 
@@ -167,8 +168,9 @@ def _stop(pool):
 
 
 def _run_pool(function, tasks, shared, n_jobs, bar):
-    pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker,
-                               initargs=(shared, os.getpid(), USE_PDEATHSIG))
+    pool = ProcessPoolExecutor(
+        max_workers=n_jobs, initializer=_init_worker, initargs=(shared, os.getpid(), USE_PDEATHSIG)
+    )
     futures = []
     try:
         futures = [pool.submit(_call, function, task) for task in tasks]
@@ -213,6 +215,7 @@ def map_tasks(function, tasks, *, shared=None, n_jobs=1, progress=None, desc=Non
     bar = None
     if show_progress(progress):
         from tqdm.auto import tqdm
+
         bar = tqdm(total=len(tasks), desc=desc, leave=False)
     try:
         with blas_threads():

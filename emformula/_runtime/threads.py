@@ -47,15 +47,14 @@ ENV_VAR = "EMFORMULA_BLAS_THREADS"
 # one opened come back when the last one closes.
 _lock = threading.Lock()
 _regions: list[tuple[object, int]] = []
-_original = None   # threadpoolctl limiter that restores the limits found first
-_current = None    # limit now applied by this module
-_ceiling = None    # set by pin_blas in a worker process: never more threads
+_original = None  # threadpoolctl limiter that restores the limits found first
+_current = None  # limit now applied by this module
+_ceiling = None  # set by pin_blas in a worker process: never more threads
 
 
 def _check_n(n, what):
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"{what} must be a whole number >= 0 (0: leave the BLAS alone), "
-                         f"got {n!r}")
+        raise ValueError(f"{what} must be a whole number >= 0 (0: leave the BLAS alone), got {n!r}")
     return n
 
 
@@ -92,8 +91,9 @@ def _release():
     # caller's own threadpoolctl limits, still take effect.
     import threadpoolctl
 
-    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
-                    "clear_controlling_thread", None)
+    clear = getattr(
+        getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None
+    )
     if clear is not None:
         clear(force=True)
 

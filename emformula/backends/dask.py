@@ -88,6 +88,7 @@ class DaskFit(NamedTuple):
     cov: dict
     rows: object
 
+
 SAMPLE_ROWS = 20000
 
 
@@ -110,13 +111,19 @@ class _Arguments:
 
 
 def _partition_arguments(design, family, context, equal_scale, columns=None, reused=False):
-    return _Arguments(model_spec=design.model_spec, exog_names=design.exog_names,
-                      fixed_spec=design.fixed_spec, fixed_names=design.fixed_names,
-                      concomitant_spec=design.concomitant_spec,
-                      concomitant_names=design.concomitant_names,
-                      column_args=dict(design.column_args if columns is None else columns),
-                      context=context, family=family, equal_scale=equal_scale,
-                      reused=reused)
+    return _Arguments(
+        model_spec=design.model_spec,
+        exog_names=design.exog_names,
+        fixed_spec=design.fixed_spec,
+        fixed_names=design.fixed_names,
+        concomitant_spec=design.concomitant_spec,
+        concomitant_names=design.concomitant_names,
+        column_args=dict(design.column_args if columns is None else columns),
+        context=context,
+        family=family,
+        equal_scale=equal_scale,
+        reused=reused,
+    )
 
 
 # ------------------------------------------------------------ partitions
@@ -158,33 +165,56 @@ def _chunk(part, args):
         codes = codes.astype(np.intp)
         check_constant_within_groups(weights, codes, labels, "weights")
         if arrays["concomitant"] is not None:
-            check_constant_within_groups(arrays["concomitant"], codes, labels,
-                                   "the concomitant variables")
-    data = EMData(endog, arrays["exog"], weights, offset, trials, family, arrays["fixed"],
-                  arrays["concomitant"], codes, bool(args.equal_scale and family.parameters),
-                  # A partition built for one pass only (not persisted) skips
-                  # the derived arrays that pay back over many passes.
-                  reused=args.reused)
+            check_constant_within_groups(
+                arrays["concomitant"], codes, labels, "the concomitant variables"
+            )
+    data = EMData(
+        endog,
+        arrays["exog"],
+        weights,
+        offset,
+        trials,
+        family,
+        arrays["fixed"],
+        arrays["concomitant"],
+        codes,
+        bool(args.equal_scale and family.parameters),
+        # A partition built for one pass only (not persisted) skips
+        # the derived arrays that pay back over many passes.
+        reused=args.reused,
+    )
     clusters = arrays["cov_groups"]
     if clusters is not None and codes is not None:
         first = clusters[data.unit_rows]
         if np.any(first[codes] != clusters):
-            raise ValueError("the clusters of cov_groups must contain whole groups: rows of "
-                             "one group fall into different clusters")
+            raise ValueError(
+                "the clusters of cov_groups must contain whole groups: rows of "
+                "one group fall into different clusters"
+            )
         clusters = first
-    return Chunk(data, arrays["dropped"], arrays["index"], clusters,
-                 None if labels is None else np.asarray(labels))
+    return Chunk(
+        data,
+        arrays["dropped"],
+        arrays["index"],
+        clusters,
+        None if labels is None else np.asarray(labels),
+    )
 
 
 def _counts(chunk):
     """Rows, total weight and dropped rows, the moments of the values that
     set the default dispersion floor, and the partition's group labels."""
     data = chunk.data
-    moments = (data.family.floor_moments(data.endog, data.weights)
-               if data.family.any_dispersion else WeightedMoments())
-    return {"counts": np.array([data.nobs, data.weights.sum(), chunk.dropped], dtype=float),
-            "moments": moments,
-            "groups": [] if chunk.group_labels is None else [chunk.group_labels]}
+    moments = (
+        data.family.floor_moments(data.endog, data.weights)
+        if data.family.any_dispersion
+        else WeightedMoments()
+    )
+    return {
+        "counts": np.array([data.nobs, data.weights.sum(), chunk.dropped], dtype=float),
+        "moments": moments,
+        "groups": [] if chunk.group_labels is None else [chunk.group_labels],
+    }
 
 
 def _check_groups_in_one_partition(group_sets):
@@ -194,9 +224,11 @@ def _check_groups_in_one_partition(group_sets):
         seen.update(labels.tolist())
     spread = [label for label, count in seen.items() if count > 1]
     if spread:
-        raise ValueError(f"group {spread[0]!r} has rows in more than one partition: all rows "
-                         "of a group must be in one partition (set the index to the group "
-                         "column, or repartition, so that each group sits in one)")
+        raise ValueError(
+            f"group {spread[0]!r} has rows in more than one partition: all rows "
+            "of a group must be in one partition (set the index to the group "
+            "column, or repartition, so that each group sits in one)"
+        )
     return len(seen)
 
 
@@ -213,8 +245,11 @@ def _estep_and_sums_pass(chunk, est, need_q, function, args):
     :mod:`emformula.engine.sums` (what the caller will ask for next)."""
     data = chunk.data
     estep = e_step(data, est)
-    return {"llf": estep.llf, "m_step": m_step_sums(data, estep, est, need_q),
-            "ahead": function(data, estep, est, *args)}
+    return {
+        "llf": estep.llf,
+        "m_step": m_step_sums(data, estep, est, need_q),
+        "ahead": function(data, estep, est, *args),
+    }
 
 
 def _check_and_estep_pass(chunk, est, args, ahead, need_q):
@@ -264,8 +299,7 @@ def _partition_meat(data, est, estep, labels=None, layout=None):
         scores = unit_scores(block, est, estep.posterior[rows], estep.mu[rows], layout)
         meat = meat + score_meat(scores, block.unit_weights)
         if labels is not None:
-            units = (rows if data.groups is None
-                     else np.unique(data.groups[rows]))
+            units = rows if data.groups is None else np.unique(data.groups[rows])
             weighted = block.unit_weights[:, None] * scores
             by_cluster.append(_sum_by_label(pd.Index(labels[units]), weighted))
     return meat, (_add(by_cluster) if by_cluster else None)
@@ -283,25 +317,31 @@ def _final_pass(chunk, est, layout, with_meat):
         terms = np.where(tau > 0, tau * np.log(tau), 0.0)
     with np.errstate(divide="ignore"):
         hard = float(-np.dot(data.unit_weights, np.log(tau.max(axis=1)))) if len(tau) else 0.0
-    sums.update(llf=estep.llf, entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
-                classification_entropy=hard,
-                wnobs=float(data.unit_weights.sum()), nobs=float(data.nobs),
-                row_weight=float(data.weights.sum()))
+    sums.update(
+        llf=estep.llf,
+        entropy=float(-np.dot(data.unit_weights, terms.sum(axis=1))),
+        classification_entropy=hard,
+        wnobs=float(data.unit_weights.sum()),
+        nobs=float(data.nobs),
+        row_weight=float(data.weights.sum()),
+    )
     if est.n_components == 1 and data.family.has_deviance:
-        unit = data.family.unit_deviance_at(data.endog, estep.mu[:, 0], tuple(est.params[:, 0]),
-                                            data.trials)
+        unit = data.family.unit_deviance_at(
+            data.endog, estep.mu[:, 0], tuple(est.params[:, 0]), data.trials
+        )
         sums["deviance"] = float(np.dot(data.weights, unit))
     if est.gamma is not None:
         # The Jacobian of the mean proportions, times this partition's weight.
-        sums["prior_jacobian"] = (mean_prior_jacobian(data, est.gamma)
-                                  * data.unit_weights.sum() if data.n_units else 0.0)
+        sums["prior_jacobian"] = (
+            mean_prior_jacobian(data, est.gamma) * data.unit_weights.sum() if data.n_units else 0.0
+        )
     if with_meat:
-        sums["meat"], clusters = _partition_meat(data, est, estep, chunk.cluster_labels,
-                                                 layout)
+        sums["meat"], clusters = _partition_meat(data, est, estep, chunk.cluster_labels, layout)
         if chunk.cluster_labels is not None:
             size = layout.size  # an empty partition has no clusters
-            sums["cluster_scores"] = (clusters if clusters is not None
-                                      else pd.DataFrame(np.zeros((0, size))))
+            sums["cluster_scores"] = (
+                clusters if clusters is not None else pd.DataFrame(np.zeros((0, size)))
+            )
     return sums
 
 
@@ -324,8 +364,10 @@ def _add(results):
     if isinstance(first, pd.DataFrame):
         # Per-cluster sums: a cluster may appear in several pieces.
         frames = [r for r in results if len(r)] or [first]
-        return _sum_by_label(pd.Index(np.concatenate([f.index.to_numpy() for f in frames])),
-                             np.vstack([f.to_numpy() for f in frames]))
+        return _sum_by_label(
+            pd.Index(np.concatenate([f.index.to_numpy() for f in frames])),
+            np.vstack([f.to_numpy() for f in frames]),
+        )
     if isinstance(first, list):
         return [item for r in results for item in r]
     return sum(results[1:], first)
@@ -350,8 +392,10 @@ class _Passes:
         # Merged in a tree on the workers, eight at a time, instead of all
         # partitions' results (per-cluster sums can be large) on the client.
         while len(parts) > 1:
-            parts = [dask.delayed(_add)(parts[i:i + MERGE_FAN_IN])
-                     for i in range(0, len(parts), MERGE_FAN_IN)]
+            parts = [
+                dask.delayed(_add)(parts[i : i + MERGE_FAN_IN])
+                for i in range(0, len(parts), MERGE_FAN_IN)
+            ]
         return dask.compute(parts[0])[0]
 
 
@@ -400,9 +444,14 @@ class DaskRows:
         self.equal_scale = bool(equal_scale and family.parameters)
 
     def layout(self, n_components):
-        return ParameterLayout.for_family(self.family, self.n_coef, n_components,
-                                          n_fixed=self.n_fixed, equal_scale=self.equal_scale,
-                                          n_concomitant=self.n_concomitant)
+        return ParameterLayout.for_family(
+            self.family,
+            self.n_coef,
+            n_components,
+            n_fixed=self.n_fixed,
+            equal_scale=self.equal_scale,
+            n_concomitant=self.n_concomitant,
+        )
 
     def unpack(self, layout, theta):
         return layout.unpack(theta, mean_prior_of=self.mean_prior)
@@ -417,8 +466,9 @@ class DaskRows:
         if ahead is not None and self.looks_ahead:
             function, *args = ahead
             sums = self.passes(_estep_and_sums_pass, est, needs_q(self), function, tuple(args))
-            return DaskState(est, sums["llf"], sums["m_step"],
-                             formed=(function, tuple(args), sums["ahead"]))
+            return DaskState(
+                est, sums["llf"], sums["m_step"], formed=(function, tuple(args), sums["ahead"])
+            )
         sums = self.passes(_estep_pass, est, needs_q(self))
         return DaskState(est, sums["llf"], sums["m_step"])
 
@@ -429,18 +479,20 @@ class DaskRows:
         state.ahead, state.next = est, None
 
     def sums(self, state, function, *args):
-        if (function is m_step_sums and state.m_step_sums is not None
-                and args == (needs_q(self),)):
+        if function is m_step_sums and state.m_step_sums is not None and args == (needs_q(self),):
             return state.m_step_sums
         formed = state.formed
-        if (formed is not None and function is formed[0] and len(args) == len(formed[1])
-                and all(a is b for a, b in zip(args, formed[1]))):
+        if (
+            formed is not None
+            and function is formed[0]
+            and len(args) == len(formed[1])
+            and all(a is b for a, b in zip(args, formed[1]))
+        ):
             return formed[2]  # formed in the pass of this state's E-step
         if function is candidate_sums and state.ahead is not None and _full_steps(state, *args):
             # The first check of the M-step's full steps: the E-step at the
             # estimates they lead to rides along (see look_ahead).
-            sums = self.passes(_check_and_estep_pass, state.est, args, state.ahead,
-                               needs_q(self))
+            sums = self.passes(_check_and_estep_pass, state.est, args, state.ahead, needs_q(self))
             ahead = sums["ahead"]
             state.next = DaskState(state.ahead, ahead["llf"], ahead["m_step"])
             state.ahead = None
@@ -479,11 +531,17 @@ def _full_steps(state, solutions, steps, need_q):
 
 def _same_estimates(a, b):
     """Equal estimates, array for array (None matching None)."""
-    pairs = ((a.coef, b.coef), (a.params, b.params), (a.prior, b.prior),
-             (a.gamma, b.gamma), (a.fixed_coef, b.fixed_coef))
-    return all((x is None and y is None)
-               or (x is not None and y is not None and np.array_equal(x, y))
-               for x, y in pairs)
+    pairs = (
+        (a.coef, b.coef),
+        (a.params, b.params),
+        (a.prior, b.prior),
+        (a.gamma, b.gamma),
+        (a.fixed_coef, b.fixed_coef),
+    )
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+        for x, y in pairs
+    )
 
 
 def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
@@ -502,10 +560,15 @@ def _seed(random_state):
         return random_state
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(int(random_state.integers(2**63)))
-    if random_state is not None and (isinstance(random_state, bool) or not isinstance(
-            random_state, numbers.Integral) or random_state < 0):
-        raise TypeError("random_state must be None, a non-negative whole number or a "
-                        f"numpy Generator, got {random_state!r}")
+    if random_state is not None and (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, numbers.Integral)
+        or random_state < 0
+    ):
+        raise TypeError(
+            "random_state must be None, a non-negative whole number or a "
+            f"numpy Generator, got {random_state!r}"
+        )
     return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
@@ -521,16 +584,16 @@ def _sample_data(design, args, random_state, sample_rows):
         rng = np.random.default_rng(_seed(random_state))
         n_rows = len(frame)
         share = min(1.0, sample_rows / max(n_rows, 1))
-        take = rng.choice(labels, size=max(1, int(np.ceil(share * labels.size))),
-                          replace=False)
+        take = rng.choice(labels, size=max(1, int(np.ceil(share * labels.size))), replace=False)
         sample = frame[frame[groups].isin(list(take))].compute()
     data = _chunk(sample, args).data
-    empty = [name for name, column in zip(design.exog_names, data.exog.T)
-             if not np.any(column)]
+    empty = [name for name, column in zip(design.exog_names, data.exog.T) if not np.any(column)]
     if empty or data.nobs == 0:
-        raise ValueError(f"the {data.nobs} sampled rows for the starting values lack design "
-                         f"column(s) {empty} (a rare level?): pass a larger sample_rows= or "
-                         "start=")
+        raise ValueError(
+            f"the {data.nobs} sampled rows for the starting values lack design "
+            f"column(s) {empty} (a rare level?): pass a larger sample_rows= or "
+            "start="
+        )
     return data
 
 
@@ -542,9 +605,11 @@ def _given_start(start, K, rows, exog_names, fixed_names, concomitant_names):
     est = getattr(start, "estimates", None)
     if est is None:
         if "posterior" in start:
-            raise ValueError("start['posterior'] needs the rows in memory: with dask data give "
-                             "params and prior (and the family parameters), or a results "
-                             "object")
+            raise ValueError(
+                "start['posterior'] needs the rows in memory: with dask data give "
+                "params and prior (and the family parameters), or a results "
+                "object"
+            )
         est = estimates_from_dict(start, rows.family, K)
 
     def gamma_from_prior(prior):
@@ -555,35 +620,63 @@ def _given_start(start, K, rows, exog_names, fixed_names, concomitant_names):
             gamma[list(concomitant_names).index("Intercept")] = logits - logits[0]
         return gamma
 
-    return checked_start(est, family=rows.family, n_coef=len(exog_names), K=K,
-                         equal_scale=rows.equal_scale, fixed_names=fixed_names,
-                         concomitant_names=concomitant_names,
-                         gamma_from_prior=gamma_from_prior, mean_prior_of=rows.mean_prior)
+    return checked_start(
+        est,
+        family=rows.family,
+        n_coef=len(exog_names),
+        K=K,
+        equal_scale=rows.equal_scale,
+        fixed_names=fixed_names,
+        concomitant_names=concomitant_names,
+        gamma_from_prior=gamma_from_prior,
+        mean_prior_of=rows.mean_prior,
+    )
 
 
-def _start(design, args, rows, K, start, *, n_init, random_state, sample_rows, scale_floor,
-           max_iter, tol):
+def _start(
+    design, args, rows, K, start, *, n_init, random_state, sample_rows, scale_floor, max_iter, tol
+):
     """Starting estimates: given, or found in memory on a sample of rows by
     the engine's start strategy (``"auto"``) or random starts (``"random"``)."""
     if not isinstance(start, str):
-        return _given_start(start, K, rows, design.exog_names, design.fixed_names or [],
-                            design.concomitant_names or [])
+        return _given_start(
+            start,
+            K,
+            rows,
+            design.exog_names,
+            design.fixed_names or [],
+            design.concomitant_names or [],
+        )
     if start not in ("auto", "warmup", "random"):
-        raise ValueError(f"start must be 'auto', 'random', 'warmup', a results object or a "
-                         f"dict, got {start!r}")
+        raise ValueError(
+            f"start must be 'auto', 'random', 'warmup', a results object or a dict, got {start!r}"
+        )
     sample = _sample_data(design, args, random_state, sample_rows)
     with warnings.catch_warnings():
         # The sample's own convergence says nothing about the fit to all rows.
         warnings.simplefilter("ignore", ConvergenceWarning)
         if start == "random":
-            runs = [run_em(sample, random_start(sample, K, np.random.default_rng(seed),
-                                                scale_floor),
-                           max_iter=max_iter, tol=tol, scale_floor=scale_floor)
-                    for seed in _seed(random_state).spawn(n_init)]
+            runs = [
+                run_em(
+                    sample,
+                    random_start(sample, K, np.random.default_rng(seed), scale_floor),
+                    max_iter=max_iter,
+                    tol=tol,
+                    scale_floor=scale_floor,
+                )
+                for seed in _seed(random_state).spawn(n_init)
+            ]
         else:
-            runs = search_starts(sample, K, StartPlan.from_n_init(n_init), _seed(random_state),
-                                 scale_floor, max_iter=max_iter, tol=tol,
-                                 term_columns=design.term_columns).runs
+            runs = search_starts(
+                sample,
+                K,
+                StartPlan.from_n_init(n_init),
+                _seed(random_state),
+                scale_floor,
+                max_iter=max_iter,
+                tol=tol,
+                term_columns=design.term_columns,
+            ).runs
     llfs = np.array([run.llf for run in runs], dtype=float)
     best = runs[int(np.argmax(np.where(np.isfinite(llfs), llfs, -np.inf)))].estimates
     if best.gamma is not None:
@@ -659,14 +752,20 @@ class DaskResultRows:
         self.row_weight = float(sums["row_weight"])
         self.deviance = float(sums.get("deviance", np.nan))
         self.n_groups = sums.get("n_groups")
-        self.prior_jacobian = (None if sums.get("prior_jacobian") is None
-                               else np.asarray(sums["prior_jacobian"]) / self.wnobs)
+        self.prior_jacobian = (
+            None
+            if sums.get("prior_jacobian") is None
+            else np.asarray(sums["prior_jacobian"]) / self.wnobs
+        )
         self.meat = None if sums.get("meat") is None else np.asarray(sums["meat"])
         self.clusters = None
         if sums.get("cluster_scores") is not None:
             summed = np.asarray(sums["cluster_scores"], dtype=float)
-            self.clusters = {"meat": summed.T @ summed, "n_clusters": summed.shape[0],
-                             "name": cluster_name}
+            self.clusters = {
+                "meat": summed.T @ summed,
+                "n_clusters": summed.shape[0],
+                "name": cluster_name,
+            }
 
     def cov_choice(self, cov_type, cov_groups=None):
         """What the results keep for ``cov_type`` (a new cluster column would
@@ -679,18 +778,26 @@ class DaskResultRows:
                 raise ValueError("cov_groups is only used with cov_type='cluster'")
             own = (self.clusters or {}).get("name")
             if not (isinstance(cov_groups, str) and cov_groups == own):
-                raise NotImplementedError("new cluster labels for a dask fit: fit again "
-                                          "with cov_type='cluster', cov_groups='column'")
+                raise NotImplementedError(
+                    "new cluster labels for a dask fit: fit again "
+                    "with cov_type='cluster', cov_groups='column'"
+                )
         if estimator.needs_clusters:
             if self.clusters is None:
-                raise NotImplementedError("a clustered covariance of a dask fit needs the "
-                                          "cluster column at fit time: emglm(..., "
-                                          "cov_type='cluster', cov_groups='column')")
-            return {"type": estimator.name, "n_clusters": self.clusters["n_clusters"],
-                    "name": self.clusters["name"]}
+                raise NotImplementedError(
+                    "a clustered covariance of a dask fit needs the "
+                    "cluster column at fit time: emglm(..., "
+                    "cov_type='cluster', cov_groups='column')"
+                )
+            return {
+                "type": estimator.name,
+                "n_clusters": self.clusters["n_clusters"],
+                "name": self.clusters["name"],
+            }
         if estimator.needs_meat and self.meat is None:
-            raise NotImplementedError("this dask fit has no robust meat (pickled by an "
-                                      "older version): fit again")
+            raise NotImplementedError(
+                "this dask fit has no robust meat (pickled by an older version): fit again"
+            )
         return {"type": estimator.name}
 
     def cov_meat(self, cov, louis_covariance):
@@ -721,8 +828,10 @@ class DaskResultRows:
         return self.rows_in_memory("the scores of the units")
 
     def rows_in_memory(self, what):
-        raise NotImplementedError(f"{what} needs the rows in memory: fit EMGLM to a computed "
-                                  "sample, or compute predict() and the response")
+        raise NotImplementedError(
+            f"{what} needs the rows in memory: fit EMGLM to a computed "
+            "sample, or compute predict() and the response"
+        )
 
     # Lazy row results.
     def _lazy(self, data, what, meta, names):
@@ -735,16 +844,19 @@ class DaskResultRows:
             raise TypeError("predict on a dask fit takes a dask DataFrame (or no data)")
         if data is not None and design.frame is not data:
             # New data: the training categories, so every partition encodes alike.
-            cats = {c: t for c, t in design.frame.dtypes.items()
-                    if isinstance(t, pd.CategoricalDtype) and c in frame.columns}
+            cats = {
+                c: t
+                for c, t in design.frame.dtypes.items()
+                if isinstance(t, pd.CategoricalDtype) and c in frame.columns
+            }
             frame = frame.astype(cats) if cats else frame
         # Predictions need the offset, exposure and trials columns only (not
         # the weights or the cluster labels of the fit); the posterior the groups.
         wanted = ("offset", "exposure", "trials") + (("groups",) if what == "posterior" else ())
-        needed = {name: column for name, column in design.column_args.items()
-                  if name in wanted}
-        args = _partition_arguments(design, model.family, model.context,
-                                    model.data.equal_scale, needed)
+        needed = {name: column for name, column in design.column_args.items() if name in wanted}
+        args = _partition_arguments(
+            design, model.family, model.context, model.data.equal_scale, needed
+        )
         args.estimates, args.names = self.estimates, names
         return frame.map_partitions(_partition_frame, args, what, meta=meta)
 
@@ -756,13 +868,14 @@ class DaskResultRows:
 
     def predict(self, data, type, names, **kwargs):
         if kwargs:
-            raise TypeError(f"predict on a dask fit takes no {sorted(kwargs)}: offsets and "
-                            "exposures come from their columns")
+            raise TypeError(
+                f"predict on a dask fit takes no {sorted(kwargs)}: offsets and "
+                "exposures come from their columns"
+            )
         types = ("mean", "component", "linear", "prior", "posterior")
         if type not in types:
             raise ValueError(f"type must be one of {', '.join(map(repr, types))}, got {type!r}")
-        meta = (pd.Series(dtype=float, name="predicted") if type == "mean"
-                else _meta_frame(names))
+        meta = pd.Series(dtype=float, name="predicted") if type == "mean" else _meta_frame(names)
         return self._lazy(data, type, meta, names)
 
     def __getstate__(self):
@@ -788,17 +901,33 @@ def _partition_frame(part, args, what):
     mu = data.family.expected_response(data.family.mean(eta), est.parameter_rows())
     if what == "component":
         return pd.DataFrame(mu, index=index, columns=names)
-    prior = (np.broadcast_to(est.prior, mu.shape) if est.gamma is None
-             else np.exp(log_softmax(data.concomitant @ est.gamma)))
+    prior = (
+        np.broadcast_to(est.prior, mu.shape)
+        if est.gamma is None
+        else np.exp(log_softmax(data.concomitant @ est.gamma))
+    )
     if what == "prior":
         return pd.DataFrame(np.array(prior), index=index, columns=names)
     return pd.Series(np.sum(mu * prior, axis=1), index=index, name="predicted")
 
 
 # --------------------------------------------------------------- the fit
-def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol=DEFAULT_TOL,
-             random_state=None, scale_floor=None, sample_rows=SAMPLE_ROWS, cov_type="louis",
-             persist=False, polish=True):
+def fit_dask(
+    formula,
+    data,
+    spec,
+    *,
+    start="auto",
+    n_init=10,
+    max_iter=5000,
+    tol=DEFAULT_TOL,
+    random_state=None,
+    scale_floor=None,
+    sample_rows=SAMPLE_ROWS,
+    cov_type="louis",
+    persist=False,
+    polish=True,
+):
     """Fit a mixture to a dask DataFrame (see the module docstring).
 
     Parameters
@@ -826,14 +955,18 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     estimator = get_estimator(cov_type)
     # Checked before any pass over the data, as in memory.
     if estimator.needs_replicates:
-        raise NotImplementedError("cov_type='bootstrap' refits the mixture to resampled "
-                                  "rows, which needs them in memory: fit a computed frame")
+        raise NotImplementedError(
+            "cov_type='bootstrap' refits the mixture to resampled "
+            "rows, which needs them in memory: fit a computed frame"
+        )
     if estimator.needs_clusters and spec.cov_groups is None:
-        raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
-                         "(a column name)")
+        raise ValueError(
+            "cov_type='cluster' needs cluster labels: pass cov_groups= (a column name)"
+        )
     if spec.na_action != "drop":
-        raise NotImplementedError("with dask data rows with missing values are dropped "
-                                  "(na_action='drop')")
+        raise NotImplementedError(
+            "with dask data rows with missing values are dropped (na_action='drop')"
+        )
     K = spec.K
     if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
         raise ValueError(f"K must be a whole number of at least 1, got {K!r}")
@@ -843,8 +976,10 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if any(getattr(member, "n_categories", 0) is None for member in members):
         # In memory the response sets the number of categories; here it
         # would take a pass of its own.
-        raise ValueError("an ordinal family on dask data needs its number of categories: "
-                         "pass emformula.families.OrdinalFamily('logit', n_categories=J)")
+        raise ValueError(
+            "an ordinal family on dask data needs its number of categories: "
+            "pass emformula.families.OrdinalFamily('logit', n_categories=J)"
+        )
     context = formula_context(formula, spec.context)
     design = build_dask_design(formula, data, spec.replace(context=context))
     args = _partition_arguments(design, family, context, spec.equal_scale, reused=persist)
@@ -859,18 +994,39 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
         raise ValueError(f"every row has a missing value in the variables of {formula!r}")
     if not total > 0:
         raise ValueError("weights are all zero")
-    n_groups = (_check_groups_in_one_partition(counted["groups"])
-                if "groups" in design.column_args else None)
+    n_groups = (
+        _check_groups_in_one_partition(counted["groups"])
+        if "groups" in design.column_args
+        else None
+    )
     if dropped:
         warn(f"dropped {int(dropped)} rows with missing values", UserWarning)
     if scale_floor is None:
         # As in memory, from the weighted variance (merged over partitions).
-        scale_floor = (default_scale_floor(counted["moments"].variance)
-                       if family.any_dispersion else 0.0)
-    rows = DaskRows(passes, family, len(design.exog_names), len(design.fixed_names),
-                    len(design.concomitant_names or ()), spec.equal_scale)
-    est0 = _start(design, args, rows, K, start, n_init=n_init, random_state=random_state,
-                  sample_rows=sample_rows, scale_floor=scale_floor, max_iter=max_iter, tol=tol)
+        scale_floor = (
+            default_scale_floor(counted["moments"].variance) if family.any_dispersion else 0.0
+        )
+    rows = DaskRows(
+        passes,
+        family,
+        len(design.exog_names),
+        len(design.fixed_names),
+        len(design.concomitant_names or ()),
+        spec.equal_scale,
+    )
+    est0 = _start(
+        design,
+        args,
+        rows,
+        K,
+        start,
+        n_init=n_init,
+        random_state=random_state,
+        sample_rows=sample_rows,
+        scale_floor=scale_floor,
+        max_iter=max_iter,
+        tol=tol,
+    )
     # The same sequence as EMGLM.fit in memory: EM, the Newton polish, the order.
     run = run_em(rows, est0, max_iter=max_iter, tol=tol, scale_floor=scale_floor)
     if run.converged and polish and not run.newton_converged:
@@ -882,14 +1038,20 @@ def fit_dask(formula, data, spec, *, start="auto", n_init=10, max_iter=5000, tol
     if problems:
         warn("degenerate fit: " + "; ".join(problems), EstimationWarning)
     if not run.converged:
-        warn(f"EM on dask data did not converge in {max_iter} iterations",
-             ConvergenceWarning)
+        warn(f"EM on dask data did not converge in {max_iter} iterations", ConvergenceWarning)
     sums["n_groups"] = n_groups
     run = replace(run, llf=sums["llf"])
     model = DaskMixture(formula, design, spec, family, context, rows, int(nobs))
     result_rows = DaskResultRows(model, run.estimates, sums, spec.cov_groups)
-    fit_options = {"passes": passes.count, "backend": "dask", "scale_floor": scale_floor,
-                   "tol": tol, "max_iter": max_iter, "polish": polish,
-                   "start": start if isinstance(start, str) else type(start).__name__}
-    return DaskFit(model, run, fit_options, problems, result_rows.cov_choice(estimator.name),
-                   result_rows)
+    fit_options = {
+        "passes": passes.count,
+        "backend": "dask",
+        "scale_floor": scale_floor,
+        "tol": tol,
+        "max_iter": max_iter,
+        "polish": polish,
+        "start": start if isinstance(start, str) else type(start).__name__,
+    }
+    return DaskFit(
+        model, run, fit_options, problems, result_rows.cov_choice(estimator.name), result_rows
+    )

@@ -60,14 +60,18 @@ def memory_cov_choice(model, cov_type, cov_groups=None):
     name = model.cov_groups_name
     if cov_groups is None:
         if model.cov_groups is None:
-            raise ValueError("cov_type='cluster' needs cluster labels: pass cov_groups= "
-                             "(a column name to emglm, or one label per row used)")
+            raise ValueError(
+                "cov_type='cluster' needs cluster labels: pass cov_groups= "
+                "(a column name to emglm, or one label per row used)"
+            )
         codes = model.cov_groups
     else:
         if isinstance(cov_groups, str):
             if cov_groups != name or model.cov_groups is None:
-                raise ValueError(f"cov_groups={cov_groups!r}: give the column to emglm "
-                                 "(cov_groups=...) or pass the labels themselves")
+                raise ValueError(
+                    f"cov_groups={cov_groups!r}: give the column to emglm "
+                    "(cov_groups=...) or pass the labels themselves"
+                )
             codes = model.cov_groups
         else:
             if isinstance(cov_groups, pd.Series) and len(cov_groups) != model.nobs:
@@ -80,8 +84,10 @@ def memory_cov_choice(model, cov_type, cov_groups=None):
         # A group is one unit: all its rows must sit in one cluster.
         first = codes[data.unit_rows]
         if np.any(first[data.groups] != codes):
-            raise ValueError("the clusters of cov_groups must contain whole groups: rows of "
-                             "one group fall into different clusters")
+            raise ValueError(
+                "the clusters of cov_groups must contain whole groups: rows of "
+                "one group fall into different clusters"
+            )
         codes = first
     codes = np.unique(codes, return_inverse=True)[1]
     return {"type": key, "clusters": codes, "n_clusters": int(codes.max()) + 1, "name": name}
@@ -135,14 +141,17 @@ class MemoryResultRows:
     def classification_entropy(self):
         # -sum_u v_u log tau_u,z(u), z(u) the unit's most probable component.
         with np.errstate(divide="ignore"):
-            return float(-np.dot(self.data.unit_weights,
-                                 np.log(self.unit_posterior.max(axis=1))))
+            return float(-np.dot(self.data.unit_weights, np.log(self.unit_posterior.max(axis=1))))
 
     @property
     def deviance(self):
         data = self.data
-        unit = data.family.unit_deviance_at(data.endog, self.component_mean[:, 0],
-                                            tuple(self.run.estimates.params[:, 0]), data.trials)
+        unit = data.family.unit_deviance_at(
+            data.endog,
+            self.component_mean[:, 0],
+            tuple(self.run.estimates.params[:, 0]),
+            data.trials,
+        )
         return float(np.dot(data.weights, unit))
 
     # ------------------------------------------------------- row results
@@ -170,8 +179,9 @@ class MemoryResultRows:
 
     def fittedvalues(self, names):
         # E(y) per component: the mean, or an ordinal family's expected code.
-        mean = self.model.family.expected_response(self.component_mean,
-                                                   self.estimates.parameter_rows())
+        mean = self.model.family.expected_response(
+            self.component_mean, self.estimates.parameter_rows()
+        )
         if self.estimates.gamma is None:
             values = mean @ self.estimates.prior
         else:
@@ -193,15 +203,14 @@ class MemoryResultRows:
                 return self.posterior(names)
             if type == "prior":
                 return pd.DataFrame(np.array(self.row_prior), index=index, columns=names)
-            eta = linear_predictor(self.model.data, self.estimates.coef,
-                                       self.estimates.fixed_coef)
+            eta = linear_predictor(self.model.data, self.estimates.coef, self.estimates.fixed_coef)
             prior = self.row_prior
         else:
-            new = self.new_arrays(data, offset, exposure, response=(type == "posterior"),
-                                   context=context)
+            new = self.new_arrays(
+                data, offset, exposure, response=(type == "posterior"), context=context
+            )
             index = new["index"]
-            eta = linear_predictor(new["data"], self.estimates.coef,
-                                       self.estimates.fixed_coef)
+            eta = linear_predictor(new["data"], self.estimates.coef, self.estimates.fixed_coef)
             prior = self.new_prior(new["data"])
             if type == "posterior":
                 return self.new_posterior(new, names)
@@ -225,15 +234,15 @@ class MemoryResultRows:
         family = self.model.family
         members = [family.member(k) for k in range(self.estimates.n_components)]
         if not all(hasattr(m, "category_probabilities") for m in members):
-            raise ValueError(f"type='probabilities' is for ordinal families, not "
-                             f"{family.name}")
+            raise ValueError(f"type='probabilities' is for ordinal families, not {family.name}")
         prior = np.broadcast_to(prior, mu.shape)
         total = 0.0
         for k, member in enumerate(members):
-            own = tuple(self.estimates.params[:len(member.parameters), k])
-            total = total + prior[:, k:k + 1] * member.category_probabilities(mu[:, k], own)
-        return pd.DataFrame(total, index=index,
-                            columns=[f"P(y={j})" for j in range(total.shape[1])])
+            own = tuple(self.estimates.params[: len(member.parameters), k])
+            total = total + prior[:, k : k + 1] * member.category_probabilities(mu[:, k], own)
+        return pd.DataFrame(
+            total, index=index, columns=[f"P(y={j})" for j in range(total.shape[1])]
+        )
 
     def new_prior(self, data):
         """Per-row mixing proportions of new data (NaN where W is missing)."""
@@ -251,13 +260,18 @@ class MemoryResultRows:
         data, endog, trials = new["data"], new["endog"], new["trials"]
         arrays = [endog.reshape(data.nobs, -1), data.exog, data.offset[:, None]]
         arrays += [a for a in (data.fixed, data.concomitant, trials) if a is not None]
-        complete = np.all(np.column_stack([np.all(np.isfinite(a.reshape(data.nobs, -1)), axis=1)
-                                           for a in arrays]), axis=1)
+        complete = np.all(
+            np.column_stack(
+                [np.all(np.isfinite(a.reshape(data.nobs, -1)), axis=1) for a in arrays]
+            ),
+            axis=1,
+        )
         out = np.full((data.nobs, self.estimates.n_components), np.nan)
         if complete.any():
             rows = np.flatnonzero(complete)
-            y, n_trials = self.model._response(endog[rows], None if trials is None
-                                               else trials[rows], rows.size)
+            y, n_trials = self.model._response(
+                endog[rows], None if trials is None else trials[rows], rows.size
+            )
             self.model.family.check_response(y, n_trials, name=self.model.endog_names[0])
             sub = replace(data.take(rows), endog=y, trials=n_trials)
             out[rows] = e_step(sub, self.estimates).posterior
@@ -279,77 +293,95 @@ class MemoryResultRows:
             if exog.ndim == 1:
                 exog = exog[:, None]
             if exog.shape[1] != model.data.n_coef:
-                raise ValueError(f"new exog has {exog.shape[1]} columns, the model "
-                                 f"{model.data.n_coef}")
+                raise ValueError(
+                    f"new exog has {exog.shape[1]} columns, the model {model.data.n_coef}"
+                )
             frame, index = None, pd.RangeIndex(exog.shape[0])
             n = exog.shape[0]
-            for name, width in (("fixed", model.data.n_fixed),
-                                ("concomitant", model.data.n_concomitant)):
+            for name, width in (
+                ("fixed", model.data.n_fixed),
+                ("concomitant", model.data.n_concomitant),
+            ):
                 if not width:
                     continue
                 if parts.get(name) is None:
-                    raise ValueError(f"the model has a {name} design: pass new data as a dict "
-                                     f"with 'exog' and {name!r} arrays")
+                    raise ValueError(
+                        f"the model has a {name} design: pass new data as a dict "
+                        f"with 'exog' and {name!r} arrays"
+                    )
                 values = np.asarray(parts[name], dtype=float).reshape(n, -1)
                 if values.shape[1] != width:
-                    raise ValueError(f"new {name} has {values.shape[1]} columns, the model "
-                                     f"{width}")
+                    raise ValueError(f"new {name} has {values.shape[1]} columns, the model {width}")
                 if name == "fixed":
                     fixed = values
                 else:
                     concomitant = values
             if response:
                 if parts.get("endog") is None:
-                    raise ValueError("type='posterior' needs the response: pass new data as a "
-                                     "dict with 'exog' and 'endog'")
+                    raise ValueError(
+                        "type='posterior' needs the response: pass new data as a "
+                        "dict with 'exog' and 'endog'"
+                    )
                 endog = np.asarray(parts["endog"], dtype=float)
                 trials = parts.get("trials")
                 if model.data.groups is not None:
                     if parts.get("groups") is None:
-                        raise ValueError("the model groups its rows: pass 'groups' labels for "
-                                         "the posterior of new data")
+                        raise ValueError(
+                            "the model groups its rows: pass 'groups' labels for "
+                            "the posterior of new data"
+                        )
                     groups = resolve_labels(parts["groups"], None, "groups", n)
         else:
             design = model.design
             data = as_frame(data, "new data")
             kinds = getattr(design, "column_kinds", None)
             # The training columns (an ordinal family's design has no intercept).
-            exog = new_design_matrix(design.model_spec, data, context, design.exog_names,
-                                     kinds)
+            exog = new_design_matrix(design.model_spec, data, context, design.exog_names, kinds)
             frame, index = data.reset_index(drop=True), data.index
             n = exog.shape[0]
             offset = design.column_args.get("offset") if offset is None else offset
             exposure = design.column_args.get("exposure") if exposure is None else exposure
             if design.fixed_spec is not None and model.data.fixed is not None:
-                fixed = new_design_matrix(design.fixed_spec, data, context, design.fixed_names,
-                                          kinds)
+                fixed = new_design_matrix(
+                    design.fixed_spec, data, context, design.fixed_names, kinds
+                )
             if design.concomitant_spec is not None:
-                concomitant = new_design_matrix(design.concomitant_spec, data, context,
-                                                design.concomitant_names, kinds)
+                concomitant = new_design_matrix(
+                    design.concomitant_spec, data, context, design.concomitant_names, kinds
+                )
             if response:
                 try:
                     endog = new_response(design.model_spec, data, context, kinds)
                 except ValueError as exc:
-                    raise ValueError(f"type='posterior' needs the response "
-                                     f"{' + '.join(model.endog_names)} in the new data: "
-                                     f"{exc}") from None
+                    raise ValueError(
+                        f"type='posterior' needs the response "
+                        f"{' + '.join(model.endog_names)} in the new data: "
+                        f"{exc}"
+                    ) from None
                 trials = design.column_args.get("trials")
                 if trials is None and design.trials is not None and endog.ndim == 1:
-                    raise ValueError("the model was fitted with trials as an array: the "
-                                     "posterior of new data needs a trials column")
+                    raise ValueError(
+                        "the model was fitted with trials as an array: the "
+                        "posterior of new data needs a trials column"
+                    )
                 if model.data.groups is not None:
                     column = design.column_args.get("groups")
                     if column is None or column not in frame.columns:
-                        raise ValueError(f"the model groups its rows by {model.groups_name!r}: "
-                                         "new data need that column for the posterior")
+                        raise ValueError(
+                            f"the model groups its rows by {model.groups_name!r}: "
+                            "new data need that column for the posterior"
+                        )
                     groups = resolve_labels(column, frame, "groups", n)
         total = np.zeros(n)
-        for name, given, used in (("offset", offset, model.offset),
-                                  ("exposure", exposure, model.exposure)):
+        for name, given, used in (
+            ("offset", offset, model.offset),
+            ("exposure", exposure, model.exposure),
+        ):
             if given is None:
                 if used is not None:
-                    raise ValueError(f"the model was fitted with an {name}: pass {name}= "
-                                     "for the new data")
+                    raise ValueError(
+                        f"the model was fitted with an {name}: pass {name}= for the new data"
+                    )
                 continue
             values = resolve_vector(given, frame, name, n)
             total += np.log(values) if name == "exposure" else values
@@ -358,14 +390,25 @@ class MemoryResultRows:
         codes = None
         if groups is not None:
             codes = group_codes(groups, n, "groups")[1]
-        engine = EMData(np.zeros(n), exog, np.ones(n), total, np.ones(n), model.family,
-                            fixed, concomitant, codes, model.data.equal_scale)
+        engine = EMData(
+            np.zeros(n),
+            exog,
+            np.ones(n),
+            total,
+            np.ones(n),
+            model.family,
+            fixed,
+            concomitant,
+            codes,
+            model.data.equal_scale,
+        )
         return {"data": engine, "index": index, "endog": endog, "trials": trials}
 
     # --------------------------------------------------------- inference
     def information(self, layout):
-        return louis_information(self.data, self.estimates, self.run.posterior,
-                                 self.component_mean, layout)
+        return louis_information(
+            self.data, self.estimates, self.run.posterior, self.component_mean, layout
+        )
 
     def mean_prior_jacobian(self, gamma):
         return mean_prior_jacobian(self.data, gamma)
@@ -373,8 +416,9 @@ class MemoryResultRows:
     @cached_property
     def unit_scores(self):
         """Observed score of each unit (rows, or groups), ``(n_units, P)``."""
-        return unit_scores(self.data, self.estimates, self.run.posterior, self.component_mean,
-                           self.model.layout)
+        return unit_scores(
+            self.data, self.estimates, self.run.posterior, self.component_mean, self.model.layout
+        )
 
     def cov_choice(self, cov_type, cov_groups=None):
         return memory_cov_choice(self.model, cov_type, cov_groups)
@@ -420,9 +464,11 @@ class StoredResultRows(MemoryResultRows):
         self.stored = stored
 
     def rows_in_memory(self, what):
-        raise NotImplementedError(f"{what} needs the rows of the fit, which remove_data() "
-                                  "dropped: fit again (or keep the results before "
-                                  "remove_data())")
+        raise NotImplementedError(
+            f"{what} needs the rows of the fit, which remove_data() "
+            "dropped: fit again (or keep the results before "
+            "remove_data())"
+        )
 
     # What was computed before the rows went.
     wnobs = property(lambda self: self.stored["wnobs"])

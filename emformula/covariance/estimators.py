@@ -12,8 +12,14 @@ import numpy as np
 from ..engine.layout import log_softmax
 from ..engine.linalg import equilibration
 
-__all__ = ["score_meat", "sandwich_from_meat", "sandwich_covariance", "invert_information",
-           "prior_delta_jacobian", "mean_prior_jacobian"]
+__all__ = [
+    "score_meat",
+    "sandwich_from_meat",
+    "sandwich_covariance",
+    "invert_information",
+    "prior_delta_jacobian",
+    "mean_prior_jacobian",
+]
 
 
 def score_meat(scores, weights, clusters=None):
@@ -31,6 +37,7 @@ def score_meat(scores, weights, clusters=None):
     np.add.at(summed, clusters, weights[:, None] * scores)
     return summed.T @ summed
 
+
 def sandwich_from_meat(cov, meat):
     """Robust covariance ``I^-1 M I^-1`` on the identified parameters.
 
@@ -44,6 +51,7 @@ def sandwich_from_meat(cov, meat):
     bread = cov[np.ix_(keep, keep)]
     out[np.ix_(keep, keep)] = bread @ meat[np.ix_(keep, keep)] @ bread
     return out
+
 
 def sandwich_covariance(cov, scores, weights, clusters=None):
     """Robust covariance ``I^-1 M I^-1`` from per-unit scores.
@@ -69,6 +77,7 @@ def sandwich_covariance(cov, scores, weights, clusters=None):
     # Scores of unidentified parameters may be NaN: leave them out of M.
     scores = np.where(keep[None, :], scores, 0.0)
     return sandwich_from_meat(cov, score_meat(scores, weights, clusters))
+
 
 def invert_information(info, rtol=1e-10):
     """Covariance matrix from the observed information, singularity aware.
@@ -130,6 +139,7 @@ def invert_information(info, rtol=1e-10):
     unidentified = np.setdiff1d(np.arange(size), keep)
     return cov, unidentified, not_positive
 
+
 def prior_delta_jacobian(prior):
     """Jacobian of ``pi = softmax(0, alpha_2, ..., alpha_K)`` in alpha.
 
@@ -143,6 +153,7 @@ def prior_delta_jacobian(prior):
         jac[:, j - 1] = -prior * prior[j]
         jac[j, j - 1] += prior[j]
     return jac
+
 
 def mean_prior_jacobian(data, gamma):
     """Jacobian of :func:`mean_prior` in ``(gamma_2, ..., gamma_K)``.

@@ -21,8 +21,13 @@ import numpy as np
 
 from .estimators import sandwich_from_meat
 
-__all__ = ["CovarianceEstimator", "COVARIANCE_ESTIMATORS", "cov_type_names",
-           "get_estimator", "register"]
+__all__ = [
+    "CovarianceEstimator",
+    "COVARIANCE_ESTIMATORS",
+    "cov_type_names",
+    "get_estimator",
+    "register",
+]
 
 
 @dataclass(frozen=True)
@@ -116,21 +121,44 @@ def get_estimator(cov_type):
     """
     key = cov_type.lower() if isinstance(cov_type, str) else cov_type
     if key not in COVARIANCE_ESTIMATORS:
-        raise ValueError(f"cov_type must be one of {', '.join(cov_type_names())}, "
-                         f"got {cov_type!r}")
+        raise ValueError(f"cov_type must be one of {', '.join(cov_type_names())}, got {cov_type!r}")
     return COVARIANCE_ESTIMATORS[key]
 
 
-register(CovarianceEstimator(
-    "louis", "Louis", needs_meat=False, needs_clusters=False,
-    description="inverse of Louis' observed information"))
-register(CovarianceEstimator(
-    "robust", "Robust", needs_meat=True, needs_clusters=False,
-    description="sandwich with the observed score of each unit (row, or group)"))
-register(CovarianceEstimator(
-    "cluster", "Cluster", needs_meat=True, needs_clusters=True,
-    description="sandwich with the scores summed within the clusters of cov_groups"))
-register(CovarianceEstimator(
-    "bootstrap", "Bootstrap", needs_meat=False, needs_clusters=False,
-    description="covariance of bootstrap replicates (EMGLMResults.bootstrap)",
-    needs_replicates=True))
+register(
+    CovarianceEstimator(
+        "louis",
+        "Louis",
+        needs_meat=False,
+        needs_clusters=False,
+        description="inverse of Louis' observed information",
+    )
+)
+register(
+    CovarianceEstimator(
+        "robust",
+        "Robust",
+        needs_meat=True,
+        needs_clusters=False,
+        description="sandwich with the observed score of each unit (row, or group)",
+    )
+)
+register(
+    CovarianceEstimator(
+        "cluster",
+        "Cluster",
+        needs_meat=True,
+        needs_clusters=True,
+        description="sandwich with the scores summed within the clusters of cov_groups",
+    )
+)
+register(
+    CovarianceEstimator(
+        "bootstrap",
+        "Bootstrap",
+        needs_meat=False,
+        needs_clusters=False,
+        description="covariance of bootstrap replicates (EMGLMResults.bootstrap)",
+        needs_replicates=True,
+    )
+)

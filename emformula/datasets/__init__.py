@@ -16,23 +16,68 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SimulatedData", "load_sim1", "load_sim2", "load_sim3", "load_biochemists",
-           "TRUE_PARAMS"]
+__all__ = [
+    "SimulatedData",
+    "load_sim1",
+    "load_sim2",
+    "load_sim3",
+    "load_biochemists",
+    "TRUE_PARAMS",
+]
 
 #: True coefficients of the R package's simulations (``true_params``).
 TRUE_PARAMS = {
-    "sim1": [[0.493832290201369, -0.788629773979293, -0.188351951720301,
-              1.5999590932492, -1.38090198192777]],
-    "sim2": [[-1.35474923448567, 0.281125331692168, -1.37242479612, -0.59551811565488,
-              -1.05825761605043],
-             [-1.56920007144817, -0.100951280408069, -1.76699745778636, -1.4304819444431,
-              -0.000974783275149614]],
-    "sim3": [[-0.0857711875169674, 1.4674418102677, 0.0923740773416298, -0.0504947649421752,
-              -0.0630094863094234, -0.193590057978463, -0.441906217275214, 0.415419665596572,
-              0.11771591651329, 0.680484918276506],
-             [0.31032002568095, -1.34603375520871, 0.240585788935655, -0.310220239486402,
-              -0.098922715288509, -0.0143709007547584, 1.08224835427569, -0.575465998775234,
-              0.0547574415353509, -0.659963314120387]],
+    "sim1": [
+        [
+            0.493832290201369,
+            -0.788629773979293,
+            -0.188351951720301,
+            1.5999590932492,
+            -1.38090198192777,
+        ]
+    ],
+    "sim2": [
+        [
+            -1.35474923448567,
+            0.281125331692168,
+            -1.37242479612,
+            -0.59551811565488,
+            -1.05825761605043,
+        ],
+        [
+            -1.56920007144817,
+            -0.100951280408069,
+            -1.76699745778636,
+            -1.4304819444431,
+            -0.000974783275149614,
+        ],
+    ],
+    "sim3": [
+        [
+            -0.0857711875169674,
+            1.4674418102677,
+            0.0923740773416298,
+            -0.0504947649421752,
+            -0.0630094863094234,
+            -0.193590057978463,
+            -0.441906217275214,
+            0.415419665596572,
+            0.11771591651329,
+            0.680484918276506,
+        ],
+        [
+            0.31032002568095,
+            -1.34603375520871,
+            0.240585788935655,
+            -0.310220239486402,
+            -0.098922715288509,
+            -0.0143709007547584,
+            1.08224835427569,
+            -0.575465998775234,
+            0.0547574415353509,
+            -0.659963314120387,
+        ],
+    ],
 }
 
 
@@ -59,7 +104,7 @@ class SimulatedData:
 
 
 def _simulate(name, n_per_component, seed, exposure=False):
-    truth = np.asarray(TRUE_PARAMS[name]).T          # (p, K)
+    truth = np.asarray(TRUE_PARAMS[name]).T  # (p, K)
     p, K = truth.shape
     rng = np.random.default_rng(seed)
     n = n_per_component * K
@@ -72,8 +117,9 @@ def _simulate(name, n_per_component, seed, exposure=False):
         columns["exposure"] = rng.integers(10, 31, size=n).astype(float)
         eta = eta + np.log(columns["exposure"])
     columns["y"] = rng.poisson(np.exp(eta)).astype(float)
-    params = pd.DataFrame(truth, index=[f"V{j + 1}" for j in range(p)],
-                          columns=[f"comp{k + 1}" for k in range(K)])
+    params = pd.DataFrame(
+        truth, index=[f"V{j + 1}" for j in range(p)], columns=[f"comp{k + 1}" for k in range(K)]
+    )
     return SimulatedData(pd.DataFrame(columns), params, component + 1, formula)
 
 

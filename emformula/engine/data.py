@@ -110,8 +110,9 @@ class EMData:
     @cached_property
     def _group_matrix(self):
         n = self.nobs
-        return scipy.sparse.csr_matrix((np.ones(n), (self.groups, np.arange(n))),
-                                       shape=(self.n_units, n))
+        return scipy.sparse.csr_matrix(
+            (np.ones(n), (self.groups, np.arange(n))), shape=(self.n_units, n)
+        )
 
     def unit_sum(self, values):
         """Sum a per-row array (n, ...) within units (a sparse product, never n x n)."""
@@ -197,10 +198,21 @@ class EMData:
         groups = None
         if self.groups is not None:
             groups = np.unique(self.groups[rows], return_inverse=True)[1]
-        pick = (lambda a: None if a is None else a[rows])
-        return EMData(self.endog[rows], self.exog[rows], self.weights[rows], self.offset[rows],
-                      self.trials[rows], self.family, pick(self.fixed), pick(self.concomitant),
-                      groups, self.equal_scale, self.reused)
+        pick = lambda a: None if a is None else a[rows]
+        return EMData(
+            self.endog[rows],
+            self.exog[rows],
+            self.weights[rows],
+            self.offset[rows],
+            self.trials[rows],
+            self.family,
+            pick(self.fixed),
+            pick(self.concomitant),
+            groups,
+            self.equal_scale,
+            self.reused,
+        )
+
 
 @dataclass(frozen=True)
 class Estimates:
@@ -240,9 +252,11 @@ class Estimates:
     def __post_init__(self):
         params = np.asarray(self.params, dtype=float)
         if params.ndim != 2 or params.shape[1] != self.coef.shape[1]:
-            raise ValueError(f"family parameters must have shape (m, {self.coef.shape[1]}): "
-                             f"one row per parameter, one column per component; got "
-                             f"{params.shape}")
+            raise ValueError(
+                f"family parameters must have shape (m, {self.coef.shape[1]}): "
+                f"one row per parameter, one column per component; got "
+                f"{params.shape}"
+            )
         object.__setattr__(self, "params", params)
 
     def __setstate__(self, state):
@@ -270,15 +284,18 @@ class Estimates:
             return self
         if have > m:
             if np.all(self.params[m:] == 1.0):
-                return Estimates(self.coef, self.params[:m], self.prior, self.gamma,
-                                 self.fixed_coef)
-            raise ValueError(f"estimates with {have} family parameter(s) do not fit the "
-                             f"{family.name} family's {m}")
+                return Estimates(
+                    self.coef, self.params[:m], self.prior, self.gamma, self.fixed_coef
+                )
+            raise ValueError(
+                f"estimates with {have} family parameter(s) do not fit the "
+                f"{family.name} family's {m}"
+            )
         params = np.ones((m, self.n_components))
         params[:have] = self.params
         for k in range(self.n_components):
             start = family.member(k).start_parameters()
-            params[have:len(start), k] = start[have:]
+            params[have : len(start), k] = start[have:]
         return Estimates(self.coef, params, self.prior, self.gamma, self.fixed_coef)
 
     def parameter_values(self, k):
@@ -302,20 +319,27 @@ class Estimates:
         if self.gamma is not None:
             gamma = self.gamma[:, order] - self.gamma[:, order[:1]]
         fixed = None if self.fixed_coef is None else self.fixed_coef.copy()
-        return Estimates(self.coef[:, order].copy(), self.params[:, order].copy(),
-                         self.prior[order].copy(), gamma, fixed)
+        return Estimates(
+            self.coef[:, order].copy(),
+            self.params[:, order].copy(),
+            self.prior[order].copy(),
+            gamma,
+            fixed,
+        )
+
 
 @dataclass(frozen=True)
 class EStep:
     """What one E-step computes; reused by the next M-step."""
 
-    eta: np.ndarray         # (n, K) linear predictors
-    mu: np.ndarray          # (n, K) component means
-    loglike: np.ndarray     # (n, K) log f_k(y_i), all constants included
-    posterior: np.ndarray   # (n, K) per row (a group's posterior on each of its rows)
-    row_llf: np.ndarray     # (n_units,) log of the mixture density per unit
-    llf: float              # sum_u v_u row_llf_u
+    eta: np.ndarray  # (n, K) linear predictors
+    mu: np.ndarray  # (n, K) component means
+    loglike: np.ndarray  # (n, K) log f_k(y_i), all constants included
+    posterior: np.ndarray  # (n, K) per row (a group's posterior on each of its rows)
+    row_llf: np.ndarray  # (n_units,) log of the mixture density per unit
+    llf: float  # sum_u v_u row_llf_u
     unit_posterior: np.ndarray | None = None  # (n_units, K); None: same as posterior
+
 
 @dataclass(frozen=True)
 class EMRun:
@@ -348,5 +372,6 @@ def check_constant_within_groups(values, codes, labels, what):
     if differs.any():
         bad = labels[codes[np.flatnonzero(differs)[0]]]
         bad = bad.item() if isinstance(bad, np.generic) else bad
-        raise ValueError(f"{what} must be the same for all rows of a group, but differ "
-                         f"within group {bad!r}")
+        raise ValueError(
+            f"{what} must be the same for all rows of a group, but differ within group {bad!r}"
+        )

@@ -52,14 +52,39 @@ from .mstep import solve_normal_equations as _solve_normal_equations
 from .rows import MemoryRows
 from .sums import normal_equations, weighted_sum
 
-__all__ = ["EMData", "Estimates", "EMRun", "EStep", "e_step", "m_step", "run_em",
-           "newton_steps", "newton_polish", "initial_estimates", "random_partition",
-           "random_start", "estimates_from_posterior", "order_components", "diagnose",
-           "log_prior", "linear_predictor", "unit_posterior", "concomitant_step",
-           "irls_step", "shared_irls_step", "normal_equations", "weighted_sum",
-           "has_converged", "NEWTON_SWITCH", "DEFAULT_TOL", "SUBSAMPLE_START_ROWS",
-           "SUBSAMPLE_START_SIZE", "_admissible", "_ascent_direction",
-           "_solve_normal_equations"]
+__all__ = [
+    "EMData",
+    "Estimates",
+    "EMRun",
+    "EStep",
+    "e_step",
+    "m_step",
+    "run_em",
+    "newton_steps",
+    "newton_polish",
+    "initial_estimates",
+    "random_partition",
+    "random_start",
+    "estimates_from_posterior",
+    "order_components",
+    "diagnose",
+    "log_prior",
+    "linear_predictor",
+    "unit_posterior",
+    "concomitant_step",
+    "irls_step",
+    "shared_irls_step",
+    "normal_equations",
+    "weighted_sum",
+    "has_converged",
+    "NEWTON_SWITCH",
+    "DEFAULT_TOL",
+    "SUBSAMPLE_START_ROWS",
+    "SUBSAMPLE_START_SIZE",
+    "_admissible",
+    "_ascent_direction",
+    "_solve_normal_equations",
+]
 
 
 def m_step(data, est, estep, scale_floor, predictors=None):

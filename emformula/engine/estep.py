@@ -86,8 +86,7 @@ def e_step(data, est, eta=None, mu=None):
         mu = family.mean(eta)
     y = data.endog[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        loglike = family.log_kernel(y, mu, est.parameter_rows(), data.trials[:, None],
-                                    eta=eta)
+        loglike = family.log_kernel(y, mu, est.parameter_rows(), data.trials[:, None], eta=eta)
         constant = data.loglike_constant
         loglike += constant[:, None] if constant.ndim == 1 else constant
         if data.groups is None:

@@ -52,30 +52,47 @@ def estimates_from_dict(start, family, K):
         # not read, as before family parameters were general.)
         params = np.tile(np.asarray(family.start_parameters(), dtype=float)[:, None], (1, K))
     if params.shape != (m, K):
-        raise ValueError(f"start family parameters must have shape {(m, K)} (rows "
-                         f"{names}), got {params.shape}")
+        raise ValueError(
+            f"start family parameters must have shape {(m, K)} (rows {names}), got {params.shape}"
+        )
     # A list of families' results leave NaN where a component's family lacks
     # a parameter (and coefficients of a point mass): those are not read.
     params = params.copy()
     for k in range(K):
-        params[len(family.member(k).parameters):, k] = 1.0
-    as_array = (lambda key: None if start.get(key) is None
-                else np.asarray(start[key], dtype=float))
+        params[len(family.member(k).parameters) :, k] = 1.0
+    as_array = lambda key: None if start.get(key) is None else np.asarray(start[key], dtype=float)
     coef = np.asarray(start["params"], dtype=float)
     if coef.ndim != 2 or coef.shape[1] != K:
-        raise ValueError(f"start params must be a 2-d array with {K} columns (one per "
-                         f"component), got shape {coef.shape}")
+        raise ValueError(
+            f"start params must be a 2-d array with {K} columns (one per "
+            f"component), got shape {coef.shape}"
+        )
     if coef.ndim == 2 and coef.shape[1] == K:
         coef = coef.copy()
         for k in range(K):
             if not family.has_coefficients_of(k):
                 coef[:, k] = 0.0
-    return Estimates(coef, params, np.asarray(start["prior"], dtype=float),
-                     as_array("concomitant"), as_array("fixed"))
+    return Estimates(
+        coef,
+        params,
+        np.asarray(start["prior"], dtype=float),
+        as_array("concomitant"),
+        as_array("fixed"),
+    )
 
 
-def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
-                  concomitant_names=(), gamma_from_prior=None, mean_prior_of=None):
+def checked_start(
+    est,
+    *,
+    family,
+    n_coef,
+    K,
+    equal_scale=False,
+    fixed_names=(),
+    concomitant_names=(),
+    gamma_from_prior=None,
+    mean_prior_of=None,
+):
     """The start ``est`` as estimates of the model, or a ValueError saying
     what does not fit.
 
@@ -100,8 +117,10 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
     est = est.for_family(family)
     p = n_coef
     if est.coef.shape != (p, K):
-        raise ValueError(f"start params have shape {est.coef.shape}, expected {(p, K)} "
-                         f"({p} coefficients x {K} components)")
+        raise ValueError(
+            f"start params have shape {est.coef.shape}, expected {(p, K)} "
+            f"({p} coefficients x {K} components)"
+        )
     prior = np.asarray(est.prior, dtype=float)
     if prior.shape != (K,) or np.any(prior < 0) or not np.isclose(prior.sum(), 1):
         raise ValueError(f"start prior must be {K} non-negative numbers summing to 1")
@@ -116,27 +135,36 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
         for j, parameter in enumerate(member.parameters):
             value = params[j, k]
             if not parameter.lower <= value <= parameter.upper:
-                raise ValueError(f"start {parameter.name} of component {k + 1} must be in "
-                                 f"[{parameter.lower}, {parameter.upper}], got {value}")
+                raise ValueError(
+                    f"start {parameter.name} of component {k + 1} must be in "
+                    f"[{parameter.lower}, {parameter.upper}], got {value}"
+                )
             if parameter.transform == "log" and value <= 0:
-                raise ValueError(f"start {parameter.name} of component {k + 1} must be "
-                                 f"positive, got {value}")
-        params[len(member.parameters):, k] = 1.0  # rows this component's family lacks
+                raise ValueError(
+                    f"start {parameter.name} of component {k + 1} must be positive, got {value}"
+                )
+        params[len(member.parameters) :, k] = 1.0  # rows this component's family lacks
     if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(params))):
         raise ValueError("start has missing or infinite values")
     prior = prior / prior.sum()
     if equal_scale and params.size:
         # One value per parameter: the mean on the unconstrained scale.
-        common = family._natural(np.mean([family._unconstrained(params[:, k])
-                                          for k in range(K)], axis=0))
+        common = family._natural(
+            np.mean([family._unconstrained(params[:, k]) for k in range(K)], axis=0)
+        )
         params[:] = common[:, None]
     fixed = None
     if len(fixed_names):
-        fixed = (np.zeros(len(fixed_names)) if est.fixed_coef is None
-                 else np.asarray(est.fixed_coef, dtype=float).ravel())
+        fixed = (
+            np.zeros(len(fixed_names))
+            if est.fixed_coef is None
+            else np.asarray(est.fixed_coef, dtype=float).ravel()
+        )
         if fixed.shape != (len(fixed_names),) or not np.all(np.isfinite(fixed)):
-            raise ValueError(f"start fixed must be {len(fixed_names)} finite numbers (the "
-                             f"shared effects {list(fixed_names)})")
+            raise ValueError(
+                f"start fixed must be {len(fixed_names)} finite numbers (the "
+                f"shared effects {list(fixed_names)})"
+            )
     if not len(concomitant_names):
         return Estimates(coef, params, prior, None, fixed)
     q = len(concomitant_names)
@@ -145,7 +173,9 @@ def checked_start(est, *, family, n_coef, K, equal_scale=False, fixed_names=(),
     else:
         gamma = np.asarray(est.gamma, dtype=float)
         if gamma.shape != (q, K) or not np.all(np.isfinite(gamma)):
-            raise ValueError(f"start concomitant must be a finite ({q}, {K}) array (one "
-                             f"row per concomitant term {list(concomitant_names)})")
+            raise ValueError(
+                f"start concomitant must be a finite ({q}, {K}) array (one "
+                f"row per concomitant term {list(concomitant_names)})"
+            )
         gamma = gamma - gamma[:, :1]
     return Estimates(coef, params, mean_prior_of(gamma), gamma, fixed)

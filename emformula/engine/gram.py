@@ -66,7 +66,7 @@ class WeightedGram:
         out = np.empty((w.shape[1], p, p))
         if self.products is None:
             for j in range(w.shape[1]):
-                full = (self.x * w[:, j:j + 1]).T @ self.x
+                full = (self.x * w[:, j : j + 1]).T @ self.x
                 # Mirror one triangle: the product is symmetric only to rounding.
                 out[j] = np.triu(full) + np.triu(full, 1).T
         else:

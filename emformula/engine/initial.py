@@ -17,8 +17,14 @@ from .layout import mean_prior
 from .loop import run_em
 from .mstep import concomitant_step, irls_step, parameters_from_arrays, shared_irls_step
 
-__all__ = ["estimates_from_posterior", "random_partition", "initial_estimates",
-           "random_start", "SUBSAMPLE_START_ROWS", "SUBSAMPLE_START_SIZE"]
+__all__ = [
+    "estimates_from_posterior",
+    "random_partition",
+    "initial_estimates",
+    "random_start",
+    "SUBSAMPLE_START_ROWS",
+    "SUBSAMPLE_START_SIZE",
+]
 
 # IRLS iterations when coefficients are fitted from scratch (a start), and
 # their relative tolerance: a start only has to be a reasonable place to
@@ -42,7 +48,7 @@ def estimates_from_posterior(data, posterior, scale_floor):
     params = np.ones((len(family.parameters), K))
     for k in range(K):
         start = family.member(k).start_parameters()
-        params[:len(start), k] = start
+        params[: len(start), k] = start
     fixed_coef = None
     row_weights = data.weights[:, None] * posterior
     mus = np.empty((n, K))
@@ -56,13 +62,15 @@ def estimates_from_posterior(data, posterior, scale_floor):
             with np.errstate(divide="ignore", invalid="ignore"):
                 start_eta = np.asarray(member.link(start_mu), dtype=float)
             c = row_weights[:, k]
-            own = tuple(params[:len(member.parameters), k])
+            own = tuple(params[: len(member.parameters), k])
             coef_k, eta, mu, q = None, start_eta, start_mu, None
             for _ in range(_START_IRLS_ITER):
-                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, own,
-                                                        k=k)
-                done = (q is not None and q_new is not None
-                        and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
+                coef_new, eta, mu, q_new, _ = irls_step(data, c, coef_k, eta, mu, q, own, k=k)
+                done = (
+                    q is not None
+                    and q_new is not None
+                    and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0)
+                )
                 coef_k, q = coef_new, q_new
                 if done:
                     break
@@ -80,9 +88,13 @@ def estimates_from_posterior(data, posterior, scale_floor):
         mu = np.repeat(start_mu[:, None], K, axis=1)
         for _ in range(_START_IRLS_ITER):
             b_new, c_new, eta, mu, q_new, _ = shared_irls_step(
-                data, row_weights, b, c_fixed, eta, mu, q, params)
-            done = (q is not None and q_new is not None
-                    and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0))
+                data, row_weights, b, c_fixed, eta, mu, q, params
+            )
+            done = (
+                q is not None
+                and q_new is not None
+                and abs(q_new - q) <= _START_TOL * (abs(q_new) + 1.0)
+            )
             b, c_fixed, q = b_new, c_new, q_new
             if done:
                 break
@@ -96,8 +108,13 @@ def estimates_from_posterior(data, posterior, scale_floor):
         prior = (data.unit_weights[:, None] * tau_units).sum(axis=0) / data.unit_weights.sum()
         prior = np.clip(prior, 1e-300, None)
         return Estimates(coef, params, prior / prior.sum(), None, fixed_coef)
-    gamma = concomitant_step(data.unit_concomitant, data.unit_weights, tau_units,
-                             np.zeros((data.n_concomitant, K)), max_steps=25)
+    gamma = concomitant_step(
+        data.unit_concomitant,
+        data.unit_weights,
+        tau_units,
+        np.zeros((data.n_concomitant, K)),
+        max_steps=25,
+    )
     return Estimates(coef, params, mean_prior(data, gamma), gamma, fixed_coef)
 
 
@@ -136,5 +153,4 @@ def random_start(data, K, rng, scale_floor):
     rows = np.sort(rng.choice(data.nobs, size=SUBSAMPLE_START_SIZE, replace=False))
     sub = data.take(rows)
     est = initial_estimates(sub, K, rng, scale_floor)
-    return run_em(sub, est, max_iter=500, tol=1e-6, scale_floor=scale_floor,
-                  newton=False).estimates
+    return run_em(sub, est, max_iter=500, tol=1e-6, scale_floor=scale_floor, newton=False).estimates

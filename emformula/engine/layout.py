@@ -22,8 +22,15 @@ import numpy as np
 
 from .data import Estimates
 
-__all__ = ["ParameterLayout", "parameter_layout", "pack_theta", "unpack_theta", "log_softmax",
-           "mean_prior", "unit_prior"]
+__all__ = [
+    "ParameterLayout",
+    "parameter_layout",
+    "pack_theta",
+    "unpack_theta",
+    "log_softmax",
+    "mean_prior",
+    "unit_prior",
+]
 
 
 # ------------------------------------------------------------ the layout
@@ -105,16 +112,20 @@ class ParameterLayout:
         K, p = self.n_components, self.n_coef
         if isinstance(self.n_params, (tuple, list)):
             counts = tuple(int(c) for c in self.n_params)
-            transforms = (tuple(tuple(t) for t in self.transforms) if self.transforms
-                          is not None else tuple(("log",) * c for c in counts))
+            transforms = (
+                tuple(tuple(t) for t in self.transforms)
+                if self.transforms is not None
+                else tuple(("log",) * c for c in counts)
+            )
         else:
             counts = (int(self.n_params),) * K
-            shared = (("log",) * counts[0] if self.transforms is None
-                      else tuple(self.transforms))
+            shared = ("log",) * counts[0] if self.transforms is None else tuple(self.transforms)
             transforms = (shared,) * K
         if len(counts) != K or any(len(t) != c for t, c in zip(transforms, counts)):
-            raise ValueError(f"family parameter counts {counts} and transforms {transforms} "
-                             f"do not fit {K} components")
+            raise ValueError(
+                f"family parameter counts {counts} and transforms {transforms} "
+                f"do not fit {K} components"
+            )
         if self.equal_scale and len(set(counts)) > 1:
             raise ValueError("equal_scale needs the same family parameters in every component")
         coefficients = (True,) * K if self.coefficients is None else tuple(self.coefficients)
@@ -142,33 +153,54 @@ class ParameterLayout:
         n_prior = (K - 1) * (self.n_concomitant if self.n_concomitant else 1)
         prior_index = np.arange(pos, pos + n_prior)
         pos += n_prior
-        for name, value in (("coef_index", coef_index), ("param_index", param_index),
-                            ("fixed_index", fixed_index), ("prior_index", prior_index),
-                            ("size", pos)):
+        for name, value in (
+            ("coef_index", coef_index),
+            ("param_index", param_index),
+            ("fixed_index", fixed_index),
+            ("prior_index", prior_index),
+            ("size", pos),
+        ):
             object.__setattr__(self, name, value)
 
     @classmethod
     def for_data(cls, data, n_components):
         """The layout of a fit of :class:`~emformula.engine.data.EMData` with K components."""
-        return cls.for_family(data.family, data.n_coef, n_components, n_fixed=data.n_fixed,
-                              equal_scale=data.equal_scale,
-                              n_concomitant=data.n_concomitant)
+        return cls.for_family(
+            data.family,
+            data.n_coef,
+            n_components,
+            n_fixed=data.n_fixed,
+            equal_scale=data.equal_scale,
+            n_concomitant=data.n_concomitant,
+        )
 
     @classmethod
-    def for_family(cls, family, n_coef, n_components, *, n_fixed=0, equal_scale=False,
-                   n_concomitant=0):
+    def for_family(
+        cls, family, n_coef, n_components, *, n_fixed=0, equal_scale=False, n_concomitant=0
+    ):
         """The layout of ``family`` (one family, or one per component)."""
         members = [family.member(k) for k in range(n_components)]
         if family.n_members is None:
-            return cls(n_coef, n_components, len(family.parameters), n_fixed=n_fixed,
-                       equal_scale=equal_scale, n_concomitant=n_concomitant,
-                       transforms=tuple(p.transform for p in family.parameters),
-                       coefficients=(family.has_coefficients,) * n_components)
-        return cls(n_coef, n_components, tuple(len(m.parameters) for m in members),
-                   n_fixed=n_fixed, equal_scale=equal_scale, n_concomitant=n_concomitant,
-                   transforms=tuple(tuple(p.transform for p in m.parameters)
-                                    for m in members),
-                   coefficients=tuple(m.has_coefficients for m in members))
+            return cls(
+                n_coef,
+                n_components,
+                len(family.parameters),
+                n_fixed=n_fixed,
+                equal_scale=equal_scale,
+                n_concomitant=n_concomitant,
+                transforms=tuple(p.transform for p in family.parameters),
+                coefficients=(family.has_coefficients,) * n_components,
+            )
+        return cls(
+            n_coef,
+            n_components,
+            tuple(len(m.parameters) for m in members),
+            n_fixed=n_fixed,
+            equal_scale=equal_scale,
+            n_concomitant=n_concomitant,
+            transforms=tuple(tuple(p.transform for p in m.parameters) for m in members),
+            coefficients=tuple(m.has_coefficients for m in members),
+        )
 
     @property
     def scale_index(self):
@@ -176,8 +208,10 @@ class ParameterLayout:
         log-dispersion), or None for a family without parameters; the form
         of a layout with at most one family parameter."""
         if self.n_params > 1:
-            raise ValueError("scale_index is the view of a layout with at most one family "
-                             "parameter; use param_index")
+            raise ValueError(
+                "scale_index is the view of a layout with at most one family "
+                "parameter; use param_index"
+            )
         return [int(idx[0]) if idx.size else None for idx in self.param_index]
 
     @property
@@ -260,8 +294,9 @@ def _from_theta(transform, value):
     return np.exp(value) if transform == "log" else value
 
 
-def parameter_layout(n_coef, n_components, n_params, *, n_fixed=0, equal_scale=False,
-                     n_concomitant=0):
+def parameter_layout(
+    n_coef, n_components, n_params, *, n_fixed=0, equal_scale=False, n_concomitant=0
+):
     """Positions of each block of theta, as a tuple (a layout with at most
     one family parameter, a log-dispersion).
 
@@ -272,16 +307,27 @@ def parameter_layout(n_coef, n_components, n_params, *, n_fixed=0, equal_scale=F
         the mixing parameters, concomitant coefficients included); its
         ``fixed_index`` is not in the tuple.
     """
-    lay = ParameterLayout(n_coef, n_components, n_params, n_fixed=n_fixed,
-                          equal_scale=equal_scale, n_concomitant=n_concomitant)
+    lay = ParameterLayout(
+        n_coef,
+        n_components,
+        n_params,
+        n_fixed=n_fixed,
+        equal_scale=equal_scale,
+        n_concomitant=n_concomitant,
+    )
     return lay.coef_index, lay.scale_index, lay.prior_index, lay.size
 
 
 def _default_layout(est):
     n_fixed = 0 if est.fixed_coef is None else len(est.fixed_coef)
     n_conc = 0 if est.gamma is None else est.gamma.shape[0]
-    return ParameterLayout(est.coef.shape[0], est.n_components, est.params.shape[0],
-                           n_fixed=n_fixed, n_concomitant=n_conc)
+    return ParameterLayout(
+        est.coef.shape[0],
+        est.n_components,
+        est.params.shape[0],
+        n_fixed=n_fixed,
+        n_concomitant=n_conc,
+    )
 
 
 def pack_theta(est, n_params=None, layout=None):
@@ -293,8 +339,9 @@ def pack_theta(est, n_params=None, layout=None):
     that are not log-transformed; otherwise it is inferred from ``est``.
     """
     if n_params is not None and int(n_params) != est.params.shape[0]:
-        raise ValueError(f"the estimates have {est.params.shape[0]} family parameter(s), "
-                         f"not {int(n_params)}")
+        raise ValueError(
+            f"the estimates have {est.params.shape[0]} family parameter(s), not {int(n_params)}"
+        )
     return (layout or _default_layout(est)).pack(est)
 
 
@@ -321,12 +368,14 @@ def log_softmax(logits):
         total += expo[:, k]
     return shifted - np.log(total)[:, None]
 
+
 def mean_prior(data, gamma):
     """Weighted mean over the units of the concomitant model's proportions:
     the single ``prior`` a concomitant fit reports (as flexmix's ``prior``)."""
     pi = np.exp(log_softmax(data.unit_concomitant @ gamma))
     v = data.unit_weights
     return (v @ pi) / v.sum()
+
 
 def unit_prior(data, est):
     """Mixing proportions per unit, ``(n_units, K)``, or ``(1, K)`` when constant."""

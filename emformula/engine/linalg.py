@@ -1,11 +1,10 @@
-"""Linear algebra on information-like matrices that must not depend on units.
-"""
+"""Linear algebra on information-like matrices that must not depend on units."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['equilibration']
+__all__ = ["equilibration"]
 
 
 def equilibration(matrix):

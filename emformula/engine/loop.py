@@ -20,8 +20,16 @@ from .mstep import m_step
 from .rows import as_rows
 from .sums import diagnostic_sums, information_sums
 
-__all__ = ["run_em", "has_converged", "newton_steps", "newton_polish", "diagnose",
-           "order_components", "NEWTON_SWITCH", "DEFAULT_TOL"]
+__all__ = [
+    "run_em",
+    "has_converged",
+    "newton_steps",
+    "newton_polish",
+    "diagnose",
+    "order_components",
+    "NEWTON_SWITCH",
+    "DEFAULT_TOL",
+]
 
 #: Default relative tolerance on the change of the log-likelihood, for every
 #: backend. Tight enough that the observed score at the returned estimate is
@@ -38,8 +46,7 @@ def has_converged(llf_old, llf_new, tol):
     return abs(llf_new - llf_old) <= tol * (abs(llf_new) + 1.0)
 
 
-def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=True,
-           newton=True):
+def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=True, newton=True):
     """Iterate EM from ``est`` until the log-likelihood settles.
 
     Plain EM converges linearly, and very slowly where components overlap
@@ -90,20 +97,33 @@ def run_em(data, est, *, max_iter, tol, scale_floor, callback=None, accelerate=T
         if has_converged(history[-2], history[-1], tol):
             converged = True
             break
-        if (newton and n_iter >= next_newton
-                and has_converged(history[-2], history[-1], NEWTON_SWITCH)):
-            state, llfs, done = newton_steps(rows, state, scale_floor=scale_floor,
-                                             max_steps=min(10, max_iter - n_iter))
+        if (
+            newton
+            and n_iter >= next_newton
+            and has_converged(history[-2], history[-1], NEWTON_SWITCH)
+        ):
+            state, llfs, done = newton_steps(
+                rows, state, scale_floor=scale_floor, max_steps=min(10, max_iter - n_iter)
+            )
             history.extend(llfs)
             n_iter += len(llfs)
             if done:
                 converged = newton_done = True
                 break
             next_newton = n_iter + 25
-    notes = tuple(f"component {k + 1}: an IRLS step could not improve the fit"
-                  for k in sorted(stuck))
-    return EMRun(state.est, state.llf, np.asarray(history), n_iter, converged,
-                 rows.posterior(state), notes, newton_converged=newton_done)
+    notes = tuple(
+        f"component {k + 1}: an IRLS step could not improve the fit" for k in sorted(stuck)
+    )
+    return EMRun(
+        state.est,
+        state.llf,
+        np.asarray(history),
+        n_iter,
+        converged,
+        rows.posterior(state),
+        notes,
+        newton_converged=newton_done,
+    )
 
 
 def _admissible(est, scale_floor, family):
@@ -111,8 +131,12 @@ def _admissible(est, scale_floor, family):
     finite, mixing proportions positive, family parameters inside their
     bounds (a dispersion at least the floor)."""
     extra = [a for a in (est.gamma, est.fixed_coef) if a is not None]
-    if not (np.all(np.isfinite(est.coef)) and np.all(np.isfinite(est.params))
-            and np.all(est.prior > 0) and all(np.all(np.isfinite(a)) for a in extra)):
+    if not (
+        np.all(np.isfinite(est.coef))
+        and np.all(np.isfinite(est.params))
+        and np.all(est.prior > 0)
+        and all(np.all(np.isfinite(a)) for a in extra)
+    ):
         return False
     for k in range(est.n_components):
         member = family.member(k)
@@ -155,7 +179,7 @@ def _squarem_cycle(rows, state0, scale_floor):
     used = 2
     # alpha = -1 reproduces est2; only a longer step is worth the extra E-step.
     while alpha < -1.0:
-        cand = rows.unpack(layout, theta0 - 2.0 * alpha * r + alpha ** 2 * v)
+        cand = rows.unpack(layout, theta0 - 2.0 * alpha * r + alpha**2 * v)
         if _admissible(cand, scale_floor, rows.family):
             cand_state = None  # a rejected candidate's arrays go before the next
             cand_state = rows.e_step(cand)
@@ -274,14 +298,18 @@ def newton_polish(data, run, *, scale_floor, max_steps=20):
     """
     rows = as_rows(data)
     state = rows.e_step(run.estimates)
-    state, llfs, done = newton_steps(rows, state, scale_floor=scale_floor,
-                                     max_steps=max_steps)
+    state, llfs, done = newton_steps(rows, state, scale_floor=scale_floor, max_steps=max_steps)
     if not llfs:
         return replace(run, newton_converged=done)
-    return replace(run, estimates=state.est, llf=state.llf,
-                   history=np.concatenate([run.history, llfs]),
-                   n_iter=run.n_iter + len(llfs), posterior=rows.posterior(state),
-                   newton_converged=done)
+    return replace(
+        run,
+        estimates=state.est,
+        llf=state.llf,
+        history=np.concatenate([run.history, llfs]),
+        n_iter=run.n_iter + len(llfs),
+        posterior=rows.posterior(state),
+        newton_converged=done,
+    )
 
 
 def diagnose(data, run, scale_floor, counts=None):
@@ -308,14 +336,20 @@ def diagnose(data, run, scale_floor, counts=None):
         weight = counts["weight"][k]
         n_coef = rows.n_coef if family.has_coefficients_of(k) else 0
         if est.prior[k] < 1e-8 or weight < n_coef:
-            messages.append(f"{name} has collapsed: prior {est.prior[k]:.3g}, posterior "
-                            f"weight {weight:.3g} for {n_coef} coefficients")
+            messages.append(
+                f"{name} has collapsed: prior {est.prior[k]:.3g}, posterior "
+                f"weight {weight:.3g} for {n_coef} coefficients"
+            )
         if family.member(k).estimates_scale and est.params[0, k] <= scale_floor * (1 + 1e-6):
-            messages.append(f"{name} has its dispersion at the floor {scale_floor:.3g}: it "
-                            "sits on a few points, where the likelihood is unbounded")
+            messages.append(
+                f"{name} has its dispersion at the floor {scale_floor:.3g}: it "
+                "sits on a few points, where the likelihood is unbounded"
+            )
         if counts["edge"][k]:
-            messages.append(f"{name} fits probabilities of 0 or 1 to {int(counts['edge'][k])} "
-                            "row(s): perfect separation, its coefficients diverge")
+            messages.append(
+                f"{name} fits probabilities of 0 or 1 to {int(counts['edge'][k])} "
+                "row(s): perfect separation, its coefficients diverge"
+            )
         # Separation sends the log-odds of most units beyond any bound; a few
         # units with extreme concomitant values at log-odds beyond +-35 in a
         # fit the Newton finish confirmed are the fit's own (the zero model
@@ -323,12 +357,16 @@ def diagnose(data, run, scale_floor, counts=None):
         # diverging coefficients.
         separated = counts["separated"][k]
         if separated and (not run.converged or separated > 0.05 * counts["unit_weight"]):
-            messages.append(f"{name}: the concomitant model gives mixing proportions of "
-                            "0 or 1 (log-odds beyond +-35): the concomitant variables "
-                            "separate the components and their coefficients diverge")
+            messages.append(
+                f"{name}: the concomitant model gives mixing proportions of "
+                "0 or 1 (log-odds beyond +-35): the concomitant variables "
+                "separate the components and their coefficients diverge"
+            )
         if counts["overflow"][k]:
-            messages.append(f"{name} has linear predictors beyond +-700, where exp overflows; "
-                            "its means were clipped")
+            messages.append(
+                f"{name} has linear predictors beyond +-700, where exp overflows; "
+                "its means were clipped"
+            )
     return tuple(messages)
 
 
@@ -344,8 +382,9 @@ def order_components(run, family=None):
         return run
     est = run.estimates
     keys = [tuple(np.round(est.coef[:, k], 10)) for k in range(est.n_components)]
-    order = sorted(range(est.n_components),
-                   key=lambda k: (-round(float(est.prior[k]), 10), keys[k]))
+    order = sorted(
+        range(est.n_components), key=lambda k: (-round(float(est.prior[k]), 10), keys[k])
+    )
     if order == list(range(est.n_components)):
         return run
     posterior = None if run.posterior is None else run.posterior[:, order]

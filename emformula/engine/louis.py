@@ -39,7 +39,7 @@ import numpy as np
 
 from .layout import ParameterLayout, unit_prior
 
-__all__ = ['louis_information', 'observed_score', 'unit_scores', 'row_derivatives']
+__all__ = ["louis_information", "observed_score", "unit_scores", "row_derivatives"]
 
 
 # ------------------------------------------------------------ derivatives
@@ -71,8 +71,7 @@ def row_derivatives(data, est, mu, posterior):
     K, n = mu.shape
     m = len(params)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        score_eta, info_eta, _, _ = family.eta_derivatives_at(y, mu, params, trials,
-                                                              observed=True)
+        score_eta, info_eta, _, _ = family.eta_derivatives_at(y, mu, params, trials, observed=True)
         score_eta = np.broadcast_to(score_eta, (K, n))
         info_eta = np.broadcast_to(info_eta, (K, n))
         if m == 0:
@@ -100,10 +99,13 @@ def _without_absent_rows(values, posterior):
     absent = posterior.T <= 0
     if not absent.any():
         return values
-    return (np.where(absent, 0.0, score_eta), np.where(absent, 0.0, info_eta),
-            np.where(absent[:, None, :], 0.0, score_par),
-            np.where(absent[:, None, None, :], 0.0, info_par),
-            np.where(absent[:, None, :], 0.0, cross))
+    return (
+        np.where(absent, 0.0, score_eta),
+        np.where(absent, 0.0, info_eta),
+        np.where(absent[:, None, :], 0.0, score_par),
+        np.where(absent[:, None, None, :], 0.0, info_par),
+        np.where(absent[:, None, :], 0.0, cross),
+    )
 
 
 def _member_derivatives(data, est, mu, posterior):
@@ -120,8 +122,9 @@ def _member_derivatives(data, est, mu, posterior):
         own = tuple(est.params[:m_k, k])
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if member.has_coefficients:
-                s, h, _, _ = member.eta_derivatives_at(data.endog, mu[:, k], own, data.trials,
-                                                       observed=True)
+                s, h, _, _ = member.eta_derivatives_at(
+                    data.endog, mu[:, k], own, data.trials, observed=True
+                )
                 score_eta[k], info_eta[k] = s, h
             if m_k:
                 d = member.parameter_derivatives(data.endog, mu[:, k], own, data.trials)
@@ -129,6 +132,7 @@ def _member_derivatives(data, est, mu, posterior):
                 info_par[k, :m_k, :m_k] = d.info
                 cross[k, :m_k] = d.cross_eta
     return _without_absent_rows((score_eta, info_eta, score_par, info_par, cross), posterior)
+
 
 # Rows at the edge of a mean's range (a mean clipped to zero under an identity
 # link) can make single terms infinite; the callers check the result for
@@ -163,6 +167,7 @@ def observed_score(data, est, posterior, mu, layout=None, derivatives=None):
             score[lay.prior_index] = (v[:, None] * tau)[:, 1:].sum(axis=0) - v.sum() * est.prior[1:]
     return score
 
+
 def _local_scores(data, est, posterior, mu, lay, derivatives=None):
     """Each component's complete-data score per unit, on the parameters it touches.
 
@@ -188,14 +193,14 @@ def _local_scores(data, est, posterior, mu, lay, derivatives=None):
             parts.append(data.unit_sum(np.ascontiguousarray(t[k, :m_k].T)))
             positions.append(lay.param_index[k])
         if k >= 1:
-            parts.append(data.unit_concomitant if lay.has_concomitant
-                         else np.ones((n_units, 1)))
+            parts.append(data.unit_concomitant if lay.has_concomitant else np.ones((n_units, 1)))
             positions.append(lay.gamma_index(k))
         if not parts:  # component 1 as a point mass: no parameters of its own
             parts, positions = [np.zeros((n_units, 0))], [np.zeros(0)]
         scores.append((np.hstack(parts), np.concatenate(positions).astype(np.intp)))
     tau = posterior[data.unit_rows] if data.unit_rows is not None else posterior
     return scores, tau, data.unit_weights
+
 
 @np.errstate(all="ignore")
 def louis_information(data, est, posterior, mu, layout=None, derivatives=None):
@@ -230,10 +235,10 @@ def louis_information(data, est, posterior, mu, layout=None, derivatives=None):
     belongs to one component for certain contributes exactly nothing.
     """
     lay = layout or ParameterLayout.for_data(data, est.n_components)
-    if (data.groups is None and not lay.n_fixed and not lay.equal_scale
-            and not lay.has_concomitant):
+    if data.groups is None and not lay.n_fixed and not lay.equal_scale and not lay.has_concomitant:
         return _louis_plain(data, est, posterior, mu, lay, derivatives)
     return _louis_general(data, est, posterior, mu, lay, derivatives)
+
 
 def _louis_general(data, est, posterior, mu, lay, derivatives=None):
     """:func:`louis_information` for any layout (shared effects, common
@@ -289,6 +294,7 @@ def _louis_general(data, est, posterior, mu, lay, derivatives=None):
             if k != l:
                 info[np.ix_(pos_l, pos_k)] -= block.T
     return 0.5 * (info + info.T)
+
 
 def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
     """:func:`louis_information` of a model without shared effects, common
@@ -365,6 +371,7 @@ def _louis_plain(data, est, posterior, mu, lay, derivatives=None):
                 info[alpha_index[a], alpha_index[l - 1]] = complete - cov_w.sum()
     return info
 
+
 @np.errstate(all="ignore")
 def unit_scores(data, est, posterior, mu, layout=None):
     """Observed score of every unit (row, or group with ``groups=``).
@@ -384,12 +391,12 @@ def unit_scores(data, est, posterior, mu, layout=None):
     out = np.zeros((tau.shape[0], lay.size))
     for k in range(K):
         L_k, pos_k = scores[k]
-        out[:, pos_k] += tau[:, k:k + 1] * L_k
+        out[:, pos_k] += tau[:, k : k + 1] * L_k
     if K > 1:
         pi = np.broadcast_to(unit_prior(data, est), tau.shape)
         for k in range(1, K):
             if lay.has_concomitant:
-                out[:, lay.gamma_index(k)] -= pi[:, k:k + 1] * data.unit_concomitant
+                out[:, lay.gamma_index(k)] -= pi[:, k : k + 1] * data.unit_concomitant
             else:
-                out[:, lay.gamma_index(k)] -= pi[:, k:k + 1]
+                out[:, lay.gamma_index(k)] -= pi[:, k : k + 1]
     return out

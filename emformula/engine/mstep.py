@@ -51,9 +51,18 @@ from .sums import (
     weighted_q,
 )
 
-__all__ = ["m_step", "needs_q", "halve_steps", "irls_step", "shared_irls_step",
-           "concomitant_step", "maximise_multinomial", "family_parameters",
-           "parameters_from_arrays", "solve_normal_equations"]
+__all__ = [
+    "m_step",
+    "needs_q",
+    "halve_steps",
+    "irls_step",
+    "shared_irls_step",
+    "concomitant_step",
+    "maximise_multinomial",
+    "family_parameters",
+    "parameters_from_arrays",
+    "solve_normal_equations",
+]
 
 # Largest number of step halvings in one IRLS step before it is abandoned.
 _MAX_HALVINGS = 30
@@ -121,15 +130,16 @@ def _component_steps(rows, state, sums):
             solutions[:, k], usable[k] = solution, True
     if exact:
         # Weighted least squares maximises Q exactly: no check, no halving.
-        values = rows.sums(state, candidate_sums, solutions, np.where(usable, 1.0, np.nan),
-                           False)
+        values = rows.sums(state, candidate_sums, solutions, np.where(usable, 1.0, np.nan), False)
         steps, failed = np.where(usable, 1.0, 0.0), np.zeros(K, dtype=bool)
     else:
         if rows.looks_ahead:
             rows.look_ahead(state, _full_step_estimates(rows, est, solutions, usable, sums))
         steps, values, failed = halve_steps(
-            sums["q_old"], usable,
-            lambda trial: rows.sums(state, candidate_sums, solutions, trial, True))
+            sums["q_old"],
+            usable,
+            lambda trial: rows.sums(state, candidate_sums, solutions, trial, True),
+        )
     coef = est.coef.copy()
     moved = steps > 0
     for k in np.flatnonzero(moved):
@@ -181,10 +191,11 @@ def _shared_step(rows, state, sums):
         return {"q": np.array([result["q"].sum()])}
 
     if np.all(np.isfinite(solution)):
-        d_coef = solution[:K * p].reshape(K, p).T - est.coef
-        d_fixed = solution[K * p:] - est.fixed_coef
-        steps, _, failed = halve_steps(np.array([sums["q_old"].sum()]),
-                                       np.ones(1, dtype=bool), evaluate)
+        d_coef = solution[: K * p].reshape(K, p).T - est.coef
+        d_fixed = solution[K * p :] - est.fixed_coef
+        steps, _, failed = halve_steps(
+            np.array([sums["q_old"].sum()]), np.ones(1, dtype=bool), evaluate
+        )
         if steps[0] > 0:
             b, c, stat, q_new = evaluated[steps[0]]
             return b.copy(), c, stat, q_new, ([] if regular else list(range(K)))
@@ -192,8 +203,7 @@ def _shared_step(rows, state, sums):
     else:
         ok = False
     stat = rows.sums(state, parameter_sums)["param_stat"]
-    return (est.coef.copy(), est.fixed_coef, stat, sums["q_old"],
-            ([] if ok else list(range(K))))
+    return (est.coef.copy(), est.fixed_coef, stat, sums["q_old"], ([] if ok else list(range(K))))
 
 
 def _mixing_step(rows, state, sums):
@@ -207,7 +217,8 @@ def _mixing_step(rows, state, sums):
     if K == 1:
         return np.ones(1), gamma.copy()
     gamma, at_gamma = maximise_multinomial(
-        lambda candidate: rows.sums(state, concomitant_sums, candidate), gamma)
+        lambda candidate: rows.sums(state, concomitant_sums, candidate), gamma
+    )
     return at_gamma["prior_sum"] / at_gamma["unit_weight"], gamma
 
 
@@ -324,13 +335,16 @@ def family_parameters(rows, state, coef, fixed_coef, statistic, q_new, scale_flo
     if rows.equal_scale:
         # One family for all components (a list of families is refused).
         width = family.statistic_size
-        proposal[:] = np.asarray(family.parameters_from_statistics(
-            statistic[:, :width].sum(axis=0), tuple(old[:, 0])), dtype=float)[:, None]
+        proposal[:] = np.asarray(
+            family.parameters_from_statistics(statistic[:, :width].sum(axis=0), tuple(old[:, 0])),
+            dtype=float,
+        )[:, None]
     else:
         for k, member in enumerate(members):
             if counts[k]:
-                proposal[:counts[k], k] = member.parameters_from_statistics(
-                    statistic[k, :member.statistic_size], tuple(old[:counts[k], k]))
+                proposal[: counts[k], k] = member.parameters_from_statistics(
+                    statistic[k, : member.statistic_size], tuple(old[: counts[k], k])
+                )
     for k, member in enumerate(members):
         if member.estimates_scale:
             proposal[0, k] = max(proposal[0, k], scale_floor)
@@ -339,11 +353,11 @@ def family_parameters(rows, state, coef, fixed_coef, statistic, q_new, scale_flo
         return proposal
     # Newton proposals: on each component's unconstrained scale, halved until
     # its Q at the new means does not fall.
-    theta_old = [members[k]._unconstrained(old[:counts[k], k]) for k in range(K)]
-    direction = [members[k]._unconstrained(proposal[:counts[k], k]) - theta_old[k]
-                 for k in range(K)]
-    moving = np.array([k in checked and bool(np.all(np.isfinite(direction[k])))
-                       for k in range(K)])
+    theta_old = [members[k]._unconstrained(old[: counts[k], k]) for k in range(K)]
+    direction = [
+        members[k]._unconstrained(proposal[: counts[k], k]) - theta_old[k] for k in range(K)
+    ]
+    moving = np.array([k in checked and bool(np.all(np.isfinite(direction[k]))) for k in range(K)])
     common = rows.equal_scale
 
     def at(steps):
@@ -352,8 +366,11 @@ def family_parameters(rows, state, coef, fixed_coef, statistic, q_new, scale_flo
             steps = np.full(K, steps[0])
         params = proposal.copy()
         for k in checked:
-            params[:counts[k], k] = (members[k]._natural(theta_old[k] + steps[k] * direction[k])
-                                     if moving[k] else old[:counts[k], k])
+            params[: counts[k], k] = (
+                members[k]._natural(theta_old[k] + steps[k] * direction[k])
+                if moving[k]
+                else old[: counts[k], k]
+            )
         return params
 
     def evaluate(steps):
@@ -382,16 +399,24 @@ def parameters_from_arrays(data, mu, posterior, params, scale_floor):
     if data.equal_scale:
         if weights.sum() > 0:
             trials = np.broadcast_to(data.trials, data.endog.shape)
-            params[:] = np.asarray(family.mle_parameters(
-                np.tile(data.endog, K), mu.T.ravel(), weights.T.ravel(), tuple(params[:, 0]),
-                np.tile(trials, K)), dtype=float)[:, None]
+            params[:] = np.asarray(
+                family.mle_parameters(
+                    np.tile(data.endog, K),
+                    mu.T.ravel(),
+                    weights.T.ravel(),
+                    tuple(params[:, 0]),
+                    np.tile(trials, K),
+                ),
+                dtype=float,
+            )[:, None]
     else:
         for k in range(K):
             member = family.member(k)
             m_k = len(member.parameters)
             if m_k and weights[:, k].sum() > 0:
-                params[:m_k, k] = member.mle_parameters(data.endog, mu[:, k], weights[:, k],
-                                                        tuple(params[:m_k, k]), data.trials)
+                params[:m_k, k] = member.mle_parameters(
+                    data.endog, mu[:, k], weights[:, k], tuple(params[:m_k, k]), data.trials
+                )
     for k in range(K):
         if family.member(k).estimates_scale:
             params[0, k] = max(params[0, k], scale_floor)
@@ -469,8 +494,7 @@ def concomitant_step(W, v, tau, gamma, max_steps=_CONCOMITANT_NEWTON):
     """
     if gamma.shape[1] == 1:
         return gamma.copy()
-    return maximise_multinomial(lambda g: multinomial_sums(W, v, tau, g), gamma,
-                                max_steps)[0]
+    return maximise_multinomial(lambda g: multinomial_sums(W, v, tau, g), gamma, max_steps)[0]
 
 
 # ------------------------------------------ IRLS on arrays (the starts)
@@ -503,8 +527,9 @@ def irls_step(data, row_weight, coef_k, eta_k, mu_k, q_old, params_k, need_q=Tru
     """
     x = data.exog
     family = data.family.member(k)
-    candidate, regular = solve_normal_equations(*normal_equations(data, row_weight, eta_k,
-                                                                  mu_k, params_k, k))
+    candidate, regular = solve_normal_equations(
+        *normal_equations(data, row_weight, eta_k, mu_k, params_k, k)
+    )
     if not np.all(np.isfinite(candidate)):
         return coef_k, eta_k, mu_k, q_old, False
     if family.irls_is_exact and not need_q:
@@ -555,19 +580,28 @@ def shared_irls_step(data, row_weights, coef, fixed_coef, eta, mu, q_old, params
     """
     p = data.n_coef
     K = row_weights.shape[1]
-    candidate, regular = solve_normal_equations(*stacked_normal_equations(data, row_weights,
-                                                                          eta, mu, params))
+    candidate, regular = solve_normal_equations(
+        *stacked_normal_equations(data, row_weights, eta, mu, params)
+    )
     if not np.all(np.isfinite(candidate)):
         return coef, fixed_coef, eta, mu, q_old, False
-    new_coef = candidate[:K * p].reshape(K, p).T
-    new_fixed = candidate[K * p:]
+    new_coef = candidate[: K * p].reshape(K, p).T
+    new_fixed = candidate[K * p :]
 
     def at(b, c):
         eta_new = linear_predictor(data, b, c)
         mu_new = data.family.mean(eta_new)
-        q = sum(weighted_q(data, row_weights[:, k], eta_new[:, k], mu_new[:, k],
-                           tuple(params[:len(data.family.member(k).parameters), k]), k)
-                for k in range(K))
+        q = sum(
+            weighted_q(
+                data,
+                row_weights[:, k],
+                eta_new[:, k],
+                mu_new[:, k],
+                tuple(params[: len(data.family.member(k).parameters), k]),
+                k,
+            )
+            for k in range(K)
+        )
         return q, eta_new, mu_new
 
     if coef is None or q_old is None:

@@ -134,8 +134,7 @@ class MemoryRows:
 
     def sums(self, state, function, *args):
         if function in _KEEPS_PREDICTORS and self.keep_predictors:
-            return function(self.data, state.estep, state.est, *args,
-                            keep=self._kept(state))
+            return function(self.data, state.estep, state.est, *args, keep=self._kept(state))
         return function(self.data, state.estep, state.est, *args)
 
     def data_sums(self, function, *args):
@@ -149,8 +148,12 @@ class MemoryRows:
         kept = state.kept
         if not kept:
             K = state.est.n_components
-            kept.update(eta=np.empty_like(state.estep.eta), mu=np.empty_like(state.estep.mu),
-                        coef=[None] * K, fixed_coef=None)
+            kept.update(
+                eta=np.empty_like(state.estep.eta),
+                mu=np.empty_like(state.estep.mu),
+                coef=[None] * K,
+                fixed_coef=None,
+            )
         return kept
 
     def predictors(self, state, est):
@@ -158,15 +161,15 @@ class MemoryRows:
         E-step of ``state`` (for components the M-step left unchanged), or
         None when some component's predictor is not at hand."""
         old, kept = state.est, state.kept
-        unchanged = (np.array_equal(est.coef, old.coef)
-                     and _same(est.fixed_coef, old.fixed_coef))
+        unchanged = np.array_equal(est.coef, old.coef) and _same(est.fixed_coef, old.fixed_coef)
         if not kept:
             return (state.estep.eta, state.estep.mu) if unchanged else None
         if est.fixed_coef is not None:
             # The shared step moves every component at once.
             if _same(est.fixed_coef, kept["fixed_coef"]) and all(
-                    c is not None and np.array_equal(c, est.coef[:, k])
-                    for k, c in enumerate(kept["coef"])):
+                c is not None and np.array_equal(c, est.coef[:, k])
+                for k, c in enumerate(kept["coef"])
+            ):
                 return kept["eta"], kept["mu"]
             return (state.estep.eta, state.estep.mu) if unchanged else None
         eta, mu = kept["eta"], kept["mu"]

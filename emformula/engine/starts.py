@@ -43,9 +43,17 @@ import numpy as np
 from .._runtime.parallel import map_tasks
 from . import em as _em
 
-__all__ = ["StartPlan", "StartRecord", "StartSearch", "search_starts", "candidate_start",
-           "replication_tolerance",
-           "count_replicates", "DEFAULT_PLAN", "LIGHT_PLAN"]
+__all__ = [
+    "StartPlan",
+    "StartRecord",
+    "StartSearch",
+    "search_starts",
+    "candidate_start",
+    "replication_tolerance",
+    "count_replicates",
+    "DEFAULT_PLAN",
+    "LIGHT_PLAN",
+]
 
 #: Units above which candidates are screened on a random subsample.
 SCREEN_SUBSAMPLE_ABOVE = 100_000
@@ -180,7 +188,7 @@ def _regression_lines(data, K, rng, scale_floor):
     posterior = np.zeros((data.n_units, K))
     order = rng.permutation(weighted)
     for k in range(K):
-        posterior[order[k * size:(k + 1) * size], k] = 1.0
+        posterior[order[k * size : (k + 1) * size], k] = 1.0
     lines = _em.estimates_from_posterior(data, data.to_rows(posterior), scale_floor)
     if lines.gamma is not None:
         return replace(lines, gamma=np.zeros_like(lines.gamma), prior=np.full(K, 1.0 / K))
@@ -208,8 +216,14 @@ def _split_start(data, estep, component, scale_floor):
     post = estep.posterior
     residual = data.unit_sum(data.weights * (data.endog - estep.mu[:, component]))
     above = data.to_rows(residual > 0)
-    split = np.column_stack([post[:, :component], post[:, component] * above,
-                             post[:, component] * ~above, post[:, component + 1:]])
+    split = np.column_stack(
+        [
+            post[:, :component],
+            post[:, component] * above,
+            post[:, component] * ~above,
+            post[:, component + 1 :],
+        ]
+    )
     return _em.estimates_from_posterior(data, split, scale_floor)
 
 
@@ -219,8 +233,9 @@ def _nested_data(data, shared_columns):
     keep = np.setdiff1d(np.arange(data.n_coef), shared_columns)
     moved = data.exog[:, shared_columns]
     fixed = moved if data.fixed is None else np.hstack([data.fixed, moved])
-    return replace(data, exog=np.ascontiguousarray(data.exog[:, keep]),
-                   fixed=np.ascontiguousarray(fixed)), keep
+    return replace(
+        data, exog=np.ascontiguousarray(data.exog[:, keep]), fixed=np.ascontiguousarray(fixed)
+    ), keep
 
 
 def _expand_nested(data, nested_est, keep, shared_columns):
@@ -231,8 +246,13 @@ def _expand_nested(data, nested_est, keep, shared_columns):
     r0 = data.n_fixed
     coef[shared_columns] = nested_est.fixed_coef[r0:, None]
     fixed = None if data.fixed is None else nested_est.fixed_coef[:r0].copy()
-    return _em.Estimates(coef, nested_est.params.copy(), nested_est.prior.copy(),
-                         None if nested_est.gamma is None else nested_est.gamma.copy(), fixed)
+    return _em.Estimates(
+        coef,
+        nested_est.params.copy(),
+        nested_est.prior.copy(),
+        None if nested_est.gamma is None else nested_est.gamma.copy(),
+        fixed,
+    )
 
 
 def _as_nested(previous, data, keep, shared_columns):
@@ -242,8 +262,7 @@ def _as_nested(previous, data, keep, shared_columns):
     if previous is None or previous.n_components != 1:
         return None
     shared = previous.coef[shared_columns, 0]
-    fixed = shared if previous.fixed_coef is None else np.concatenate(
-        [previous.fixed_coef, shared])
+    fixed = shared if previous.fixed_coef is None else np.concatenate([previous.fixed_coef, shared])
     return replace(previous, coef=previous.coef[keep].copy(), fixed_coef=fixed)
 
 
@@ -261,9 +280,10 @@ def nested_structures(data, term_columns):
     if constant.size and data.n_coef > 1:
         others = np.setdiff1d(np.arange(data.n_coef), constant[:1])
         structures.append(("shared effects", others))
-    large = sorted((t for t in term_columns if len(t[1]) >= LARGE_TERM_COLUMNS
-                    and len(t[1]) < data.n_coef),
-                   key=lambda t: -len(t[1]))[:MAX_TERM_NESTED]
+    large = sorted(
+        (t for t in term_columns if len(t[1]) >= LARGE_TERM_COLUMNS and len(t[1]) < data.n_coef),
+        key=lambda t: -len(t[1]),
+    )[:MAX_TERM_NESTED]
     for name, columns in large:
         columns = np.asarray(columns)
         if structures and np.array_equal(columns, structures[0][1]):
@@ -279,16 +299,18 @@ def _screen_task(shared, task):
     kind, seed, est = task
     if est is None:
         est = candidate_start(data, K, kind, np.random.default_rng(seed), scale_floor)
-    run = _em.run_em(data, est, max_iter=screen_iter, tol=1e-12, scale_floor=scale_floor,
-                     newton=False)
+    run = _em.run_em(
+        data, est, max_iter=screen_iter, tol=1e-12, scale_floor=scale_floor, newton=False
+    )
     return run.estimates, run.llf, run.n_iter
 
 
 def _refine_task(shared, est):
     """EM on the screening subsample to a loose tolerance (large data)."""
     data, scale_floor = shared
-    return _em.run_em(data, est, max_iter=REFINE_MAX_ITER, tol=REFINE_TOL,
-                      scale_floor=scale_floor, newton=False).estimates
+    return _em.run_em(
+        data, est, max_iter=REFINE_MAX_ITER, tol=REFINE_TOL, scale_floor=scale_floor, newton=False
+    ).estimates
 
 
 def _full_task(shared, est):
@@ -315,8 +337,21 @@ def _screening_data(data, rng):
     return data.take(take)
 
 
-def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_columns=(),
-                  previous=None, extra=(), n_jobs=1, progress=None):
+def search_starts(
+    data,
+    K,
+    plan,
+    seed,
+    scale_floor,
+    *,
+    max_iter,
+    tol,
+    term_columns=(),
+    previous=None,
+    extra=(),
+    n_jobs=1,
+    progress=None,
+):
     """Screen candidate starts and run the most promising to convergence.
 
     Parameters
@@ -347,12 +382,16 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     seeds = iter(seed.spawn(10))
     if K == 1:
         run = _single_component(data, scale_floor, max_iter, tol)
-        return StartSearch([run], [StartRecord("single component", "full", np.nan, run.llf,
-                                               run.n_iter, run.converged)], {})
+        return StartSearch(
+            [run],
+            [StartRecord("single component", "full", np.nan, run.llf, run.n_iter, run.converged)],
+            {},
+        )
     bounds = {}
     if plan.split and previous is None:
-        found = search_starts(data, K - 1, LIGHT_PLAN, next(seeds), scale_floor,
-                              max_iter=max_iter, tol=tol)
+        found = search_starts(
+            data, K - 1, LIGHT_PLAN, next(seeds), scale_floor, max_iter=max_iter, tol=tol
+        )
         best = _best(found.runs)
         previous = None if best is None else best.estimates
     # Starts that go to the full runs from their exact point.
@@ -362,22 +401,35 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
             nested, keep = _nested_data(data, shared_columns)
             # Auxiliary fits run in this process: a pool per small search
             # would cost more than it saves.
-            found = search_starts(nested, K, LIGHT_PLAN, next(seeds), scale_floor,
-                                  max_iter=max_iter, tol=tol,
-                                  previous=_as_nested(previous, data, keep, shared_columns))
+            found = search_starts(
+                nested,
+                K,
+                LIGHT_PLAN,
+                next(seeds),
+                scale_floor,
+                max_iter=max_iter,
+                tol=tol,
+                previous=_as_nested(previous, data, keep, shared_columns),
+            )
             best = _best(found.runs)
             if best is None:
                 continue
             bounds["nested"] = max(bounds.get("nested", -np.inf), best.llf)
-            direct.append((f"nested: {label}", _expand_nested(data, best.estimates, keep,
-                                                              shared_columns)))
+            direct.append(
+                (f"nested: {label}", _expand_nested(data, best.estimates, keep, shared_columns))
+            )
     candidates = []
     if previous is not None and plan.split:
         previous_estep = _em.e_step(data, previous)
         bounds["K-1"] = previous_estep.llf
         for j in range(previous.n_components):
-            candidates.append((f"split of K-1 component {j + 1}", None,
-                               _split_start(data, previous_estep, j, scale_floor)))
+            candidates.append(
+                (
+                    f"split of K-1 component {j + 1}",
+                    None,
+                    _split_start(data, previous_estep, j, scale_floor),
+                )
+            )
         del previous_estep
     candidates += [(label, None, est) for label, est in extra]
     kinds = [("random partition", plan.n_random), ("regression lines", plan.n_lines)]
@@ -386,9 +438,14 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
     # Candidates made on all the data (splits, warm starts) are screened on
     # the subsample too, so that their screened log-likelihoods compare.
     screen_data = _screening_data(data, np.random.default_rng(next(seeds)))
-    screened = map_tasks(_screen_task, candidates,
-                         shared=(screen_data, K, scale_floor, plan.screen_iter),
-                         n_jobs=n_jobs, progress=progress, desc=f"screening starts (K={K})")
+    screened = map_tasks(
+        _screen_task,
+        candidates,
+        shared=(screen_data, K, scale_floor, plan.screen_iter),
+        n_jobs=n_jobs,
+        progress=progress,
+        desc=f"screening starts (K={K})",
+    )
     screen_llf = np.array([llf if np.isfinite(llf) else -np.inf for _, llf, _ in screened])
     n_full = plan.n_full
     if data.n_units * (data.n_coef + data.n_fixed) * K <= SMALL_PROBLEM:
@@ -402,33 +459,68 @@ def search_starts(data, K, plan, seed, scale_floor, *, max_iter, tol, term_colum
         # On large data the chosen starts first converge (loosely) on the
         # subsample, at a fiftieth of the cost of an iteration on all rows,
         # so that the full runs begin next to their maximum.
-        chosen_starts = map_tasks(_refine_task, chosen_starts,
-                                  shared=(screen_data, scale_floor), n_jobs=n_jobs,
-                                  progress=progress, desc=f"refining starts (K={K})")
+        chosen_starts = map_tasks(
+            _refine_task,
+            chosen_starts,
+            shared=(screen_data, scale_floor),
+            n_jobs=n_jobs,
+            progress=progress,
+            desc=f"refining starts (K={K})",
+        )
     full_starts = [est for _, est in direct] + chosen_starts
-    runs = map_tasks(_full_task, full_starts, shared=(data, max_iter, tol, scale_floor),
-                     n_jobs=n_jobs, progress=progress, desc=f"EM starts (K={K})")
-    records = [StartRecord(label, "full", np.nan, run.llf, run.n_iter, run.converged)
-               for (label, _), run in zip(direct, runs)]
-    records += [StartRecord(candidates[i][0], "full", float(screen_llf[i]), run.llf,
-                            run.n_iter + screened[i][2], run.converged)
-                for i, run in zip(chosen, runs[len(direct):])]
-    records += [StartRecord(candidates[i][0], "screen", float(screen_llf[i]), np.nan,
-                            screened[i][2], False)
-                for i in range(len(candidates)) if i not in set(chosen)]
+    runs = map_tasks(
+        _full_task,
+        full_starts,
+        shared=(data, max_iter, tol, scale_floor),
+        n_jobs=n_jobs,
+        progress=progress,
+        desc=f"EM starts (K={K})",
+    )
+    records = [
+        StartRecord(label, "full", np.nan, run.llf, run.n_iter, run.converged)
+        for (label, _), run in zip(direct, runs)
+    ]
+    records += [
+        StartRecord(
+            candidates[i][0],
+            "full",
+            float(screen_llf[i]),
+            run.llf,
+            run.n_iter + screened[i][2],
+            run.converged,
+        )
+        for i, run in zip(chosen, runs[len(direct) :])
+    ]
+    records += [
+        StartRecord(candidates[i][0], "screen", float(screen_llf[i]), np.nan, screened[i][2], False)
+        for i in range(len(candidates))
+        if i not in set(chosen)
+    ]
     runs = list(runs)
     best = _best(runs)
-    if ("K-1" in bounds and previous.gamma is None
-            and (best is None or best.llf < bounds["K-1"])):
+    if "K-1" in bounds and previous.gamma is None and (best is None or best.llf < bounds["K-1"]):
         # Every run ended below the K-1 fit. The K-1 fit with a component
         # written twice (its proportion halved) is the same mixture: EM from
         # there keeps at least its log-likelihood, so the fit is not below
         # the K-1 fit (and says that it is degenerate, which it then is).
-        run = replace(_em.run_em(data, _duplicated(previous), max_iter=max_iter, tol=tol,
-                                 scale_floor=scale_floor), posterior=None)
+        run = replace(
+            _em.run_em(
+                data, _duplicated(previous), max_iter=max_iter, tol=tol, scale_floor=scale_floor
+            ),
+            posterior=None,
+        )
         runs.append(run)
-        records.insert(len(runs) - 1, StartRecord("K-1 fit, a component duplicated", "full",
-                                                  np.nan, run.llf, run.n_iter, run.converged))
+        records.insert(
+            len(runs) - 1,
+            StartRecord(
+                "K-1 fit, a component duplicated",
+                "full",
+                np.nan,
+                run.llf,
+                run.n_iter,
+                run.converged,
+            ),
+        )
     return StartSearch(runs, records, bounds)
 
 
@@ -441,9 +533,14 @@ def _duplicated(previous):
     params = np.insert(previous.params, j + 1, previous.params[:, j], axis=1)
     prior = np.insert(previous.prior, j + 1, previous.prior[j] / 2)
     prior[j] /= 2
-    return replace(previous, coef=coef, params=params, prior=prior, gamma=None,
-                   fixed_coef=None if previous.fixed_coef is None
-                   else previous.fixed_coef.copy())
+    return replace(
+        previous,
+        coef=coef,
+        params=params,
+        prior=prior,
+        gamma=None,
+        fixed_coef=None if previous.fixed_coef is None else previous.fixed_coef.copy(),
+    )
 
 
 def _choose(candidates, screen_llf, n_full, rng):
@@ -458,8 +555,7 @@ def _choose(candidates, screen_llf, n_full, rng):
     often those drawn fastest into a lesser maximum, so half of the full runs
     keep the diversity of plain random starts.
     """
-    order = [int(i) for i in np.argsort(-screen_llf, kind="stable")
-             if np.isfinite(screen_llf[i])]
+    order = [int(i) for i in np.argsort(-screen_llf, kind="stable") if np.isfinite(screen_llf[i])]
     chosen, seen = [], set()
     splits = [i for i in order if candidates[i][0].startswith("split")]
     if splits:
@@ -477,7 +573,7 @@ def _choose(candidates, screen_llf, n_full, rng):
         chosen.append(pick)
         rest.remove(pick)
         by_rank = not by_rank
-    return chosen[:max(n_full, 1)]
+    return chosen[: max(n_full, 1)]
 
 
 def _best(runs):

@@ -28,11 +28,25 @@ from .estep import linear_predictor, unit_posterior
 from .layout import log_softmax
 from .louis import louis_information, observed_score, row_derivatives
 
-__all__ = ["add_sums", "weighted_sum", "weighted_q", "normal_equations",
-           "stacked_normal_equations", "multinomial_sums", "llf_sums", "m_step_sums",
-           "candidate_sums", "shared_candidate_sums", "parameter_sums",
-           "parameter_candidate_sums", "concomitant_sums",
-           "mean_prior_sums", "information_sums", "diagnostic_sums", "stepped_coef"]
+__all__ = [
+    "add_sums",
+    "weighted_sum",
+    "weighted_q",
+    "normal_equations",
+    "stacked_normal_equations",
+    "multinomial_sums",
+    "llf_sums",
+    "m_step_sums",
+    "candidate_sums",
+    "shared_candidate_sums",
+    "parameter_sums",
+    "parameter_candidate_sums",
+    "concomitant_sums",
+    "mean_prior_sums",
+    "information_sums",
+    "diagnostic_sums",
+    "stepped_coef",
+]
 
 
 def add_sums(results):
@@ -64,8 +78,7 @@ def weighted_q(data, row_weight, eta_k, mu_k, params_k, k=0):
     log f`` at the linear predictor ``eta_k``, mean ``mu_k`` and family
     parameters ``params_k`` (a tuple, natural scale); -inf where not finite."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ll = data.family.member(k).log_kernel(data.endog, mu_k, params_k, data.trials,
-                                              eta=eta_k)
+        ll = data.family.member(k).log_kernel(data.endog, mu_k, params_k, data.trials, eta=eta_k)
         ll += data.constant_of(k)
     q = weighted_sum(row_weight, ll)
     return q if np.isfinite(q) else -np.inf
@@ -173,10 +186,15 @@ def multinomial_sums(W, v, tau, gamma):
         for l in range(k, K):
             delta = 1.0 if k == l else 0.0
             block = W.T @ ((v * (delta * pi[:, k] - pi[:, k] * pi[:, l]))[:, None] * W)
-            hess[(k - 1) * q:k * q, (l - 1) * q:l * q] = block
-            hess[(l - 1) * q:l * q, (k - 1) * q:k * q] = block.T
-    return {"objective": float(v @ terms.sum(axis=1)), "gradient": grad, "hessian": hess,
-            "prior_sum": v @ pi, "unit_weight": float(v.sum())}
+            hess[(k - 1) * q : k * q, (l - 1) * q : l * q] = block
+            hess[(l - 1) * q : l * q, (k - 1) * q : k * q] = block.T
+    return {
+        "objective": float(v @ terms.sum(axis=1)),
+        "gradient": grad,
+        "hessian": hess,
+        "prior_sum": v @ pi,
+        "unit_weight": float(v.sum()),
+    }
 
 
 def stepped_coef(coef_k, solution, step, exact):
@@ -215,29 +233,39 @@ def m_step_sums(data, estep, est, need_q):
     p = data.n_coef
     weight, q_old = np.zeros(K), np.zeros(K)
     tau_units = unit_posterior(data, estep)
-    sums = {"prior_weight": data.unit_weights @ tau_units,
-            "unit_weight": float(data.unit_weights.sum())}
+    sums = {
+        "prior_weight": data.unit_weights @ tau_units,
+        "unit_weight": float(data.unit_weights.sum()),
+    }
     if data.fixed is None:
         xtwx, xtwz = np.zeros((K, p, p)), np.zeros((K, p))
         for k in range(K):
             # One component's row weights at a time, in a work array: no
             # n x K array of them.
-            c = np.multiply(data.weights, estep.posterior[:, k],
-                            out=data.work_buffer("m_step_weight"))
+            c = np.multiply(
+                data.weights, estep.posterior[:, k], out=data.work_buffer("m_step_weight")
+            )
             weight[k] = c.sum()
             if need_q:
                 q_old[k] = weighted_sum(c, estep.loglike[:, k])
             if data.family.has_coefficients_of(k):
-                xtwx[k], xtwz[k] = normal_equations(data, c, estep.eta[:, k], estep.mu[:, k],
-                                                    _own(data.family, est.params[:, k], k), k)
+                xtwx[k], xtwz[k] = normal_equations(
+                    data,
+                    c,
+                    estep.eta[:, k],
+                    estep.mu[:, k],
+                    _own(data.family, est.params[:, k], k),
+                    k,
+                )
         sums.update(xtwx=xtwx, xtwz=xtwz)
     else:
         row_weights = data.weights[:, None] * estep.posterior
         for k in range(K):
             weight[k] = row_weights[:, k].sum()
             q_old[k] = weighted_sum(row_weights[:, k], estep.loglike[:, k])
-        sums["normal"], sums["rhs"] = stacked_normal_equations(data, row_weights, estep.eta,
-                                                               estep.mu, est.params)
+        sums["normal"], sums["rhs"] = stacked_normal_equations(
+            data, row_weights, estep.eta, estep.mu, est.params
+        )
     sums.update(weight=weight, q_old=q_old)
     return sums
 
@@ -265,8 +293,10 @@ def _parameter_statistic(data, c, mu_k, params_k, k=0):
     if not params_k:
         return np.zeros(0)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.asarray(data.family.member(k).parameter_statistics(
-            data.endog, mu_k, c, params_k, data.trials), dtype=float)
+        return np.asarray(
+            data.family.member(k).parameter_statistics(data.endog, mu_k, c, params_k, data.trials),
+            dtype=float,
+        )
 
 
 def _stack_statistics(stats, family):
@@ -280,7 +310,7 @@ def _stack_statistics(stats, family):
     out = np.full((K, width), np.nan)
     for k, value in enumerate(stats):
         if value is not None:
-            out[k, :len(value)] = value
+            out[k, : len(value)] = value
     return out
 
 
@@ -304,15 +334,14 @@ def candidate_sums(data, estep, est, solutions, steps, need_q, keep=None):
         step = steps[k]
         if not step > 0:
             continue
-        c = np.multiply(data.weights, estep.posterior[:, k],
-                        out=data.work_buffer("m_step_weight"))
+        c = np.multiply(data.weights, estep.posterior[:, k], out=data.work_buffer("m_step_weight"))
         if exact:
             eta_k = data.exog @ solutions[:, k] + data.offset
         else:
             eta_k = estep.eta[:, k] + step * (data.exog @ (solutions[:, k] - est.coef[:, k]))
-        mu_k, q[k], stat[k] = _component_values(data, c, eta_k,
-                                                _own(data.family, est.params[:, k], k),
-                                                need_q, k)
+        mu_k, q[k], stat[k] = _component_values(
+            data, c, eta_k, _own(data.family, est.params[:, k], k), need_q, k
+        )
         if keep is not None:
             keep["eta"][:, k], keep["mu"][:, k] = eta_k, mu_k
             keep["coef"][k] = stepped_coef(est.coef[:, k], solutions[:, k], step, exact)
@@ -329,10 +358,10 @@ def shared_candidate_sums(data, estep, est, coef, fixed_coef, keep=None):
     for k in range(K):
         c = data.weights * estep.posterior[:, k]
         mu[:, k], q[k], stat[k] = _component_values(
-            data, c, eta[:, k], _own(data.family, est.params[:, k], k), True, k)
+            data, c, eta[:, k], _own(data.family, est.params[:, k], k), True, k
+        )
     if keep is not None:
-        keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)],
-                    fixed_coef=fixed_coef)
+        keep.update(eta=eta, mu=mu, coef=[coef[:, k] for k in range(K)], fixed_coef=fixed_coef)
     return {"q": q, "param_stat": _stack_statistics(stat, data.family)}
 
 
@@ -342,8 +371,9 @@ def parameter_sums(data, estep, est):
     stat = []
     for k in range(est.n_components):
         c = data.weights * estep.posterior[:, k]
-        stat.append(_parameter_statistic(data, c, estep.mu[:, k],
-                                         _own(data.family, est.params[:, k], k), k))
+        stat.append(
+            _parameter_statistic(data, c, estep.mu[:, k], _own(data.family, est.params[:, k], k), k)
+        )
     return {"param_stat": _stack_statistics(stat, data.family)}
 
 
@@ -376,8 +406,9 @@ def parameter_candidate_sums(data, estep, est, coef, fixed_coef, candidates):
 
 def concomitant_sums(data, estep, est, gamma):
     """:func:`multinomial_sums` at ``gamma`` under the unit posterior of ``estep``."""
-    return multinomial_sums(data.unit_concomitant, data.unit_weights,
-                            unit_posterior(data, estep), gamma)
+    return multinomial_sums(
+        data.unit_concomitant, data.unit_weights, unit_posterior(data, estep), gamma
+    )
 
 
 def mean_prior_sums(data, gamma):
@@ -390,9 +421,10 @@ def mean_prior_sums(data, gamma):
 def information_sums(data, estep, est, layout):
     """Louis' observed information and the observed score at ``est``."""
     derivatives = row_derivatives(data, est, estep.mu, estep.posterior)
-    return {"information": louis_information(data, est, estep.posterior, estep.mu, layout,
-                                             derivatives),
-            "score": observed_score(data, est, estep.posterior, estep.mu, layout, derivatives)}
+    return {
+        "information": louis_information(data, est, estep.posterior, estep.mu, layout, derivatives),
+        "score": observed_score(data, est, estep.posterior, estep.mu, layout, derivatives),
+    }
 
 
 def diagnostic_sums(data, estep, est):

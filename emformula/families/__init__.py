@@ -27,9 +27,29 @@ from .point_mass import PointMass
 from .poisson import Poisson
 from .registry import FAMILY_CLASSES, FAMILY_NAMES, LINK_NAMES, as_family
 
-__all__ = ["MixtureFamily", "as_family", "FAMILY_NAMES", "LINK_NAMES", "WeightedMoments",
-           "default_scale_floor", "FamilyParameter", "ParameterDerivatives", "DISPERSION",
-           "ExponentialFamily", "DiscreteFamily", "DispersionFamily", "FAMILY_CLASSES",
-           "Poisson", "Binomial", "Gaussian", "Gamma", "InverseGaussian", "NegativeBinomial",
-           "PointMass", "ComponentFamilies", "CensoredGaussian", "OrdinalFamily",
-           "check_family_use"]
+__all__ = [
+    "MixtureFamily",
+    "as_family",
+    "FAMILY_NAMES",
+    "LINK_NAMES",
+    "WeightedMoments",
+    "default_scale_floor",
+    "FamilyParameter",
+    "ParameterDerivatives",
+    "DISPERSION",
+    "ExponentialFamily",
+    "DiscreteFamily",
+    "DispersionFamily",
+    "FAMILY_CLASSES",
+    "Poisson",
+    "Binomial",
+    "Gaussian",
+    "Gamma",
+    "InverseGaussian",
+    "NegativeBinomial",
+    "PointMass",
+    "ComponentFamilies",
+    "CensoredGaussian",
+    "OrdinalFamily",
+    "check_family_use",
+]

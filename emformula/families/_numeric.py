@@ -50,8 +50,11 @@ def log_factorial(values):
         with np.errstate(invalid="ignore"):  # NaN or beyond intp: not whole, below
             whole = values.astype(np.intp)
         top = whole.max()
-        if (0 <= whole.min() and top <= min(LOG_FACTORIAL_TABLE, values.size)
-                and np.array_equal(whole, values)):
+        if (
+            0 <= whole.min()
+            and top <= min(LOG_FACTORIAL_TABLE, values.size)
+            and np.array_equal(whole, values)
+        ):
             table = special.gammaln(np.arange(top + 1, dtype=float) + 1.0)
             return table[whole]
     return special.gammaln(values + 1.0)
@@ -62,8 +65,11 @@ def empty_like_broadcast(*arrays):
     column-major when an argument of that shape is (the engine's n x K
     arrays are)."""
     shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
-    fortran = any(np.shape(a) == shape and len(shape) > 1 and np.isfortran(a)
-                  for a in arrays if isinstance(a, np.ndarray))
+    fortran = any(
+        np.shape(a) == shape and len(shape) > 1 and np.isfortran(a)
+        for a in arrays
+        if isinstance(a, np.ndarray)
+    )
     return np.empty(shape, order="F" if fortran else "C")
 
 
@@ -93,8 +99,9 @@ def stirling_error(x):
     inv2 = 1.0 / (safe * safe)
     series = (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 / 1680.0))) / safe
     small = np.where(large, 1.0, x)
-    direct = (special.gammaln(small) - (small - 0.5) * np.log(small) + small
-              - 0.5 * np.log(2.0 * np.pi))
+    direct = (
+        special.gammaln(small) - (small - 0.5) * np.log(small) + small - 0.5 * np.log(2.0 * np.pi)
+    )
     return np.where(large, series, direct)
 
 
@@ -116,8 +123,13 @@ def log_gamma_ratio(y, a):
             return direct
         yl = np.where(large, y, 15.0)
         c = a - 1.0
-        series = ((yl + a - 0.5) * np.log1p(c / (yl + 1.0)) + c * np.log(yl + 1.0) - c
-                  + stirling_error(yl + a) - stirling_error(yl + 1.0))
+        series = (
+            (yl + a - 0.5) * np.log1p(c / (yl + 1.0))
+            + c * np.log(yl + 1.0)
+            - c
+            + stirling_error(yl + a)
+            - stirling_error(yl + 1.0)
+        )
     return np.where(large, series, direct)
 
 
@@ -137,6 +149,11 @@ def log_rising_factorial(r, y):
         if not np.any(large):
             return direct
         rl = np.where(large, r, 15.0)
-        series = ((rl - 0.5) * np.log1p(y / rl) + special.xlogy(y, y + rl) - y
-                  + stirling_error(y + rl) - stirling_error(rl))
+        series = (
+            (rl - 0.5) * np.log1p(y / rl)
+            + special.xlogy(y, y + rl)
+            - y
+            + stirling_error(y + rl)
+            - stirling_error(rl)
+        )
     return np.where(large, series, direct)

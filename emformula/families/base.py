@@ -239,7 +239,9 @@ class MixtureFamily:
             warn(
                 f"{name} has non-integer values for the {self.name} family; "
                 "the log-likelihood is then a quasi-likelihood with the "
-                "gamma-function continuation", UserWarning)
+                "gamma-function continuation",
+                UserWarning,
+            )
 
     def _outside_support(self, y, trials):
         """``(mask, description)`` of responses outside the support, or None
@@ -250,9 +252,11 @@ class MixtureFamily:
     def _check_params(self, params):
         params = tuple(params)
         if len(params) != len(self.parameters):
-            raise ValueError(f"the {self.name} family has {len(self.parameters)} "
-                             f"parameter(s) ({', '.join(p.name for p in self.parameters)}), "
-                             f"got {len(params)} value(s)")
+            raise ValueError(
+                f"the {self.name} family has {len(self.parameters)} "
+                f"parameter(s) ({', '.join(p.name for p in self.parameters)}), "
+                f"got {len(params)} value(s)"
+            )
         return params
 
     def parameter_derivatives(self, y, mu, params, trials=1.0):
@@ -277,8 +281,9 @@ class MixtureFamily:
         if params:
             raise NotImplementedError
         shape = np.broadcast(y, mu).shape
-        return ParameterDerivatives(np.zeros((0,) + shape), np.zeros((0, 0) + shape),
-                                    np.zeros((0,) + shape))
+        return ParameterDerivatives(
+            np.zeros((0,) + shape), np.zeros((0, 0) + shape), np.zeros((0,) + shape)
+        )
 
     def parameter_statistics(self, y, mu, weight, params, trials=1.0):
         """The sums over rows that the parameters' M-step needs.
@@ -301,8 +306,7 @@ class MixtureFamily:
         params = self._check_params(params)
         m = len(params)
         keep = np.asarray(weight) > 0
-        derivatives = self.parameter_derivatives(y[keep], mu[keep], params,
-                                                 rows_of(trials, keep))
+        derivatives = self.parameter_derivatives(y[keep], mu[keep], params, rows_of(trials, keep))
         w = weight[keep]
         score = derivatives.score.reshape(m, -1) @ w
         info = derivatives.info.reshape(m, m, -1) @ w
@@ -345,8 +349,7 @@ class MixtureFamily:
         theta = self._unconstrained(params)
         current = objective(theta)
         for _ in range(max_iter):
-            statistics = self._score_and_information(y, mu, w, tuple(self._natural(theta)),
-                                                     trials)
+            statistics = self._score_and_information(y, mu, w, tuple(self._natural(theta)), trials)
             step = newton_step(statistics, len(params))
             length = 1.0
             while length > 1e-12:

@@ -47,8 +47,11 @@ class Binomial(DiscreteFamily):
     def loglike_constant(self, y, trials=1.0):
         """``log C(a, a y)``."""
         successes = trials * y
-        return (special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0)
-                - special.gammaln(trials - successes + 1.0))
+        return (
+            special.gammaln(trials + 1.0)
+            - special.gammaln(successes + 1.0)
+            - special.gammaln(trials - successes + 1.0)
+        )
 
     def loglike_kernel(self, y, mu, scale=1.0, trials=1.0, eta=None):
         successes = trials * y

@@ -25,9 +25,14 @@ __all__ = ["CensoredGaussian", "SIGMA"]
 
 #: The latent standard deviation; the engine works on ``log(sigma)``, which
 #: is survreg's ``Log(scale)``.
-SIGMA = FamilyParameter("sigma", "log", lower=1e-150, upper=1e150,
-                        description="standard deviation of the latent normal response",
-                        start=1.0)
+SIGMA = FamilyParameter(
+    "sigma",
+    "log",
+    lower=1e-150,
+    upper=1e150,
+    description="standard deviation of the latent normal response",
+    start=1.0,
+)
 
 
 class CensoredGaussian(MixtureFamily):
@@ -63,8 +68,10 @@ class CensoredGaussian(MixtureFamily):
         if not lower < upper:
             raise ValueError(f"censoring needs lower < upper, got {lower} and {upper}")
         if np.isinf(lower) and np.isinf(upper):
-            raise ValueError("a censored Gaussian needs a finite lower or upper bound; "
-                             "without censoring use family='gaussian'")
+            raise ValueError(
+                "a censored Gaussian needs a finite lower or upper bound; "
+                "without censoring use family='gaussian'"
+            )
         self.lower, self.upper = lower, upper
         self.link = sm_links.Identity()
 
@@ -95,8 +102,9 @@ class CensoredGaussian(MixtureFamily):
     # -------------------------------------------------------- log-density
     def log_kernel(self, y, mu, params, trials=1.0, eta=None):
         (sigma,) = params
-        y, mu, sigma = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float),
-                                           np.asarray(sigma, float))
+        y, mu, sigma = np.broadcast_arrays(
+            np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float)
+        )
         left, right = self._sides(y)
         with np.errstate(all="ignore"):
             z = (y - mu) / sigma
@@ -123,12 +131,13 @@ class CensoredGaussian(MixtureFamily):
         censored above the same with ``b = (mu - upper) / sigma`` and the
         signs of the eta terms turned.
         """
-        y, mu, sigma = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float),
-                                           np.asarray(sigma, float))
+        y, mu, sigma = np.broadcast_arrays(
+            np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float)
+        )
         left, right = self._sides(y)
         with np.errstate(all="ignore"):
             z = (y - mu) / sigma
-            s_eta, h_eta = z / sigma, np.ones_like(z) / sigma ** 2
+            s_eta, h_eta = z / sigma, np.ones_like(z) / sigma**2
             s_t, h_t, cross = z * z - 1.0, 2.0 * z * z, 2.0 * z / sigma
             for side, sign, bound in ((left, -1.0, self.lower), (right, 1.0, self.upper)):
                 if not side.any():
@@ -137,7 +146,7 @@ class CensoredGaussian(MixtureFamily):
                 lam = np.exp(-0.5 * a * a - 0.5 * LOG_2PI - special.log_ndtr(a))
                 curv = lam * (a + lam)
                 s_eta = np.where(side, sign * lam / sigma, s_eta)
-                h_eta = np.where(side, curv / sigma ** 2, h_eta)
+                h_eta = np.where(side, curv / sigma**2, h_eta)
                 s_t = np.where(side, -a * lam, s_t)
                 h_t = np.where(side, -a * lam + a * a * curv, h_t)
                 cross = np.where(side, sign * (lam - a * curv) / sigma, cross)
@@ -190,12 +199,17 @@ class CensoredGaussian(MixtureFamily):
             bfb = np.where(np.isfinite(b), b * fb, 0.0)
             low = np.where(np.isfinite(self.lower), self.lower * Pa, 0.0)
             high = np.where(np.isfinite(self.upper), self.upper * (1.0 - Pb), 0.0)
-            low2 = np.where(np.isfinite(self.lower), self.lower ** 2 * Pa, 0.0)
-            high2 = np.where(np.isfinite(self.upper), self.upper ** 2 * (1.0 - Pb), 0.0)
+            low2 = np.where(np.isfinite(self.lower), self.lower**2 * Pa, 0.0)
+            high2 = np.where(np.isfinite(self.upper), self.upper**2 * (1.0 - Pb), 0.0)
             inside = Pb - Pa
             first = low + high + mu * inside + sigma * (fa - fb)
-            second = (low2 + high2 + (mu * mu + sigma * sigma) * inside
-                      + 2.0 * mu * sigma * (fa - fb) + sigma * sigma * (afa - bfb))
+            second = (
+                low2
+                + high2
+                + (mu * mu + sigma * sigma) * inside
+                + 2.0 * mu * sigma * (fa - fb)
+                + sigma * sigma * (afa - bfb)
+            )
         return first, second
 
     def expected_response(self, mu, params):
@@ -208,8 +222,9 @@ class CensoredGaussian(MixtureFamily):
         return np.maximum(second - first * first, 0.0)
 
     def unit_deviance(self, y, mu, trials=1.0):
-        raise NotImplementedError("the deviance of censored data is not defined here: use "
-                                  "quantile residuals")
+        raise NotImplementedError(
+            "the deviance of censored data is not defined here: use quantile residuals"
+        )
 
     def simulate_at(self, mu, params, trials, rng):
         latent = rng.normal(mu, params[0])
@@ -222,13 +237,18 @@ class CensoredGaussian(MixtureFamily):
         """``F(y-), F(y), 1 - F(y-), 1 - F(y)``: ``F(y-) = 0`` at the lower
         bound (an atom of mass ``Phi(a)``), ``F(y) = 1`` at the upper."""
         (sigma,) = params
-        y, mu, sigma = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float),
-                                           np.asarray(sigma, float))
+        y, mu, sigma = np.broadcast_arrays(
+            np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float)
+        )
         z = (y - mu) / sigma
         cdf, sf = stats.norm.cdf(z), stats.norm.sf(z)
         left, right = self._sides(y)
-        return (np.where(left, 0.0, cdf), np.where(right, 1.0, cdf),
-                np.where(left, 1.0, sf), np.where(right, 0.0, sf))
+        return (
+            np.where(left, 0.0, cdf),
+            np.where(right, 1.0, cdf),
+            np.where(left, 1.0, sf),
+            np.where(right, 0.0, sf),
+        )
 
     def cdf_bounds(self, y, mu, scale=1.0, trials=1.0, var_weights=1.0):
         return self.cdf_bounds_at(y, mu, (scale,), trials, var_weights)

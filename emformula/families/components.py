@@ -27,19 +27,26 @@ def check_family_use(family, K, has_fixed=False, equal_scale=False):
     """
     if family.n_members is None:
         if not family.has_coefficients:
-            raise ValueError(f"a {family.name} component has no coefficients: use it in a "
-                             f"list beside a regression family, e.g. "
-                             f"family=['{family.name}', 'poisson']")
+            raise ValueError(
+                f"a {family.name} component has no coefficients: use it in a "
+                f"list beside a regression family, e.g. "
+                f"family=['{family.name}', 'poisson']"
+            )
         return
     if K != family.n_members:
-        raise ValueError(f"K={K} but {family.n_members} families are given, one per "
-                         "component: leave K out or give as many families")
+        raise ValueError(
+            f"K={K} but {family.n_members} families are given, one per "
+            "component: leave K out or give as many families"
+        )
     if has_fixed and not all(family.has_coefficients_of(k) for k in range(K)):
-        raise ValueError(f"shared effects (fixed=) need coefficients in every component; "
-                         f"{family.name} has a component without (a point mass)")
+        raise ValueError(
+            f"shared effects (fixed=) need coefficients in every component; "
+            f"{family.name} has a component without (a point mass)"
+        )
     if equal_scale:
-        raise ValueError(f"equal_scale=True needs one family in all components, not the "
-                         f"list {family.name}")
+        raise ValueError(
+            f"equal_scale=True needs one family in all components, not the list {family.name}"
+        )
 
 
 class ComponentFamilies(MixtureFamily):
@@ -76,12 +83,15 @@ class ComponentFamilies(MixtureFamily):
             if not isinstance(member, MixtureFamily) or isinstance(member, ComponentFamilies):
                 raise TypeError(f"each component's family must be one family, got {member!r}")
         if not any(m.has_coefficients for m in members):
-            raise ValueError("at least one component needs coefficients (a family other "
-                             "than a point mass)")
+            raise ValueError(
+                "at least one component needs coefficients (a family other than a point mass)"
+            )
         kinds = {m.takes_trials for m in members if m.has_coefficients}
         if len(kinds) > 1:
-            raise ValueError("binomial components cannot be mixed with components of other "
-                             "families: their responses differ")
+            raise ValueError(
+                "binomial components cannot be mixed with components of other "
+                "families: their responses differ"
+            )
         self.members = members
         longest = max((m.parameters for m in members), key=len)
         self.parameters = longest
@@ -94,8 +104,10 @@ class ComponentFamilies(MixtureFamily):
         self.mean_is_response = all(m.mean_is_response for m in members)
         intercepts = {m.has_intercept for m in regression}
         if len(intercepts) > 1:
-            raise ValueError("ordinal components cannot be mixed with components that have "
-                             "an intercept: their linear predictors differ")
+            raise ValueError(
+                "ordinal components cannot be mixed with components that have "
+                "an intercept: their linear predictors differ"
+            )
         self.has_intercept = intercepts.pop()
 
     # ------------------------------------------------------------ names
@@ -158,8 +170,9 @@ class ComponentFamilies(MixtureFamily):
 
     def loglike_constant(self, y, trials=1.0):
         """Each component's constant, one column per component (n, K)."""
-        return np.column_stack([np.broadcast_to(m.loglike_constant(y, trials), np.shape(y))
-                                for m in self.members])
+        return np.column_stack(
+            [np.broadcast_to(m.loglike_constant(y, trials), np.shape(y)) for m in self.members]
+        )
 
     def floor_moments(self, y, weights):
         for member in self.members:
@@ -182,8 +195,10 @@ class ComponentFamilies(MixtureFamily):
 
         def column(k, cols):
             member = self.members[k]
-            own = tuple(np.broadcast_to(p, (1,) * (len(shape) - 1) + (shape[-1],))[..., cols]
-                        for p in params[:len(member.parameters)])
+            own = tuple(
+                np.broadcast_to(p, (1,) * (len(shape) - 1) + (shape[-1],))[..., cols]
+                for p in params[: len(member.parameters)]
+            )
             e = None if eta is None else np.asarray(eta)[..., cols]
             y_k = y if np.ndim(y) < len(shape) or np.shape(y)[-1] == 1 else np.asarray(y)[..., cols]
             t_k = trials
@@ -201,7 +216,7 @@ class ComponentFamilies(MixtureFamily):
 
         def column(k, cols):
             member = self.members[k]
-            own = tuple(np.asarray(p)[..., cols] for p in params[:len(member.parameters)])
+            own = tuple(np.asarray(p)[..., cols] for p in params[: len(member.parameters)])
             y_k = np.asarray(y)[..., cols] if np.shape(y)[-1:] == mu.shape[-1:] else y
             return getattr(member, method)(y_k, mu[..., cols], own, *args)
 
@@ -209,15 +224,24 @@ class ComponentFamilies(MixtureFamily):
 
     def expected_response(self, mu, params):
         mu = np.asarray(mu, dtype=float)
-        return _by_column(mu.shape, lambda k, cols: self.members[k].expected_response(
-            mu[..., cols], tuple(np.asarray(p)[..., cols]
-                                 for p in params[:len(self.members[k].parameters)])))
+        return _by_column(
+            mu.shape,
+            lambda k, cols: self.members[k].expected_response(
+                mu[..., cols],
+                tuple(np.asarray(p)[..., cols] for p in params[: len(self.members[k].parameters)]),
+            ),
+        )
 
     def variance_at(self, mu, params, trials=1.0):
         mu = np.asarray(mu, dtype=float)
-        return _by_column(mu.shape, lambda k, cols: self.members[k].variance_at(
-            mu[..., cols], tuple(np.asarray(p)[..., cols]
-                                 for p in params[:len(self.members[k].parameters)]), trials))
+        return _by_column(
+            mu.shape,
+            lambda k, cols: self.members[k].variance_at(
+                mu[..., cols],
+                tuple(np.asarray(p)[..., cols] for p in params[: len(self.members[k].parameters)]),
+                trials,
+            ),
+        )
 
     def scaled_deviance_at(self, y, mu, params, trials=1.0):
         shape = np.broadcast_shapes(np.shape(y), np.shape(mu))

@@ -54,9 +54,11 @@ class ExponentialFamily(MixtureFamily):
         if sm_family is None:
             sm_family = self.statsmodels_class()
         if type(sm_family) is not self.statsmodels_class:
-            raise TypeError(f"{type(self).__name__} wraps a statsmodels "
-                            f"{self.statsmodels_class.__name__} family, got "
-                            f"{type(sm_family).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} wraps a statsmodels "
+                f"{self.statsmodels_class.__name__} family, got "
+                f"{type(sm_family).__name__}"
+            )
         self.sm_family = copy.deepcopy(sm_family)
         self.link = self.sm_family.link
         self.variance = self.sm_family.variance
@@ -115,13 +117,13 @@ class ExponentialFamily(MixtureFamily):
             g1 = self.link.deriv(mu)
             v = self.variance(mu)
             resid = y - mu
-            irls_weight = trials / (v * g1 ** 2)
+            irls_weight = trials / (v * g1**2)
             score = trials * resid / (v * g1)
             if not observed or self.canonical:
                 return score, irls_weight, irls_weight, g1
             g2 = self.link.deriv2(mu)
             v1 = self.variance.deriv(mu)
-            info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
+            info = irls_weight + trials * resid * (v1 * g1 + v * g2) / (v**2 * g1**3)
         return score, info, irls_weight, g1
 
     # ------------------------------------------------------------ deviance
@@ -156,15 +158,16 @@ class DiscreteFamily(ExponentialFamily):
         For integer counts ``F(y-) = F(y - 1)``. A variance weight other
         than 1 would take ``y`` out of the family, so it is refused.
         """
-        return self._count_bounds(self.distribution(mu, scale, trials), y, mu, trials,
-                                  var_weights)
+        return self._count_bounds(self.distribution(mu, scale, trials), y, mu, trials, var_weights)
 
     def _count_bounds(self, dist, y, mu, trials, var_weights):
         """:meth:`cdf_bounds` from the frozen distribution ``dist`` of the counts."""
         y, mu = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(mu, dtype=float))
         if np.any(np.asarray(var_weights) != 1.0):
-            raise ValueError(f"quantile residuals of the {self.name} family need unit variance "
-                             "weights: with others y does not follow the family")
+            raise ValueError(
+                f"quantile residuals of the {self.name} family need unit variance "
+                "weights: with others y does not follow the family"
+            )
         count = self.response_count(y, trials)
         return dist.cdf(count - 1), dist.cdf(count), dist.sf(count - 1), dist.sf(count)
 
@@ -261,9 +264,11 @@ class DispersionFamily(ExponentialFamily):
             score, info = self._log_dispersion_derivatives(y, mu, scale)
             cross = self.eta_derivatives(y, mu, trials, observed=True)[0] / scale
         shape = np.broadcast_shapes(np.shape(score), np.shape(info), np.shape(cross))
-        return ParameterDerivatives(np.broadcast_to(score, shape)[None],
-                                    np.broadcast_to(info, shape)[None, None],
-                                    np.broadcast_to(cross, shape)[None])
+        return ParameterDerivatives(
+            np.broadcast_to(score, shape)[None],
+            np.broadcast_to(info, shape)[None, None],
+            np.broadcast_to(cross, shape)[None],
+        )
 
     statistic_size = 2
 

@@ -131,8 +131,7 @@ def _gamma_log_density(y, mu, scale):
             at = positions(huge)
             y_at, mu_at, scale_at = (entries_at(a, at, u.shape) for a in (y, mu, scale))
             out[at] = np.exp(np.log(y_at) - np.log(mu_at) - np.log(scale_at))
-        np.subtract(-0.5 * (np.log(scale) + LOG_2PI) - stirling_error(1.0 / scale), out,
-                    out=out)
+        np.subtract(-0.5 * (np.log(scale) + LOG_2PI) - stirling_error(1.0 / scale), out, out=out)
         out -= np.log(y)
     return out
 

@@ -25,7 +25,7 @@ class InverseGaussian(DispersionFamily):
         return _inverse_gaussian_log_density(y, mu, scale)
 
     def _squared_residual(self, y, mu, scale=1.0):
-        return (y - mu) ** 2 / (y * mu ** 2 * scale)
+        return (y - mu) ** 2 / (y * mu**2 * scale)
 
     def simulate(self, mu, scale, trials, rng):
         return rng.wald(mu, 1.0 / scale)
@@ -66,8 +66,9 @@ def _inverse_gaussian_log_density(y, mu, scale):
         if bad.any():
             at = positions(bad)
             yb, mb, sb = (entries_at(a, at, out.shape) for a in (y, mu, scale))
-            out[at] = np.exp(2.0 * (np.log(np.abs(yb - mb)) - np.log(mb))
-                             - np.log(2.0) - np.log(yb) - np.log(sb))
+            out[at] = np.exp(
+                2.0 * (np.log(np.abs(yb - mb)) - np.log(mb)) - np.log(2.0) - np.log(yb) - np.log(sb)
+            )
         np.subtract(-0.5 * (LOG_2PI + np.log(scale)), out, out=out)
         out -= 1.5 * np.log(y)
     return out

@@ -42,7 +42,7 @@ class WeightedMoments:
             delta = other.mean - self.mean
             merged.weight = total
             merged.mean = self.mean + delta * other.weight / total
-            merged.m2 = self.m2 + other.m2 + delta ** 2 * self.weight * other.weight / total
+            merged.m2 = self.m2 + other.m2 + delta**2 * self.weight * other.weight / total
         return merged
 
     def __radd__(self, other):  # sum() starts from 0

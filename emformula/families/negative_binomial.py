@@ -24,9 +24,14 @@ __all__ = ["NegativeBinomial", "ALPHA"]
 #: The NB2 overdispersion, ``Var(y) = mu + alpha mu^2``; the engine works on
 #: ``log(alpha)``. Bounded away from 0 (the Poisson limit, where log(alpha)
 #: has no maximum) and infinity.
-ALPHA = FamilyParameter("alpha", "log", lower=1e-8, upper=1e8,
-                        description="NB2 overdispersion: Var(y) = mu + alpha * mu^2",
-                        start=1.0)
+ALPHA = FamilyParameter(
+    "alpha",
+    "log",
+    lower=1e-8,
+    upper=1e8,
+    description="NB2 overdispersion: Var(y) = mu + alpha * mu^2",
+    start=1.0,
+)
 
 
 class NegativeBinomial(DiscreteFamily):
@@ -63,11 +68,16 @@ class NegativeBinomial(DiscreteFamily):
         estimated = sm_family is None
         if estimated:
             # alpha given explicitly: statsmodels warns when it is left out.
-            sm_family = (sm_families.NegativeBinomial(alpha=1.0) if link is None
-                         else sm_families.NegativeBinomial(link=link, alpha=1.0))
+            sm_family = (
+                sm_families.NegativeBinomial(alpha=1.0)
+                if link is None
+                else sm_families.NegativeBinomial(link=link, alpha=1.0)
+            )
         elif link is not None:
-            raise ValueError("link= goes with an estimated alpha; give the link to the "
-                             "statsmodels family instead")
+            raise ValueError(
+                "link= goes with an estimated alpha; give the link to the "
+                "statsmodels family instead"
+            )
         super().__init__(sm_family)
         self.alpha = None if estimated else float(self.sm_family.alpha)
         self.parameters = (ALPHA,) if estimated else ()
@@ -101,8 +111,9 @@ class NegativeBinomial(DiscreteFamily):
     def loglike_kernel(self, y, mu, scale=1.0, trials=1.0, eta=None):
         """The log-density minus :meth:`loglike_constant` at the fixed alpha."""
         if self.estimates_alpha:
-            raise TypeError("this negative binomial estimates alpha: use log_kernel with "
-                            "the alpha values")
+            raise TypeError(
+                "this negative binomial estimates alpha: use log_kernel with the alpha values"
+            )
         return _nb_mean_terms(y, mu, self.alpha)
 
     def log_kernel(self, y, mu, params, trials=1.0, eta=None):
@@ -129,22 +140,21 @@ class NegativeBinomial(DiscreteFamily):
                 one_am = 1.0 + alpha * mu
                 score = (y - mu) / one_am
                 weight = mu / one_am
-                info = mu * (1.0 + alpha * y) / one_am ** 2 if observed else weight
+                info = mu * (1.0 + alpha * y) / one_am**2 if observed else weight
                 return score, info, weight, 1.0 / mu
             g1 = self.link.deriv(mu)
             v, v1 = self._variance_terms(mu, alpha)
             resid = y - mu
-            weight = 1.0 / (v * g1 ** 2)
+            weight = 1.0 / (v * g1**2)
             score = resid / (v * g1)
             if not observed:
                 return score, weight, weight, g1
             g2 = self.link.deriv2(mu)
-            info = weight + resid * (v1 * g1 + v * g2) / (v ** 2 * g1 ** 3)
+            info = weight + resid * (v1 * g1 + v * g2) / (v**2 * g1**3)
         return score, info, weight, g1
 
     def irls_terms(self, y, mu, params, trials=1.0):
-        _, _, weight, link_deriv = self.eta_derivatives_at(y, mu, params, trials,
-                                                           observed=False)
+        _, _, weight, link_deriv = self.eta_derivatives_at(y, mu, params, trials, observed=False)
         return weight, link_deriv
 
     # ------------------------------------------- the parameter alpha
@@ -169,14 +179,20 @@ class NegativeBinomial(DiscreteFamily):
             resid = y - mu
             part = (special.digamma(r) - special.digamma(y + r) + np.log1p(alpha * mu)) / alpha
             score = part + resid / u
-            info = (part - (special.polygamma(1, y + r) - special.polygamma(1, r)) / alpha ** 2
-                    - mu / u + alpha * mu * resid / u ** 2)
+            info = (
+                part
+                - (special.polygamma(1, y + r) - special.polygamma(1, r)) / alpha**2
+                - mu / u
+                + alpha * mu * resid / u**2
+            )
             g1 = 1.0 / mu if isinstance(self.link, sm_links.Log) else self.link.deriv(mu)
-            cross = alpha * resid / (u ** 2 * g1)
+            cross = alpha * resid / (u**2 * g1)
         shape = np.broadcast_shapes(np.shape(score), np.shape(info), np.shape(cross))
-        return ParameterDerivatives(np.broadcast_to(score, shape)[None],
-                                    np.broadcast_to(info, shape)[None, None],
-                                    np.broadcast_to(cross, shape)[None])
+        return ParameterDerivatives(
+            np.broadcast_to(score, shape)[None],
+            np.broadcast_to(info, shape)[None, None],
+            np.broadcast_to(cross, shape)[None],
+        )
 
     # ------------------------------------------------ distribution
     def variance_at(self, mu, params, trials=1.0):
@@ -190,8 +206,11 @@ class NegativeBinomial(DiscreteFamily):
             return super().unit_deviance_at(y, mu, params, trials)
         alpha = np.asarray(params[0], dtype=float)
         with np.errstate(all="ignore"):
-            return 2.0 * (special.xlogy(y, y) - special.xlogy(y, mu)
-                          - (y + 1.0 / alpha) * (np.log1p(alpha * y) - np.log1p(alpha * mu)))
+            return 2.0 * (
+                special.xlogy(y, y)
+                - special.xlogy(y, mu)
+                - (y + 1.0 / alpha) * (np.log1p(alpha * y) - np.log1p(alpha * mu))
+            )
 
     def simulate(self, mu, scale, trials, rng):
         return self._draw(mu, self.alpha, rng)
@@ -210,8 +229,9 @@ class NegativeBinomial(DiscreteFamily):
     def cdf_bounds_at(self, y, mu, params, trials=1.0, var_weights=1.0):
         if not self.estimates_alpha:
             return super().cdf_bounds_at(y, mu, params, trials, var_weights)
-        return self._count_bounds(_nbinom(mu, np.asarray(params[0], dtype=float)), y, mu,
-                                  trials, var_weights)
+        return self._count_bounds(
+            _nbinom(mu, np.asarray(params[0], dtype=float)), y, mu, trials, var_weights
+        )
 
     def start_parameters(self):
         return (ALPHA.start,) if self.estimates_alpha else ()
@@ -236,7 +256,5 @@ def _nb_mean_terms(y, mu, alpha):
     if np.any(tiny):
         y_b, mu_b, alpha_b = np.broadcast_arrays(y, mu, alpha)
         with np.errstate(divide="ignore"):
-            out = np.where(tiny, special.xlogy(y_b, alpha_b) + special.xlogy(y_b, mu_b)
-                           - mu_b, out)
+            out = np.where(tiny, special.xlogy(y_b, alpha_b) + special.xlogy(y_b, mu_b) - mu_b, out)
     return out[()]
-

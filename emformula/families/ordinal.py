@@ -53,8 +53,7 @@ class OrdinalFamily(MixtureFamily):
 
     def __init__(self, distribution="logit", n_categories=None):
         if distribution not in _DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got "
-                             f"{distribution!r}")
+            raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
         self.distribution = distribution
         self.link = sm_links.Identity()
         self.n_categories = None
@@ -68,7 +67,8 @@ class OrdinalFamily(MixtureFamily):
         self.n_categories = J
         self.parameters = (FamilyParameter("cut1", "identity", start=0.0),) + tuple(
             FamilyParameter(f"gap{j}", "log", lower=1e-12, upper=1e12, start=1.0)
-            for j in range(2, J))
+            for j in range(2, J)
+        )
 
     @property
     def name(self):
@@ -94,21 +94,27 @@ class OrdinalFamily(MixtureFamily):
         finite = y[np.isfinite(y)]
         bad = (finite < 0) | (finite != np.round(finite))
         if bad.any():
-            raise ValueError(f"an ordinal response holds the category codes 0, 1, 2, ...; "
-                             f"found {finite[bad][:3].tolist()}")
+            raise ValueError(
+                f"an ordinal response holds the category codes 0, 1, 2, ...; "
+                f"found {finite[bad][:3].tolist()}"
+            )
         J = int(finite.max()) + 1 if finite.size else 0
         if self.n_categories is not None:
             if J > self.n_categories:
-                raise ValueError(f"the response has code {J - 1}, beyond the "
-                                 f"{self.n_categories} categories of the family")
+                raise ValueError(
+                    f"the response has code {J - 1}, beyond the "
+                    f"{self.n_categories} categories of the family"
+                )
             return self
         return OrdinalFamily(self.distribution, J)
 
     def _outside_support(self, y, trials):
         if self.n_categories is None:
             return None
-        return ((y < 0) | (y > self.n_categories - 1) | (y != np.round(y)),
-                f"values that are not category codes 0..{self.n_categories - 1}")
+        return (
+            (y < 0) | (y > self.n_categories - 1) | (y != np.round(y)),
+            f"values that are not category codes 0..{self.n_categories - 1}",
+        )
 
     # ------------------------------------------------------ cut points
     def cut_points(self, params):
@@ -179,8 +185,9 @@ class OrdinalFamily(MixtureFamily):
         edges = [np.full(np.broadcast_shapes(mu.shape, cuts.shape[1:]), -np.inf)]
         edges += [np.broadcast_to(c - mu, edges[0].shape) for c in cuts]
         edges.append(np.full(edges[0].shape, np.inf))
-        return np.stack([self._probability(edges[j + 1], edges[j])
-                         for j in range(self.n_categories)], axis=-1)
+        return np.stack(
+            [self._probability(edges[j + 1], edges[j]) for j in range(self.n_categories)], axis=-1
+        )
 
     # ------------------------------------------------------ derivatives
     def _pieces(self, y, mu, params):
@@ -236,7 +243,7 @@ class OrdinalFamily(MixtureFamily):
             h_ll = (-dB * p - fB * fB) / (p * p)
             h_ul = fA * fB / (p * p)
             e_u = (-dA * p + fA * D) / (p * p)  # d s_u / d eta
-            e_l = (dB * p - fB * D) / (p * p)   # d s_l / d eta
+            e_l = (dB * p - fB * D) / (p * p)  # d s_l / d eta
         J = self.n_categories
         # d c_u / d t_a and d c_l / d t_a per row (u = category, l = category - 1).
         has_u = yb <= J - 2
@@ -254,10 +261,11 @@ class OrdinalFamily(MixtureFamily):
         second = np.zeros((m, m) + shape)
         for a in range(m):
             for b in range(m):
-                value = (ju[a] * ju[b] * np.where(has_u, h_uu, 0.0)
-                         + jl[a] * jl[b] * np.where(has_l, h_ll, 0.0)
-                         + (ju[a] * jl[b] + jl[a] * ju[b]) * np.where(has_u & has_l, h_ul,
-                                                                       0.0))
+                value = (
+                    ju[a] * ju[b] * np.where(has_u, h_uu, 0.0)
+                    + jl[a] * jl[b] * np.where(has_l, h_ll, 0.0)
+                    + (ju[a] * jl[b] + jl[a] * ju[b]) * np.where(has_u & has_l, h_ul, 0.0)
+                )
                 if a == b and a >= 1:
                     # d2 c_m / d (log g_a)^2 = g_a for the cut points m >= a.
                     value = value + ju[a] * s_u + jl[a] * s_l
@@ -275,7 +283,7 @@ class OrdinalFamily(MixtureFamily):
         probs = self.category_probabilities(mu, params)
         codes = np.arange(self.n_categories)
         first = probs @ codes
-        return probs @ (codes ** 2) - first ** 2
+        return probs @ (codes**2) - first**2
 
     def simulate_at(self, mu, params, trials, rng):
         probs = self.category_probabilities(mu, params)
@@ -287,8 +295,12 @@ class OrdinalFamily(MixtureFamily):
         """``F(y-) = F(c_{y} - eta)`` (0 for the first category) and ``F(y) =
         F(c_{y+1} - eta)``, with their survival functions."""
         upper, lower = self._bounds(y, params)
-        return (self._cdf(lower - mu), self._cdf(upper - mu), self._sf(lower - mu),
-                self._sf(upper - mu))
+        return (
+            self._cdf(lower - mu),
+            self._cdf(upper - mu),
+            self._sf(lower - mu),
+            self._sf(upper - mu),
+        )
 
     def start_parameters(self):
         """Cut points at the logistic (or normal) quantiles of equal shares."""

@@ -66,14 +66,19 @@ class FamilyParameter:
 
     def __post_init__(self):
         if self.transform not in TRANSFORMS:
-            raise ValueError(f"transform of parameter {self.name!r} must be one of "
-                             f"{', '.join(TRANSFORMS)}, got {self.transform!r}")
+            raise ValueError(
+                f"transform of parameter {self.name!r} must be one of "
+                f"{', '.join(TRANSFORMS)}, got {self.transform!r}"
+            )
         if not self.lower < self.upper:
-            raise ValueError(f"parameter {self.name!r} needs lower < upper, got "
-                             f"[{self.lower}, {self.upper}]")
+            raise ValueError(
+                f"parameter {self.name!r} needs lower < upper, got [{self.lower}, {self.upper}]"
+            )
         if self.transform == "log" and self.lower < 0:
-            raise ValueError(f"parameter {self.name!r} is log-transformed, so its lower "
-                             f"bound must be at least 0, got {self.lower}")
+            raise ValueError(
+                f"parameter {self.name!r} is log-transformed, so its lower "
+                f"bound must be at least 0, got {self.lower}"
+            )
 
     def to_unconstrained(self, value):
         """The parameter on the scale of its derivatives (``log`` or as is)."""
@@ -97,8 +102,9 @@ class FamilyParameter:
 
 #: The dispersion of an exponential dispersion family, ``Var(y) = scale V(mu) / a``;
 #: the engine works on ``log(scale)``.
-DISPERSION = FamilyParameter("scale", "log", lower=0.0,
-                             description="dispersion: Var(y) = scale * V(mu) / trials")
+DISPERSION = FamilyParameter(
+    "scale", "log", lower=0.0, description="dispersion: Var(y) = scale * V(mu) / trials"
+)
 
 
 class ParameterDerivatives(NamedTuple):

@@ -81,7 +81,8 @@ class PointMass(MixtureFamily):
         return np.full(np.shape(mu), self.value)
 
     def cdf_bounds(self, y, mu, scale=1.0, trials=1.0, var_weights=1.0):
-        y = np.broadcast_to(np.asarray(y, dtype=float), np.broadcast_shapes(np.shape(y),
-                                                                            np.shape(mu)))
+        y = np.broadcast_to(
+            np.asarray(y, dtype=float), np.broadcast_shapes(np.shape(y), np.shape(mu))
+        )
         below, at_or_below = (y > self.value).astype(float), (y >= self.value).astype(float)
         return below, at_or_below, 1.0 - below, 1.0 - at_or_below

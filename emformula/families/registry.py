@@ -124,13 +124,16 @@ def as_family(family, link=None):
             sm_family = statsmodels_class(**kwargs)
         except ValueError:
             allowed = ", ".join(c.__name__ for c in statsmodels_class.links)
-            raise ValueError(f"link {link!r} is not allowed for family {family!r}; statsmodels "
-                             f"allows {allowed}") from None
+            raise ValueError(
+                f"link {link!r} is not allowed for family {family!r}; statsmodels allows {allowed}"
+            ) from None
         return _BY_NAME[key].from_name(sm_family)
     if isinstance(family, sm_families.Family):
         if link is not None:
-            raise ValueError("link= is only accepted together with a family name; "
-                             "give the link to the statsmodels family instead")
+            raise ValueError(
+                "link= is only accepted together with a family name; "
+                "give the link to the statsmodels family instead"
+            )
         return _from_statsmodels(family)
     raise TypeError(
         f"family must be a name or a statsmodels family instance, got {type(family).__name__}"
@@ -142,7 +145,12 @@ def _member(family, link):
     if isinstance(family, (list, tuple)):
         raise TypeError("a list of families holds one family per component, not lists")
     if isinstance(family, str) and family.strip().lower() not in (
-            "pointmass", "point_mass", "tobit", "ordinal_logit", "ordinal_probit"):
+        "pointmass",
+        "point_mass",
+        "tobit",
+        "ordinal_logit",
+        "ordinal_probit",
+    ):
         return as_family(family, link)
     return as_family(family)
 
@@ -165,8 +173,10 @@ def _as_link(link):
     if isinstance(link, str):
         key = link.strip().lower()
         if key not in LINK_NAMES:
-            raise ValueError(f"unknown link {link!r}; choose one of "
-                             f"{', '.join(sorted(LINK_NAMES))}")
+            raise ValueError(
+                f"unknown link {link!r}; choose one of {', '.join(sorted(LINK_NAMES))}"
+            )
         return LINK_NAMES[key]()
-    raise TypeError("link must be a name or a statsmodels link instance, got "
-                    f"{type(link).__name__}")
+    raise TypeError(
+        f"link must be a name or a statsmodels link instance, got {type(link).__name__}"
+    )

@@ -52,10 +52,14 @@ def _refuse_dates(name, kind, dtype, where):
     elif kind == "time":
         how = "e.g. hours since midnight"
     else:
-        how = (f"e.g. days since the first one: (df[{name!r}] - df[{name!r}].min()).dt.days, "
-               "or the year as a number")
-    return TypeError(f"column {name!r} of the {where} holds {_DATE_HINT[kind]} ({dtype}), "
-                     f"which a formula cannot use as they are: convert it to a number, {how}")
+        how = (
+            f"e.g. days since the first one: (df[{name!r}] - df[{name!r}].min()).dt.days, "
+            "or the year as a number"
+        )
+    return TypeError(
+        f"column {name!r} of the {where} holds {_DATE_HINT[kind]} ({dtype}), "
+        f"which a formula cannot use as they are: convert it to a number, {how}"
+    )
 
 
 def _as_category(values, name, categories=None, ordered=False):
@@ -63,8 +67,9 @@ def _as_category(values, name, categories=None, ordered=False):
     try:
         result = pd.Categorical(values, categories=categories, ordered=ordered)
     except TypeError:
-        result = pd.Categorical(np.asarray(values, dtype=object), categories=categories,
-                                ordered=ordered)
+        result = pd.Categorical(
+            np.asarray(values, dtype=object), categories=categories, ordered=ordered
+        )
     return result.remove_unused_categories()
 
 
@@ -85,22 +90,33 @@ def _arrow_values(series, name, where):
     pa_type = series.dtype.pyarrow_dtype
     if pa.types.is_dictionary(pa_type):
         pa_type = pa_type.value_type
-        if not (pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type)
-                or pa.types.is_integer(pa_type)):
-            raise TypeError(f"column {name!r} has the pyarrow type {series.dtype}; convert it "
-                            "to strings or numbers")
+        if not (
+            pa.types.is_string(pa_type)
+            or pa.types.is_large_string(pa_type)
+            or pa.types.is_integer(pa_type)
+        ):
+            raise TypeError(
+                f"column {name!r} has the pyarrow type {series.dtype}; convert it "
+                "to strings or numbers"
+            )
         return _as_category(series.to_numpy(dtype=object, na_value=None), name), CATEGORICAL
     if pa.types.is_boolean(pa_type):
         return _masked_numbers(series, is_bool=True), NUMERIC
-    if pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type) or pa.types.is_decimal(
-            pa_type):
+    if (
+        pa.types.is_integer(pa_type)
+        or pa.types.is_floating(pa_type)
+        or pa.types.is_decimal(pa_type)
+    ):
         if pa.types.is_integer(pa_type) and not series.isna().any():
             return series.to_numpy(dtype=np.int64), NUMERIC
         return series.to_numpy(dtype=float, na_value=np.nan), NUMERIC
     if pa.types.is_null(pa_type):
         return np.full(len(series), np.nan), NUMERIC
-    if (pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type)
-            or getattr(pa.types, "is_string_view", lambda t: False)(pa_type)):
+    if (
+        pa.types.is_string(pa_type)
+        or pa.types.is_large_string(pa_type)
+        or getattr(pa.types, "is_string_view", lambda t: False)(pa_type)
+    ):
         return _as_category(series.to_numpy(dtype=object, na_value=None), name), CATEGORICAL
     if pa.types.is_timestamp(pa_type) or pa.types.is_date(pa_type):
         raise _refuse_dates(name, "datetime", series.dtype, where)
@@ -108,8 +124,10 @@ def _arrow_values(series, name, where):
         raise _refuse_dates(name, "timedelta", series.dtype, where)
     if pa.types.is_time(pa_type):
         raise _refuse_dates(name, "time", series.dtype, where)
-    raise TypeError(f"column {name!r} has the pyarrow type {series.dtype}, which a formula "
-                    "cannot use: convert it to numbers or strings")
+    raise TypeError(
+        f"column {name!r} has the pyarrow type {series.dtype}, which a formula "
+        "cannot use: convert it to numbers or strings"
+    )
 
 
 def _object_values(series, name, where):
@@ -128,18 +146,22 @@ def _object_values(series, name, where):
         present = series[series.notna()]
         if all(isinstance(v, numbers.Number) and not isinstance(v, complex) for v in present):
             return _numbers_of(series, name), NUMERIC
-        if all(isinstance(v, str | numbers.Number) and not isinstance(v, complex)
-               for v in present):
+        if all(isinstance(v, str | numbers.Number) and not isinstance(v, complex) for v in present):
             # As R's c(1, "a"): every value by its text.
             text = [None if pd.isna(v) else str(v) for v in series]
             return _as_category(text, name), CATEGORICAL
-        odd = next(v for v in present if not isinstance(v, str | numbers.Number)
-                   or isinstance(v, complex))
-        raise TypeError(f"column {name!r} holds {type(odd).__name__} values (such as "
-                        f"{odd!r:.40}), which a formula cannot use: convert them to numbers "
-                        "or strings")
-    raise TypeError(f"column {name!r} holds {inferred} values, which a formula cannot use: "
-                    "convert them to numbers or strings")
+        odd = next(
+            v for v in present if not isinstance(v, str | numbers.Number) or isinstance(v, complex)
+        )
+        raise TypeError(
+            f"column {name!r} holds {type(odd).__name__} values (such as "
+            f"{odd!r:.40}), which a formula cannot use: convert them to numbers "
+            "or strings"
+        )
+    raise TypeError(
+        f"column {name!r} holds {inferred} values, which a formula cannot use: "
+        "convert them to numbers or strings"
+    )
 
 
 def _numbers_of(series, name):
@@ -162,16 +184,21 @@ def column_values(series, name, where="data"):
         if not (categories.dtype == object or pd.api.types.is_numeric_dtype(categories.dtype)):
             categories = list(categories)
         values = series.to_numpy(dtype=object) if isinstance(categories, list) else series
-        return (_as_category(values, name, categories=categories, ordered=dtype.ordered),
-                CATEGORICAL)
+        return (
+            _as_category(values, name, categories=categories, ordered=dtype.ordered),
+            CATEGORICAL,
+        )
     if isinstance(dtype, pd.ArrowDtype):
         return _arrow_values(series, name, where)
     if isinstance(dtype, pd.StringDtype):
         return _as_category(series.to_numpy(dtype=object, na_value=None), name), CATEGORICAL
     if isinstance(dtype, pd.BooleanDtype):
         return _masked_numbers(series, is_bool=True), NUMERIC
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_numeric_dtype(
-            dtype) and hasattr(series.array, "_mask"):
+    if (
+        isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        and pd.api.types.is_numeric_dtype(dtype)
+        and hasattr(series.array, "_mask")
+    ):
         return _masked_numbers(series), NUMERIC
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         raise _refuse_dates(name, "datetime", dtype, where)
@@ -180,17 +207,23 @@ def column_values(series, name, where="data"):
     if isinstance(dtype, pd.PeriodDtype):
         raise _refuse_dates(name, "period", dtype, where)
     if isinstance(dtype, pd.IntervalDtype):
-        raise TypeError(f"column {name!r} holds intervals ({dtype}); use their midpoints "
-                        f"(df[{name!r}].array.mid) or their labels as strings")
+        raise TypeError(
+            f"column {name!r} holds intervals ({dtype}); use their midpoints "
+            f"(df[{name!r}].array.mid) or their labels as strings"
+        )
     if pd.api.types.is_complex_dtype(dtype):
-        raise TypeError(f"column {name!r} holds complex numbers; use the real part, the "
-                        "modulus or both as separate columns")
+        raise TypeError(
+            f"column {name!r} holds complex numbers; use the real part, the "
+            "modulus or both as separate columns"
+        )
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return series.to_numpy(), NUMERIC
     if dtype == np.dtype(object):
         return _object_values(series, name, where)
-    raise TypeError(f"column {name!r} has the dtype {dtype}, which a formula cannot use: "
-                    "convert it to numbers or strings")
+    raise TypeError(
+        f"column {name!r} has the dtype {dtype}, which a formula cannot use: "
+        "convert it to numbers or strings"
+    )
 
 
 def prepare_columns(frame, names, where="data", kinds=None):
@@ -205,14 +238,18 @@ def prepare_columns(frame, names, where="data", kinds=None):
     repeated = set(frame.columns[frame.columns.duplicated()])
     duplicated = sorted(str(name) for name in names if name in repeated)
     if duplicated:
-        raise ValueError(f"the {where} have several columns named {duplicated}; a formula "
-                         "needs one column per name")
+        raise ValueError(
+            f"the {where} have several columns named {duplicated}; a formula "
+            "needs one column per name"
+        )
     converted, found = {}, {}
     for name in names:
         values, kind = column_values(frame[name], name, where)
         if kinds is not None and kinds.get(name) == NUMERIC and kind == CATEGORICAL:
-            raise TypeError(f"column {name!r} of the {where} holds text ({frame[name].dtype}) "
-                            "but was numeric in the fit; convert it to numbers")
+            raise TypeError(
+                f"column {name!r} of the {where} holds text ({frame[name].dtype}) "
+                "but was numeric in the fit; convert it to numbers"
+            )
         converted[name] = values
         found[name] = kind
     if not converted:
@@ -248,6 +285,8 @@ def as_float(values, argument, column=None):
     except TypeError as exc:
         raise TypeError(f"{label} must be numeric: {exc}") from None
     if kind != NUMERIC:
-        raise TypeError(f"{label} must be numeric, got text ({series.dtype}) such as "
-                        f"{series.dropna().iloc[0]!r:.40}")
+        raise TypeError(
+            f"{label} must be numeric, got text ({series.dtype}) such as "
+            f"{series.dropna().iloc[0]!r:.40}"
+        )
     return np.asarray(result, dtype=float)

@@ -24,8 +24,13 @@ from formulaic.errors import FormulaicError
 from .columns import CATEGORICAL, as_float, column_values, prepare_columns
 from .design import family_has_intercept, parse_formula, spec_columns
 
-__all__ = ["is_dask_collection", "DaskDesign", "build_dask_design", "partition_arrays",
-           "formula_context"]
+__all__ = [
+    "is_dask_collection",
+    "DaskDesign",
+    "build_dask_design",
+    "partition_arrays",
+    "formula_context",
+]
 
 #: Rows used to build the ModelSpec (and the sample for random starts).
 SPEC_ROWS = 2000
@@ -57,9 +62,19 @@ class DaskDesign:
         main formula has one, as in memory).
     """
 
-    def __init__(self, frame, model_spec, endog_names, exog_names, column_args, formula,
-                 fixed_spec=None, fixed_names=(), concomitant_spec=None,
-                 concomitant_names=None):
+    def __init__(
+        self,
+        frame,
+        model_spec,
+        endog_names,
+        exog_names,
+        column_args,
+        formula,
+        fixed_spec=None,
+        fixed_names=(),
+        concomitant_spec=None,
+        concomitant_names=None,
+    ):
         self.frame = frame
         self.model_spec = model_spec
         self.endog_names = endog_names
@@ -122,23 +137,28 @@ def build_dask_design(formula, frame, spec):
     roles = set(column_args.values())
     available = [c for c in columns if c not in roles]
     parsed = parse_formula(formula, columns, context=context, available=available)
-    side = {name: parse_formula(one_sided, columns, argument=name, two_sided=False,
-                                context=context,
-                                available=[c for c in available if c not in parsed.lhs])
-            for name, one_sided in (("fixed", spec.fixed), ("concomitant", spec.concomitant))
-            if one_sided is not None}
+    side = {
+        name: parse_formula(
+            one_sided,
+            columns,
+            argument=name,
+            two_sided=False,
+            context=context,
+            available=[c for c in available if c not in parsed.lhs],
+        )
+        for name, one_sided in (("fixed", spec.fixed), ("concomitant", spec.concomitant))
+        if one_sided is not None
+    }
     try:
         needed = set(parsed.formula.required_variables)
         for one in side.values():
             needed |= set(one.formula.required_variables)
     except FormulaicError as exc:
         raise ValueError(f"cannot parse formula {formula!r}: {exc}") from None
-    missing = [name for name in needed if name not in frame.columns and name not in
-               (context or {})]
+    missing = [name for name in needed if name not in frame.columns and name not in (context or {})]
     if missing:
         raise ValueError(f"formula {formula!r} uses {missing}, not columns of the data")
-    used = sorted(set().union(parsed.lhs, parsed.rhs, *(one.rhs for one in side.values())),
-                  key=str)
+    used = sorted(set().union(parsed.lhs, parsed.rhs, *(one.rhs for one in side.values())), key=str)
     # Which columns are categories, from the first rows (dates and other
     # unusable columns are refused here, before any pass).
     head = frame[used].head(SPEC_ROWS, npartitions=-1) if used else None
@@ -149,8 +169,10 @@ def build_dask_design(formula, frame, spec):
     sample = prepare_columns(sample, used)[0]
     try:
         matrices = parsed.formula.get_model_matrix(sample, context=context, na_action="drop")
-        sides = {name: one.formula.get_model_matrix(sample, context=context, na_action="drop")
-                 for name, one in side.items()}
+        sides = {
+            name: one.formula.get_model_matrix(sample, context=context, na_action="drop")
+            for name, one in side.items()
+        }
     except FormulaicError as exc:
         raise ValueError(f"cannot build the design of formula {formula!r}: {exc}") from None
     exog_names = [str(c) for c in matrices.rhs.columns]
@@ -162,8 +184,15 @@ def build_dask_design(formula, frame, spec):
         if name == "fixed" and "Intercept" in names and "Intercept" in exog_names:
             names.remove("Intercept")  # every component has its own intercept already
         extra[f"{name}_spec"], extra[f"{name}_names"] = matrix.model_spec, names
-    return DaskDesign(frame, matrices.model_spec, [str(c) for c in matrices.lhs.columns],
-                      exog_names, column_args, formula, **extra)
+    return DaskDesign(
+        frame,
+        matrices.model_spec,
+        [str(c) for c in matrices.lhs.columns],
+        exog_names,
+        column_args,
+        formula,
+        **extra,
+    )
 
 
 def _partition_levels(part, names):
@@ -177,8 +206,9 @@ def _with_levels(frame, names):
     sorted otherwise), so every partition encodes alike."""
     import dask
 
-    found = dask.compute(*[dask.delayed(_partition_levels)(part, names)
-                           for part in frame[names].to_delayed()])
+    found = dask.compute(
+        *[dask.delayed(_partition_levels)(part, names) for part in frame[names].to_delayed()]
+    )
     dtypes = {}
     for name in names:
         present = set().union(*(levels[name] for levels in found))
@@ -217,14 +247,21 @@ def partition_arrays(part, design, context=None, columns=None):
     """
     column_args = design.column_args if columns is None else columns
     frame = part.reset_index(drop=True)
-    specs = {"main": design.model_spec, "fixed": design.fixed_spec,
-             "concomitant": design.concomitant_spec}
+    specs = {
+        "main": design.model_spec,
+        "fixed": design.fixed_spec,
+        "concomitant": design.concomitant_spec,
+    }
     specs = {name: spec for name, spec in specs.items() if spec is not None}
-    names = sorted(set().union(*(spec_columns(spec, frame.columns, context)
-                                 for spec in specs.values())), key=str)
+    names = sorted(
+        set().union(*(spec_columns(spec, frame.columns, context) for spec in specs.values())),
+        key=str,
+    )
     frame = prepare_columns(frame, names)[0]
-    matrices = {name: spec.get_model_matrix(frame, context=context, na_action="drop")
-                for name, spec in specs.items()}
+    matrices = {
+        name: spec.get_model_matrix(frame, context=context, na_action="drop")
+        for name, spec in specs.items()
+    }
     main = matrices.pop("main")
     kept = np.asarray(main.rhs.index, dtype=int)
     for matrix in matrices.values():
@@ -234,21 +271,19 @@ def partition_arrays(part, design, context=None, columns=None):
         kept = kept[observed[kept]]
     arrays = {
         "endog": main.lhs.loc[kept].to_numpy(dtype=float),
-        "exog": np.ascontiguousarray(main.rhs.loc[kept, design.exog_names].to_numpy(
-            dtype=float)),
-        "fixed": None, "concomitant": None,
+        "exog": np.ascontiguousarray(main.rhs.loc[kept, design.exog_names].to_numpy(dtype=float)),
+        "fixed": None,
+        "concomitant": None,
     }
     for name, matrix in matrices.items():
         wanted = design.fixed_names if name == "fixed" else design.concomitant_names
         if wanted:
-            arrays[name] = np.ascontiguousarray(
-                matrix.loc[kept, wanted].to_numpy(dtype=float))
+            arrays[name] = np.ascontiguousarray(matrix.loc[kept, wanted].to_numpy(dtype=float))
     if arrays["endog"].shape[1] == 1:
         arrays["endog"] = arrays["endog"][:, 0]
     for name in ("weights", "offset", "exposure", "trials"):
         column = column_args.get(name)
-        arrays[name] = (None if column is None
-                        else as_float(part[column], name, column)[kept])
+        arrays[name] = None if column is None else as_float(part[column], name, column)[kept]
     for name in ("groups", "cov_groups"):
         column = column_args.get(name)
         arrays[name] = None

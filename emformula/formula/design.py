@@ -30,9 +30,20 @@ from formulaic.utils.code import sanitize_variable_names
 from ..warnings import warn
 from .columns import as_float, prepare_columns
 
-__all__ = ["Design", "build_design", "group_codes", "new_design_matrix", "new_response", "as_frame",
-           "resolve_vector", "resolve_labels", "parse_formula", "check_safe_formula",
-           "spec_columns", "SAFE_FUNCTIONS"]
+__all__ = [
+    "Design",
+    "build_design",
+    "group_codes",
+    "new_design_matrix",
+    "new_response",
+    "as_frame",
+    "resolve_vector",
+    "resolve_labels",
+    "parse_formula",
+    "check_safe_formula",
+    "spec_columns",
+    "SAFE_FUNCTIONS",
+]
 
 
 @dataclass(frozen=True)
@@ -102,17 +113,23 @@ def as_frame(data, name="data"):
         try:
             return pd.DataFrame(dict(data))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}: cannot make a data frame of this dict of columns "
-                             f"({exc}); give one list or 1-d array per column, all of the "
-                             "same length") from None
+            raise ValueError(
+                f"{name}: cannot make a data frame of this dict of columns "
+                f"({exc}); give one list or 1-d array per column, all of the "
+                "same length"
+            ) from None
     if hasattr(data, "to_pandas") and not isinstance(data, pd.Series | np.ndarray):
         frame = data.to_pandas()
         if isinstance(frame, pd.DataFrame):
             return frame
-    hint = ("; a Series is one column: use series.to_frame() or a dict"
-            if isinstance(data, pd.Series) else "")
-    raise TypeError(f"{name} must be a pandas DataFrame (or a dict of columns), "
-                    f"got {type(data).__name__}{hint}")
+    hint = (
+        "; a Series is one column: use series.to_frame() or a dict"
+        if isinstance(data, pd.Series)
+        else ""
+    )
+    raise TypeError(
+        f"{name} must be a pandas DataFrame (or a dict of columns), got {type(data).__name__}{hint}"
+    )
 
 
 def resolve_vector(value, data, argument, n_rows):
@@ -134,11 +151,15 @@ def resolve_vector(value, data, argument, n_rows):
     if array.ndim == 0:
         array = np.full(n_rows, float(array))
     if array.ndim != 1:
-        raise ValueError(f"{argument} must be one value per row (a 1-d array), got an array "
-                         f"of shape {array.shape}")
+        raise ValueError(
+            f"{argument} must be one value per row (a 1-d array), got an array "
+            f"of shape {array.shape}"
+        )
     if array.shape[0] != n_rows:
-        raise ValueError(f"{argument} has {array.shape[0] if array.ndim else 1} values "
-                         f"but the data has {n_rows} rows")
+        raise ValueError(
+            f"{argument} has {array.shape[0] if array.ndim else 1} values "
+            f"but the data has {n_rows} rows"
+        )
     return array
 
 
@@ -157,12 +178,16 @@ def resolve_labels(value, data, argument, n_rows):
     else:
         labels = pd.Series(np.asarray(value))
     if labels.shape != (n_rows,):
-        raise ValueError(f"{argument} must have one label per row ({n_rows}), got "
-                         f"{labels.shape[0] if labels.ndim else 1}")
+        raise ValueError(
+            f"{argument} must have one label per row ({n_rows}), got "
+            f"{labels.shape[0] if labels.ndim else 1}"
+        )
     if labels.isna().any():
         rows = np.flatnonzero(labels.isna().to_numpy())
-        raise ValueError(f"{argument} has {rows.size} missing label(s), first at row "
-                         f"positions {rows[:5].tolist()}")
+        raise ValueError(
+            f"{argument} has {rows.size} missing label(s), first at row "
+            f"positions {rows[:5].tolist()}"
+        )
     return labels
 
 
@@ -175,8 +200,10 @@ def group_codes(labels, n, argument):
     if labels is None:
         return None, None
     if isinstance(labels, str):
-        raise TypeError(f"{argument} must be labels, one per row (a column name only "
-                        "works with a formula and data)")
+        raise TypeError(
+            f"{argument} must be labels, one per row (a column name only "
+            "works with a formula and data)"
+        )
     series = resolve_labels(labels, None, argument, n)  # length and missing labels
     try:
         codes, uniques = pd.factorize(series.to_numpy(), sort=True)
@@ -188,13 +215,14 @@ def group_codes(labels, n, argument):
 def _one_sided(formula, argument):
     """``"~ z"`` (or ``"z"``) as a one-sided formula string."""
     if not isinstance(formula, str):
-        raise TypeError(f"{argument} must be a one-sided formula string such as '~ z', "
-                        f"got {type(formula).__name__}")
+        raise TypeError(
+            f"{argument} must be a one-sided formula string such as '~ z', "
+            f"got {type(formula).__name__}"
+        )
     text = formula.strip()
     if not text.startswith("~"):
         if "~" in text:
-            raise ValueError(f"{argument}={formula!r} must be one-sided (no response): "
-                             "write '~ z'")
+            raise ValueError(f"{argument}={formula!r} must be one-sided (no response): write '~ z'")
         text = "~ " + text
     if not text[1:].strip():
         raise ValueError(f"{argument}={formula!r} is empty: write '~ z' (or leave it out)")
@@ -207,24 +235,58 @@ def _one_sided(formula, argument):
 #: attribute by attribute, and ``exp10``, which computes ``x**10``).
 SAFE_FUNCTIONS = tuple(sorted(set(TRANSFORMS) - {"np", "contr", "exp10"}))
 #: Besides every numpy ufunc (``np.log``, ``np.sqrt``, ``np.maximum``, ...).
-_NUMPY_EXTRAS = frozenset({"clip", "where", "round", "around", "nan_to_num", "sinc", "i0",
-                           "digitize", "interp", "pi", "e", "inf", "nan", "euler_gamma"})
+_NUMPY_EXTRAS = frozenset(
+    {
+        "clip",
+        "where",
+        "round",
+        "around",
+        "nan_to_num",
+        "sinc",
+        "i0",
+        "digitize",
+        "interp",
+        "pi",
+        "e",
+        "inf",
+        "nan",
+        "euler_gamma",
+    }
+)
 _CONTRASTS = frozenset({"treatment", "sum", "helmert", "poly", "diff", "custom", "SAS"})
-_SAFE_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-                ast.BitAnd, ast.BitOr)
-_SAFE_NODES = (ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.List, ast.Tuple, ast.Set,
-               ast.Dict)
+_SAFE_BINOPS = (
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.BitAnd,
+    ast.BitOr,
+)
+_SAFE_NODES = (
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.IfExp,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Dict,
+)
 _OPERATOR_NODES = (ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context)
-_SAFE_HINT = ("; a command-line formula may use only column names, numpy functions "
-              "(np.log, log, exp, np.sqrt, ...) and formulaic's transforms (C, I, center, "
-              "scale, bs, poly, ...): pass --allow-python to evaluate any Python (only for "
-              "formulas you trust)")
+_SAFE_HINT = (
+    "; a command-line formula may use only column names, numpy functions "
+    "(np.log, log, exp, np.sqrt, ...) and formulaic's transforms (C, I, center, "
+    "scale, bs, poly, ...): pass --allow-python to evaluate any Python (only for "
+    "formulas you trust)"
+)
 #: What R users write that Python spells differently.
 _R_HINTS = {
     "factor": "R's factor(g) is C(g) here",
     "as_factor": "R's as.factor(g) is C(g) here",
-    "offset": "pass the offset as offset='z' (--offset z on the command line), not in the "
-              "formula",
+    "offset": "pass the offset as offset='z' (--offset z on the command line), not in the formula",
     "ns": "natural cubic splines are cr(x, df=4) here",
     "relevel": "C(g, contr.treatment('b')) makes 'b' the reference level",
 }
@@ -260,18 +322,26 @@ class _TermCheck:
         try:
             tree = ast.parse(code, mode="eval")
         except SyntaxError as exc:
-            raise ValueError(f"{self.label}: the term `{self.term}` is not valid Python "
-                             f"({exc.msg})") from None
+            raise ValueError(
+                f"{self.label}: the term `{self.term}` is not valid Python ({exc.msg})"
+            ) from None
         if self.safe:
             # Double underscores first, wherever they are: `().__class__`,
             # `__import__("os")`, `f(__x=1)`.
             for node in ast.walk(tree):
-                word = (node.id if isinstance(node, ast.Name) and node.id not in self.aliases
-                        else node.attr if isinstance(node, ast.Attribute)
-                        else node.arg if isinstance(node, ast.keyword) else None)
+                word = (
+                    node.id
+                    if isinstance(node, ast.Name) and node.id not in self.aliases
+                    else node.attr
+                    if isinstance(node, ast.Attribute)
+                    else node.arg
+                    if isinstance(node, ast.keyword)
+                    else None
+                )
                 if word is not None and "__" in word:
-                    self.fail(f"uses `{word}`: double-underscore names and attributes are "
-                              "never evaluated")
+                    self.fail(
+                        f"uses `{word}`: double-underscore names and attributes are never evaluated"
+                    )
         self.visit(tree.body)
         return self.used
 
@@ -308,8 +378,11 @@ class _TermCheck:
             self.fail(f"uses `{name}`: double-underscore names are never evaluated")
         if name in self.columns:
             if called:
-                self.fail(f"calls {name}(), but the data has a column named {name!r} that hides "
-                          "the function: rename the column", unsafe=False)
+                self.fail(
+                    f"calls {name}(), but the data has a column named {name!r} that hides "
+                    "the function: rename the column",
+                    unsafe=False,
+                )
             self.used.add(name)
             return
         if quoted:
@@ -319,19 +392,28 @@ class _TermCheck:
             if hint is not None:
                 self.fail(f"calls {name}(): {hint}", unsafe=False)
             if not self.safe:
-                self.fail(f"calls {name}(), which is not a function in scope (formulaic's "
-                          "transforms, the caller's namespace or context=)")
-        if called and name == "exp10" and (self.safe or self.context is None
-                                           or name not in self.context):
-            self.fail("calls formulaic's exp10(x), which computes x**10, not 10**x: write "
-                      "I(10 ** x) or np.power(10, x)", unsafe=False)
+                self.fail(
+                    f"calls {name}(), which is not a function in scope (formulaic's "
+                    "transforms, the caller's namespace or context=)"
+                )
+        if (
+            called
+            and name == "exp10"
+            and (self.safe or self.context is None or name not in self.context)
+        ):
+            self.fail(
+                "calls formulaic's exp10(x), which computes x**10, not 10**x: write "
+                "I(10 ** x) or np.power(10, x)",
+                unsafe=False,
+            )
         if not self.safe or (called and name in SAFE_FUNCTIONS):
             return
         if name in ("np", "contr"):
-            self.fail(f"uses `{name}` itself; only its functions, such as np.log(x), are "
-                      "allowed")
-        self.fail(f"uses `{name}`, which is neither a column of the data nor a function a "
-                  "command-line formula may call")
+            self.fail(f"uses `{name}` itself; only its functions, such as np.log(x), are allowed")
+        self.fail(
+            f"uses `{name}`, which is neither a column of the data nor a function a "
+            "command-line formula may call"
+        )
 
     def attribute(self, node, called):
         chain, base = [], node
@@ -341,8 +423,10 @@ class _TermCheck:
         chain.reverse()
         dotted = ".".join(chain)
         if self.safe and any(part.startswith("_") for part in chain):
-            self.fail(f"uses the attribute `{dotted}`: double-underscore and private "
-                      "attributes are never evaluated")
+            self.fail(
+                f"uses the attribute `{dotted}`: double-underscore and private "
+                "attributes are never evaluated"
+            )
         if not isinstance(base, ast.Name):
             if self.safe:
                 self.fail(f"takes the attribute `{dotted}` of an expression")
@@ -350,23 +434,33 @@ class _TermCheck:
         root = self.aliases.get(base.id, base.id)
         if root in self.columns:
             if root in ("np", "contr"):
-                self.fail(f"uses {root}.{dotted}, but the data has a column named {root!r} "
-                          f"that hides {root}: rename the column", unsafe=False)
+                self.fail(
+                    f"uses {root}.{dotted}, but the data has a column named {root!r} "
+                    f"that hides {root}: rename the column",
+                    unsafe=False,
+                )
             if self.safe:
                 self.fail(f"uses the method or attribute `{root}.{dotted}` of a column")
             self.used.add(root)
             return None
         if not self.safe:
             return None
-        if len(chain) == 1 and ((root == "np" and _numpy_allowed(chain[0]))
-                                or (root == "contr" and chain[0] in _CONTRASTS)):
+        if len(chain) == 1 and (
+            (root == "np" and _numpy_allowed(chain[0]))
+            or (root == "contr" and chain[0] in _CONTRASTS)
+        ):
             return None
         self.fail(f"uses `{root}.{dotted}`, which a command-line formula may not call")
 
     def call(self, node):
         self.visit(node.func, called=True)
-        if (isinstance(node.func, ast.Name) and node.func.id == "Q" and node.args
-                and isinstance(node.args[0], ast.Constant) and node.args[0].value in self.columns):
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "Q"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in self.columns
+        ):
             self.used.add(node.args[0].value)
         for arg in node.args:
             if self.safe and isinstance(arg, ast.Starred):
@@ -380,9 +474,12 @@ class _TermCheck:
     def binop(self, node):
         if isinstance(node.op, ast.BitXor):
             left, right = ast.unparse(node.left), ast.unparse(node.right)
-            self.fail(f"uses `^`, which in Python is exclusive or, not a power: write "
-                      f"{left} ** {right} for the power (np.bitwise_xor({left}, {right}) if "
-                      "you do mean exclusive or)", unsafe=False)
+            self.fail(
+                f"uses `^`, which in Python is exclusive or, not a power: write "
+                f"{left} ** {right} for the power (np.bitwise_xor({left}, {right}) if "
+                "you do mean exclusive or)",
+                unsafe=False,
+            )
         if self.safe:
             if not isinstance(node.op, _SAFE_BINOPS):
                 self.fail(f"uses the operator {type(node.op).__name__}")
@@ -391,17 +488,21 @@ class _TermCheck:
                 exponent = node.right
                 if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, ast.USub):
                     exponent = exponent.operand
-                simple = _has_name(exponent) or (isinstance(exponent, ast.Constant)
-                          and isinstance(exponent.value, int | float)
-                          and abs(exponent.value) <= 1000)
-                nested = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)
-                             for n in ast.walk(node.left))
+                simple = _has_name(exponent) or (
+                    isinstance(exponent, ast.Constant)
+                    and isinstance(exponent.value, int | float)
+                    and abs(exponent.value) <= 1000
+                )
+                nested = any(
+                    isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)
+                    for n in ast.walk(node.left)
+                )
                 if not simple or nested:
-                    self.fail("raises a constant to a power above 1000 or to a computed "
-                              "power")
+                    self.fail("raises a constant to a power above 1000 or to a computed power")
             if isinstance(node.op, ast.Mult) and any(
-                    isinstance(side, ast.Constant) and isinstance(side.value, str)
-                    for side in (node.left, node.right)):
+                isinstance(side, ast.Constant) and isinstance(side.value, str)
+                for side in (node.left, node.right)
+            ):
                 self.fail("repeats text")
         self.visit(node.left)
         self.visit(node.right)
@@ -444,8 +545,12 @@ def _single_term_powers(text):
         if not isinstance(node, ASTNode):
             continue
         args = list(node.args)
-        if (getattr(node.operator, "symbol", None) in ("^", "**") and len(args) == 2
-                and isinstance(args[0], Token) and str(args[1]) != "1"):
+        if (
+            getattr(node.operator, "symbol", None) in ("^", "**")
+            and len(args) == 2
+            and isinstance(args[0], Token)
+            and str(args[1]) != "1"
+        ):
             found.append((str(args[0]), node.operator.symbol, str(args[1])))
         stack.extend(args)
     return found
@@ -465,8 +570,16 @@ def _side_columns(simple, label, columns, safe, context):
     return used
 
 
-def parse_formula(formula, columns, *, argument="formula", two_sided=True, safe=False,
-                  context=None, available=None):
+def parse_formula(
+    formula,
+    columns,
+    *,
+    argument="formula",
+    two_sided=True,
+    safe=False,
+    context=None,
+    available=None,
+):
     """Parse and check a formula against the data's column names.
 
     A formula never silently means something else than its text: refused
@@ -506,53 +619,76 @@ def parse_formula(formula, columns, *, argument="formula", two_sided=True, safe=
         if not left.strip():
             raise ValueError(f"{label} has no left-hand side (the response): write 'y ~ x'")
         if not right.strip():
-            raise ValueError(f"{label} has nothing right of '~': write 'y ~ 1' for a model "
-                             "with an intercept only")
+            raise ValueError(
+                f"{label} has nothing right of '~': write 'y ~ 1' for a model "
+                "with an intercept only"
+            )
     else:
         text = _one_sided(formula, argument)
-    parse_context = (None if available is None else
-                     {"__formulaic_variables_available__": [c for c in available
-                                                            if isinstance(c, str)]})
+    parse_context = (
+        None
+        if available is None
+        else {"__formulaic_variables_available__": [c for c in available if isinstance(c, str)]}
+    )
     try:
         parsed = Formula(text, _context=parse_context)
     except SyntaxError as exc:
         code = f" in `{exc.text.strip()}`" if exc.text else ""
-        raise ValueError(f"{label} is not a valid formula: {exc.msg}{code} (Python syntax "
-                         "inside a term)") from None
+        raise ValueError(
+            f"{label} is not a valid formula: {exc.msg}{code} (Python syntax inside a term)"
+        ) from None
     except (FormulaicError, ValueError, TypeError, RecursionError) as exc:
         raise ValueError(f"{label} is not a valid formula: {_first_line(exc)}") from None
-    sides = ((getattr(parsed, "lhs", None), getattr(parsed, "rhs", None)) if two_sided
-             else (None, parsed))
+    sides = (
+        (getattr(parsed, "lhs", None), getattr(parsed, "rhs", None))
+        if two_sided
+        else (None, parsed)
+    )
     if (two_sided and not isinstance(sides[0], SimpleFormula)) or not isinstance(
-            sides[1], SimpleFormula):
+        sides[1], SimpleFormula
+    ):
         if "|" in text:
-            raise ValueError(f"{label}: `|` (several parts, or R's grouping `y ~ x | id`) is "
-                             "not supported in a formula: pass groups='id' (--groups id) for "
-                             "rows that share a component")
-        raise ValueError(f"{label} has a structure that is not supported: "
-                         f"{'write response ~ terms' if two_sided else 'write ~ terms'}")
+            raise ValueError(
+                f"{label}: `|` (several parts, or R's grouping `y ~ x | id`) is "
+                "not supported in a formula: pass groups='id' (--groups id) for "
+                "rows that share a component"
+            )
+        raise ValueError(
+            f"{label} has a structure that is not supported: "
+            f"{'write response ~ terms' if two_sided else 'write ~ terms'}"
+        )
     for base, symbol, power in _single_term_powers(text):
-        raise ValueError(f"{label}: `{base}{symbol}{power}` is the interaction power of a "
-                         f"single term, which is `{base}` itself (as in R): for the power "
-                         f"write I({base} ** {power}) (or poly({base}, {power}))")
+        raise ValueError(
+            f"{label}: `{base}{symbol}{power}` is the interaction power of a "
+            f"single term, which is `{base}` itself (as in R): for the power "
+            f"write I({base} ** {power}) (or poly({base}, {power}))"
+        )
     lhs = set()
     if two_sided:
-        if any(factor.eval_method.value == "literal" for term in sides[0]
-               for factor in term.factors):
-            raise ValueError(f"{label}: the left-hand side must be the response column(s), "
-                             "not a number")
+        if any(
+            factor.eval_method.value == "literal" for term in sides[0] for factor in term.factors
+        ):
+            raise ValueError(
+                f"{label}: the left-hand side must be the response column(s), not a number"
+            )
         lhs = _side_columns(sides[0], label, columns, safe, context)
     if not len(sides[1]):
-        raise ValueError(f"{label} has no terms (no intercept and no variables): write "
-                         f"{'y ~ 1' if two_sided else '~ 1'!r} for an intercept only")
+        raise ValueError(
+            f"{label} has no terms (no intercept and no variables): write "
+            f"{'y ~ 1' if two_sided else '~ 1'!r} for an intercept only"
+        )
     rhs = _side_columns(sides[1], label, columns, safe, context)
     if "Intercept" in rhs:
-        raise ValueError(f"{label}: the data has a column named 'Intercept', which the "
-                         "design's own intercept column would hide: rename the column")
+        raise ValueError(
+            f"{label}: the data has a column named 'Intercept', which the "
+            "design's own intercept column would hide: rename the column"
+        )
     both = sorted(lhs & rhs)
     if both:
-        raise ValueError(f"{label}: the response {both} also appears on the right-hand side; "
-                         "remove it there (a response cannot explain itself)")
+        raise ValueError(
+            f"{label}: the response {both} also appears on the right-hand side; "
+            "remove it there (a response cannot explain itself)"
+        )
     return ParsedFormula(formula, parsed, frozenset(lhs), frozenset(rhs))
 
 
@@ -560,8 +696,15 @@ def check_safe_formula(formula, columns, argument="formula", two_sided=True):
     """Refuse a formula that is more than columns, numpy functions and
     formulaic's transforms (see :func:`parse_formula`, ``safe=True``): what
     the command line evaluates without ``--allow-python``."""
-    parse_formula(formula, columns, argument=argument, two_sided=two_sided, safe=True,
-                  context={}, available=columns)
+    parse_formula(
+        formula,
+        columns,
+        argument=argument,
+        two_sided=two_sided,
+        safe=True,
+        context={},
+        available=columns,
+    )
 
 
 def _materialize(parsed, frame, context, na_action):
@@ -571,21 +714,25 @@ def _materialize(parsed, frame, context, na_action):
             return parsed.formula.get_model_matrix(frame, context=context, na_action=na_action)
     except DataMismatchWarning as exc:
         # formulaic would keep a value outside C(g, levels=[...]) as the reference level.
-        raise ValueError(f"{label}: the data have level(s) {_mismatched_levels(exc)} outside "
-                         "the levels the formula names (C(g, levels=[...])); list every "
-                         "level, or drop those rows") from None
+        raise ValueError(
+            f"{label}: the data have level(s) {_mismatched_levels(exc)} outside "
+            "the levels the formula names (C(g, levels=[...])); list every "
+            "level, or drop those rows"
+        ) from None
     except FormulaicError as exc:
         missing = _missing_name(exc)
         if missing is not None:
-            raise ValueError(f"{label} uses {missing!r}, which is neither a column "
-                             "of the data nor a name in scope") from None
+            raise ValueError(
+                f"{label} uses {missing!r}, which is neither a column "
+                "of the data nor a name in scope"
+            ) from None
         raise ValueError(f"cannot build the design of {label}: {exc}") from None
     except (NameError, KeyError) as exc:
-        raise ValueError(f"{label} names something the data does not have: "
-                         f"{exc}") from None
+        raise ValueError(f"{label} names something the data does not have: {exc}") from None
     except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:
-        raise ValueError(f"cannot build the design of {label}: {type(exc).__name__}: "
-                         f"{_first_line(exc)}") from None
+        raise ValueError(
+            f"cannot build the design of {label}: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -618,8 +765,9 @@ def _categorical_response(model_spec):
         state = model_spec.lhs.encoder_state
     except AttributeError:
         return []
-    return [name for name, (kind, _) in state.items()
-            if getattr(kind, "value", kind) != "numerical"]
+    return [
+        name for name, (kind, _) in state.items() if getattr(kind, "value", kind) != "numerical"
+    ]
 
 
 def build_design(formula, data, spec):
@@ -650,13 +798,18 @@ def build_design(formula, data, spec):
     """
     context, na_action = spec.context, spec.na_action
     weights, offset, exposure, trials = spec.weights, spec.offset, spec.exposure, spec.trials
-    fixed, concomitant, groups, cov_groups = (spec.fixed, spec.concomitant, spec.groups,
-                                              spec.cov_groups)
+    fixed, concomitant, groups, cov_groups = (
+        spec.fixed,
+        spec.concomitant,
+        spec.groups,
+        spec.cov_groups,
+    )
     if na_action not in ("drop", "raise"):
         raise ValueError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if context is not None and not isinstance(context, Mapping):
-        raise TypeError(f"context must be a mapping of names (a dict), got "
-                        f"{type(context).__name__}")
+        raise TypeError(
+            f"context must be a mapping of names (a dict), got {type(context).__name__}"
+        )
     data = as_frame(data)
     if len(data) == 0:
         raise ValueError("data has no rows")
@@ -666,17 +819,25 @@ def build_design(formula, data, spec):
     columns = list(frame.columns)
     # `.` stands for the columns not used otherwise (R's "all other columns"),
     # without those given as weights, offsets, groups, ...
-    roles = {value for value in (weights, offset, exposure, trials, groups, cov_groups)
-             if isinstance(value, str)}
+    roles = {
+        value
+        for value in (weights, offset, exposure, trials, groups, cov_groups)
+        if isinstance(value, str)
+    }
     available = [c for c in columns if c not in roles]
     main = parse_formula(formula, columns, context=context, available=available)
     side = {}
     for name, one_sided in (("fixed", fixed), ("concomitant", concomitant)):
         if one_sided is None:
             continue
-        parsed = parse_formula(one_sided, columns, argument=name, two_sided=False,
-                               context=context,
-                               available=[c for c in available if c not in main.lhs])
+        parsed = parse_formula(
+            one_sided,
+            columns,
+            argument=name,
+            two_sided=False,
+            context=context,
+            available=[c for c in available if c not in main.lhs],
+        )
         leak = sorted(parsed.rhs & main.lhs)
         if leak:
             raise ValueError(f"{name} {one_sided!r} uses the response {leak} of {formula!r}")
@@ -685,17 +846,25 @@ def build_design(formula, data, spec):
     frame, kinds = prepare_columns(frame, used, "data")
     extras = {
         name: resolve_vector(value, frame, name, n_rows)
-        for name, value in (("weights", weights), ("offset", offset),
-                            ("exposure", exposure), ("trials", trials))
+        for name, value in (
+            ("weights", weights),
+            ("offset", offset),
+            ("exposure", exposure),
+            ("trials", trials),
+        )
     }
-    labels = {name: resolve_labels(value, frame, name, n_rows)
-              for name, value in (("groups", groups), ("cov_groups", cov_groups))}
+    labels = {
+        name: resolve_labels(value, frame, name, n_rows)
+        for name, value in (("groups", groups), ("cov_groups", cov_groups))
+    }
     matrices = _materialize(main, frame, context, "drop")
     lhs, rhs = matrices.lhs, matrices.rhs
     categorical = _categorical_response(matrices.model_spec)
     if categorical:
-        raise TypeError(f"the response {', '.join(map(repr, categorical))} is not numeric; "
-                        "code it as numbers (for example 0/1 for a binomial response)")
+        raise TypeError(
+            f"the response {', '.join(map(repr, categorical))} is not numeric; "
+            "code it as numbers (for example 0/1 for a binomial response)"
+        )
     evaluated = np.zeros(n_rows, dtype=bool)
     evaluated[np.asarray(rhs.index, dtype=int)] = True
     # The designs of the shared effects and of the mixing proportions: a row
@@ -717,40 +886,60 @@ def build_design(formula, data, spec):
     for name, array in extras.items():
         if array is not None and not np.all(np.isfinite(array)):
             bad = ~np.isfinite(array)
-            raise ValueError(f"{name} has {bad.sum()} missing or infinite value(s), first at "
-                             f"rows {data.index[bad][:5].tolist()}")
+            raise ValueError(
+                f"{name} has {bad.sum()} missing or infinite value(s), first at "
+                f"rows {data.index[bad][:5].tolist()}"
+            )
     n_dropped = n_rows - int(kept.sum())
     if n_dropped:
         dropped = data.index[~kept]
         if na_action == "raise":
-            raise ValueError(f"{n_dropped} row(s) have missing values in the variables of "
-                             f"{formula!r}, first at rows {dropped[:5].tolist()}; "
-                             "use na_action='drop' to drop them")
+            raise ValueError(
+                f"{n_dropped} row(s) have missing values in the variables of "
+                f"{formula!r}, first at rows {dropped[:5].tolist()}; "
+                "use na_action='drop' to drop them"
+            )
         if kept.sum() == 0:
             empty = [name for name in used if frame[name].isna().all()]
             which = f" (column(s) {empty} have no values at all)" if empty else ""
-            raise ValueError(f"every row has a missing value in the variables of "
-                             f"{formula!r}{which}")
+            raise ValueError(
+                f"every row has a missing value in the variables of {formula!r}{which}"
+            )
         undefined = data.index[observed & ~evaluated]
-        note = ("" if undefined.empty else
-                f"; {undefined.size} of them have all their data but a term is NaN there "
-                f"(such as the log of a negative number), first at rows "
-                f"{undefined[:5].tolist()}")
-        warn(f"dropped {n_dropped} of {n_rows} rows with missing values "
-             f"(first at rows {dropped[:5].tolist()}){note}", UserWarning)
+        note = (
+            ""
+            if undefined.empty
+            else f"; {undefined.size} of them have all their data but a term is NaN there "
+            f"(such as the log of a negative number), first at rows "
+            f"{undefined[:5].tolist()}"
+        )
+        warn(
+            f"dropped {n_dropped} of {n_rows} rows with missing values "
+            f"(first at rows {dropped[:5].tolist()}){note}",
+            UserWarning,
+        )
     positions = np.flatnonzero(kept)
     endog = _numeric(lhs.loc[positions], "response")
     exog = _numeric(rhs.loc[positions], "design")
     if endog.shape[1] == 1:
         endog = endog[:, 0]
     elif endog.shape[1] != 2:
-        raise ValueError(f"the left side of {formula!r} gives {endog.shape[1]} columns; "
-                         "use one response or two (successes + failures)")
-    column_args = {name: value for name, value in (("weights", weights), ("offset", offset),
-                                                   ("exposure", exposure), ("trials", trials),
-                                                   ("groups", groups),
-                                                   ("cov_groups", cov_groups))
-                   if isinstance(value, str)}
+        raise ValueError(
+            f"the left side of {formula!r} gives {endog.shape[1]} columns; "
+            "use one response or two (successes + failures)"
+        )
+    column_args = {
+        name: value
+        for name, value in (
+            ("weights", weights),
+            ("offset", offset),
+            ("exposure", exposure),
+            ("trials", trials),
+            ("groups", groups),
+            ("cov_groups", cov_groups),
+        )
+        if isinstance(value, str)
+    }
     exog_names = _unique_names([str(c) for c in rhs.columns], formula)
     if "Intercept" in exog_names and not family_has_intercept(spec):
         # Ordinal components: the cut points take the intercept's place
@@ -769,13 +958,21 @@ def build_design(formula, data, spec):
         extra_designs[f"{name}_names"] = names
         extra_designs[f"{name}_spec"] = matrix.model_spec
     return Design(
-        endog=endog, exog=exog,
-        endog_names=[str(c) for c in lhs.columns], exog_names=exog_names,
+        endog=endog,
+        exog=exog,
+        endog_names=[str(c) for c in lhs.columns],
+        exog_names=exog_names,
         **{name: (None if array is None else array[positions]) for name, array in extras.items()},
-        row_index=data.index[positions], kept=kept, model_spec=matrices.model_spec,
-        column_args=column_args, formula=formula, **extra_designs,
-        **{name: (None if values is None else values.iloc[positions].reset_index(drop=True))
-           for name, values in labels.items()},
+        row_index=data.index[positions],
+        kept=kept,
+        model_spec=matrices.model_spec,
+        column_args=column_args,
+        formula=formula,
+        **extra_designs,
+        **{
+            name: (None if values is None else values.iloc[positions].reset_index(drop=True))
+            for name, values in labels.items()
+        },
         column_kinds=kinds,
     )
 
@@ -795,8 +992,10 @@ def _unique_names(names, formula):
     """The design's column names, refused when two coincide (``x`` and ``{x}``)."""
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"formula {formula!r} gives several design columns named {repeated}; "
-                         "write each term once")
+        raise ValueError(
+            f"formula {formula!r} gives several design columns named {repeated}; "
+            "write each term once"
+        )
     return names
 
 
@@ -841,10 +1040,15 @@ def new_response(model_spec, data, context=None, kinds=None):
 def spec_columns(model_spec, columns, context=None):
     """The columns (of ``columns``) a formulaic ModelSpec or ModelSpecs reads."""
     columns = frozenset(c for c in columns if isinstance(c, str))
-    specs = [getattr(model_spec, side) for side in ("lhs", "rhs")
-             if hasattr(model_spec, side)] or [model_spec]
-    return set().union(*(_side_columns(spec.formula, "the formula of the fit", columns, False,
-                                       context) for spec in specs))
+    specs = [getattr(model_spec, side) for side in ("lhs", "rhs") if hasattr(model_spec, side)] or [
+        model_spec
+    ]
+    return set().union(
+        *(
+            _side_columns(spec.formula, "the formula of the fit", columns, False, context)
+            for spec in specs
+        )
+    )
 
 
 def _new_matrix(spec, data, context, what, kinds=None):
@@ -856,11 +1060,11 @@ def _new_matrix(spec, data, context, what, kinds=None):
         # happens to be in the caller's namespace).
         absent = sorted(spec_columns(spec, kinds, context) - set(frame.columns), key=str)
         if absent:
-            raise ValueError(f"new data lacks the column(s) {absent} that the formula uses "
-                             f"({what})")
+            raise ValueError(
+                f"new data lacks the column(s) {absent} that the formula uses ({what})"
+            )
     frame, _ = prepare_columns(frame, names, "new data", kinds)
-    complete = (~frame[names].isna().any(axis=1).to_numpy() if names
-                else np.ones(n_rows, dtype=bool))
+    complete = ~frame[names].isna().any(axis=1).to_numpy() if names else np.ones(n_rows, dtype=bool)
     if not complete.any():
         return pd.DataFrame(np.nan, index=range(n_rows), columns=list(spec.column_names))
     # Rows with a gap are left out and come back as NaN: formulaic would
@@ -870,17 +1074,20 @@ def _new_matrix(spec, data, context, what, kinds=None):
         try:
             matrix = spec.get_model_matrix(rows, context=context, na_action="ignore")
         except DataMismatchWarning as exc:
-            raise ValueError(f"new data does not match the training data: level(s) "
-                             f"{_mismatched_levels(exc)} of a categorical variable were not "
-                             "seen in the fit, which has no coefficient for them") from None
+            raise ValueError(
+                f"new data does not match the training data: level(s) "
+                f"{_mismatched_levels(exc)} of a categorical variable were not "
+                "seen in the fit, which has no coefficient for them"
+            ) from None
         except FormulaicError as exc:
             missing = _missing_name(exc)
             if missing is not None:
-                raise ValueError(f"new data lacks {missing!r}, which the formula uses "
-                                 f"({what}): it is neither a column nor a name in scope "
-                                 "(pass context= for the formula's own functions)") from None
+                raise ValueError(
+                    f"new data lacks {missing!r}, which the formula uses "
+                    f"({what}): it is neither a column nor a name in scope "
+                    "(pass context= for the formula's own functions)"
+                ) from None
             raise ValueError(f"cannot build the design for new data: {exc}") from None
         except (NameError, KeyError) as exc:
-            raise ValueError(f"new data lacks a variable of the formula ({what}): "
-                             f"{exc}") from None
+            raise ValueError(f"new data lacks a variable of the formula ({what}): {exc}") from None
     return matrix.reindex(range(n_rows))

@@ -25,9 +25,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Rows", "MixtureParameters", "rows_of", "parameters_of", "quadratic_se",
-           "eta_gradient", "prior_gradient", "central_jacobian", "normal_quantile",
-           "interval_on_link", "link_interval", "covariance"]
+__all__ = [
+    "Rows",
+    "MixtureParameters",
+    "rows_of",
+    "parameters_of",
+    "quadratic_se",
+    "eta_gradient",
+    "prior_gradient",
+    "central_jacobian",
+    "normal_quantile",
+    "interval_on_link",
+    "link_interval",
+    "covariance",
+]
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,10 @@ class Rows:
         return np.hstack([self.exog, self.fixed])
 
     def replace(self, **arrays):
-        values = {name: getattr(self, name) for name in
-                  ("exog", "fixed", "offset", "concomitant", "weights", "index")}
+        values = {
+            name: getattr(self, name)
+            for name in ("exog", "fixed", "offset", "concomitant", "weights", "index")
+        }
         values.update(arrays)
         return Rows(**values)
 
@@ -91,8 +104,14 @@ def rows_of(res, exog=None, offset=None, exposure=None):
         weights = np.ones(data.nobs)
     fixed = data.fixed if res.layout.n_fixed else None
     concomitant = data.concomitant if res.layout.has_concomitant else None
-    return Rows(np.asarray(data.exog, dtype=float), fixed, np.asarray(data.offset, dtype=float),
-                concomitant, weights, pd.Index(index))
+    return Rows(
+        np.asarray(data.exog, dtype=float),
+        fixed,
+        np.asarray(data.offset, dtype=float),
+        concomitant,
+        weights,
+        pd.Index(index),
+    )
 
 
 @dataclass(frozen=True)
@@ -129,8 +148,9 @@ def parameters_of(res, theta=None):
     lay = res.layout
     theta = np.asarray(res.theta if theta is None else theta, dtype=float)
     # A component without coefficients (a point mass) has a zero column.
-    coef = np.column_stack([theta[idx] if idx.size else np.zeros(lay.n_coef)
-                            for idx in lay.coef_index])
+    coef = np.column_stack(
+        [theta[idx] if idx.size else np.zeros(lay.n_coef) for idx in lay.coef_index]
+    )
     fixed = theta[lay.fixed_index]
     width = lay.n_concomitant if lay.has_concomitant else 1
     mixing = np.zeros((width, lay.n_components))
@@ -151,14 +171,20 @@ def check_delta_family(res, what):
     components with different links."""
     family = res.family
     if not family.mean_is_response:
-        raise NotImplementedError(f"{what} differentiates the mean E(y) through the link; "
-                                  f"for the {family.name} family the linear predictor is a "
-                                  "latent location: use predict() for E(y)")
-    links = {type(family.member(k).link).__name__ for k in range(res.n_components)
-             if family.has_coefficients_of(k)}
+        raise NotImplementedError(
+            f"{what} differentiates the mean E(y) through the link; "
+            f"for the {family.name} family the linear predictor is a "
+            "latent location: use predict() for E(y)"
+        )
+    links = {
+        type(family.member(k).link).__name__
+        for k in range(res.n_components)
+        if family.has_coefficients_of(k)
+    }
     if len(links) > 1:
-        raise NotImplementedError(f"{what} needs one link in all components; {family.name} "
-                                  f"has {', '.join(sorted(links))}")
+        raise NotImplementedError(
+            f"{what} needs one link in all components; {family.name} has {', '.join(sorted(links))}"
+        )
 
 
 def quadratic_se(gradient, cov):
@@ -202,7 +228,7 @@ def central_jacobian(func, theta, relative_step=None):
     relative) for the smooth functions of theta used here.
     """
     theta = np.asarray(theta, dtype=float)
-    step = (np.finfo(float).eps ** (1.0 / 3.0) if relative_step is None else relative_step)
+    step = np.finfo(float).eps ** (1.0 / 3.0) if relative_step is None else relative_step
     base = np.asarray(func(theta), dtype=float)
     jac = np.empty(base.shape + theta.shape)
     for j in range(theta.size):
@@ -232,8 +258,9 @@ def interval_on_link(value, se, link, alpha):
     """
     value = np.asarray(value, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return link_interval(link(value), np.abs(link.deriv(value)) * np.asarray(se, float),
-                             link, alpha)
+        return link_interval(
+            link(value), np.abs(link.deriv(value)) * np.asarray(se, float), link, alpha
+        )
 
 
 def link_interval(center, se_center, link, alpha):

@@ -99,10 +99,15 @@ class BootstrapResults:
         """Estimate, bootstrap standard error, bias and percentile interval
         per parameter."""
         ci = self.conf_int(alpha)
-        return pd.DataFrame({"estimate": self.estimate, "bse": self.bse,
-                             "bias": self.replicates.mean() - self.estimate,
-                             f"ci_lower_{1 - alpha:g}": ci["lower"],
-                             f"ci_upper_{1 - alpha:g}": ci["upper"]})
+        return pd.DataFrame(
+            {
+                "estimate": self.estimate,
+                "bse": self.bse,
+                "bias": self.replicates.mean() - self.estimate,
+                f"ci_lower_{1 - alpha:g}": ci["lower"],
+                f"ci_upper_{1 - alpha:g}": ci["upper"],
+            }
+        )
 
     def relabelled(self, res, perm):
         """These replicates in the terms of ``res.relabel`` with the
@@ -110,18 +115,25 @@ class BootstrapResults:
         mixing parameters re-based) and packed again."""
         lay = res.layout
         data = res.model.data
-        rows = [lay.pack(lay.unpack(theta, data).permuted(perm))
-                for theta in self.replicates.to_numpy()]
+        rows = [
+            lay.pack(lay.unpack(theta, data).permuted(perm)) for theta in self.replicates.to_numpy()
+        ]
         estimate = lay.pack(res.estimates.permuted(perm))
-        return BootstrapResults(pd.DataFrame(np.vstack(rows), columns=self.replicates.columns),
-                                pd.Series(estimate, index=self.estimate.index,
-                                          name=self.estimate.name),
-                                self.kind, self.n_boot, self.n_failed, self.n_relabelled,
-                                self.llf)
+        return BootstrapResults(
+            pd.DataFrame(np.vstack(rows), columns=self.replicates.columns),
+            pd.Series(estimate, index=self.estimate.index, name=self.estimate.name),
+            self.kind,
+            self.n_boot,
+            self.n_failed,
+            self.n_relabelled,
+            self.llf,
+        )
 
     def __repr__(self):
-        return (f"<BootstrapResults: {self.kind}, {len(self.replicates)} of {self.n_boot} "
-                f"replicates kept, {self.n_relabelled} relabelled>")
+        return (
+            f"<BootstrapResults: {self.kind}, {len(self.replicates)} of {self.n_boot} "
+            f"replicates kept, {self.n_relabelled} relabelled>"
+        )
 
 
 def match_components(reference, candidate, scale, family=None):
@@ -144,7 +156,7 @@ def match_components(reference, candidate, scale, family=None):
     """
     K = reference.shape[1]
     diff = (candidate[:, None, :] - reference[:, :, None]) / scale[:, None, None]
-    cost = np.nansum(diff ** 2, axis=0)  # (reference j, candidate k)
+    cost = np.nansum(diff**2, axis=0)  # (reference j, candidate k)
     if family is not None and family.differs:
         for j in range(K):
             for k in range(K):
@@ -181,8 +193,13 @@ def _replicate(shared, seed):
     floor = options["scale_floor"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = run_em(sample, res.estimates, max_iter=options["max_iter"], tol=options["tol"],
-                     scale_floor=floor)
+        run = run_em(
+            sample,
+            res.estimates,
+            max_iter=options["max_iter"],
+            tol=options["tol"],
+            scale_floor=floor,
+        )
         if run.converged and not run.newton_converged:
             run = newton_polish(sample, run, scale_floor=floor)
     # As for the fit: converged means the Newton finish confirmed a maximum.
@@ -191,8 +208,7 @@ def _replicate(shared, seed):
     est = run.estimates
     order = list(range(est.n_components))
     if est.n_components > 1:
-        order = match_components(res.estimates.coef, est.coef, options["coef_scale"],
-                                 res.family)
+        order = match_components(res.estimates.coef, est.coef, options["coef_scale"], res.family)
     relabelled = order != list(range(est.n_components))
     if relabelled:
         est = est.permuted(order)
@@ -205,8 +221,17 @@ def _replace(data, **arrays):
     return replace(data, **arrays)
 
 
-def bootstrap(res, n_boot=DEFAULT_N_BOOT, *, kind="nonparametric", random_state=None,
-              n_jobs=1, progress=None, max_iter=None, tol=None):
+def bootstrap(
+    res,
+    n_boot=DEFAULT_N_BOOT,
+    *,
+    kind="nonparametric",
+    random_state=None,
+    n_jobs=1,
+    progress=None,
+    max_iter=None,
+    tol=None,
+):
     """Bootstrap replicates of a fit in memory (see the module); the
     arguments are those of :meth:`EMGLMResults.bootstrap`, which calls this.
 
@@ -221,29 +246,47 @@ def bootstrap(res, n_boot=DEFAULT_N_BOOT, *, kind="nonparametric", random_state=
     options = res.fit_options
     coef_scale = np.nanmean(np.where(res.bse.to_numpy() > 0, res.bse.to_numpy(), np.nan), axis=1)
     coef_scale = np.where(np.isfinite(coef_scale) & (coef_scale > 0), coef_scale, 1.0)
-    settings = {"kind": kind, "coef_scale": coef_scale,
-                "max_iter": int(max_iter if max_iter is not None
-                                else options.get("max_iter", 5000)),
-                "tol": float(tol if tol is not None else options.get("tol", 1e-10)),
-                "scale_floor": float(options.get("scale_floor", 0.0))}
+    settings = {
+        "kind": kind,
+        "coef_scale": coef_scale,
+        "max_iter": int(max_iter if max_iter is not None else options.get("max_iter", 5000)),
+        "tol": float(tol if tol is not None else options.get("tol", 1e-10)),
+        "scale_floor": float(options.get("scale_floor", 0.0)),
+    }
     # A key of its own: the replicates' streams never repeat those of a fit
     # (its starts) seeded with the same random_state.
     seq = _seed_sequence(random_state)
-    seeds = np.random.SeedSequence(seq.entropy,
-                                   spawn_key=seq.spawn_key + (0xB007,)).spawn(int(n_boot))
-    outcomes = map_tasks(_replicate, seeds, shared=(res, res.model.data, settings),
-                         n_jobs=n_jobs, progress=progress, desc="bootstrap")
+    seeds = np.random.SeedSequence(seq.entropy, spawn_key=seq.spawn_key + (0xB007,)).spawn(
+        int(n_boot)
+    )
+    outcomes = map_tasks(
+        _replicate,
+        seeds,
+        shared=(res, res.model.data, settings),
+        n_jobs=n_jobs,
+        progress=progress,
+        desc="bootstrap",
+    )
     kept = [o for o in outcomes if o[0] is not None]
     n_failed = len(outcomes) - len(kept)
     if len(kept) < 2:
         raise RuntimeError(f"only {len(kept)} of {n_boot} bootstrap fits converged")
     if n_failed:
-        warn(f"{n_failed} of {n_boot} bootstrap fits did not converge and are left "
-             "out", ConvergenceWarning)
+        warn(
+            f"{n_failed} of {n_boot} bootstrap fits did not converge and are left out",
+            ConvergenceWarning,
+        )
     names = res.param_names
     replicates = pd.DataFrame(np.vstack([o[0] for o in kept]), columns=names)
-    return BootstrapResults(replicates, res.theta.copy(), kind, n_boot, n_failed,
-                            sum(o[2] for o in kept), [o[1] for o in kept])
+    return BootstrapResults(
+        replicates,
+        res.theta.copy(),
+        kind,
+        n_boot,
+        n_failed,
+        sum(o[2] for o in kept),
+        [o[1] for o in kept],
+    )
 
 
 def _seed_sequence(random_state):

@@ -25,8 +25,15 @@ from ._delta import (
     rows_of,
 )
 
-__all__ = ["class_sizes", "class_means", "clusters", "classification_table", "entropy_r2",
-           "average_posterior", "kl_divergence"]
+__all__ = [
+    "class_sizes",
+    "class_means",
+    "clusters",
+    "classification_table",
+    "entropy_r2",
+    "average_posterior",
+    "kl_divergence",
+]
 
 _COLUMNS = ["std err", "ci_lower", "ci_upper"]
 
@@ -57,8 +64,10 @@ def class_sizes(res, alpha=0.05):
     proportion = res.prior.to_numpy(dtype=float)
     se = res.prior_bse.to_numpy(dtype=float)
     lower, upper = interval_on_link(proportion, se, links.Logit(), alpha)
-    return pd.DataFrame({"proportion": proportion, "std err": se, "ci_lower": lower,
-                         "ci_upper": upper}, index=list(res.component_names))
+    return pd.DataFrame(
+        {"proportion": proportion, "std err": se, "ci_lower": lower, "ci_upper": upper},
+        index=list(res.component_names),
+    )
 
 
 def class_means(res, alpha=0.05):
@@ -104,8 +113,10 @@ def class_means(res, alpha=0.05):
         gradient = (v * slope[:, k]) @ eta_gradient(res, rows, k)
         se[k] = quadratic_se(gradient, cov)[0]
     lower, upper = interval_on_link(means, se, res.family.link, alpha)
-    return pd.DataFrame({"mean": means, "std err": se, "ci_lower": lower, "ci_upper": upper},
-                        index=list(res.component_names))
+    return pd.DataFrame(
+        {"mean": means, "std err": se, "ci_lower": lower, "ci_upper": upper},
+        index=list(res.component_names),
+    )
 
 
 def clusters(res):
@@ -154,8 +165,9 @@ def classification_table(res, labels):
     else:
         known = np.asarray(labels)
         if known.shape[0] != assigned.shape[0]:
-            raise ValueError(f"labels has {known.shape[0]} values for {assigned.shape[0]} "
-                             "rows in the fit")
+            raise ValueError(
+                f"labels has {known.shape[0]} values for {assigned.shape[0]} rows in the fit"
+            )
         known = pd.Series(known, index=assigned.index)
     table = pd.crosstab(known.rename("label"), assigned)
     return table.reindex(columns=range(1, res.n_components + 1), fill_value=0)
@@ -217,8 +229,9 @@ def average_posterior(res):
         members = assigned == k
         if members.any():
             table[k] = weights[members] @ tau[members] / weights[members].sum()
-    return pd.DataFrame(table, index=pd.Index(range(1, K + 1), name="assigned"),
-                        columns=list(res.component_names))
+    return pd.DataFrame(
+        table, index=pd.Index(range(1, K + 1), name="assigned"), columns=list(res.component_names)
+    )
 
 
 def kl_divergence(res, eps=1e-4):
@@ -260,8 +273,9 @@ def kl_divergence(res, eps=1e-4):
     par = parameters_of(res)
     mu = res.family.mean(par.eta(rows))
     with np.errstate(all="ignore"):
-        log_f = res.family.log_density(data.endog[:, None], mu,
-                                       res.estimates.parameter_rows(), data.trials[:, None])
+        log_f = res.family.log_density(
+            data.endog[:, None], mu, res.estimates.parameter_rows(), data.trials[:, None]
+        )
         log_u = data.to_rows(data.unit_sum(log_f)) + np.log(par.prior(rows))
     u = np.exp(log_u)
     K = res.n_components
@@ -270,7 +284,9 @@ def kl_divergence(res, eps=1e-4):
         for l in range(K):
             ok = (u[:, k] > eps) & (u[:, l] > eps)
             if k != l:
-                table[k, l] = (np.sum(u[ok, k] * (log_u[ok, k] - log_u[ok, l])) / u[:, k].sum()
-                               if ok.any() else np.nan)
-    return pd.DataFrame(table, index=list(res.component_names),
-                        columns=list(res.component_names))
+                table[k, l] = (
+                    np.sum(u[ok, k] * (log_u[ok, k] - log_u[ok, l])) / u[:, k].sum()
+                    if ok.any()
+                    else np.nan
+                )
+    return pd.DataFrame(table, index=list(res.component_names), columns=list(res.component_names))

@@ -45,12 +45,12 @@ def llnull(res):
     True
     """
     data = res.model.data
-    null = EMData(data.endog, np.ones((data.nobs, 1)), data.weights, data.offset, data.trials,
-                  data.family)
+    null = EMData(
+        data.endog, np.ones((data.nobs, 1)), data.weights, data.offset, data.trials, data.family
+    )
     floor = float(res.fit_options.get("scale_floor", 0.0) or 0.0)
     start = estimates_from_posterior(null, np.ones((data.nobs, 1)), floor)
-    return float(run_em(null, start, max_iter=_NULL_MAX_ITER, tol=_NULL_TOL,
-                        scale_floor=floor).llf)
+    return float(run_em(null, start, max_iter=_NULL_MAX_ITER, tol=_NULL_TOL, scale_floor=floor).llf)
 
 
 def pseudo_rsquared(res, kind="cs"):

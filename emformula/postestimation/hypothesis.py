@@ -26,8 +26,15 @@ from statsmodels.stats.contrast import ContrastResults, WaldTestResults
 
 from ._delta import covariance, normal_quantile
 
-__all__ = ["LinearConstraints", "linear_constraints", "t_test", "wald_test", "f_test",
-           "wald_test_terms", "lincom"]
+__all__ = [
+    "LinearConstraints",
+    "linear_constraints",
+    "t_test",
+    "wald_test",
+    "f_test",
+    "wald_test_terms",
+    "lincom",
+]
 
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _OPERATORS = "+-*/()=,"
@@ -50,8 +57,9 @@ class LinearConstraints:
         self.values = np.asarray(values, dtype=float).reshape(-1)
         self.names = list(names)
         if self.values.size != self.matrix.shape[0]:
-            raise ValueError(f"q has {self.values.size} values for {self.matrix.shape[0]} "
-                             "constraints")
+            raise ValueError(
+                f"q has {self.values.size} values for {self.matrix.shape[0]} constraints"
+            )
 
     def __len__(self):
         return self.matrix.shape[0]
@@ -97,9 +105,11 @@ def _tokenize(text, names):
             tokens.append(("op", text[i]))
             i += 1
             continue
-        raise ValueError(f"cannot read the constraint at {text[i:i + 20]!r} (position {i}): "
-                         "not a parameter name (see res.param_names), a number or one of "
-                         f"{_OPERATORS!r}")
+        raise ValueError(
+            f"cannot read the constraint at {text[i : i + 20]!r} (position {i}): "
+            "not a parameter name (see res.param_names), a number or one of "
+            f"{_OPERATORS!r}"
+        )
     return tokens
 
 
@@ -130,8 +140,9 @@ class _Parser:
             sides.append(self.expression())
         if len(sides) == 1:
             sides.append((np.zeros(self.size), 0.0))
-        return [(left[0] - right[0], right[1] - left[1]) for left, right in
-                zip(sides[:-1], sides[1:])]
+        return [
+            (left[0] - right[0], right[1] - left[1]) for left, right in zip(sides[:-1], sides[1:])
+        ]
 
     def expression(self):
         value = self.term()
@@ -148,16 +159,18 @@ class _Parser:
             other = self.factor()
             if op == "*":
                 if np.any(value[0]) and np.any(other[0]):
-                    raise ValueError("a constraint must be linear in the parameters: a "
-                                     "product of two parameters")
+                    raise ValueError(
+                        "a constraint must be linear in the parameters: a product of two parameters"
+                    )
                 if np.any(value[0]):
                     value = (value[0] * other[1], value[1] * other[1])
                 else:
                     value = (other[0] * value[1], other[1] * value[1])
             else:
                 if np.any(other[0]):
-                    raise ValueError("a constraint must be linear in the parameters: a "
-                                     "division by a parameter")
+                    raise ValueError(
+                        "a constraint must be linear in the parameters: a division by a parameter"
+                    )
                 value = (value[0] / other[1], value[1] / other[1])
         return value
 
@@ -177,8 +190,11 @@ class _Parser:
             if self.take() != ("op", ")"):
                 raise ValueError("unbalanced parentheses in the constraint")
             return value
-        raise ValueError(f"unexpected {token!r} in the constraint" if token is not None
-                         else "the constraint ends too early")
+        raise ValueError(
+            f"unexpected {token!r} in the constraint"
+            if token is not None
+            else "the constraint ends too early"
+        )
 
 
 def _parse(text, names):
@@ -201,8 +217,9 @@ def _parse(text, names):
         parser = _Parser(piece, positions)
         for coef, value in parser.constraint():
             if parser.i != len(piece):
-                raise ValueError(f"cannot read the constraint {text!r} past token "
-                                 f"{parser.tokens[parser.i][1]!r}")
+                raise ValueError(
+                    f"cannot read the constraint {text!r} past token {parser.tokens[parser.i][1]!r}"
+                )
             if not np.any(coef):
                 raise ValueError(f"a constraint of {text!r} involves no parameter")
             rows.append(coef)
@@ -270,8 +287,10 @@ def linear_constraints(res, r, q=None):
         r = r.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
     matrix = np.atleast_2d(np.asarray(r, dtype=float))
     if matrix.shape[1] != len(names):
-        raise ValueError(f"r has {matrix.shape[1]} columns, the fit {len(names)} free "
-                         f"parameters ({', '.join(names)})")
+        raise ValueError(
+            f"r has {matrix.shape[1]} columns, the fit {len(names)} free "
+            f"parameters ({', '.join(names)})"
+        )
     values = np.zeros(matrix.shape[0]) if q is None else q
     return LinearConstraints(matrix, values, [f"c{i}" for i in range(matrix.shape[0])])
 
@@ -321,8 +340,9 @@ def t_test(res, r, q=None):
     sd = np.sqrt(np.diag(cov))
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = (effect - constraints.values) / sd
-    result = ContrastResults(effect=effect, statistic=statistic, sd=sd,
-                             df_denom=_df_resid(res), distribution="norm")
+    result = ContrastResults(
+        effect=effect, statistic=statistic, sd=sd, df_denom=_df_resid(res), distribution="norm"
+    )
     result.c_names = constraints.names
     return result
 
@@ -330,8 +350,10 @@ def t_test(res, r, q=None):
 def _wald_statistic(res, constraints):
     effect, cov = _effect_and_cov(res, constraints)
     if np.isnan(cov).any():
-        raise ValueError("a constraint involves a parameter without a standard error "
-                         "(res.cov_params() has NaN there)")
+        raise ValueError(
+            "a constraint involves a parameter without a standard error "
+            "(res.cov_params() has NaN there)"
+        )
     rank = np.linalg.matrix_rank(cov)
     gap = effect - constraints.values
     return float(gap @ np.linalg.pinv(cov) @ gap), rank
@@ -367,8 +389,9 @@ def wald_test(res, r, q=None, scalar=True):
     constraints = linear_constraints(res, r, q)
     statistic, rank = _wald_statistic(res, constraints)
     value = statistic if scalar else np.array([[statistic]])
-    return ContrastResults(chi2=value, df_denom=rank, statistic=value, distribution="chi2",
-                           distargs=(rank,))
+    return ContrastResults(
+        chi2=value, df_denom=rank, statistic=value, distribution="chi2", distargs=(rank,)
+    )
 
 
 def f_test(res, r, q=None, df_denom=None):
@@ -436,8 +459,10 @@ def wald_test_terms(res):
         raise ValueError("equality across components needs at least two components")
     lay = res.layout
     if not all(idx.size for idx in lay.coef_index):
-        raise ValueError("equality of a term across components needs coefficients in every "
-                         f"component; the {res.family.name} components include a point mass")
+        raise ValueError(
+            "equality of a term across components needs coefficients in every "
+            f"component; the {res.family.name} components include a point mass"
+        )
     rows = {}
     for term, columns in _term_columns(res):
         R = np.zeros(((K - 1) * len(columns), lay.size))
@@ -447,11 +472,13 @@ def wald_test_terms(res):
                 R[r, lay.coef_index[0][j]] = 1.0
                 R[r, lay.coef_index[k][j]] = -1.0
                 r += 1
-        statistic, rank = _wald_statistic(res, LinearConstraints(R, np.zeros(len(R)),
-                                                                 [""] * len(R)))
+        statistic, rank = _wald_statistic(
+            res, LinearConstraints(R, np.zeros(len(R)), [""] * len(R))
+        )
         rows[term] = (statistic, stats.chi2.sf(statistic, rank), rank)
-    table = pd.DataFrame.from_dict(rows, orient="index",
-                                   columns=["statistic", "pvalue", "df_constraint"])
+    table = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["statistic", "pvalue", "df_constraint"]
+    )
     return WaldTestResults(None, "chi2", None, table=table)
 
 
@@ -462,8 +489,9 @@ def _term_columns(res):
     names = res.model.exog_names
     if terms:
         # The intercept's term is "1" in formulaic; its column is "Intercept".
-        return [(names[columns[0]] if term == "1" else term, list(columns))
-                for term, columns in terms]
+        return [
+            (names[columns[0]] if term == "1" else term, list(columns)) for term, columns in terms
+        ]
     return [(name, [j]) for j, name in enumerate(names)]
 
 
@@ -507,9 +535,18 @@ def lincom(res, r, q=None, alpha=0.05):
     names = constraints.names
     if isinstance(r, str):
         # Label each combination by what is estimated: left side less right side.
-        names = [_expression(row, res.param_names) + ("" if q_ == 0 else f" - {q_:g}")
-                 for row, q_ in zip(constraints.matrix, constraints.values)]
-    return pd.DataFrame({"coef": estimate, "std err": se, "z": z,
-                         "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
-                         f"[{alpha / 2:g}": estimate - quantile * se,
-                         f"{1 - alpha / 2:g}]": estimate + quantile * se}, index=names)
+        names = [
+            _expression(row, res.param_names) + ("" if q_ == 0 else f" - {q_:g}")
+            for row, q_ in zip(constraints.matrix, constraints.values)
+        ]
+    return pd.DataFrame(
+        {
+            "coef": estimate,
+            "std err": se,
+            "z": z,
+            "P>|z|": 2.0 * stats.norm.sf(np.abs(z)),
+            f"[{alpha / 2:g}": estimate - quantile * se,
+            f"{1 - alpha / 2:g}]": estimate + quantile * se,
+        },
+        index=names,
+    )

@@ -31,8 +31,12 @@ __all__ = ["get_margeff", "MixtureMargins", "MARGEFF_AT", "MARGEFF_METHODS"]
 MARGEFF_AT = ("overall", "mean", "median", "zero")
 
 #: The effect's scale, with statsmodels' column titles.
-MARGEFF_METHODS = {"dydx": "dy/dx", "eyex": "d(lny)/d(lnx)", "dyex": "dy/d(lnx)",
-                   "eydx": "d(lny)/dx"}
+MARGEFF_METHODS = {
+    "dydx": "dy/dx",
+    "eyex": "d(lny)/d(lnx)",
+    "dyex": "dy/d(lnx)",
+    "eydx": "d(lny)/dx",
+}
 
 
 class MixtureMargins:
@@ -55,8 +59,9 @@ class MixtureMargins:
     def __init__(self, effects, cov, quantities, variables, at, method, dummy):
         self.at, self.method, self.dummy = at, method, dummy
         self.margeff = pd.DataFrame(effects, index=quantities, columns=variables)
-        labels = pd.MultiIndex.from_product([quantities, variables],
-                                            names=["quantity", "covariate"])
+        labels = pd.MultiIndex.from_product(
+            [quantities, variables], names=["quantity", "covariate"]
+        )
         self.margeff_cov = pd.DataFrame(cov, index=labels, columns=labels)
         se = np.sqrt(np.maximum(np.diag(cov), 0.0)).reshape(effects.shape)
         self.margeff_se = pd.DataFrame(se, index=quantities, columns=variables)
@@ -69,8 +74,11 @@ class MixtureMargins:
     @property
     def pvalues(self):
         """Two-sided p-values (normal reference)."""
-        return pd.DataFrame(2.0 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
-                            index=self.margeff.index, columns=self.margeff.columns)
+        return pd.DataFrame(
+            2.0 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+            index=self.margeff.index,
+            columns=self.margeff.columns,
+        )
 
     def conf_int(self, alpha=0.05):
         """Wald intervals: a frame with columns ``lower``, ``upper`` and the
@@ -93,18 +101,24 @@ class MixtureMargins:
             (statsmodels' spelling, kept so that code written for it runs).
         """
         ci = self.conf_int(alpha)
-        frame = pd.DataFrame({MARGEFF_METHODS[self.method]: self.margeff.stack(),
-                              "Std. Err.": self.margeff_se.stack(),
-                              "z": self.tvalues.stack(),
-                              "Pr(>|z|)": self.pvalues.stack(),
-                              "Conf. Int. Low": ci["lower"],
-                              "Cont. Int. Hi.": ci["upper"]})
+        frame = pd.DataFrame(
+            {
+                MARGEFF_METHODS[self.method]: self.margeff.stack(),
+                "Std. Err.": self.margeff_se.stack(),
+                "z": self.tvalues.stack(),
+                "Pr(>|z|)": self.pvalues.stack(),
+                "Conf. Int. Low": ci["lower"],
+                "Cont. Int. Hi.": ci["upper"],
+            }
+        )
         frame.index.names = ["quantity", "covariate"]
         return frame
 
     def __repr__(self):
-        return (f"<MixtureMargins: at={self.at!r}, method={self.method!r}, "
-                f"{self.margeff.shape[1]} covariates>")
+        return (
+            f"<MixtureMargins: at={self.at!r}, method={self.method!r}, "
+            f"{self.margeff.shape[1]} covariates>"
+        )
 
 
 def _weighted_median(values, weights):
@@ -138,9 +152,12 @@ def _evaluation_rows(rows, at):
     if at == "overall":
         return rows
     w = rows.weights
-    pieces = {"exog": _representative(rows.exog, w, at),
-              "offset": _representative(rows.offset[:, None], w, at)[:, 0],
-              "weights": np.ones(1), "index": pd.RangeIndex(1)}
+    pieces = {
+        "exog": _representative(rows.exog, w, at),
+        "offset": _representative(rows.offset[:, None], w, at)[:, 0],
+        "weights": np.ones(1),
+        "index": pd.RangeIndex(1),
+    }
     if rows.fixed is not None:
         pieces["fixed"] = _representative(rows.fixed, w, at)
     if rows.concomitant is not None:
@@ -225,24 +242,31 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
     if at not in MARGEFF_AT:
         raise ValueError(f"at must be one of {', '.join(map(repr, MARGEFF_AT))}, got {at!r}")
     if method not in MARGEFF_METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, MARGEFF_METHODS))}, "
-                         f"got {method!r}")
+        raise ValueError(
+            f"method must be one of {', '.join(map(repr, MARGEFF_METHODS))}, got {method!r}"
+        )
     if dummy and method in ("eyex", "dyex"):
-        raise ValueError(f"method={method!r} (a change in log x) is not defined for the "
-                         "discrete change of a 0/1 covariate (dummy=True), as in statsmodels")
+        raise ValueError(
+            f"method={method!r} (a change in log x) is not defined for the "
+            "discrete change of a 0/1 covariate (dummy=True), as in statsmodels"
+        )
     rows = rows_of(res)
     design = rows.design
     names = list(res.model.exog_names) + list(getattr(res.model, "fixed_names", None) or [])
-    names = names[:design.shape[1]]
+    names = names[: design.shape[1]]
     columns = [j for j in range(design.shape[1]) if np.ptp(design[:, j]) > 0]
     if not columns:
         raise ValueError("the design has no non-constant column to take effects of")
-    shared = sorted(set(names[j] for j in columns)
-                    & set(getattr(res.model, "concomitant_names", None) or []))
+    shared = sorted(
+        set(names[j] for j in columns) & set(getattr(res.model, "concomitant_names", None) or [])
+    )
     if shared and res.n_components > 1:
-        warn(f"{', '.join(shared)} also enter(s) the concomitant model: the effects of "
-             "the mixture mean hold the mixing proportions fixed, so they are not the "
-             "total effects of these covariates", UserWarning)
+        warn(
+            f"{', '.join(shared)} also enter(s) the concomitant model: the effects of "
+            "the mixture mean hold the mixing proportions fixed, so they are not the "
+            "total effects of these covariates",
+            UserWarning,
+        )
     discrete = {j for j in columns if dummy and _is_dummy(design[:, j])}
     evaluation = _evaluation_rows(rows, at)
     weights = evaluation.weights / evaluation.weights.sum()
@@ -261,7 +285,7 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
         eta = par.eta(evaluation)
         prior = par.prior(evaluation)
         slope = family.link.inverse_deriv(eta)
-        level = means(par, evaluation)                    # (n, 1 + K)
+        level = means(par, evaluation)  # (n, 1 + K)
         beta = np.vstack([par.coef, np.repeat(par.fixed[:, None], K, axis=1)])  # (p + r, K)
         out = np.empty((1 + K, len(columns)))
         x_values = evaluation.design
@@ -285,5 +309,4 @@ def get_margeff(res, at="overall", method="dydx", dummy=False):
     jac = central_jacobian(lambda t: effects(t).ravel(), theta)
     cov = jac @ covariance(res) @ jac.T
     quantities = ["mixture"] + list(res.component_names)
-    return MixtureMargins(value, cov, quantities, [names[j] for j in columns], at, method,
-                          dummy)
+    return MixtureMargins(value, cov, quantities, [names[j] for j in columns], at, method, dummy)

@@ -76,8 +76,9 @@ class MixturePrediction:
         return self.se
 
     def _bounds(self, alpha):
-        lower, upper = link_interval(self._center, self._se_center, self._link,
-                                     self.alpha if alpha is None else alpha)
+        lower, upper = link_interval(
+            self._center, self._se_center, self._link, self.alpha if alpha is None else alpha
+        )
         if self._exact is not None:
             values = np.asarray(self.predicted, dtype=float)
             lower = np.where(self._exact, values, lower)
@@ -133,8 +134,12 @@ class MixturePrediction:
             return pd.DataFrame(dict(zip(_FRAME_COLUMNS, values)), index=index)
         frames = {}
         for k, name in enumerate(self.predicted.columns):
-            values = [self.predicted[name].to_numpy(), self.se[name].to_numpy(), lower[:, k],
-                      upper[:, k]]
+            values = [
+                self.predicted[name].to_numpy(),
+                self.se[name].to_numpy(),
+                lower[:, k],
+                upper[:, k],
+            ]
             frames[name] = pd.DataFrame(dict(zip(_FRAME_COLUMNS, values)), index=index)
         return pd.concat(frames, axis=1)
 
@@ -195,8 +200,9 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     >>> get_prediction(res, new_df, type="prior").conf_int()   # doctest: +SKIP
     """
     if type not in PREDICTION_TYPES:
-        raise ValueError(f"type must be one of {', '.join(map(repr, PREDICTION_TYPES))}, "
-                         f"got {type!r}")
+        raise ValueError(
+            f"type must be one of {', '.join(map(repr, PREDICTION_TYPES))}, got {type!r}"
+        )
     rows = rows_of(res, exog, offset, exposure)
     par = parameters_of(res)
     cov = covariance(res)
@@ -216,13 +222,21 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
         return pd.DataFrame(values, index=rows.index, columns=names)
 
     if type == "component":
-        se_eta = np.column_stack([quadratic_se(eta_gradient(res, rows, k), cov)
-                                  for k in range(K)])
-        return MixturePrediction(frame(mu), frame(np.where(exact, 0.0, np.abs(slope) * se_eta)),
-                                 eta, se_eta, link, type, alpha, exact=exact)
+        se_eta = np.column_stack([quadratic_se(eta_gradient(res, rows, k), cov) for k in range(K)])
+        return MixturePrediction(
+            frame(mu),
+            frame(np.where(exact, 0.0, np.abs(slope) * se_eta)),
+            eta,
+            se_eta,
+            link,
+            type,
+            alpha,
+            exact=exact,
+        )
     if type == "prior":
-        se = np.column_stack([quadratic_se(prior_gradient(res, rows, prior, k), cov)
-                              for k in range(K)])
+        se = np.column_stack(
+            [quadratic_se(prior_gradient(res, rows, prior, k), cov) for k in range(K)]
+        )
         logit = links.Logit()
         with np.errstate(divide="ignore", invalid="ignore"):
             center = logit(prior)
@@ -240,8 +254,12 @@ def get_prediction(res, exog=None, type="mean", alpha=0.05, *, offset=None, expo
     with np.errstate(divide="ignore", invalid="ignore"):
         center = link(mean)
         se_center = np.abs(link.deriv(mean)) * se
-    return MixturePrediction(pd.Series(mean, index=rows.index, name="predicted"),
-                             pd.Series(se, index=rows.index, name="se"), center, se_center,
-                             link, type, alpha)
-
-
+    return MixturePrediction(
+        pd.Series(mean, index=rows.index, name="predicted"),
+        pd.Series(se, index=rows.index, name="se"),
+        center,
+        se_center,
+        link,
+        type,
+        alpha,
+    )

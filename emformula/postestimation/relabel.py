@@ -70,8 +70,9 @@ def _component(res, label):
         return names.index(label)
     if isinstance(label, numbers.Integral) and not isinstance(label, bool) and 1 <= label <= K:
         return int(label) - 1
-    raise ValueError(f"components are numbered 1..{K} (or named {names[0]}..{names[-1]}), "
-                     f"got {label!r}")
+    raise ValueError(
+        f"components are numbered 1..{K} (or named {names[0]}..{names[-1]}), got {label!r}"
+    )
 
 
 def _sort_key(res, by):

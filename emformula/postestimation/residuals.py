@@ -64,8 +64,7 @@ class _Fit:
     @property
     def scale(self):
         """The dispersion of each component (ones for a family without one)."""
-        return (self.params[0] if self.family.estimates_scale
-                else np.ones(self.mu.shape[1]))
+        return self.params[0] if self.family.estimates_scale else np.ones(self.mu.shape[1])
 
     @property
     def param_rows(self):
@@ -78,8 +77,7 @@ class _Fit:
         return self.trials * self.var_weights
 
 
-def residuals(results, type="deviance", component=None, random_state=None, data=None,
-              context=None):
+def residuals(results, type="deviance", component=None, random_state=None, data=None, context=None):
     r"""Residuals of a mixture fit, or of a statsmodels GLM.
 
     Parameters
@@ -208,12 +206,15 @@ def residuals(results, type="deviance", component=None, random_state=None, data=
     True
     """
     if not isinstance(type, str) or type not in RESIDUAL_TYPES:
-        raise ValueError(f"unknown residual type {type!r}; choose one of "
-                         f"{', '.join(map(repr, RESIDUAL_TYPES))}")
+        raise ValueError(
+            f"unknown residual type {type!r}; choose one of {', '.join(map(repr, RESIDUAL_TYPES))}"
+        )
     fit = _as_fit(results) if data is None else _new_fit(results, data, context)
     if type == "deviance" and not fit.family.has_deviance:
-        raise ValueError(f"deviance residuals are not defined for the {fit.family.name} "
-                         "family (censored responses); use type='quantile'")
+        raise ValueError(
+            f"deviance residuals are not defined for the {fit.family.name} "
+            "family (censored responses); use type='quantile'"
+        )
     k = _component_position(component, fit)
     values = _compute(fit, type, k, random_state)
     name = f"resid_{type}" if k is None else f"resid_{type}_{fit.names[k]}"
@@ -227,34 +228,50 @@ def _as_fit(results):
         data = results.model.data
         est = results.estimates
         n = data.nobs
-        return _Fit(y=np.asarray(data.endog, dtype=float),
-                    mu=np.asarray(results._component_mean, dtype=float),
-                    params=np.asarray(est.params, dtype=float),
-                    prior=(np.asarray(est.prior, dtype=float) if est.gamma is None
-                           else np.asarray(results._row_prior, dtype=float)),
-                    posterior=np.asarray(results.posterior, dtype=float),
-                    trials=np.asarray(data.trials, dtype=float),
-                    var_weights=np.ones(n), family=_component_family(data.family),
-                    index=results.model.row_index, names=tuple(results.component_names))
+        return _Fit(
+            y=np.asarray(data.endog, dtype=float),
+            mu=np.asarray(results._component_mean, dtype=float),
+            params=np.asarray(est.params, dtype=float),
+            prior=(
+                np.asarray(est.prior, dtype=float)
+                if est.gamma is None
+                else np.asarray(results._row_prior, dtype=float)
+            ),
+            posterior=np.asarray(results.posterior, dtype=float),
+            trials=np.asarray(data.trials, dtype=float),
+            var_weights=np.ones(n),
+            family=_component_family(data.family),
+            index=results.model.row_index,
+            names=tuple(results.component_names),
+        )
     glm = _glm_results(results)
     if glm is None:
-        raise TypeError("residuals() needs an EMGLMResults or a statsmodels GLMResults, "
-                        f"got {type(results).__name__}")
+        raise TypeError(
+            "residuals() needs an EMGLMResults or a statsmodels GLMResults, "
+            f"got {type(results).__name__}"
+        )
     model = glm.model
     family = _fresh_family(model.family)
     y = np.asarray(model.endog, dtype=float)
     n = y.shape[0]
     mu = np.asarray(glm.mu, dtype=float)
-    params = (np.array([[float(glm.scale)]]) if family.estimates_scale
-              else np.zeros((0, 1)))
+    params = np.array([[float(glm.scale)]]) if family.estimates_scale else np.zeros((0, 1))
     trials = np.asarray(getattr(model, "n_trials", np.ones(n)), dtype=float)
     var_weights = np.broadcast_to(np.asarray(model.var_weights, dtype=float), (n,)).copy()
     labels = getattr(model.data, "row_labels", None)
     index = pd.Index(labels) if labels is not None and len(labels) == n else pd.RangeIndex(n)
-    return _Fit(y=y, mu=mu[:, None], params=params, prior=np.ones(1),
-                posterior=np.ones((n, 1)), trials=trials, var_weights=var_weights,
-                family=family, index=index, names=("comp1",))
-
+    return _Fit(
+        y=y,
+        mu=mu[:, None],
+        params=params,
+        prior=np.ones(1),
+        posterior=np.ones((n, 1)),
+        trials=trials,
+        var_weights=var_weights,
+        family=family,
+        index=index,
+        names=("comp1",),
+    )
 
 
 def _new_fit(results, data, context):
@@ -263,8 +280,9 @@ def _new_fit(results, data, context):
     from ..engine import em as _em
 
     if not _is_mixture_fit(results, new_data=True):
-        raise TypeError("residuals of new data (data=) need an EMGLMResults, got "
-                        f"{type(results).__name__}")
+        raise TypeError(
+            f"residuals of new data (data=) need an EMGLMResults, got {type(results).__name__}"
+        )
     est = results.estimates
     new = results._new_arrays(data, None, None, response=True, context=context)
     engine, endog, trials = new["data"], new["endog"], new["trials"]
@@ -275,19 +293,34 @@ def _new_fit(results, data, context):
     y, n_trials = np.full(n, np.nan), np.ones(n)
     if rows.size:
         y[rows], n_trials[rows] = results.model._response(
-            endog[rows], None if trials is None else trials[rows], rows.size)
-    prior = (np.asarray(est.prior, dtype=float) if est.gamma is None
-             else results._new_prior(engine))
-    return _Fit(y=y, mu=np.asarray(mu, dtype=float), params=np.asarray(est.params, dtype=float),
-                prior=prior, posterior=posterior, trials=n_trials, var_weights=np.ones(n),
-                family=_component_family(results.model.data.family), index=new["index"],
-                names=tuple(results.component_names))
+            endog[rows], None if trials is None else trials[rows], rows.size
+        )
+    prior = np.asarray(est.prior, dtype=float) if est.gamma is None else results._new_prior(engine)
+    return _Fit(
+        y=y,
+        mu=np.asarray(mu, dtype=float),
+        params=np.asarray(est.params, dtype=float),
+        prior=prior,
+        posterior=posterior,
+        trials=n_trials,
+        var_weights=np.ones(n),
+        family=_component_family(results.model.data.family),
+        index=new["index"],
+        names=tuple(results.component_names),
+    )
 
 
 #: What residuals read of a mixture fit; with new data also what turns the
 #: new rows into arrays and posteriors.
-_MIXTURE_ATTRIBUTES = ("model", "estimates", "family", "posterior", "_component_mean",
-                       "_row_prior", "component_names")
+_MIXTURE_ATTRIBUTES = (
+    "model",
+    "estimates",
+    "family",
+    "posterior",
+    "_component_mean",
+    "_row_prior",
+    "component_names",
+)
 _NEW_DATA_ATTRIBUTES = ("_new_arrays", "_new_posterior", "_new_prior")
 
 
@@ -299,8 +332,7 @@ def _is_mixture_fit(results, new_data=False):
     need not import the results module, which imports it (lazily) for
     ``res.residuals()``.
     """
-    return has_attributes(results, _MIXTURE_ATTRIBUTES
-                          + (_NEW_DATA_ATTRIBUTES if new_data else ()))
+    return has_attributes(results, _MIXTURE_ATTRIBUTES + (_NEW_DATA_ATTRIBUTES if new_data else ()))
 
 
 def has_attributes(obj, names):
@@ -328,6 +360,7 @@ def _component_family(family):
     parameters of its own beyond a dispersion, whose values the fit holds."""
     if family.n_members is not None:
         from ..families import ComponentFamilies
+
         return ComponentFamilies([_component_family(m) for m in family.members])
     if not hasattr(family, "sm_family") or (family.parameters and not family.estimates_scale):
         return family
@@ -360,14 +393,15 @@ def _component_position(component, fit):
     if isinstance(component, str):
         if component in fit.names:
             return fit.names.index(component)
-        raise ValueError(f"unknown component {component!r}; the fit has "
-                         f"{', '.join(fit.names)}")
+        raise ValueError(f"unknown component {component!r}; the fit has {', '.join(fit.names)}")
     if isinstance(component, (bool, np.bool_)) or not isinstance(component, (int, np.integer)):
-        raise ValueError(f"component must be an int 1..{K} or a name such as 'comp1', "
-                         f"got {component!r}")
+        raise ValueError(
+            f"component must be an int 1..{K} or a name such as 'comp1', got {component!r}"
+        )
     if not 1 <= component <= K:
-        raise ValueError(f"component {component} is out of range: the fit has {K} "
-                         f"component(s), numbered 1..{K}")
+        raise ValueError(
+            f"component {component} is out of range: the fit has {K} component(s), numbered 1..{K}"
+        )
     return int(component) - 1
 
 
@@ -404,7 +438,8 @@ def _compute(fit, type, k, random_state):
             return np.sign(y - mean) * np.sqrt(total)
         # quantile
         lower, upper, lower_sf, upper_sf = family.cdf_bounds_at(
-            y[:, None], mu, fit.param_rows, fit.trials[:, None], fit.var_weights[:, None])
+            y[:, None], mu, fit.param_rows, fit.trials[:, None], fit.var_weights[:, None]
+        )
         if k is not None:
             columns = [k]
             weight = np.ones(1)

@@ -33,10 +33,12 @@ def simulate(results, rng=None):
     if not np.all(data.weights == 1.0):
         # A row of weight w stands for w observations: one draw per row would
         # simulate a data set with w identical copies of each response.
-        raise ValueError("simulating a response needs unit weights: a row of frequency "
-                         "weight w stands for w observations, each with its own draw. "
-                         "Expand the data to one row per observation (or use the "
-                         "nonparametric bootstrap)")
+        raise ValueError(
+            "simulating a response needs unit weights: a row of frequency "
+            "weight w stands for w observations, each with its own draw. "
+            "Expand the data to one row per observation (or use the "
+            "nonparametric bootstrap)"
+        )
     if est.gamma is None:
         labels = rng.choice(est.n_components, size=data.n_units, p=est.prior)
     else:
@@ -57,6 +59,6 @@ def simulate(results, rng=None):
     for k in range(est.n_components):
         mine = labels == k
         member = family.member(k)
-        own = tuple(est.params[:len(member.parameters), k])
+        own = tuple(est.params[: len(member.parameters), k])
         y[mine] = member.simulate_at(mu[mine, k], own, trials[mine], rng)
     return y

@@ -26,8 +26,10 @@ def match_components(truth, params):
     usable = np.all(np.isfinite(ref), axis=1)
     K = est.shape[1]
     candidates = permutations(range(K)) if K <= 7 else [tuple(range(K))]
-    best = min(candidates, key=lambda order: float(
-        np.sum((est[usable] - ref[usable][:, list(order)]) ** 2)))
+    best = min(
+        candidates,
+        key=lambda order: float(np.sum((est[usable] - ref[usable][:, list(order)]) ** 2)),
+    )
     return pd.DataFrame(ref[:, list(best)], index=truth.index, columns=truth.columns)
 
 
@@ -43,27 +45,32 @@ def known_frame(known, params):
         elif known.shape[1] == K:
             frame = known.set_axis(names, axis=1)
         else:
-            raise ValueError(f"known has columns {list(known.columns)}: expected the "
-                             f"component names {list(names)} or {K} column(s)")
+            raise ValueError(
+                f"known has columns {list(known.columns)}: expected the "
+                f"component names {list(names)} or {K} column(s)"
+            )
         if len(set(frame.index) & set(terms)):
             frame = frame.reindex(terms)
         elif frame.shape[0] == p:
             frame = frame.set_axis(terms, axis=0)
         else:
-            raise ValueError(f"known has {frame.shape[0]} rows and no term names: "
-                             f"expected {p} rows ({list(terms)})")
+            raise ValueError(
+                f"known has {frame.shape[0]} rows and no term names: "
+                f"expected {p} rows ({list(terms)})"
+            )
         return frame.astype(float)
     if isinstance(known, (list, tuple)):
         vectors = [np.asarray(v, dtype=float).ravel() for v in known]
         if len(vectors) != K or any(v.shape != (p,) for v in vectors):
-            raise ValueError(f"known as a list needs {K} vector(s) of length {p}, got "
-                             f"lengths {[v.size for v in vectors]}")
+            raise ValueError(
+                f"known as a list needs {K} vector(s) of length {p}, got "
+                f"lengths {[v.size for v in vectors]}"
+            )
         values = np.column_stack(vectors)
     else:
         values = np.asarray(known, dtype=float)
         if values.ndim == 1 and K == 1:
             values = values[:, None]
         if values.shape != (p, K):
-            raise ValueError(f"known must have shape ({p}, {K}) like params, got "
-                             f"{values.shape}")
+            raise ValueError(f"known must have shape ({p}, {K}) like params, got {values.shape}")
     return pd.DataFrame(values, index=terms, columns=names)

@@ -88,17 +88,33 @@ def plot_params(results, known=None, alpha=0.05, ax=None, match=True):
         x = positions + offsets[k]
         est = params[name].to_numpy()
         yerr = np.vstack([est - lower[name].to_numpy(), upper[name].to_numpy() - est])
-        ax.errorbar(x, est, yerr=yerr, fmt=_MARKERS[k % len(_MARKERS)], color=f"C{k}",
-                    capsize=3, markersize=6, label=name)
+        ax.errorbar(
+            x,
+            est,
+            yerr=yerr,
+            fmt=_MARKERS[k % len(_MARKERS)],
+            color=f"C{k}",
+            capsize=3,
+            markersize=6,
+            label=name,
+        )
     if truth is not None:
         # One artist for every known value, so the legend has one "known".
         xs = (positions[:, None] + offsets[None, :]).ravel()
-        ax.plot(xs, truth.to_numpy().ravel(), linestyle="none", marker="x", color="black",
-                markersize=8, markeredgewidth=2, zorder=5, label="known")
+        ax.plot(
+            xs,
+            truth.to_numpy().ravel(),
+            linestyle="none",
+            marker="x",
+            color="black",
+            markersize=8,
+            markeredgewidth=2,
+            zorder=5,
+            label="known",
+        )
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(positions)
-    ax.set_xticklabels(terms, rotation=45 if p > 6 else 0,
-                       ha="right" if p > 6 else "center")
+    ax.set_xticklabels(terms, rotation=45 if p > 6 else 0, ha="right" if p > 6 else "center")
     ax.set_xlim(-0.5, p - 0.5)
     ax.set_ylabel("estimate")
     ax.set_title(f"Estimates with {100 * (1 - alpha):g}% confidence intervals")
@@ -112,9 +128,11 @@ def _param_frames(results, alpha):
     if glm is not None:
         params = pd.Series(np.asarray(glm.params), index=glm.model.exog_names)
         ci = np.asarray(glm.conf_int(alpha))
-        return (params.to_frame("comp1"),
-                pd.DataFrame({"comp1": ci[:, 0]}, index=params.index),
-                pd.DataFrame({"comp1": ci[:, 1]}, index=params.index))
+        return (
+            params.to_frame("comp1"),
+            pd.DataFrame({"comp1": ci[:, 0]}, index=params.index),
+            pd.DataFrame({"comp1": ci[:, 1]}, index=params.index),
+        )
     params = results.params
     ci = results.conf_int(alpha)
     lower = pd.DataFrame({c: ci[(c, "lower")] for c in params.columns}, index=params.index)
@@ -173,23 +191,32 @@ def plot_diagnostics(results, type="deviance", random_state=None):
     else:
         sd = resid.std(ddof=1) if resid.size > 1 else 1.0
         standardised = resid / (sd if sd > 0 else 1.0)
-    log_x = (fit.family.is_count and fitted.size
-             and fitted.min() > 0 and fitted.max() / fitted.min() > 10)
+    log_x = (
+        fit.family.is_count
+        and fitted.size
+        and fitted.min() > 0
+        and fitted.max() / fitted.min() > 10
+    )
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
     (ax_fit, ax_qq), (ax_sl, ax_hist) = axes
     spread = np.sqrt(np.abs(standardised))
-    for ax, values, label in ((ax_fit, resid, f"{type} residual"),
-                              (ax_sl, spread, "sqrt(|standardised residual|)")):
+    for ax, values, label in (
+        (ax_fit, resid, f"{type} residual"),
+        (ax_sl, spread, "sqrt(|standardised residual|)"),
+    ):
         ax.scatter(fitted, values, s=8, alpha=0.5, color="C0", edgecolors="none")
         # Smooth on the axis as drawn: on a log axis, a lowess of the raw
         # means would use the few largest means for most of the picture.
         where = np.log(fitted) if log_x else fitted
         if where.size > 3 and np.ptp(where) > 0:
-            smooth = lowess(values, where, frac=2.0 / 3.0, it=3,
-                            delta=0.01 * np.ptp(where))
-            ax.plot(np.exp(smooth[:, 0]) if log_x else smooth[:, 0], smooth[:, 1],
-                    color="C3", linewidth=1.5)
+            smooth = lowess(values, where, frac=2.0 / 3.0, it=3, delta=0.01 * np.ptp(where))
+            ax.plot(
+                np.exp(smooth[:, 0]) if log_x else smooth[:, 0],
+                smooth[:, 1],
+                color="C3",
+                linewidth=1.5,
+            )
         if log_x:
             ax.set_xscale("log")
         ax.set_xlabel("fitted mixture mean")
@@ -203,8 +230,7 @@ def plot_diagnostics(results, type="deviance", random_state=None):
     ax_hist.hist(resid, bins="auto", density=True, color="C0", alpha=0.7)
     if type in _STANDARDISED:
         grid = np.linspace(min(resid.min(), -3.0), max(resid.max(), 3.0), 200)
-        ax_hist.plot(grid, stats.norm.pdf(grid), color="C3", linewidth=1.5,
-                     label="N(0, 1)")
+        ax_hist.plot(grid, stats.norm.pdf(grid), color="C3", linewidth=1.5, label="N(0, 1)")
         ax_hist.legend()
     ax_hist.set_xlabel(f"{type} residual")
     ax_hist.set_ylabel("density")
@@ -260,8 +286,16 @@ def _draw_qq(ax, resid, type):
     n = ordered.size
     a = 3.0 / 8.0 if n <= 10 else 0.5
     theory = stats.norm.ppf((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
-    ax.plot(theory, ordered, linestyle="none", marker="o", markersize=3, alpha=0.6,
-            color="C0", label="residuals")
+    ax.plot(
+        theory,
+        ordered,
+        linestyle="none",
+        marker="o",
+        markersize=3,
+        alpha=0.6,
+        color="C0",
+        label="residuals",
+    )
     if type == "quantile":
         slope, intercept, what = 1.0, 0.0, "y = x"
     else:
@@ -315,8 +349,7 @@ def plot_posterior(results, bins=20, eps=1e-4, root=True):
     2
     """
     if _glm_results(results) is not None:
-        raise TypeError("plot_posterior needs a mixture fit (EMGLMResults): a GLM has no "
-                        "posterior")
+        raise TypeError("plot_posterior needs a mixture fit (EMGLMResults): a GLM has no posterior")
     bins = int(bins)
     if bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins}")
@@ -327,8 +360,9 @@ def plot_posterior(results, bins=20, eps=1e-4, root=True):
     K = len(names)
     ncols = min(K, 4)
     nrows = math.ceil(K / ncols)
-    fig, axes = plt.subplots(nrows, ncols, sharey=True, squeeze=False,
-                             figsize=(3.2 * ncols, 3.0 * nrows))
+    fig, axes = plt.subplots(
+        nrows, ncols, sharey=True, squeeze=False, figsize=(3.2 * ncols, 3.0 * nrows)
+    )
     for extra in axes.ravel()[K:]:
         fig.delaxes(extra)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -337,8 +371,15 @@ def plot_posterior(results, bins=20, eps=1e-4, root=True):
         keep = tau >= eps
         counts, _ = np.histogram(tau[keep], bins=edges, weights=weights[keep])
         heights = np.sqrt(counts) if root else counts
-        ax.bar(edges[:-1], heights, width=np.diff(edges), align="edge", color=f"C{k}",
-               edgecolor="white", linewidth=0.5)
+        ax.bar(
+            edges[:-1],
+            heights,
+            width=np.diff(edges),
+            align="edge",
+            color=f"C{k}",
+            edgecolor="white",
+            linewidth=0.5,
+        )
         ax.set_xlim(-0.04, 1.04)
         ax.set_title(f"{name} (prior {results.prior[name]:.3f})")
         ax.set_xlabel("posterior probability")

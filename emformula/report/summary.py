@@ -53,8 +53,14 @@ def summarize(res, alpha=0.05):
         ("Time:", [time.strftime("%H:%M:%S", now)]),
         ("No. Iterations:", [str(res.n_iter)]),
         ("Converged:", [str(res.converged)]),
-        ("Best llf replicated:", [f"{res.n_best} of {res.n_full_starts} starts"
-                                  if res.n_full_starts else "not recorded"]),
+        (
+            "Best llf replicated:",
+            [
+                f"{res.n_best} of {res.n_full_starts} starts"
+                if res.n_full_starts
+                else "not recorded"
+            ],
+        ),
     ]
     gright = [
         ("No. Observations:", [str(res.nobs)]),
@@ -68,9 +74,14 @@ def summarize(res, alpha=0.05):
         ("No. Groups:", [str(res.n_groups)]) if res.n_groups is not None else ("", [""]),
     ]
     smry = Summary()
-    smry.add_table_2cols(res, gleft=gleft, gright=gright, yname=yname,
-                         xname=list(model.exog_names),
-                         title="Finite Mixture of Generalized Linear Models (EM)")
+    smry.add_table_2cols(
+        res,
+        gleft=gleft,
+        gright=gright,
+        yname=yname,
+        xname=list(model.exog_names),
+        title="Finite Mixture of Generalized Linear Models (EM)",
+    )
     ci = res.conf_int(alpha)
     bse, tvalues = res.bse, res.tvalues
     pvalues = res.pvalues
@@ -80,47 +91,87 @@ def summarize(res, alpha=0.05):
             continue  # a point mass: its mass is in the mixing table
         interval = ci[name].to_numpy()
         table = summary_params(
-            (res, res.params[name].to_numpy(), bse[name].to_numpy(), tvalues[name].to_numpy(),
-             pvalues[name].to_numpy(), interval),
-            yname=yname, xname=list(model.exog_names), alpha=alpha, use_t=False,
-            title=f"Component {k + 1} ({prior_label} {res.prior.iloc[k]:.4f})")
+            (
+                res,
+                res.params[name].to_numpy(),
+                bse[name].to_numpy(),
+                tvalues[name].to_numpy(),
+                pvalues[name].to_numpy(),
+                interval,
+            ),
+            yname=yname,
+            xname=list(model.exog_names),
+            alpha=alpha,
+            use_t=False,
+            title=f"Component {k + 1} ({prior_label} {res.prior.iloc[k]:.4f})",
+        )
         smry.tables.append(table)
     if len(res.fixed_params):
-        smry.tables.append(_theta_table(res, res.layout.fixed_index, list(res.fixed_params.index),
-                                        yname, alpha, "Shared effects (all components)"))
+        smry.tables.append(
+            _theta_table(
+                res,
+                res.layout.fixed_index,
+                list(res.fixed_params.index),
+                yname,
+                alpha,
+                "Shared effects (all components)",
+            )
+        )
     if res.concomitant_params is not None and res.n_components > 1:
         lay = res.layout
         positions = np.concatenate([lay.gamma_index(k) for k in range(1, res.n_components)])
-        names = [f"comp{k + 1}:{term}" for k in range(1, res.n_components)
-                 for term in model.concomitant_names]
-        smry.tables.append(_theta_table(
-            res, positions, names, yname, alpha,
-            "Concomitant model: log(pi_k / pi_1) (multinomial logit, reference comp1)"))
+        names = [
+            f"comp{k + 1}:{term}"
+            for k in range(1, res.n_components)
+            for term in model.concomitant_names
+        ]
+        smry.tables.append(
+            _theta_table(
+                res,
+                positions,
+                names,
+                yname,
+                alpha,
+                "Concomitant model: log(pi_k / pi_1) (multinomial logit, reference comp1)",
+            )
+        )
     smry.tables.append(_mixing_table(res))
     notes = []
     if res.n_groups is not None:
-        notes.append(f"Rows are grouped by {model.groups_name!r}: the {res.n_groups} groups "
-                     "each belong to one component; posteriors, weights and the BIC's "
-                     "sample size are per group.")
+        notes.append(
+            f"Rows are grouped by {model.groups_name!r}: the {res.n_groups} groups "
+            "each belong to one component; posteriors, weights and the BIC's "
+            "sample size are per group."
+        )
     if res.cov_type == "robust":
         unit = "group" if res.n_groups is not None else "row"
-        notes.append(f"Standard errors: sandwich from the observed information and the "
-                     f"scores of each {unit}.")
+        notes.append(
+            f"Standard errors: sandwich from the observed information and the "
+            f"scores of each {unit}."
+        )
     elif res.cov_type == "cluster":
-        notes.append(f"Standard errors: sandwich with scores summed within the "
-                     f"{res.n_clusters} clusters of {res._cov.get('name', 'cov_groups')!r}.")
+        notes.append(
+            f"Standard errors: sandwich with scores summed within the "
+            f"{res.n_clusters} clusters of {res._cov.get('name', 'cov_groups')!r}."
+        )
     if not res.converged:
         if res.em_converged:
-            notes.append("EM's log-likelihood settled, but the Newton finish could not "
-                         "confirm a local maximum (score not zero or information not "
-                         "positive definite): the standard errors may be meaningless.")
+            notes.append(
+                "EM's log-likelihood settled, but the Newton finish could not "
+                "confirm a local maximum (score not zero or information not "
+                "positive definite): the standard errors may be meaningless."
+            )
         else:
-            notes.append("EM did not converge: the estimates and standard errors are "
-                         "not at a maximum of the likelihood.")
+            notes.append(
+                "EM did not converge: the estimates and standard errors are "
+                "not at a maximum of the likelihood."
+            )
     elif res.n_full_starts > 1 and res.n_best == 1:
-        notes.append(f"The best log-likelihood was reached by 1 of {res.n_full_starts} "
-                     "starts: a local maximum; whether it is the global one, more starts "
-                     "(n_init) or other seeds can tell.")
+        notes.append(
+            f"The best log-likelihood was reached by 1 of {res.n_full_starts} "
+            "starts: a local maximum; whether it is the global one, more starts "
+            "(n_init) or other seeds can tell."
+        )
     if notes:
         smry.add_extra_txt(notes)
     return smry
@@ -138,8 +189,14 @@ def _theta_table(res, positions, names, yname, alpha, title):
     p = 2.0 * stats.norm.sf(np.abs(z))
     q = stats.norm.ppf(1.0 - alpha / 2.0)
     interval = np.column_stack([est - q * se, est + q * se])
-    return summary_params((res, est, se, z, p, interval), yname=yname, xname=names,
-                          alpha=alpha, use_t=False, title=title)
+    return summary_params(
+        (res, est, se, z, p, interval),
+        yname=yname,
+        xname=names,
+        alpha=alpha,
+        use_t=False,
+        title=title,
+    )
 
 
 def _mixing_table(res):
@@ -153,9 +210,14 @@ def _mixing_table(res):
         own = [p.name for p in res.family.member(k).parameters]
         for parameter in names:
             # Blank where this component's family has no such parameter.
-            row += ([_fmt(res.family_params.loc[parameter, name]),
-                     _fmt(res.family_bse.loc[parameter, name])] if parameter in own
-                    else ["", ""])
+            row += (
+                [
+                    _fmt(res.family_params.loc[parameter, name]),
+                    _fmt(res.family_bse.loc[parameter, name]),
+                ]
+                if parameter in own
+                else ["", ""]
+            )
         if not names:
             row += ["1 (fixed)", ""]
         rows.append(row)
@@ -168,18 +230,30 @@ def _mixing_table(res):
     else:
         title = f"Mixing proportions and {res.family.name} parameters"
     if res.model.data.equal_scale:
-        title += (" (one common dispersion)" if res.family.estimates_scale
-                  else " (one value for all components)")
+        title += (
+            " (one common dispersion)"
+            if res.family.estimates_scale
+            else " (one value for all components)"
+        )
     headers = ["", "mean prior" if concomitant else "prior", "std err"]
     for parameter in names or ["scale"]:
         headers += [parameter, "std err"]
-    return SimpleTable(rows, headers=headers,
-                       title=title, txt_fmt={"data_aligns": "r", "header_align": "r"})
+    return SimpleTable(
+        rows, headers=headers, title=title, txt_fmt={"data_aligns": "r", "header_align": "r"}
+    )
 
 
-_LABELS = {"model": "Model", "K": "Components", "nobs": "No. Observations",
-           "df": "Free parameters", "llf": "Log-Likelihood", "aic": "AIC", "bic": "BIC",
-           "icl": "ICL", "deviance": "Deviance"}
+_LABELS = {
+    "model": "Model",
+    "K": "Components",
+    "nobs": "No. Observations",
+    "df": "Free parameters",
+    "llf": "Log-Likelihood",
+    "aic": "AIC",
+    "bic": "BIC",
+    "icl": "ICL",
+    "deviance": "Deviance",
+}
 
 
 class ComparisonTable(pd.DataFrame):
@@ -192,6 +266,7 @@ class ComparisonTable(pd.DataFrame):
 
     def formatted(self):
         """The table as strings: counts as integers, the rest with 3 decimals."""
+
         def cell(value):
             if isinstance(value, str):
                 return value
@@ -201,16 +276,23 @@ class ComparisonTable(pd.DataFrame):
             if isinstance(value, (int, np.integer)) or whole:
                 return f"{int(value)}"
             return f"{value:.3f}"
-        return pd.DataFrame([[cell(v) for v in row] for row in self.itertuples(index=False)],
-                            index=self.index, columns=self.columns)
+
+        return pd.DataFrame(
+            [[cell(v) for v in row] for row in self.itertuples(index=False)],
+            index=self.index,
+            columns=self.columns,
+        )
 
     def as_table(self):
         """The table as a statsmodels ``SimpleTable`` (the look of a summary)."""
         cells = self.formatted()
-        return SimpleTable(cells.to_numpy().tolist(), headers=[str(c) for c in cells.columns],
-                           stubs=[_LABELS.get(i, str(i)) for i in cells.index],
-                           title="Model comparison",
-                           txt_fmt={"data_aligns": "r", "header_align": "r"})
+        return SimpleTable(
+            cells.to_numpy().tolist(),
+            headers=[str(c) for c in cells.columns],
+            stubs=[_LABELS.get(i, str(i)) for i in cells.index],
+            title="Model comparison",
+            txt_fmt={"data_aligns": "r", "header_align": "r"},
+        )
 
     def as_text(self):
         return self.as_table().as_text()
@@ -277,8 +359,17 @@ def _estimates_scale(sm_family):
 
 
 #: What a row of :func:`compare` reads of a mixture fit.
-_MIXTURE_ROW = ("family", "n_components", "nobs", "df_model", "llf", "aic", "bic", "icl",
-                "deviance")
+_MIXTURE_ROW = (
+    "family",
+    "n_components",
+    "nobs",
+    "df_model",
+    "llf",
+    "aic",
+    "bic",
+    "icl",
+    "deviance",
+)
 
 
 def _is_mixture_fit(res):
@@ -357,8 +448,10 @@ def compare(*results, names=None):
             # statsmodels' results wrappers answer through __getattr__.
             rows.append(_likelihood_row(res))
         else:
-            raise TypeError(f"argument {i + 1} of compare is a {type(res).__name__}, "
-                            "not an emformula or statsmodels likelihood results object")
+            raise TypeError(
+                f"argument {i + 1} of compare is a {type(res).__name__}, "
+                "not an emformula or statsmodels likelihood results object"
+            )
     if names is None:
         names = [f"model {i + 1}" for i in range(len(rows))]
     names = list(names)

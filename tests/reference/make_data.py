@@ -43,15 +43,18 @@ def concomitant_poisson(rng, truth):
     b1 = np.array([beta[c][1] for c in comp])
     y = rng.poisson(np.exp(b0 + b1 * x))
     for k, (a, b) in beta.items():
-        truth += [("concomitant_poisson", k, "(Intercept)", a),
-                  ("concomitant_poisson", k, "x", b)]
+        truth += [("concomitant_poisson", k, "(Intercept)", a), ("concomitant_poisson", k, "x", b)]
     p2 = expit(gamma[0] + gamma[1] * z).mean()  # mean true P(component 2) over this z
-    truth += [("concomitant_poisson", 1, "prior", 1.0 - p2),
-              ("concomitant_poisson", 2, "prior", p2)]
-    truth += [("concomitant_poisson", 1, "concomitant:(Intercept)", 0.0),
-              ("concomitant_poisson", 1, "concomitant:z", 0.0),
-              ("concomitant_poisson", 2, "concomitant:(Intercept)", gamma[0]),
-              ("concomitant_poisson", 2, "concomitant:z", gamma[1])]
+    truth += [
+        ("concomitant_poisson", 1, "prior", 1.0 - p2),
+        ("concomitant_poisson", 2, "prior", p2),
+    ]
+    truth += [
+        ("concomitant_poisson", 1, "concomitant:(Intercept)", 0.0),
+        ("concomitant_poisson", 1, "concomitant:z", 0.0),
+        ("concomitant_poisson", 2, "concomitant:(Intercept)", gamma[0]),
+        ("concomitant_poisson", 2, "concomitant:z", gamma[1]),
+    ]
     return pd.DataFrame({"x": x, "z": z, "y": y})
 
 
@@ -68,11 +71,13 @@ def fixed_gaussian(rng, truth):
     b1 = np.array([beta[c][1] for c in comp])
     y = b0 + b1 * x1 + gamma_x2 * x2 + rng.normal(scale=sd, size=n)
     for k in (1, 2):
-        truth += [("fixed_gaussian", k, "prior", prior[k]),
-                  ("fixed_gaussian", k, "(Intercept)", beta[k][0]),
-                  ("fixed_gaussian", k, "x1", beta[k][1]),
-                  ("fixed_gaussian", k, "x2", gamma_x2),
-                  ("fixed_gaussian", k, "sigma", sd)]
+        truth += [
+            ("fixed_gaussian", k, "prior", prior[k]),
+            ("fixed_gaussian", k, "(Intercept)", beta[k][0]),
+            ("fixed_gaussian", k, "x1", beta[k][1]),
+            ("fixed_gaussian", k, "x2", gamma_x2),
+            ("fixed_gaussian", k, "sigma", sd),
+        ]
     return pd.DataFrame({"x1": x1, "x2": x2, "y": y})
 
 
@@ -88,9 +93,11 @@ def grouped_poisson(rng, truth):
     b1 = np.array([beta[c][1] for c in comp])
     y = rng.poisson(np.exp(b0 + b1 * x))
     for k, (a, b) in beta.items():
-        truth += [("grouped_poisson", k, "prior", 0.5),
-                  ("grouped_poisson", k, "(Intercept)", a),
-                  ("grouped_poisson", k, "x", b)]
+        truth += [
+            ("grouped_poisson", k, "prior", 0.5),
+            ("grouped_poisson", k, "(Intercept)", a),
+            ("grouped_poisson", k, "x", b),
+        ]
     return pd.DataFrame({"id": ids, "x": x, "y": y})
 
 
@@ -105,9 +112,11 @@ def binomial_counts(rng, truth):
     b1 = np.array([beta[c][1] for c in comp])
     succ = rng.binomial(trials, expit(b0 + b1 * x))
     for k in (1, 2):
-        truth += [("binomial_counts", k, "prior", prior[k]),
-                  ("binomial_counts", k, "(Intercept)", beta[k][0]),
-                  ("binomial_counts", k, "x", beta[k][1])]
+        truth += [
+            ("binomial_counts", k, "prior", prior[k]),
+            ("binomial_counts", k, "(Intercept)", beta[k][0]),
+            ("binomial_counts", k, "x", beta[k][1]),
+        ]
     return pd.DataFrame({"x": x, "succ": succ, "fail": trials - succ})
 
 
@@ -124,17 +133,18 @@ def gaussian_k3(rng, truth):
     s = np.array([sd[c] for c in comp])
     y = b0 + b1 * x + s * rng.normal(size=n)
     for k in (1, 2, 3):
-        truth += [("gaussian_k3", k, "prior", prior[k - 1]),
-                  ("gaussian_k3", k, "(Intercept)", beta[k][0]),
-                  ("gaussian_k3", k, "x", beta[k][1]),
-                  ("gaussian_k3", k, "sigma", sd[k])]
+        truth += [
+            ("gaussian_k3", k, "prior", prior[k - 1]),
+            ("gaussian_k3", k, "(Intercept)", beta[k][0]),
+            ("gaussian_k3", k, "x", beta[k][1]),
+            ("gaussian_k3", k, "sigma", sd[k]),
+        ]
     return pd.DataFrame({"x": x, "y": y})
 
 
 def main():
     truth = []
-    makers = [concomitant_poisson, fixed_gaussian, grouped_poisson,
-              binomial_counts, gaussian_k3]
+    makers = [concomitant_poisson, fixed_gaussian, grouped_poisson, binomial_counts, gaussian_k3]
     for i, make in enumerate(makers):
         rng = np.random.default_rng([SEED, i])  # one independent stream per data set
         data = make(rng, truth)
@@ -147,8 +157,10 @@ def main():
         if model == "concomitant_poisson":
             continue
         p1 = sub.value.iloc[0]
-        alpha += [(model, k, "concomitant:alpha", float(np.log(p / p1)))
-                  for k, p in zip(sub.component, sub.value)]
+        alpha += [
+            (model, k, "concomitant:alpha", float(np.log(p / p1)))
+            for k, p in zip(sub.component, sub.value)
+        ]
     truth = pd.concat([truth, pd.DataFrame(alpha, columns=truth.columns)], ignore_index=True)
     truth.to_csv(HERE / "truth.csv", index=False, float_format="%.10g")
 

@@ -26,8 +26,13 @@ rng = np.random.default_rng(2024)
 n = 200
 x = rng.normal(size=n)
 z = rng.integers(0, 2, size=n)
-data = pd.DataFrame({"y": rng.poisson(np.exp(np.where(z == 0, 0.2 + 0.9 * x, 1.8 - 0.4 * x))),
-                     "x": x, "w": rng.integers(1, 3, size=n).astype(float)})
+data = pd.DataFrame(
+    {
+        "y": rng.poisson(np.exp(np.where(z == 0, 0.2 + 0.9 * x, 1.8 - 0.4 * x))),
+        "x": x,
+        "w": rng.integers(1, 3, size=n).astype(float),
+    }
+)
 data.to_csv(HERE / "results_v0_1_0_data.csv", index=False)
 res = emglm("y ~ x", data, "poisson", 2, weights="w", random_state=1)
 (HERE / "results_v0_1_0.pickle").write_bytes(pickle.dumps(res))
