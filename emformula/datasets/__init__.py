@@ -22,6 +22,7 @@ __all__ = [
     "load_sim2",
     "load_sim3",
     "load_biochemists",
+    "load_betablocker",
     "TRUE_PARAMS",
 ]
 
@@ -198,4 +199,37 @@ def load_biochemists():
     from importlib.resources import files
 
     with files(__name__).joinpath("biochemists.csv").open() as handle:
+        return pd.read_csv(handle)
+
+
+def load_betablocker():
+    """Deaths in 22 centres of a trial of beta-blockers after myocardial
+    infarction (Yusuf et al. 1985), as R's ``flexmix::betablocker``
+    (exported by tests/reference/make_betablocker.R): 44 rows, one per
+    centre and arm.
+
+    * ``Deaths``: deaths in the arm;
+    * ``Total``: patients in the arm;
+    * ``Center``: the centre, 1..22 (a group: both arms share its class);
+    * ``Treatment``: ``"Control"`` or ``"Treated"``.
+
+    flexmix's example fits centres' baseline risks as a mixture with one
+    treatment effect shared by the classes: ``emglm("Deaths + Alive ~ 1",
+    data.assign(Alive=data.Total - data.Deaths), "binomial", K=3,
+    groups="Center", fixed="~ Treatment")``.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> from emformula import datasets
+    >>> bb = datasets.load_betablocker()
+    >>> bb.shape, int(bb.Deaths.sum())
+    ((44, 4), 1811)
+    """
+    from importlib.resources import files
+
+    with files(__name__).joinpath("betablocker.csv").open() as handle:
         return pd.read_csv(handle)
