@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VIGNETTES = ["getting_started", "too_many_classes", "warmup_starts", "count_models",
-             "reporting_a_mixture", "grouped_data"]
+             "reporting_a_mixture", "grouped_data", "command_line"]
 _CELL = re.compile(r"^# %%(.*)$")
 _VOLATILE = [
     (re.compile(r"(Date:\s+)\w{3}, \d{2} \w{3} \d{4}"), r"\1<date>"),
