@@ -38,7 +38,7 @@ def fit_dask_results(formula, data, spec, **fit):
         parts.model, parts.run, parts.fit_options, parts.problems, parts.cov, parts.rows
     )
     # The covariance's EstimationWarnings with the fit (as in memory).
-    res._louis_covariance  # noqa: B018
+    res._covariance  # noqa: B018
     return res
 
 

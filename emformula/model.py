@@ -585,7 +585,7 @@ class EMGLM:
             # The covariance now, so that its EstimationWarnings (parameters
             # the information cannot identify, a saddle point) come with the
             # fit rather than at the first ``bse``.
-            res._louis_covariance  # noqa: B018
+            res._covariance  # noqa: B018
         if replicates:
             # The replicates' seed follows the fit's, so a seeded fit is
             # reproducible (and equals res.bootstrap(random_state=...)); other

@@ -594,7 +594,23 @@ class EMGLMResults:
             return estimator.covariance(louis, replicates=self._cov["bootstrap"].replicates)
         if not estimator.needs_meat:
             return louis
-        return estimator.covariance(louis, self._data.cov_meat(self._cov, louis))
+        cov = estimator.covariance(louis, self._data.cov_meat(self._cov, louis))
+        # I^-1 M I^-1 is positive semi-definite; a negative variance is
+        # rounding where the information is nearly singular (a diverging
+        # coefficient), where the sandwich says nothing: NaN, and said so.
+        negative = np.flatnonzero(np.diag(cov) < 0)
+        if negative.size:
+            cov = cov.copy()
+            cov[negative, :] = np.nan
+            cov[:, negative] = np.nan
+            names = ", ".join(self.param_names[i] for i in negative)
+            warn(
+                f"the {estimator.name} covariance has negative variances for {names} (the "
+                "observed information is nearly singular there): their standard errors "
+                "are set to NaN",
+                EstimationWarning,
+            )
+        return cov
 
     @property
     def cov_type(self):
