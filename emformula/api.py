@@ -99,7 +99,7 @@ def emglm(
     n_jobs : int, default 1
         Processes for the starts (-1: every core); results do not depend on it.
     progress : bool or None
-        Progress bar over the starts (``None``: only on an interactive terminal).
+        Progress bar over the starts (``None``: on a terminal or in a notebook, not under CI).
     concomitant : str, optional
         One-sided formula of the mixing proportions, ``"~ z"``: a
         multinomial logit ``log(pi_ik / pi_i1) = w_i' gamma_k`` with
@@ -259,7 +259,7 @@ def small_em(
     n_jobs : int, default 1
         Processes for the trials (-1: every core); results do not depend on it.
     progress : bool or None
-        Progress bar (``None``: only on an interactive terminal).
+        Progress bar (``None``: on a terminal or in a notebook, not under CI).
 
     Returns
     -------

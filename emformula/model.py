@@ -523,8 +523,8 @@ class EMGLM:
             Processes for the starts (-1: every core). Results do not depend
             on it.
         progress : bool or None
-            Progress bar over the starts; ``None`` shows it only on an
-            interactive terminal.
+            Progress bar over the starts; ``None`` shows it on an interactive
+            terminal or in a Jupyter notebook, never under CI.
         cov_type : {"louis", "robust", "cluster", "bootstrap"}, default "louis"
             Covariance of the estimates behind ``bse``, ``cov_params`` and
             the summary: the inverse of Louis' observed information; the
@@ -566,7 +566,10 @@ class EMGLM:
         # One BLAS thread: the engine's products are tall and skinny, where
         # threads gain little on an idle machine and spin against other
         # processes on a busy one (see emformula._runtime.threads).
-        replicates = cov["type"] == "bootstrap"
+        # The replicates are drawn once the fit is made; internal fits
+        # (select_k, the bootstrap test) skip them (their covariance is Louis').
+        wants_replicates = cov["type"] == "bootstrap"
+        replicates = wants_replicates and _inference
         with blas_threads():
             res = self._fit(
                 start,
@@ -578,7 +581,7 @@ class EMGLM:
                 polish=polish,
                 n_jobs=n_jobs,
                 progress=progress,
-                cov={"type": "louis"} if replicates else cov,
+                cov={"type": "louis"} if wants_replicates else cov,
                 related=_related or {},
             )
         if _inference:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -678,9 +679,15 @@ class EMGLMResults:
             if bootstrap is not None or bootstrap_options:
                 raise TypeError(f"bootstrap options do not apply to cov_type={cov_type!r}")
             cov = self._data.cov_choice(cov_type, cov_groups)
-        return EMGLMResults(
+        other = EMGLMResults(
             self.model, self._run, self.fit_options, self.problems, cov, rows=self.__dict__["_rows"]
         )
+        # The same estimates: the information (and its warnings, given once)
+        # carry over.
+        for cached in ("_information", "_louis_covariance"):
+            if cached in self.__dict__:
+                other.__dict__[cached] = self.__dict__[cached]
+        return other
 
     def bootstrap(
         self,
@@ -711,7 +718,7 @@ class EMGLMResults:
         n_jobs : int, default 1
             Processes (-1: every core).
         progress : bool, optional
-            A progress bar (default: on an interactive terminal).
+            A progress bar (default: on a terminal or in a notebook, not under CI).
         max_iter, tol : optional
             EM's limits per replicate; default the fit's.
 
@@ -806,7 +813,13 @@ class EMGLMResults:
         if "bootstrap" in cov:
             # The replicates in the new terms too (re-based mixing parameters).
             cov = dict(cov, bootstrap=cov["bootstrap"].relabelled(self, perm))
-        return EMGLMResults(self.model, new_run, options, self.problems, cov)
+        other = EMGLMResults(self.model, new_run, options, self.problems, cov)
+        # The same fit in other terms: its EstimationWarnings were given at
+        # the fit, not again at the relabelled results' first bse.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EstimationWarning)
+            other._louis_covariance  # noqa: B018
+        return other
 
     # -------------------------------------------------------- storage
     def remove_data(self):

@@ -158,7 +158,7 @@ def select_k(
         Processes for the starts of each K (-1: every core); the result does
         not depend on it.
     progress : bool or None
-        Progress bar over K (``None``: only on an interactive terminal).
+        Progress bar over K (``None``: on a terminal or in a notebook, not under CI).
     fit_kwargs : dict, optional
         Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``,
         ``cov_type``, ``polish``); these may also be given as keywords.
@@ -350,9 +350,10 @@ def bootstrap_lrt(
         The model keywords of :func:`emformula.emglm` (``weights``,
         ``offset``, ``exposure``, ``trials``, ``link``, ``na_action``,
         ``context``, ``concomitant``, ``fixed``, ``equal_scale``,
-        ``groups``). Bootstrap responses keep the frequency weights of their
-        rows, are drawn per group and from each unit's own mixing
-        proportions.
+        ``groups``). Bootstrap responses are drawn per group and from each
+        unit's own mixing proportions. Frequency weights other than 1 are
+        refused: a row of weight w stands for w observations, each with its
+        own draw (expand the data to one row per observation).
     fit_kwargs : dict, optional
         Passed to :meth:`EMGLM.fit` (``max_iter``, ``tol``, ``scale_floor``,
         ``polish``); these may also be given as keywords.
@@ -394,6 +395,12 @@ def bootstrap_lrt(
     if spec.context is None:
         spec = spec.replace(context=capture_context(1))
     null_model = EMGLM.from_formula(formula, data, spec=spec)
+    if not np.all(null_model.data.weights == 1.0):
+        raise ValueError(
+            "bootstrap_lrt simulates one response per row, but a row of frequency weight w "
+            "stands for w observations, each with its own draw: expand the data to one row "
+            "per observation (weights of 1)"
+        )
     seed0, seed1, seed_boot = _seed_sequence(random_state).spawn(3)
     n_data = max(n_init, DEFAULT_N_INIT)
     fit0 = _fit_quietly(null_model, n_init=n_data, random_state=seed0, **fit_kwargs)

@@ -47,4 +47,21 @@ def warn(message, category=UserWarning):
     ):
         frame = frame.f_back
         level += 1
+    if frame is not None and _dispatcher(frame):
+        # Raised in a worker thread or process (a dask task, a pool): the
+        # user's line is not on this stack; the package's line is the best
+        # one there is.
+        level -= 1
     _warnings.warn(message, category, stacklevel=level)
+
+
+#: Modules that run the package's code on behalf of the user's line, from a
+#: stack of their own (threads, worker processes, task schedulers).
+_DISPATCHERS = frozenset(
+    {"threading", "concurrent", "multiprocessing", "runpy", "asyncio", "dask", "distributed"}
+)
+
+
+def _dispatcher(frame):
+    name = frame.f_globals.get("__name__", "") or ""
+    return name.split(".")[0] in _DISPATCHERS

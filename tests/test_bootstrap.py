@@ -163,3 +163,19 @@ def test_dask_refuses_the_bootstrap_at_fit_time():
     data = _poisson_mixture(300, 3)
     with pytest.raises(NotImplementedError, match="bootstrap"):
         emglm("y ~ x", dd.from_pandas(data, npartitions=2), "poisson", K=2, cov_type="bootstrap")
+
+
+def test_the_bootstrap_lrt_refuses_frequency_weights_before_fitting():
+    from emformula import bootstrap_lrt
+
+    data = _poisson_mixture(200, 3).assign(w=2.0)
+    with pytest.raises(ValueError, match="one row per observation"):
+        bootstrap_lrt("y ~ x", data, "poisson", 1, 2, n_boot=3, weights="w")
+
+
+def test_select_k_with_cov_type_bootstrap_does_not_bootstrap_every_k():
+    from emformula import select_k
+
+    data = _poisson_mixture(300, 5)
+    choice = select_k("y ~ x", data, "poisson", K=range(1, 3), random_state=0, cov_type="bootstrap")
+    assert all(fit.bootstrap_results is None for fit in choice.fits.values())

@@ -93,7 +93,7 @@ plt.show()
 #
 # ## The options of the Python API
 #
-# Everything `emglm` takes has a flag: a zero-inflated Poisson model (a
+# The model's main options have flags: a zero-inflated Poisson model (a
 # point mass at zero as one component, whose share depends on the mentor's
 # articles and the children) with robust standard errors:
 

@@ -75,7 +75,9 @@ def _in_notebook():
         ip = shell.get_ipython()
     except AttributeError:
         return False
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+    # A Jupyter kernel's shell is ipykernel's ZMQInteractiveShell or a
+    # subclass (Google Colab's is named Shell).
+    return ip is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(ip).__mro__)
 
 
 # ---------------------------------------------------------------- workers
@@ -199,7 +201,7 @@ def map_tasks(function, tasks, *, shared=None, n_jobs=1, progress=None, desc=Non
     n_jobs : int
         Processes; 1 runs in this process, -1 uses every core.
     progress : bool or None
-        Draw a tqdm bar (``None``: only on an interactive terminal).
+        Draw a tqdm bar (``None``: on a terminal or in a notebook, not under CI).
     desc : str
         Label of the bar.
 

@@ -270,7 +270,11 @@ def bootstrap(
     kept = [o for o in outcomes if o[0] is not None]
     n_failed = len(outcomes) - len(kept)
     if len(kept) < 2:
-        raise RuntimeError(f"only {len(kept)} of {n_boot} bootstrap fits converged")
+        raise RuntimeError(
+            f"only {len(kept)} of {n_boot} bootstrap fits converged (EM settled and Newton "
+            "confirmed a maximum): the fit may sit on a boundary or a flat ridge (see "
+            "res.problems), where the bootstrap cannot be trusted either"
+        )
     if n_failed:
         warn(
             f"{n_failed} of {n_boot} bootstrap fits did not converge and are left out",

@@ -404,9 +404,9 @@ def f_test(res, r, q=None, df_denom=None):
     r : str, array_like or DataFrame
     q : array_like, optional
     df_denom : float, optional
-        Denominator degrees of freedom; default the weighted number of units
-        less the regression coefficients (statsmodels' ``df_resid`` for one
-        component). The F reference is a small-sample convention carried over
+        Denominator degrees of freedom; default the results' ``df_resid``
+        (the weighted rows less every free parameter but the dispersion-like
+        ones, as statsmodels counts them). The F reference is a small-sample convention carried over
         from linear models; for a mixture the chi-squared test of
         :func:`wald_test` is the asymptotically justified one.
 
