@@ -43,7 +43,7 @@ def log_factorial(values):
     >>> bool(np.array_equal(log_factorial(y), special.gammaln(y + 1.0)))
     True
     >>> log_factorial(np.array([2.5])).round(4).tolist()
-    [1.2845]
+    [1.201]
     """
     values = np.asarray(values, dtype=float)
     if values.size > 64:
