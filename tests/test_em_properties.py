@@ -109,6 +109,11 @@ def test_permuting_rows_permutes_posteriors_and_keeps_estimates(kind, n, K, seed
     # gamma_log, n=93, K=2, seed=236: priors 0.963 and 0.986, llf equal to
     # 1e-15, slopes equal to 1e-8).
     assume(K == 1 or not np.allclose(coef[:, 0], coef[:, 1], rtol=1e-4, atol=1e-4))
+    # Likewise where Newton could not confirm a maximum (a saddle or a
+    # ridge): rounding alone, from another row order or BLAS, moves the
+    # stopping point (seen at the minimum versions: gamma_log, n=80, K=2,
+    # seed=209, slopes -0.72 against -0.12 at the same llf).
+    assume(fitted.converged)
     np.testing.assert_allclose(refit.params.to_numpy(), coef, rtol=1e-8, atol=1e-8)
     assert refit.llf == pytest.approx(fitted.llf, rel=1e-10)
     np.testing.assert_allclose(
