@@ -19,6 +19,7 @@ import scipy.linalg
 from statsmodels.tools.sm_exceptions import DomainWarning
 
 from ._runtime.parallel import map_tasks
+from ._runtime.seeds import seed_sequence as _seed_sequence
 from ._runtime.threads import blas_threads
 from .engine import em as _em
 from .engine.data import check_constant_within_groups
@@ -870,25 +871,6 @@ def model_spec(caller, family, K, spec, model):
     if family_given or k_given:
         raise TypeError(f"{caller}(): give family and K in spec= or as arguments, not both")
     return MixtureSpec.from_keywords(caller, spec, **model)
-
-
-def _seed_sequence(random_state):
-    """``random_state`` (None, a non-negative whole number, a Generator or a
-    SeedSequence) as a SeedSequence; anything else is refused by name."""
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2**63)))
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if random_state is not None and (
-        isinstance(random_state, bool)
-        or not isinstance(random_state, numbers.Integral)
-        or random_state < 0
-    ):
-        raise TypeError(
-            "random_state must be None, a non-negative whole number or a "
-            f"numpy Generator, got {random_state!r}"
-        )
-    return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
 def _best_run_index(llfs, converged):

@@ -51,6 +51,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .._runtime.seeds import seed_sequence as _seed
 from ..covariance.estimators import mean_prior_jacobian, score_meat
 from ..covariance.registry import get_estimator
 from ..engine.data import EMData, Estimates, check_constant_within_groups
@@ -552,24 +553,6 @@ def sample_frame(frame, random_state=None, rows=SAMPLE_ROWS):
         return frame.compute()
     seed = _seed(random_state).generate_state(1)[0]
     return frame.sample(frac=fraction, random_state=int(seed)).compute()
-
-
-def _seed(random_state):
-    """``random_state`` (None, a whole number, a Generator, a SeedSequence) as a SeedSequence."""
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2**63)))
-    if random_state is not None and (
-        isinstance(random_state, bool)
-        or not isinstance(random_state, numbers.Integral)
-        or random_state < 0
-    ):
-        raise TypeError(
-            "random_state must be None, a non-negative whole number or a "
-            f"numpy Generator, got {random_state!r}"
-        )
-    return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
 def _sample_data(design, args, random_state, sample_rows):

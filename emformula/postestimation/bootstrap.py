@@ -30,12 +30,14 @@ told apart by the matching.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
 
 from .._runtime.parallel import map_tasks
+from .._runtime.seeds import seed_sequence as _seed_sequence
 from ..engine.loop import newton_polish, run_em
 from ..warnings import ConvergenceWarning, warn
 from .simulation import simulate
@@ -187,9 +189,9 @@ def _replicate(shared, seed):
     res, data, options = shared
     rng = np.random.default_rng(seed)
     if options["kind"] == "parametric":
-        sample = _replace(data, endog=simulate(res, rng))
+        sample = replace(data, endog=simulate(res, rng))
     else:
-        sample = _replace(data, weights=_resampled_weights(data, rng))
+        sample = replace(data, weights=_resampled_weights(data, rng))
     floor = options["scale_floor"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -213,12 +215,6 @@ def _replicate(shared, seed):
     if relabelled:
         est = est.permuted(order)
     return res.layout.pack(est), run.llf, relabelled
-
-
-def _replace(data, **arrays):
-    from dataclasses import replace
-
-    return replace(data, **arrays)
 
 
 def bootstrap(
@@ -291,12 +287,3 @@ def bootstrap(
         sum(o[2] for o in kept),
         [o[1] for o in kept],
     )
-
-
-def _seed_sequence(random_state):
-    """A SeedSequence from None, a whole number, a Generator or a SeedSequence."""
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2**63)))
-    return np.random.SeedSequence(random_state)
