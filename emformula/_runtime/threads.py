@@ -98,11 +98,25 @@ def _release():
         clear(force=True)
 
 
-def _limit(n):
-    from threadpoolctl import threadpool_limits
+_controller = None  # the process's BLAS libraries, found once
 
+
+def _blas_controller():
+    # Finding the loaded libraries (threadpoolctl walks the process's shared
+    # objects) takes milliseconds: as much as a whole fit on small data. The
+    # BLAS the engine calls is numpy's and scipy's, loaded when emformula is
+    # imported, so the first region's search serves every later one.
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def _limit(n):
     try:
-        return threadpool_limits(limits=n, user_api="blas")
+        return _blas_controller().limit(limits=n, user_api="blas")
     finally:
         _release()
 
@@ -129,8 +143,8 @@ def blas_threads(n=None):
     limit is process-wide, as the BLAS's own setting is): the BLAS keeps the
     limit of the most recently entered open region, and the setting found
     before the first region comes back when the last one closes. Entering and
-    leaving costs well under a millisecond (threadpoolctl looks the libraries
-    up), so wrap whole fits, not single iterations.
+    leaving costs about a tenth of a millisecond (the libraries are looked
+    up once per process), so wrap whole fits, not single iterations.
 
     Examples
     --------
@@ -184,6 +198,8 @@ def _after_fork_in_child():
     # the child, and the parent's open regions are not the child's to close.
     global _lock, _original, _current
     _lock = threading.Lock()
+    # (The libraries found in the parent are the child's too: a fork copies
+    # the address space.)
     _regions.clear()
     _original = _current = None
 
