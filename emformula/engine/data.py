@@ -101,6 +101,12 @@ class EMData:
         return self.weights if self.groups is None else self.weights[self.unit_rows]
 
     @cached_property
+    def unit_weight_total(self):
+        """``sum_u v_u``, the units' total frequency weight (every M-step
+        divides by it)."""
+        return float(self.unit_weights.sum())
+
+    @cached_property
     def unit_concomitant(self):
         """Concomitant design per unit."""
         if self.concomitant is None or self.groups is None:
@@ -173,15 +179,15 @@ class EMData:
         memory costs page faults that showed up as a tenth of an iteration.
         Each thread gets its own.
         """
-        local = self._work_buffers
-        if not hasattr(local, "arrays"):
-            local.arrays = {}
-        buffers = local.arrays
-        size = self.nobs if size is None else size
-        key = (name, size, np.dtype(dtype))
-        if key not in buffers:
-            buffers[key] = np.empty(size, dtype=dtype)
-        return buffers[key]
+        # Called a dozen times per M-step: the lookup is kept to one dict
+        # access in the usual case.
+        buffers = self._work_buffers.__dict__
+        key = (name, size, dtype)
+        try:
+            return buffers[key]
+        except KeyError:
+            buffer = buffers[key] = np.empty(self.nobs if size is None else size, dtype=dtype)
+            return buffer
 
     def __getstate__(self):
         # Derived arrays (the Gram helper's column products can be several

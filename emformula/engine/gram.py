@@ -47,6 +47,12 @@ class WeightedGram:
         self.x = x
         p = x.shape[1]
         self._upper = np.triu_indices(p)
+        # Where each entry of the p x p matrix sits among the upper
+        # triangle's products: one gather fills the symmetric matrix.
+        position = np.empty((p, p), dtype=np.intp)
+        position[self._upper] = np.arange(self._upper[0].size)
+        position[self._upper[::-1]] = np.arange(self._upper[0].size)
+        self._square = position.ravel()
         self.products = None
         if (p + 1) / 2.0 <= max_expansion:
             # Column by column into one array: fancy-indexing both factors
@@ -63,15 +69,13 @@ class WeightedGram:
         single = weights.ndim == 1
         w = weights[:, None] if single else weights
         p = self.x.shape[1]
-        out = np.empty((w.shape[1], p, p))
         if self.products is None:
+            out = np.empty((w.shape[1], p, p))
             for j in range(w.shape[1]):
                 full = (self.x * w[:, j : j + 1]).T @ self.x
                 # Mirror one triangle: the product is symmetric only to rounding.
                 out[j] = np.triu(full) + np.triu(full, 1).T
         else:
             flat = (self.products.T @ w).T  # (m, p(p+1)/2)
-            rows, cols = self._upper
-            out[:, rows, cols] = flat
-            out[:, cols, rows] = flat
+            out = np.ascontiguousarray(flat[:, self._square]).reshape(w.shape[1], p, p)
         return out[0] if single else out

@@ -36,7 +36,7 @@ import numpy as np
 
 from .data import Estimates
 from .estep import linear_predictor
-from .linalg import equilibration
+from .linalg import equilibration, solve_square
 from .sums import (
     candidate_sums,
     concomitant_sums,
@@ -236,7 +236,7 @@ def solve_normal_equations(xtwx, xtwz):
     s = equilibration(xtwx)
     scaled = s[:, None] * xtwx * s[None, :]
     try:
-        return s * np.linalg.solve(scaled, s * xtwz), True
+        return s * solve_square(scaled, s * xtwz), True
     except np.linalg.LinAlgError:
         return s * np.linalg.lstsq(scaled, s * xtwz, rcond=None)[0], False
 

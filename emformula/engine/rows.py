@@ -8,7 +8,8 @@ object that supplies everything they need from the rows (a *rows backend*):
     are what :meth:`predictors` returned for ``est``; ``ahead``, a pair
     ``(function, args)`` of sums the caller will probably ask for at this
     state next, which a backend may form in the same pass (the one in
-    memory ignores it).
+    memory ignores it), or :data:`FINAL`: ``est`` is probably where the run
+    ends, so a backend may form what the results need from the rows there.
 ``sums(state, function, *args) -> dict``
     A function of :mod:`emformula.engine.sums`, at the E-step of ``state``,
     summed over the pieces of the data.
@@ -48,7 +49,13 @@ from .estep import e_step
 from .layout import ParameterLayout, mean_prior
 from .sums import candidate_sums, shared_candidate_sums
 
-__all__ = ["MemoryRows", "MemoryState", "as_rows"]
+__all__ = ["FINAL", "MemoryRows", "MemoryState", "as_rows"]
+
+#: ``e_step(est, ahead=FINAL)``: the run probably ends at ``est`` (Newton's
+#: last step, at rounding level). A backend whose passes over the rows are
+#: costly forms the results' sums in that E-step's pass
+#: (:mod:`emformula.backends.dask`); the one in memory keeps the rows anyway.
+FINAL = "final"
 
 #: The sums that compute new linear predictors, which a state in memory keeps.
 _KEEPS_PREDICTORS = (candidate_sums, shared_candidate_sums)
@@ -85,6 +92,7 @@ class MemoryRows:
     def __init__(self, data, keep_predictors=True):
         self.data = data
         self.keep_predictors = keep_predictors
+        self._layouts = {}
 
     # What the engine needs to know of the data's shape.
     @property
@@ -108,7 +116,12 @@ class MemoryRows:
         return self.data.equal_scale
 
     def layout(self, n_components):
-        return ParameterLayout.for_data(self.data, n_components)
+        # Asked for by every SQUAREM cycle and Newton step; on small data
+        # building it costs as much as an E-step.
+        layout = self._layouts.get(n_components)
+        if layout is None:
+            layout = self._layouts[n_components] = ParameterLayout.for_data(self.data, n_components)
+        return layout
 
     def unpack(self, layout, theta):
         return layout.unpack(theta, self.data)
@@ -161,22 +174,24 @@ class MemoryRows:
         E-step of ``state`` (for components the M-step left unchanged), or
         None when some component's predictor is not at hand."""
         old, kept = state.est, state.kept
-        unchanged = np.array_equal(est.coef, old.coef) and _same(est.fixed_coef, old.fixed_coef)
+
+        def unchanged():
+            return _same(est.coef, old.coef) and _same(est.fixed_coef, old.fixed_coef)
+
         if not kept:
-            return (state.estep.eta, state.estep.mu) if unchanged else None
+            return (state.estep.eta, state.estep.mu) if unchanged() else None
         if est.fixed_coef is not None:
             # The shared step moves every component at once.
             if _same(est.fixed_coef, kept["fixed_coef"]) and all(
-                c is not None and np.array_equal(c, est.coef[:, k])
-                for k, c in enumerate(kept["coef"])
+                _same(c, est.coef[:, k]) for k, c in enumerate(kept["coef"])
             ):
                 return kept["eta"], kept["mu"]
-            return (state.estep.eta, state.estep.mu) if unchanged else None
+            return (state.estep.eta, state.estep.mu) if unchanged() else None
         eta, mu = kept["eta"], kept["mu"]
         for k, coef_k in enumerate(kept["coef"]):
-            if coef_k is not None and np.array_equal(coef_k, est.coef[:, k]):
+            if _same(coef_k, est.coef[:, k]):
                 continue
-            if not np.array_equal(old.coef[:, k], est.coef[:, k]):
+            if not _same(old.coef[:, k], est.coef[:, k]):
                 return None
             # A component the M-step left where it was.
             eta[:, k], mu[:, k] = state.estep.eta[:, k], state.estep.mu[:, k]
@@ -184,9 +199,11 @@ class MemoryRows:
 
 
 def _same(a, b):
+    """Equal arrays (NaN differs from itself), or both None. Cheaper than
+    :func:`numpy.array_equal` on the few coefficients of each M-step."""
     if a is None or b is None:
         return a is None and b is None
-    return np.array_equal(a, b)
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def as_rows(data):

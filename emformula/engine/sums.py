@@ -66,11 +66,18 @@ def weighted_sum(weight, values):
     0 * inf is NaN and those rows are left out.
     """
     with np.errstate(invalid="ignore", over="ignore"):  # callers check for +-inf
-        total = float(np.dot(weight, values))
-        if not np.isnan(total):
-            return total
-        positive = weight > 0
-        return float(np.dot(weight[positive], values[positive]))
+        return _weighted_sum_quiet(weight, values)
+
+
+def _weighted_sum_quiet(weight, values):
+    """:func:`weighted_sum` for a caller that holds ``np.errstate`` with
+    invalid and overflow ignored (entering one costs as much as the sum on
+    small data)."""
+    total = float(np.dot(weight, values))
+    if total == total:  # not NaN
+        return total
+    positive = weight > 0
+    return float(np.dot(weight[positive], values[positive]))
 
 
 def weighted_q(data, row_weight, eta_k, mu_k, params_k, k=0):
@@ -80,8 +87,8 @@ def weighted_q(data, row_weight, eta_k, mu_k, params_k, k=0):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ll = data.family.member(k).log_kernel(data.endog, mu_k, params_k, data.trials, eta=eta_k)
         ll += data.constant_of(k)
-    q = weighted_sum(row_weight, ll)
-    return q if np.isfinite(q) else -np.inf
+        q = _weighted_sum_quiet(row_weight, ll)
+    return q if -np.inf < q < np.inf else -np.inf
 
 
 def _working(data, row_weight, eta_k, mu_k, params_k=(), k=0):
@@ -105,9 +112,14 @@ def _working(data, row_weight, eta_k, mu_k, params_k=(), k=0):
             z *= link_deriv
             z += eta_k
         z -= data.offset
-    ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))
-    ok &= np.isfinite(z, out=data.work_buffer("irls_ok_z", dtype=bool))
-    if not ok.all():
+        # Two sums find a non-finite entry (it makes its sum NaN or
+        # infinite) for a fraction of the cost of the elementwise tests;
+        # only then are the rows located. (A sum of finite values can
+        # overflow: the elementwise test then finds nothing to drop.)
+        clean = np.isfinite(w.sum()) and np.isfinite(z.sum())
+    if not clean:
+        ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))
+        ok &= np.isfinite(z, out=data.work_buffer("irls_ok_z", dtype=bool))
         w[~ok] = 0.0
         z[w <= 0] = 0.0
     return w, z
@@ -235,7 +247,7 @@ def m_step_sums(data, estep, est, need_q):
     tau_units = unit_posterior(data, estep)
     sums = {
         "prior_weight": data.unit_weights @ tau_units,
-        "unit_weight": float(data.unit_weights.sum()),
+        "unit_weight": data.unit_weight_total,
     }
     if data.fixed is None:
         xtwx, xtwz = np.zeros((K, p, p)), np.zeros((K, p))
@@ -415,7 +427,7 @@ def mean_prior_sums(data, gamma):
     """``sum_u v_u pi_uk(gamma)`` and ``sum_u v_u``: the mean mixing proportions
     of a concomitant model (no E-step needed)."""
     pi = np.exp(log_softmax(data.unit_concomitant @ gamma))
-    return {"prior_sum": data.unit_weights @ pi, "unit_weight": float(data.unit_weights.sum())}
+    return {"prior_sum": data.unit_weights @ pi, "unit_weight": data.unit_weight_total}
 
 
 def information_sums(data, estep, est, layout):
@@ -443,7 +455,7 @@ def diagnostic_sums(data, estep, est):
     eta = linear_predictor(data, est.coef, est.fixed_coef)
     mu = family.mean(eta)
     sums = {name: np.zeros(K) for name in ("weight", "edge", "separated", "overflow")}
-    sums["unit_weight"] = float(data.unit_weights.sum())
+    sums["unit_weight"] = data.unit_weight_total
     for k in range(K):
         sums["weight"][k] = float(np.dot(data.weights, tau[:, k]))
         owned = tau[:, k] > 0.5

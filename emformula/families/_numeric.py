@@ -64,7 +64,12 @@ def empty_like_broadcast(*arrays):
     """An uninitialised float array of the broadcast shape of ``arrays``,
     column-major when an argument of that shape is (the engine's n x K
     arrays are)."""
-    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    shapes = [np.shape(a) for a in arrays]
+    shape = shapes[0]
+    if any(other != shape for other in shapes[1:]):
+        shape = np.broadcast_shapes(*shapes)
+    if len(shape) < 2:  # the usual case (one component's rows): no order to choose
+        return np.empty(shape)
     fortran = any(
         np.shape(a) == shape and len(shape) > 1 and np.isfortran(a)
         for a in arrays

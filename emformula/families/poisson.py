@@ -54,6 +54,14 @@ class Poisson(DiscreteFamily):
         with np.errstate(all="ignore"):
             return y - mu, mu, mu, 1.0 / mu
 
+    def irls_terms(self, y, mu, params, trials=1.0):
+        """The log link's IRLS weight ``mu`` and ``g'(mu) = 1 / mu``, without
+        the score :meth:`eta_derivatives` also forms (every M-step)."""
+        if not self.canonical:
+            return super().irls_terms(y, mu, params, trials)
+        with np.errstate(divide="ignore", over="ignore"):
+            return mu, 1.0 / mu
+
     def simulate(self, mu, scale, trials, rng):
         return rng.poisson(mu).astype(float)
 
