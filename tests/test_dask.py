@@ -579,6 +579,31 @@ def test_dask_m_step_check_and_next_e_step_share_a_pass(kind, family, monkeypatc
     assert saved >= 3, (apart.fit_options["passes"], together.fit_options["passes"])
 
 
+@pytest.mark.parametrize("cov_type", ["louis", "robust"])
+def test_dask_results_sums_ride_in_newtons_last_e_step(cov_type, monkeypatch):
+    # Newton's last step (its predicted gain at rounding level) is where the
+    # run ends: the results' pass (information, meat, entropies, counts) is
+    # formed in that E-step's pass instead of one pass more.
+    import emformula.engine.loop as loop
+
+    _, fused, data, formula = _pair("poisson", "poisson")
+    ddf = dd.from_pandas(data, npartitions=4)
+    start = {"params": fused.params.to_numpy() * 0.95 + 0.01, "prior": [0.45, 0.55]}
+    kwargs = dict(weights="w", offset="off", start=start, cov_type=cov_type)
+    monkeypatch.setattr(loop, "FINAL", None)
+    apart = emglm(formula, ddf, "poisson", 2, **kwargs)
+    monkeypatch.undo()
+    together = emglm(formula, ddf, "poisson", 2, **kwargs)
+    assert together.llf == apart.llf and together.n_iter == apart.n_iter
+    np.testing.assert_array_equal(together.params.to_numpy(), apart.params.to_numpy())
+    np.testing.assert_array_equal(together.bse.to_numpy(), apart.bse.to_numpy())
+    assert together.info_criteria("icl") == apart.info_criteria("icl")
+    assert apart.fit_options["passes"] - together.fit_options["passes"] == 1
+    # The start's proportions put the larger component second: the results'
+    # pass was formed at the estimates in the documented order.
+    assert together.prior.iloc[0] > together.prior.iloc[1]
+
+
 def test_dask_partitions_rebuilt_per_pass_skip_the_column_products():
     # The Gram helper's column products cost about a pass to form; a
     # partition read again for every pass would pay that every time.

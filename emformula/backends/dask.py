@@ -59,9 +59,17 @@ from ..engine.estep import e_step, linear_predictor, unit_posterior
 from ..engine.given import checked_start, estimates_from_dict
 from ..engine.initial import random_start
 from ..engine.layout import ParameterLayout, log_softmax
-from ..engine.loop import DEFAULT_TOL, diagnose, newton_polish, order_components, run_em
+from ..engine.loop import (
+    DEFAULT_TOL,
+    component_order,
+    diagnose,
+    newton_polish,
+    order_components,
+    run_em,
+)
 from ..engine.louis import unit_scores
 from ..engine.mstep import needs_q
+from ..engine.rows import FINAL
 from ..engine.starts import StartPlan, search_starts
 from ..engine.sums import (
     candidate_sums,
@@ -443,6 +451,10 @@ class DaskRows:
         self.family = family
         self.n_coef, self.n_fixed, self.n_concomitant = n_coef, n_fixed, n_concomitant
         self.equal_scale = bool(equal_scale and family.parameters)
+        #: ``(estimates, sums)`` of :func:`_final_pass` formed in the pass of
+        #: an E-step the engine expected to be its last (``ahead=FINAL``),
+        #: at the estimates in the documented component order.
+        self.final = None
 
     def layout(self, n_components):
         return ParameterLayout.for_family(
@@ -464,6 +476,17 @@ class DaskRows:
     def e_step(self, est, predictors=None, ahead=None):
         if isinstance(predictors, DaskState) and predictors.est is est:
             return predictors  # formed in the pass of the M-step's check
+        if ahead is FINAL:
+            if not self.looks_ahead:
+                ahead = None
+            else:
+                # The results' pass at the ordered estimates: it holds the
+                # log-likelihood (the same in any order), which is all the
+                # engine asks of a final state.
+                ordered = est.permuted(component_order(est, self.family))
+                sums = self.passes(_final_pass, ordered, self.layout(est.n_components), True)
+                self.final = ordered, sums
+                return DaskState(est, sums["llf"])
         if ahead is not None and self.looks_ahead:
             function, *args = ahead
             sums = self.passes(_estep_and_sums_pass, est, needs_q(self), function, tuple(args))
@@ -1016,7 +1039,11 @@ def fit_dask(
         run = newton_polish(rows, run, scale_floor=scale_floor)
     run = order_components(run, family)
     layout = rows.layout(K)
-    sums = passes(_final_pass, run.estimates, layout, True)
+    if rows.final is not None and _same_estimates(rows.final[0], run.estimates):
+        sums = rows.final[1]  # formed in the pass of the last E-step
+    else:
+        sums = passes(_final_pass, run.estimates, layout, True)
+    rows.final = None
     problems = diagnose(rows, run, scale_floor, counts=sums.pop("diagnostics"))
     if problems:
         warn("degenerate fit: " + "; ".join(problems), EstimationWarning)

@@ -17,7 +17,7 @@ import numpy as np
 from .data import EMRun
 from .linalg import equilibration
 from .mstep import m_step
-from .rows import as_rows
+from .rows import FINAL, as_rows
 from .sums import diagnostic_sums, information_sums
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "newton_polish",
     "diagnose",
     "order_components",
+    "component_order",
     "NEWTON_SWITCH",
     "DEFAULT_TOL",
 ]
@@ -234,7 +235,9 @@ def newton_steps(rows, state, *, scale_floor, max_steps=20):
             # unless the log-likelihood visibly falls.
             cand = rows.unpack(layout, theta + direction)
             if _admissible(cand, scale_floor, rows.family):
-                cand_state = rows.e_step(cand)
+                # The run ends here unless the step is refused: a backend may
+                # form the results' sums in this E-step's pass.
+                cand_state = rows.e_step(cand, ahead=FINAL)
                 if cand_state.llf >= state.llf - 1e-13 * (abs(state.llf) + 1.0):
                     state = cand_state
                     llfs.append(state.llf)
@@ -378,14 +381,18 @@ def order_components(run, family=None):
     the same on every backend. Components of different families (a list of
     families, ``family.differs``) keep the order of the list.
     """
-    if family is not None and family.differs:
-        return run
     est = run.estimates
-    keys = [tuple(np.round(est.coef[:, k], 10)) for k in range(est.n_components)]
-    order = sorted(
-        range(est.n_components), key=lambda k: (-round(float(est.prior[k]), 10), keys[k])
-    )
+    order = component_order(est, family)
     if order == list(range(est.n_components)):
         return run
     posterior = None if run.posterior is None else run.posterior[:, order]
     return replace(run, estimates=est.permuted(order), posterior=posterior)
+
+
+def component_order(est, family=None):
+    """The documented order of the components of ``est`` (see
+    :func:`order_components`), as a list of their positions."""
+    if family is not None and family.differs:
+        return list(range(est.n_components))
+    keys = [tuple(np.round(est.coef[:, k], 10)) for k in range(est.n_components)]
+    return sorted(range(est.n_components), key=lambda k: (-round(float(est.prior[k]), 10), keys[k]))

@@ -235,6 +235,24 @@ def _categorize(part, dtypes):
     return part
 
 
+def _model_rows(matrix, kept, every_row, columns=None):
+    """``matrix.loc[kept, columns]`` of a model matrix as a C-ordered float array.
+
+    Every pass over dask data builds each partition's arrays again, so this
+    is paid per partition and pass. Where no row was dropped (the usual
+    case) the columns are copied into the array one by one: a third of the
+    time of pandas' row selection and block interleaving, which cost about
+    a fifth of an out-of-core pass.
+    """
+    columns = list(matrix.columns) if columns is None else list(columns)
+    if not (every_row and len(matrix) == kept.size):
+        return np.ascontiguousarray(matrix.loc[kept, columns].to_numpy(dtype=float))
+    out = np.empty((kept.size, len(columns)))
+    for j, column in enumerate(columns):
+        out[:, j] = matrix[column].to_numpy(dtype=float)
+    return out
+
+
 def partition_arrays(part, design, context=None, columns=None):
     """Arrays of one partition: endog, exog, fixed, concomitant, weights,
     offset, exposure, trials, and the labels ``groups`` and ``cov_groups``
@@ -269,16 +287,17 @@ def partition_arrays(part, design, context=None, columns=None):
     if names:
         observed = ~frame[names].isna().any(axis=1).to_numpy()
         kept = kept[observed[kept]]
+    every_row = kept.size == len(frame)
     arrays = {
-        "endog": main.lhs.loc[kept].to_numpy(dtype=float),
-        "exog": np.ascontiguousarray(main.rhs.loc[kept, design.exog_names].to_numpy(dtype=float)),
+        "endog": _model_rows(main.lhs, kept, every_row),
+        "exog": _model_rows(main.rhs, kept, every_row, design.exog_names),
         "fixed": None,
         "concomitant": None,
     }
     for name, matrix in matrices.items():
         wanted = design.fixed_names if name == "fixed" else design.concomitant_names
         if wanted:
-            arrays[name] = np.ascontiguousarray(matrix.loc[kept, wanted].to_numpy(dtype=float))
+            arrays[name] = _model_rows(matrix, kept, every_row, wanted)
     if arrays["endog"].shape[1] == 1:
         arrays["endog"] = arrays["endog"][:, 0]
     for name in ("weights", "offset", "exposure", "trials"):
