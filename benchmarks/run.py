@@ -95,6 +95,7 @@ CASES = {
     "busy_narrow": "Poisson K=2, intercept + 2 covariates: fit idle and beside a busy process",
     "njobs_restarts": "Gaussian K=2, intercept + 50 columns, n/10 rows, 16 random starts: n_jobs=2 vs 1",
     "default_starts": "Poisson K=2: the default fit (start='auto') / the old default (10 random starts)",
+    "iter_floor": "one EM iteration against the memory floor: Poisson, binomial, Gaussian, K = 2..4",
     **{name: spec[0] for name, spec in WORKLOADS.items()},
 }
 
@@ -111,6 +112,7 @@ TARGETS = {
     "busy_narrow": dict(busy_ratio=2.0),
     "njobs_restarts": dict(njobs_ratio=0.75),
     "default_starts": dict(starts_ratio=1.5),
+    "iter_floor": dict(floor_ratio=2.0),
     **{name: dict(flexmix_ratio=20.0) for name in WORKLOADS},
 }
 #: Columns of the wide design of busy_wide and njobs_restarts (plus an intercept).
@@ -913,6 +915,112 @@ def case_iter_scaling(args):
     return rows + [summary]
 
 
+# ------------------------------------------------------- the memory floor
+#: Bytes of each of the two arrays whose dot product measures the machine's
+#: streaming read bandwidth (far beyond any cache).
+BANDWIDTH_BYTES = 128 * 2**20
+
+
+def streaming_bandwidth(repeats=7):
+    """Bytes per second this process reads from memory in a streaming loop:
+    the best of ``repeats`` dot products of two arrays of
+    :data:`BANDWIDTH_BYTES` each (one BLAS thread, as the engine uses; a dot
+    product does two flops per 16 bytes read, so memory bounds it)."""
+    a = np.ones(BANDWIDTH_BYTES // 8)
+    b = np.full(BANDWIDTH_BYTES // 8, 0.5)
+    float(a @ b)  # touch the pages
+    best = min(_timed(lambda: float(a @ b)) for _ in range(repeats))
+    return 2 * BANDWIDTH_BYTES / best
+
+
+def _timed(function):
+    t0 = time.perf_counter()
+    function()
+    return time.perf_counter() - t0
+
+
+def floor_bytes(n, p, family):
+    """Bytes one EM iteration must read at the least: every row's response
+    and p design values, and where the family has them the binomial trials
+    and the log-density constant (log y!, the binomial coefficient), once.
+
+    A single pass that forms each row's K densities, posterior and IRLS terms
+    in registers and adds them to the M-step's sums needs nothing else: no
+    n x K array is written (unit weights, no offset, as in these cases)."""
+    per_row = 1 + p + {"poisson": 1, "binomial": 2, "gaussian": 0}[family]
+    return 8 * n * per_row
+
+
+def case_iter_floor(args):
+    """One EM iteration (e_step + m_step at the true parameters) of Poisson-log,
+    binomial-logit and Gaussian-identity mixtures with K = 2, 3, 4 (intercept
+    + 2 covariates), against the time a single pass over the data at the
+    machine's streaming bandwidth takes (the floor of the performance issue)."""
+    bandwidth = streaming_bandwidth()
+    rows = []
+    log = WarningLog()
+    with log:
+        for family in ("poisson", "binomial", "gaussian"):
+            for K in (2, 3, 4):
+                d = _floor_data(family, args.n, K)
+                est = _true_estimates(d, family)
+                model = _model_for(family, d, K=K)
+                with Phase() as ph:
+                    it = time_em_iteration(model, est, max(args.repeats, 5))
+                p = d["X"].shape[1]
+                floor = floor_bytes(args.n, p, family) / bandwidth
+                ratio = it["total"] / floor
+                rows.append(
+                    dict(
+                        case=f"iter_floor {family} K={K}",
+                        n=args.n,
+                        K=K,
+                        seconds=it["total"],
+                        target=_target_text(TARGETS["iter_floor"]),
+                        checks={} if args.quick else {"floor": ratio <= 2.0},
+                        llf=None,
+                        iterations=1,
+                        ratio=ratio,
+                        ratio_what="EM iteration / memory floor",
+                        peak_mb=ph.peak,
+                        notes=[
+                            f"e_step {it['e'] * 1e3:.1f} ms + m_step {it['m'] * 1e3:.1f} ms = "
+                            f"{it['total'] * 1e3:.1f} ms; floor {floor * 1e3:.2f} ms "
+                            f"({floor_bytes(args.n, p, family) / 1e6:.0f} MB at "
+                            f"{bandwidth / 1e9:.1f} GB/s streaming read); ratio {ratio:.1f}",
+                        ]
+                        + [f"warning: {w}" for w in log.summary()],
+                        extra=dict(e=it["e"], m=it["m"], floor=floor, bandwidth=bandwidth),
+                    )
+                )
+                del model, d
+                gc.collect()
+    return rows
+
+
+def _floor_data(family, n, K):
+    """Simulated data of the floor case: ``K`` well-separated components."""
+    if family == "poisson":
+        return make_poisson(n, K, seed=20 + K)
+    rng = np.random.default_rng(20 + K)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    z = rng.integers(0, K, n)
+    prior = np.full(K, 1.0 / K)
+    coef = np.empty((3, K))
+    for k in range(K):
+        coef[:, k] = [-1.5 + 1.5 * k, *((0.5, -0.3) if k % 2 == 0 else (-0.4, 0.6))]
+    eta = np.einsum("ij,ji->i", X, coef[:, z])
+    if family == "binomial":
+        trials = rng.integers(1, 21, n).astype(float)
+        successes = rng.binomial(trials.astype(np.int64), 1.0 / (1.0 + np.exp(-eta)))
+        return dict(
+            y=successes / trials, X=X, trials=trials, coef=coef, scale=np.ones(K), prior=prior
+        )
+    coef[0] *= 3.0
+    eta = np.einsum("ij,ji->i", X, coef[:, z])
+    return dict(y=eta + rng.normal(size=n), X=X, coef=coef, scale=np.ones(K), prior=prior)
+
+
 def case_slow_em_binomial(args):
     from emformula import EMGLM
     from emformula.engine import em as _em
@@ -1302,6 +1410,7 @@ CASE_FUNCS = {
     "busy_narrow": case_busy_narrow,
     "njobs_restarts": case_njobs_restarts,
     "default_starts": case_default_starts,
+    "iter_floor": case_iter_floor,
     **{name: (lambda args, name=name: run_workload(name, args)) for name in WORKLOADS},
 }
 assert list(CASE_FUNCS) == list(CASES)
@@ -1328,6 +1437,8 @@ def _target_text(target):
         parts.append(f">= {target['flexmix_ratio']:g}x faster than flexmix (--with-r)")
     if "starts_ratio" in target:
         parts.append(f"new / old default <= {target['starts_ratio']:g}")
+    if "floor_ratio" in target:
+        parts.append(f"iteration / memory floor <= {target['floor_ratio']:g}")
     return ", ".join(parts)
 
 
@@ -1461,7 +1572,7 @@ def render(rows, machine, meta, quick):
     for row in rows:
         if (not row.get("notes") and not row.get("error")) or row["case"].endswith("(point)"):
             continue
-        out.append(f"* **{row['case']}** — {CASES.get(row['case'], '')}")
+        out.append(f"* **{row['case']}** — {CASES.get(row['case'].split(' ')[0], '')}")
         for note in row.get("notes", []):
             out.append(f"  * {note}")
         if row.get("others_load") is not None:
