@@ -126,7 +126,7 @@ def _component_steps(rows, state, sums):
         if not rows.family.has_coefficients_of(k):
             continue  # a point mass: nothing to step
         solution, regular[k] = solve_normal_equations(sums["xtwx"][k], sums["xtwz"][k])
-        if np.all(np.isfinite(solution)):
+        if np.isfinite(solution).all():
             solutions[:, k], usable[k] = solution, True
     if exact:
         # Weighted least squares maximises Q exactly: no check, no halving.
@@ -144,7 +144,7 @@ def _component_steps(rows, state, sums):
     moved = steps > 0
     for k in np.flatnonzero(moved):
         coef[:, k] = stepped_coef(est.coef[:, k], solutions[:, k], steps[k], exact)
-    q_new = np.where(moved, values.get("q", np.full(K, np.nan)), sums["q_old"])
+    q_new = np.where(moved, values["q"] if "q" in values else np.nan, sums["q_old"])
     if "param_stat" not in values or not moved.all():
         # A component left where it was keeps the statistic of its old means.
         still = rows.sums(state, parameter_sums)["param_stat"]
@@ -268,24 +268,28 @@ def halve_steps(q_old, active, evaluate):
         Problems for which no step kept Q within ``_MAX_HALVINGS``.
     """
     m = q_old.size
-    step = np.ones(m)
     pending = np.array(active, dtype=bool)
+    if not pending.any():
+        return np.zeros(m), {}, np.zeros(m, dtype=bool)
+    result = evaluate(np.where(pending, 1.0, np.nan))
+    gains = pending & (result["q"] >= q_old)  # (NaN compares False, silently)
+    if (gains == pending).all():
+        # The usual case: every full step gains. Nothing to merge across
+        # rounds (this is most M-steps, and on small data its cost shows).
+        return gains.astype(float), result, np.zeros(m, dtype=bool)
+    step = np.ones(m)
     accepted = np.zeros(m)
     values = {}
-    # The tolerance absorbs rounding only: Q must not fall. (Comparisons
-    # with NaN are False and raise no warning.)
+    # The tolerance absorbs rounding only: Q must not fall.
     floor = q_old - 1e-13 * (np.abs(q_old) + 1.0)
     for halving in range(_MAX_HALVINGS):
-        if not pending.any():
+        if halving and not pending.any():
             break
-        result = evaluate(np.where(pending, step, np.nan))
+        if halving:
+            result = evaluate(np.where(pending, step, np.nan))
         q = result["q"]
         holds = pending & (q >= floor)
         gains = holds & (q >= q_old)  # a rounding-level loss keeps the old point
-        if halving == 0 and np.array_equal(gains, pending):
-            # The usual case: every full step gains. Nothing to merge across
-            # rounds (this is most M-steps, and on small data its cost shows).
-            return gains.astype(float), result, np.zeros(m, dtype=bool)
         accepted[gains] = step[gains]
         for key, value in result.items():
             value = np.asarray(value, dtype=float)

@@ -318,6 +318,8 @@ def _stack_statistics(stats, family):
     has, whichever components were evaluated, so that the arrays of
     different rounds of step halving fit together."""
     K = len(stats)
+    if not family.parameters:  # (a list of families: its longest member's)
+        return np.zeros((K, 0))  # no family has parameters: nothing to stack
     width = max((family.member(k).statistic_size for k in range(K)), default=0)
     out = np.full((K, width), np.nan)
     for k, value in enumerate(stats):
