@@ -40,8 +40,11 @@ def log_prior(data, est):
     """Log mixing proportions: ``(n_units, K)`` for a concomitant model,
     else ``(1, K)`` (broadcasts over the units)."""
     if est.gamma is None:
-        with np.errstate(divide="ignore"):
-            return np.log(est.prior)[None, :]
+        prior = est.prior
+        if (prior > 0).all():
+            return np.log(prior)[None, :]
+        with np.errstate(divide="ignore"):  # a vanished component: log 0 = -inf
+            return np.log(prior)[None, :]
     # (W gamma) formed column-major, like every n x K array of the engine.
     return log_softmax((est.gamma.T @ data.unit_concomitant.T).T)
 
@@ -114,8 +117,11 @@ def e_step(data, est, eta=None, mu=None):
     posterior = np.exp(log_joint, out=log_joint)
     # At least 1 (the largest term is exp(0)) where the row's max is finite.
     total = _row_sum(posterior, out=data.work_buffer("e_step_total", units))
-    with np.errstate(divide="ignore"):
+    if all_finite:  # every total is at least 1: no log of 0 to silence
         unit_llf = np.log(total)
+    else:
+        with np.errstate(divide="ignore"):
+            unit_llf = np.log(total)
     unit_llf += top
     if not all_finite:
         # A unit no component can explain: llf -inf, posterior uniform.

@@ -133,10 +133,10 @@ def _admissible(est, scale_floor, family):
     bounds (a dispersion at least the floor)."""
     extra = [a for a in (est.gamma, est.fixed_coef) if a is not None]
     if not (
-        np.all(np.isfinite(est.coef))
-        and np.all(np.isfinite(est.params))
-        and np.all(est.prior > 0)
-        and all(np.all(np.isfinite(a)) for a in extra)
+        np.isfinite(est.coef).all()
+        and np.isfinite(est.params).all()
+        and (est.prior > 0).all()
+        and all(np.isfinite(a).all() for a in extra)
     ):
         return False
     for k in range(est.n_components):
@@ -167,13 +167,15 @@ def _squarem_cycle(rows, state0, scale_floor):
     del state1
     state2 = rows.e_step(est2, predictors)
     notes = notes1 + notes2
-    if np.any(est0.prior <= 0) or np.any(est1.prior <= 0) or np.any(est2.prior <= 0):
+    if (est0.prior <= 0).any() or (est1.prior <= 0).any() or (est2.prior <= 0).any():
         return state2, 2, notes
     theta0 = layout.pack(est0)
     r = layout.pack(est1) - theta0
     v = layout.pack(est2) - theta0 - 2.0 * r
     with np.errstate(over="ignore", invalid="ignore"):  # diverging coefficients: no step
-        norm_v, norm_r = np.linalg.norm(v), np.linalg.norm(r)
+        # numpy.linalg.norm of a vector, without its dispatch (a cycle on
+        # small data costs about as much as it)
+        norm_v, norm_r = np.sqrt(v @ v), np.sqrt(r @ r)
     if not (norm_v > 0 and np.isfinite(norm_v) and np.isfinite(norm_r)):
         return state2, 2, notes
     alpha = -norm_r / norm_v
