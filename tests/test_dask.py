@@ -579,29 +579,77 @@ def test_dask_m_step_check_and_next_e_step_share_a_pass(kind, family, monkeypatc
     assert saved >= 3, (apart.fit_options["passes"], together.fit_options["passes"])
 
 
+def _reversed_start(fit):
+    """A start whose components come out in the reverse of the documented
+    order (so that the fit ends by reordering them)."""
+    params = fit.params.to_numpy()[:, ::-1] * 0.95 + 0.01
+    return {"params": params, "prior": fit.prior.to_numpy()[::-1]}
+
+
 @pytest.mark.parametrize("cov_type", ["louis", "robust"])
 def test_dask_results_sums_ride_in_newtons_last_e_step(cov_type, monkeypatch):
     # Newton's last step (its predicted gain at rounding level) is where the
     # run ends: the results' pass (information, meat, entropies, counts) is
-    # formed in that E-step's pass instead of one pass more.
+    # formed in that E-step's pass, at the estimates in the documented
+    # order, instead of one pass more.
+    import emformula.backends.dask as dask_backend
     import emformula.engine.loop as loop
 
     _, fused, data, formula = _pair("poisson", "poisson")
     ddf = dd.from_pandas(data, npartitions=4)
-    start = {"params": fused.params.to_numpy() * 0.95 + 0.01, "prior": [0.45, 0.55]}
-    kwargs = dict(weights="w", offset="off", start=start, cov_type=cov_type)
+    kwargs = dict(weights="w", offset="off", start=_reversed_start(fused), cov_type=cov_type)
+    orders = []
+    order_of = dask_backend.component_order
+    monkeypatch.setattr(
+        dask_backend, "component_order", lambda *a: orders.append(order_of(*a)) or orders[-1]
+    )
     monkeypatch.setattr(loop, "FINAL", None)
     apart = emglm(formula, ddf, "poisson", 2, **kwargs)
-    monkeypatch.undo()
+    monkeypatch.setattr(loop, "FINAL", dask_backend.FINAL)
     together = emglm(formula, ddf, "poisson", 2, **kwargs)
+    # The fit ended by reordering its components: the case the cache must match.
+    assert orders == [[1, 0]]
     assert together.llf == apart.llf and together.n_iter == apart.n_iter
     np.testing.assert_array_equal(together.params.to_numpy(), apart.params.to_numpy())
     np.testing.assert_array_equal(together.bse.to_numpy(), apart.bse.to_numpy())
     assert together.info_criteria("icl") == apart.info_criteria("icl")
     assert apart.fit_options["passes"] - together.fit_options["passes"] == 1
-    # The start's proportions put the larger component second: the results'
-    # pass was formed at the estimates in the documented order.
-    assert together.prior.iloc[0] > together.prior.iloc[1]
+
+
+def test_dask_refused_last_newton_step_gets_a_results_pass_of_its_own(monkeypatch):
+    # Should the last step be refused after all, the results' sums formed at
+    # it belong to other estimates: the fit computes them again at its own.
+    import emformula.backends.dask as dask_backend
+    import emformula.engine.loop as loop
+    from emformula.backends.dask import DaskRows, DaskState
+
+    _, fused, data, formula = _pair("poisson", "poisson")
+    ddf = dd.from_pandas(data, npartitions=4)
+    kwargs = dict(weights="w", offset="off", start=_reversed_start(fused))
+    monkeypatch.setattr(loop, "FINAL", None)
+    plain = emglm(formula, ddf, "poisson", 2, **kwargs)
+    monkeypatch.setattr(loop, "FINAL", dask_backend.FINAL)
+    e_step = DaskRows.e_step
+
+    def refusing(self, est, predictors=None, ahead=None):
+        state = e_step(self, est, predictors, ahead)
+        if ahead is not dask_backend.FINAL:
+            return state
+        # The step is refused; its sums, marked, must not reach the results.
+        self.final = self.final[0], {**self.final[1], "llf": 12345.0}
+        return DaskState(est, -np.inf)
+
+    monkeypatch.setattr(DaskRows, "e_step", refusing)
+    refused = emglm(formula, ddf, "poisson", 2, **kwargs)
+    # One step short of the plain fit's end, which it matches to rounding.
+    assert refused.n_iter == plain.n_iter - 1
+    assert refused.fit_options["passes"] == plain.fit_options["passes"]
+    np.testing.assert_allclose(refused.llf, plain.llf, rtol=1e-12)
+    np.testing.assert_allclose(refused.params.to_numpy(), plain.params.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(refused.bse.to_numpy(), plain.bse.to_numpy(), rtol=1e-6)
+    # Its sums are those of its own estimates, not the refused step's: the
+    # log-likelihood of the results' pass is its last E-step's, bit for bit.
+    assert refused.llf == refused.llf_history[-1] != 12345.0
 
 
 def test_dask_partitions_rebuilt_per_pass_skip_the_column_products():

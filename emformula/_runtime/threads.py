@@ -105,7 +105,9 @@ def _blas_controller():
     # Finding the loaded libraries (threadpoolctl walks the process's shared
     # objects) takes milliseconds: as much as a whole fit on small data. The
     # BLAS the engine calls is numpy's and scipy's, loaded when emformula is
-    # imported, so the first region's search serves every later one.
+    # imported, so the first region's search serves every later one (a BLAS
+    # loaded later by another package is not limited: the engine does not
+    # call it).
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
@@ -135,9 +137,10 @@ def blas_threads(n=None):
     Parameters
     ----------
     n : int or None
-        Threads of every BLAS loaded in the process (numpy's and scipy's
-        OpenBLAS, MKL, ...). ``None``: ``EMFORMULA_BLAS_THREADS`` if set,
-        else :data:`DEFAULT_THREADS` (1). ``0``: leave the BLAS as it is.
+        Threads of every BLAS loaded in the process when the first region
+        opened (numpy's and scipy's OpenBLAS, MKL, ...). ``None``:
+        ``EMFORMULA_BLAS_THREADS`` if set, else :data:`DEFAULT_THREADS` (1).
+        ``0``: leave the BLAS as it is.
 
     Regions may nest, and several threads may be inside one at once (the
     limit is process-wide, as the BLAS's own setting is): the BLAS keeps the

@@ -40,7 +40,7 @@ def log_prior(data, est):
     """Log mixing proportions: ``(n_units, K)`` for a concomitant model,
     else ``(1, K)`` (broadcasts over the units)."""
     if est.gamma is None:
-        prior = est.prior
+        prior = np.asarray(est.prior)
         if (prior > 0).all():
             return np.log(prior)[None, :]
         with np.errstate(divide="ignore"):  # a vanished component: log 0 = -inf

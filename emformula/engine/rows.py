@@ -51,11 +51,20 @@ from .sums import candidate_sums, shared_candidate_sums
 
 __all__ = ["FINAL", "MemoryRows", "MemoryState", "as_rows"]
 
+
+class _Final:
+    """The type of :data:`FINAL` (its own, so that no pair of sums matches it)."""
+
+    def __repr__(self):
+        return "FINAL"
+
+
 #: ``e_step(est, ahead=FINAL)``: the run probably ends at ``est`` (Newton's
 #: last step, at rounding level). A backend whose passes over the rows are
 #: costly forms the results' sums in that E-step's pass
 #: (:mod:`emformula.backends.dask`); the one in memory keeps the rows anyway.
-FINAL = "final"
+#: A backend that looks ahead must tell it from a pair ``(function, args)``.
+FINAL = _Final()
 
 #: The sums that compute new linear predictors, which a state in memory keeps.
 _KEEPS_PREDICTORS = (candidate_sums, shared_candidate_sums)

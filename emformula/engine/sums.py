@@ -115,7 +115,8 @@ def _working(data, row_weight, eta_k, mu_k, params_k=(), k=0):
         # Two sums find a non-finite entry (it makes its sum NaN or
         # infinite) for a fraction of the cost of the elementwise tests;
         # only then are the rows located. (A sum of finite values can
-        # overflow: the elementwise test then finds nothing to drop.)
+        # overflow: the elementwise test then drops nothing, and the rows
+        # without weight get z = 0, which changes no sum.)
         clean = np.isfinite(w.sum()) and np.isfinite(z.sum())
     if not clean:
         ok = np.isfinite(w, out=data.work_buffer("irls_ok", dtype=bool))

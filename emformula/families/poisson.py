@@ -59,7 +59,8 @@ class Poisson(DiscreteFamily):
         the score :meth:`eta_derivatives` also forms (every M-step)."""
         if not self.canonical:
             return super().irls_terms(y, mu, params, trials)
-        # The mean is at least exp(-700) (:meth:`mean` clips eta), whose
+        # Every mean the engine forms is at least the smallest normal double
+        # (:meth:`mean` clips eta at -700, the starts add TINY), whose
         # reciprocal is finite: nothing to silence.
         return mu, 1.0 / mu
 

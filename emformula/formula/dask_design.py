@@ -245,7 +245,10 @@ def _model_rows(matrix, kept, every_row, columns=None):
     a fifth of an out-of-core pass.
     """
     columns = list(matrix.columns) if columns is None else list(columns)
-    if not (every_row and len(matrix) == kept.size):
+    # Every row, in the frame's order (its index is 0..n-1 after the reset).
+    if not (
+        every_row and len(matrix) == kept.size and matrix.index.equals(pd.RangeIndex(kept.size))
+    ):
         return np.ascontiguousarray(matrix.loc[kept, columns].to_numpy(dtype=float))
     out = np.empty((kept.size, len(columns)))
     for j, column in enumerate(columns):
