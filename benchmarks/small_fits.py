@@ -61,9 +61,9 @@ def serve(rows, count):
         print(f"{seconds:.6f} {llf:.10f}", flush=True)
 
 
-def paired(other, rows, fits):
-    """This tree against ``other``, alternated fit by fit (see the module)."""
-    here = None  # this script's own tree: the default import path
+def paired(other, rows, fits, here=None):
+    """This tree (``here``, default: the one Python imports) against
+    ``other``, alternated fit by fit (see the module)."""
     workers = {}
     for name, path in (("this", here), ("other", other)):
         command = [sys.executable, __file__, "--serve", "--rows", str(rows), "--fits", str(fits)]
@@ -118,7 +118,7 @@ def main(argv=None):
     if args.serve:
         return serve(args.rows, args.fits)
     if args.against:
-        return paired(args.against, args.rows, args.fits)
+        return paired(args.against, args.rows, args.fits, args.emformula_path)
     import emformula
 
     times, llf = [], None
