@@ -476,17 +476,14 @@ class DaskRows:
     def e_step(self, est, predictors=None, ahead=None):
         if isinstance(predictors, DaskState) and predictors.est is est:
             return predictors  # formed in the pass of the M-step's check
-        if ahead is FINAL:
-            if not self.looks_ahead:
-                ahead = None
-            else:
-                # The results' pass at the ordered estimates: it holds the
-                # log-likelihood (the same in any order), which is all the
-                # engine asks of a final state.
-                ordered = est.permuted(component_order(est, self.family))
-                sums = self.passes(_final_pass, ordered, self.layout(est.n_components), True)
-                self.final = ordered, sums
-                return DaskState(est, sums["llf"])
+        if ahead is FINAL and self.looks_ahead:
+            # The results' pass at the ordered estimates: it holds the
+            # log-likelihood (the same in any order), which is all the
+            # engine asks of a final state.
+            ordered = est.permuted(component_order(est, self.family))
+            sums = self.passes(_final_pass, ordered, self.layout(est.n_components), True)
+            self.final = ordered, sums
+            return DaskState(est, sums["llf"])
         if ahead is not None and self.looks_ahead:
             function, *args = ahead
             sums = self.passes(_estep_and_sums_pass, est, needs_q(self), function, tuple(args))

@@ -235,7 +235,7 @@ def _categorize(part, dtypes):
     return part
 
 
-def _model_rows(matrix, kept, every_row, columns=None):
+def _model_rows(matrix, kept, columns=None):
     """``matrix.loc[kept, columns]`` of a model matrix as a C-ordered float array.
 
     Every pass over dask data builds each partition's arrays again, so this
@@ -245,10 +245,9 @@ def _model_rows(matrix, kept, every_row, columns=None):
     a fifth of an out-of-core pass.
     """
     columns = list(matrix.columns) if columns is None else list(columns)
-    # Every row, in the frame's order (its index is 0..n-1 after the reset).
-    if not (
-        every_row and len(matrix) == kept.size and matrix.index.equals(pd.RangeIndex(kept.size))
-    ):
+    # ``kept`` (ascending labels of the matrix's rows) is all of a matrix
+    # labelled 0..m-1 exactly when it has m labels.
+    if not (len(matrix) == kept.size and matrix.index.equals(pd.RangeIndex(kept.size))):
         return np.ascontiguousarray(matrix.loc[kept, columns].to_numpy(dtype=float))
     out = np.empty((kept.size, len(columns)))
     for j, column in enumerate(columns):
@@ -290,17 +289,16 @@ def partition_arrays(part, design, context=None, columns=None):
     if names:
         observed = ~frame[names].isna().any(axis=1).to_numpy()
         kept = kept[observed[kept]]
-    every_row = kept.size == len(frame)
     arrays = {
-        "endog": _model_rows(main.lhs, kept, every_row),
-        "exog": _model_rows(main.rhs, kept, every_row, design.exog_names),
+        "endog": _model_rows(main.lhs, kept),
+        "exog": _model_rows(main.rhs, kept, design.exog_names),
         "fixed": None,
         "concomitant": None,
     }
     for name, matrix in matrices.items():
         wanted = design.fixed_names if name == "fixed" else design.concomitant_names
         if wanted:
-            arrays[name] = _model_rows(matrix, kept, every_row, wanted)
+            arrays[name] = _model_rows(matrix, kept, wanted)
     if arrays["endog"].shape[1] == 1:
         arrays["endog"] = arrays["endog"][:, 0]
     for name in ("weights", "offset", "exposure", "trials"):
